@@ -1,0 +1,159 @@
+//! The whole actor protocol in one place: every message, who sends it to whom, and its reply.
+//!
+//! ```text
+//! HTTP ──ToSession<M>──► Registry ──M──► SessionActor ──SubmitWrite──► Writer ──CommitBatch──► Committer
+//!                           ▲  ──Shutdown──►   │                          (async, batches)      (sync thread)
+//!                           └─ Passivate / SessionStopped ─┘
+//! ```
+
+use actix::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::domain::event::NewEvent;
+use crate::domain::ids::SessionId;
+use crate::domain::session::Session;
+use crate::domain::ValidationError;
+use crate::store::{SessionWrite, StoreError};
+
+/// Which session a message is for: session ids are unique per scope.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct SessionKey {
+    pub scope: String,
+    pub session_id: SessionId,
+}
+
+/// Why a session could not do what it was asked.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The write queue is full; nothing was stored.
+    #[error("the write queue is full")]
+    Overloaded,
+    /// The database failed or could not be reached; nothing was stored.
+    #[error("storage unavailable: {0}")]
+    StorageUnavailable(String),
+    /// The request breaks a rule that only the session's state can check.
+    #[error(transparent)]
+    Invalid(ValidationError),
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP → Registry
+
+/// Delivers `msg` to the session actor of `key`, starting it if needed. The registry forwards
+/// in arrival order; the reply is the session actor's, or a mailbox error when the actor
+/// stopped (crashed) before answering.
+pub struct ToSession<M> {
+    pub key: SessionKey,
+    pub msg: M,
+}
+
+impl<M> Message for ToSession<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    type Result = Result<M::Result, MailboxError>;
+}
+
+/// How many session actors are live (for metrics and tests).
+#[derive(Message)]
+#[rtype(result = "usize")]
+pub struct LiveSessionCount;
+
+// ---------------------------------------------------------------------------------------------
+// Registry → SessionActor (through ToSession)
+
+/// Create the session if it does not exist (PUT). `metadata` is used only on creation.
+#[derive(Message)]
+#[rtype(result = "Result<EnsureOutcome, SessionError>")]
+pub struct EnsureSession {
+    pub metadata: Option<Map<String, Value>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct EnsureOutcome {
+    pub session: Session,
+    /// This call created it (201) rather than found it (200).
+    pub created: bool,
+}
+
+/// Store a validated batch of events (creating the session if needed), atomically.
+#[derive(Message)]
+#[rtype(result = "Result<AppendOutcome, SessionError>")]
+pub struct AppendEvents {
+    pub events: Vec<NewEvent>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AppendOutcome {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub event_count: i64,
+    pub last_seq: i64,
+    /// One per request event, in request order.
+    pub events: Vec<EventAck>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventAck {
+    /// The stored seq; for a duplicate, the seq of the stored original.
+    pub seq: i64,
+    pub duplicate: bool,
+}
+
+/// Registry → SessionActor: you have been passivated; finish what you hold, then stop.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Shutdown;
+
+// ---------------------------------------------------------------------------------------------
+// SessionActor → Registry
+
+/// "I have been idle long enough": the registry stops routing to this generation and replies
+/// with [`Shutdown`], which lands behind every message already forwarded.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Passivate {
+    pub key: SessionKey,
+    pub generation: u64,
+}
+
+/// "I have stopped" (passivated or crashed): the registry forgets this generation.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SessionStopped {
+    pub key: SessionKey,
+    pub generation: u64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// SessionActor → Writer → Committer
+
+/// Commit one session's write; answered only after the transaction that holds it commits.
+#[derive(Message)]
+#[rtype(result = "Result<(), WriteError>")]
+pub struct SubmitWrite(pub SessionWrite);
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    #[error("the write queue is full")]
+    Overloaded,
+    #[error("{0}")]
+    Storage(String),
+}
+
+/// Commit these writes in one transaction (sent to the sync committer thread).
+#[derive(Message)]
+#[rtype(result = "Result<(), StoreError>")]
+pub struct CommitBatch(pub Vec<SessionWrite>);
+
+/// How full the writer is (for readiness and metrics).
+#[derive(Message)]
+#[rtype(result = "WriterLoad")]
+pub struct GetWriterLoad;
+
+#[derive(Clone, Copy, Debug, MessageResponse)]
+pub struct WriterLoad {
+    pub queued: usize,
+    pub capacity: usize,
+}

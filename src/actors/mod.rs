@@ -1,0 +1,11 @@
+//! The actors that serialize all writes: the registry (one session actor per scope and
+//! session), the session actors (each the single writer of its session) and the writer (group
+//! commit). `messages` is the whole protocol between them and the HTTP layer.
+
+pub mod messages;
+pub mod registry;
+pub mod session;
+pub mod writer;
+
+pub use registry::Registry;
+pub use writer::Writer;

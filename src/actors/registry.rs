@@ -1,0 +1,174 @@
+//! The registry: the only map from (scope, session id) to a session actor. It handles one
+//! message at a time, so "get or start" is atomic: racing first requests for a session find
+//! or start the same actor, never two. It forwards each message into the actor's mailbox as it
+//! handles it, so a session sees its messages in arrival order.
+//!
+//! Passivation: an idle actor asks to be passivated; the registry stops routing to it and sends
+//! it [`Shutdown`], which lands behind everything already forwarded. If a message for that
+//! session comes while the old actor is still finishing, the new actor is started with the old
+//! one's "gone" signal and loads only after it, so it never reads state older than a commit.
+
+use std::collections::HashMap;
+
+use actix::prelude::*;
+use tokio::sync::oneshot;
+
+use super::messages::{
+    LiveSessionCount, Passivate, SessionKey, SessionStopped, Shutdown, ToSession,
+};
+use super::session::{SessionActor, SessionDeps};
+use super::writer::Writer;
+use crate::config::SessionSettings;
+use crate::store::DbPool;
+
+struct Live {
+    addr: Addr<SessionActor>,
+    generation: u64,
+    gone: oneshot::Receiver<()>,
+}
+
+struct Draining {
+    generation: u64,
+    gone: oneshot::Receiver<()>,
+}
+
+pub struct Registry {
+    writer: Addr<Writer>,
+    pool: DbPool,
+    settings: SessionSettings,
+    live: HashMap<SessionKey, Live>,
+    /// Actors told to stop that have not yet reported stopped.
+    draining: HashMap<SessionKey, Draining>,
+    next_generation: u64,
+}
+
+impl Registry {
+    pub fn start(pool: DbPool, writer: Addr<Writer>, settings: SessionSettings) -> Addr<Registry> {
+        Registry::create(|ctx| {
+            ctx.set_mailbox_capacity(0);
+            Registry {
+                writer,
+                pool,
+                settings,
+                live: HashMap::new(),
+                draining: HashMap::new(),
+                next_generation: 1,
+            }
+        })
+    }
+
+    /// The live actor of `key`, started now if there is none.
+    fn actor_for(&mut self, key: &SessionKey, ctx: &mut Context<Self>) -> Addr<SessionActor> {
+        if let Some(live) = self.live.get(key) {
+            if live.addr.connected() {
+                return live.addr.clone();
+            }
+            // Stopped (crashed) before its SessionStopped reached us: its successor must still
+            // wait for it to be gone.
+            if let Some(dead) = self.live.remove(key) {
+                self.draining.insert(
+                    key.clone(),
+                    Draining {
+                        generation: dead.generation,
+                        gone: dead.gone,
+                    },
+                );
+            }
+        }
+        let generation = self.next_generation;
+        self.next_generation += 1;
+        let predecessor = self.draining.remove(key).map(|d| d.gone);
+        let deps = SessionDeps {
+            registry: ctx.address(),
+            writer: self.writer.clone(),
+            pool: self.pool.clone(),
+            settings: self.settings.clone(),
+        };
+        let (addr, gone) = SessionActor::start(key.clone(), generation, deps, predecessor);
+        self.live.insert(
+            key.clone(),
+            Live {
+                addr: addr.clone(),
+                generation,
+                gone,
+            },
+        );
+        addr
+    }
+}
+
+impl Actor for Registry {
+    type Context = Context<Self>;
+}
+
+/// Forward a message to its session actor, starting the actor if needed.
+impl<M> Handler<ToSession<M>> for Registry
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+    SessionActor: Handler<M>,
+{
+    type Result = ResponseFuture<Result<M::Result, MailboxError>>;
+
+    fn handle(&mut self, msg: ToSession<M>, ctx: &mut Context<Self>) -> Self::Result {
+        // `send` puts the message in the mailbox now; only the answer is awaited later.
+        let request = self.actor_for(&msg.key, ctx).send(msg.msg);
+        Box::pin(request)
+    }
+}
+
+/// An idle actor asks to stop: route no more to it, then tell it to shut down.
+impl Handler<Passivate> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: Passivate, _: &mut Context<Self>) {
+        let current = self
+            .live
+            .get(&msg.key)
+            .is_some_and(|l| l.generation == msg.generation);
+        if !current {
+            return;
+        }
+        if let Some(live) = self.live.remove(&msg.key) {
+            live.addr.do_send(Shutdown);
+            self.draining.insert(
+                msg.key,
+                Draining {
+                    generation: live.generation,
+                    gone: live.gone,
+                },
+            );
+        }
+    }
+}
+
+/// An actor stopped (passivated or crashed): forget it.
+impl Handler<SessionStopped> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: SessionStopped, _: &mut Context<Self>) {
+        if self
+            .live
+            .get(&msg.key)
+            .is_some_and(|l| l.generation == msg.generation)
+        {
+            self.live.remove(&msg.key);
+        }
+        if self
+            .draining
+            .get(&msg.key)
+            .is_some_and(|d| d.generation == msg.generation)
+        {
+            self.draining.remove(&msg.key);
+        }
+    }
+}
+
+/// Count the live session actors.
+impl Handler<LiveSessionCount> for Registry {
+    type Result = usize;
+
+    fn handle(&mut self, _: LiveSessionCount, _: &mut Context<Self>) -> usize {
+        self.live.len()
+    }
+}

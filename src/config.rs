@@ -1,0 +1,264 @@
+//! Configuration: the one place that reads the environment and the command line. Every setting
+//! has an environment variable and a matching flag (`orchestrator --help` lists them), is
+//! validated here at start-up, and reaches the rest of the program as a plain [`Config`].
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::store::{DatabaseTarget, StoreError};
+
+/// Errors in the configuration; the process exits with the message.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Database(#[from] StoreError),
+    #[error("ORCH_API_KEYS: {0}")]
+    ApiKeys(String),
+    #[error("refusing to listen on {0} without API keys: set ORCH_API_KEYS, listen on a loopback address, or pass --allow-insecure")]
+    InsecureListen(SocketAddr),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Bearer keys and the scope each one opens. Its `Debug` never shows a key.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ApiKeys(HashMap<String, String>);
+
+impl ApiKeys {
+    /// `key1:scopeA,key2:scopeB`; a key may contain `:` (the last one separates the scope).
+    pub fn parse(spec: &str) -> Result<Self, ConfigError> {
+        let mut keys = HashMap::new();
+        for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (key, scope) = entry
+                .rsplit_once(':')
+                .ok_or_else(|| ConfigError::ApiKeys("each entry must be key:scope".into()))?;
+            if key.is_empty() || scope.is_empty() {
+                return Err(ConfigError::ApiKeys("empty key or scope".into()));
+            }
+            if crate::domain::ids::SessionId::parse(scope).is_err() {
+                return Err(ConfigError::ApiKeys(format!(
+                    "scope {scope:?} must be 1-128 chars of A-Z a-z 0-9 . _ : -"
+                )));
+            }
+            if keys.insert(key.to_owned(), scope.to_owned()).is_some() {
+                return Err(ConfigError::ApiKeys("a key is listed twice".into()));
+            }
+        }
+        Ok(Self(keys))
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        !self.0.is_empty()
+    }
+
+    /// The scope a presented key opens, if it is known.
+    pub fn scope_of(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
+
+impl fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKeys({} keys)", self.0.len())
+    }
+}
+
+/// The validated configuration of one server.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub database: DatabaseTarget,
+    pub listen: SocketAddr,
+    pub api_keys: ApiKeys,
+    pub limits: Limits,
+    pub writer: WriterSettings,
+    pub sessions: SessionSettings,
+    pub db_pool_size: u32,
+    /// How long a request waits for the database before it is answered 503.
+    pub db_timeout: Duration,
+    /// HTTP worker threads; `None` is one per core.
+    pub http_workers: Option<usize>,
+}
+
+/// Request limits (contract §1).
+#[derive(Clone, Debug)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_batch_events: usize,
+}
+
+/// Group-commit settings of the writer.
+#[derive(Clone, Debug)]
+pub struct WriterSettings {
+    /// Session writes that may wait for a commit; beyond it callers get 503 `overloaded`.
+    pub queue_capacity: usize,
+    /// Session writes committed in one transaction at most.
+    pub max_batch: usize,
+}
+
+/// Session actor settings.
+#[derive(Clone, Debug)]
+pub struct SessionSettings {
+    /// An actor with nothing to do for this long is stopped; it reloads on demand.
+    pub idle_timeout: Duration,
+    /// Dedup keys each live session keeps in memory; older ones are checked in the database.
+    pub dedup_cache: usize,
+}
+
+impl Config {
+    /// Defaults for everything but the database, as a test or an embedding program wants them.
+    pub fn new(database: DatabaseTarget) -> Self {
+        Self {
+            database,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            api_keys: ApiKeys::default(),
+            limits: Limits {
+                max_body_bytes: 4 * 1024 * 1024,
+                max_batch_events: 1000,
+            },
+            writer: WriterSettings {
+                queue_capacity: 10_000,
+                max_batch: 512,
+            },
+            sessions: SessionSettings {
+                idle_timeout: Duration::from_secs(300),
+                dedup_cache: 1024,
+            },
+            db_pool_size: 8,
+            db_timeout: Duration::from_secs(5),
+            http_workers: None,
+        }
+    }
+
+    /// Reads flags and environment; exits with usage on `--help` or a malformed flag.
+    pub fn from_env_and_args() -> Result<(Self, Option<String>), ConfigError> {
+        Cli::parse().into_config()
+    }
+}
+
+/// Coordinates the sessions of AI coding agents over HTTP.
+#[derive(Debug, Parser)]
+#[command(name = "orchestrator", version, about)]
+struct Cli {
+    /// postgres://…, postgresql://… or sqlite://PATH; unset: ./orchestrator.db (SQLite)
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Address and port to listen on
+    #[arg(long, env = "ORCH_LISTEN", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Bearer keys and their scopes: key1:scopeA,key2:scopeB (unset: auth off, scope "default")
+    #[arg(long, env = "ORCH_API_KEYS", hide_env_values = true)]
+    api_keys: Option<String>,
+    /// Allow listening on a non-loopback address with auth off
+    #[arg(long, env = "ORCH_ALLOW_INSECURE")]
+    allow_insecure: bool,
+    /// Largest request body in bytes (larger: 413)
+    #[arg(long, env = "ORCH_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
+    max_body_bytes: usize,
+    /// Most events in one batch (more: 413)
+    #[arg(long, env = "ORCH_MAX_BATCH_EVENTS", default_value_t = 1000)]
+    max_batch_events: usize,
+    /// Session writes that may wait for a commit before callers get 503 overloaded
+    #[arg(long, env = "ORCH_WRITER_QUEUE", default_value_t = 10_000)]
+    writer_queue: usize,
+    /// Session writes committed in one transaction at most
+    #[arg(long, env = "ORCH_WRITER_MAX_BATCH", default_value_t = 512)]
+    writer_max_batch: usize,
+    /// Seconds a session actor may sit idle before it is passivated
+    #[arg(long, env = "ORCH_SESSION_IDLE_SECS", default_value_t = 300)]
+    session_idle_secs: u64,
+    /// Dedup keys each live session keeps in memory
+    #[arg(long, env = "ORCH_DEDUP_CACHE", default_value_t = 1024)]
+    dedup_cache: usize,
+    /// Database connections in the pool
+    #[arg(long, env = "ORCH_DB_POOL_SIZE", default_value_t = 8)]
+    db_pool_size: u32,
+    /// Milliseconds a request waits for a database connection before 503
+    #[arg(long, env = "ORCH_DB_TIMEOUT_MS", default_value_t = 5000)]
+    db_timeout_ms: u64,
+    /// HTTP worker threads (default: one per core)
+    #[arg(long, env = "ORCH_HTTP_WORKERS")]
+    http_workers: Option<usize>,
+    /// Log filter, env_logger syntax (e.g. info, orchestrator=debug)
+    #[arg(long, env = "RUST_LOG")]
+    log: Option<String>,
+}
+
+impl Cli {
+    fn into_config(self) -> Result<(Config, Option<String>), ConfigError> {
+        let positive = |name: &str, value: usize| {
+            if value == 0 {
+                Err(ConfigError::Invalid(format!("{name} must be at least 1")))
+            } else {
+                Ok(value)
+            }
+        };
+        let mut config = Config::new(DatabaseTarget::parse(self.database_url.as_deref())?);
+        config.listen = self.listen;
+        config.api_keys = ApiKeys::parse(self.api_keys.as_deref().unwrap_or(""))?;
+        config.limits.max_body_bytes = positive("ORCH_MAX_BODY_BYTES", self.max_body_bytes)?;
+        config.limits.max_batch_events = positive("ORCH_MAX_BATCH_EVENTS", self.max_batch_events)?;
+        config.writer.queue_capacity = positive("ORCH_WRITER_QUEUE", self.writer_queue)?;
+        config.writer.max_batch = positive("ORCH_WRITER_MAX_BATCH", self.writer_max_batch)?;
+        config.sessions.idle_timeout = Duration::from_secs(self.session_idle_secs.max(1));
+        config.sessions.dedup_cache = positive("ORCH_DEDUP_CACHE", self.dedup_cache)?;
+        config.db_pool_size = positive("ORCH_DB_POOL_SIZE", self.db_pool_size as usize)? as u32;
+        config.db_timeout = Duration::from_millis(self.db_timeout_ms.max(1));
+        config.http_workers = self.http_workers.filter(|n| *n > 0);
+        if !config.api_keys.is_enabled()
+            && !config.listen.ip().is_loopback()
+            && !self.allow_insecure
+        {
+            return Err(ConfigError::InsecureListen(config.listen));
+        }
+        Ok((config, self.log))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["orchestrator"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?
+            .into_config()
+            .map(|(c, _)| c)
+    }
+
+    #[test]
+    fn parses_api_keys() {
+        let keys = ApiKeys::parse("k1:a, k:2:b").unwrap();
+        assert_eq!(keys.scope_of("k1"), Some("a"));
+        assert_eq!(keys.scope_of("k:2"), Some("b"));
+        assert_eq!(keys.scope_of("nope"), None);
+        assert!(!ApiKeys::parse("").unwrap().is_enabled());
+        assert!(ApiKeys::parse("novalue").is_err());
+        assert!(ApiKeys::parse("k:").is_err());
+        assert!(ApiKeys::parse("k:a,k:b").is_err());
+        assert!(ApiKeys::parse("k:bad scope").is_err());
+        assert!(!format!("{keys:?}").contains("k1"));
+    }
+
+    #[test]
+    fn refuses_open_non_loopback_listening_without_keys() {
+        assert!(matches!(
+            cli(&["--listen", "0.0.0.0:8080"]),
+            Err(ConfigError::InsecureListen(_))
+        ));
+        assert!(cli(&["--listen", "0.0.0.0:8080", "--allow-insecure"]).is_ok());
+        assert!(cli(&["--listen", "0.0.0.0:8080", "--api-keys", "k:s"]).is_ok());
+        assert!(cli(&["--listen", "127.0.0.1:9000"]).is_ok());
+    }
+
+    #[test]
+    fn rejects_zero_limits() {
+        assert!(cli(&["--max-batch-events", "0"]).is_err());
+        assert!(cli(&["--writer-queue", "0"]).is_err());
+    }
+}

@@ -1,0 +1,386 @@
+//! Event validation and the dedup key (contract §5). A request body becomes a list of
+//! [`NewEvent`]s only when every event in it is valid; the first invalid one names its index.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use super::ids::{EventId, EventType, InteractionId};
+use super::time::parse_rfc3339_micros;
+use super::ValidationError;
+
+/// A validated event, not yet stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    pub event_type: EventType,
+    /// The client's `timestamp`, in microseconds since the epoch.
+    pub occurred_at_us: i64,
+    pub data: Option<Map<String, Value>>,
+    pub event_id: Option<EventId>,
+    pub interaction_id: Option<InteractionId>,
+    /// The client's own per-session counter, when it sends one.
+    pub sequence: Option<i64>,
+    /// Identity for deduplication: `e:<event_id>`, or `c:<sha256>` of the content key.
+    pub dedup_key: String,
+}
+
+impl NewEvent {
+    /// The `data` field as stored: the JSON text of the object, or `null`.
+    pub fn data_json(&self) -> String {
+        match &self.data {
+            Some(map) => serde_json::to_string(map).unwrap_or_else(|_| "null".into()),
+            None => "null".into(),
+        }
+    }
+
+    /// A string field of `data`, when present.
+    pub fn data_str(&self, key: &str) -> Option<&str> {
+        self.data.as_ref()?.get(key)?.as_str()
+    }
+}
+
+/// Why a request body could not become events.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    /// The body is not an event or a `{"events": [...]}` object (HTTP 400).
+    #[error("{0}")]
+    Shape(String),
+    /// More events than a batch may hold (HTTP 413).
+    #[error("a batch holds at most {max} events; this one has {count}")]
+    TooMany { count: usize, max: usize },
+    /// An event breaks a rule (HTTP 422).
+    #[error(transparent)]
+    Invalid(ValidationError),
+}
+
+/// Validates a whole body: one event object, or `{"events": [event, ...]}`.
+pub fn parse_body(body: Value, max_batch: usize) -> Result<Vec<NewEvent>, BodyError> {
+    let Value::Object(mut object) = body else {
+        return Err(BodyError::Shape(
+            "the body must be an event object or {\"events\": [...]}".into(),
+        ));
+    };
+    let Some(events) = object.remove("events") else {
+        return parse_event(Value::Object(object), None)
+            .map(|e| vec![e])
+            .map_err(BodyError::Invalid);
+    };
+    let Value::Array(events) = events else {
+        return Err(BodyError::Shape("`events` must be an array".into()));
+    };
+    if events.len() > max_batch {
+        return Err(BodyError::TooMany {
+            count: events.len(),
+            max: max_batch,
+        });
+    }
+    if events.is_empty() {
+        return Err(BodyError::Invalid(ValidationError::field(
+            "events",
+            "must hold at least one event",
+        )));
+    }
+    events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| parse_event(e, Some(i)))
+        .collect::<Result<_, _>>()
+        .map_err(BodyError::Invalid)
+}
+
+/// Validates one event; `index` is its position when it came in a batch.
+fn parse_event(value: Value, index: Option<usize>) -> Result<NewEvent, ValidationError> {
+    let locate = |mut err: ValidationError| {
+        if let Some(i) = index {
+            err.detail = format!("events[{i}].{}", err.detail);
+        }
+        err.index = Some(index.unwrap_or(0));
+        err
+    };
+    let Value::Object(mut fields) = value else {
+        return Err(locate(ValidationError {
+            index: None,
+            field: None,
+            detail: "an event must be a JSON object".into(),
+        }));
+    };
+    let mut take = |name: &str| match fields.remove(name) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v),
+    };
+
+    let event_type = match take("event_type") {
+        None => return Err(locate(ValidationError::field("event_type", "is required"))),
+        Some(Value::String(s)) => EventType::parse(&s).map_err(locate)?,
+        Some(_) => {
+            return Err(locate(ValidationError::field(
+                "event_type",
+                "must be a string",
+            )))
+        }
+    };
+    let occurred_at_us = match take("timestamp") {
+        None => return Err(locate(ValidationError::field("timestamp", "is required"))),
+        Some(Value::String(s)) => parse_rfc3339_micros(&s)
+            .ok_or_else(|| locate(ValidationError::field("timestamp", "not an RFC 3339 time")))?,
+        Some(_) => {
+            return Err(locate(ValidationError::field(
+                "timestamp",
+                "must be an RFC 3339 string",
+            )))
+        }
+    };
+    let data = match take("data") {
+        None => None,
+        Some(Value::Object(map)) => Some(map),
+        Some(_) => {
+            return Err(locate(ValidationError::field(
+                "data",
+                "must be a JSON object",
+            )))
+        }
+    };
+    let event_id = match take("event_id") {
+        None => None,
+        Some(Value::String(s)) => Some(EventId::parse(&s).map_err(locate)?),
+        Some(_) => {
+            return Err(locate(ValidationError::field(
+                "event_id",
+                "must be a string",
+            )))
+        }
+    };
+    let interaction_id = match take("interaction_id") {
+        None => None,
+        Some(Value::String(s)) => Some(InteractionId::parse(&s).map_err(locate)?),
+        Some(_) => {
+            return Err(locate(ValidationError::field(
+                "interaction_id",
+                "must be a string",
+            )))
+        }
+    };
+    let sequence = match take("sequence") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| i64::try_from(n).ok())
+                .ok_or_else(|| {
+                    locate(ValidationError::field(
+                        "sequence",
+                        "must be an unsigned integer below 2^63",
+                    ))
+                })?,
+        ),
+    };
+
+    let dedup_key = dedup_key(
+        event_id.as_ref(),
+        interaction_id.as_ref(),
+        &event_type,
+        occurred_at_us,
+        data.as_ref(),
+    );
+    Ok(NewEvent {
+        event_type,
+        occurred_at_us,
+        data,
+        event_id,
+        interaction_id,
+        sequence,
+        dedup_key,
+    })
+}
+
+/// The identity under which an event is stored once per session: its `event_id`, or else a
+/// hash of `(interaction_id, event_type, timestamp, data)`. `data` is hashed in its canonical
+/// form (serde_json keeps object keys sorted), so key order in the request does not matter.
+pub fn dedup_key(
+    event_id: Option<&EventId>,
+    interaction_id: Option<&InteractionId>,
+    event_type: &EventType,
+    occurred_at_us: i64,
+    data: Option<&Map<String, Value>>,
+) -> String {
+    if let Some(id) = event_id {
+        return format!("e:{}", id.as_str());
+    }
+    let mut hasher = Sha256::new();
+    // Length-prefixed parts, so no two different tuples hash the same input.
+    let mut part = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
+    match interaction_id {
+        Some(id) => part(id.as_str().as_bytes()),
+        None => part(b"\x00none"),
+    }
+    part(event_type.as_str().as_bytes());
+    part(&occurred_at_us.to_le_bytes());
+    match data {
+        Some(map) => part(serde_json::to_string(map).unwrap_or_default().as_bytes()),
+        None => part(b"\x00none"),
+    }
+    let digest = hasher.finalize();
+    let mut key = String::with_capacity(2 + 64);
+    key.push_str("c:");
+    for byte in digest {
+        key.push_str(&format!("{byte:02x}"));
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn one(v: Value) -> Result<NewEvent, BodyError> {
+        parse_body(v, 1000).map(|mut e| e.remove(0))
+    }
+
+    fn invalid(v: Value) -> ValidationError {
+        match parse_body(v, 1000) {
+            Err(BodyError::Invalid(e)) => e,
+            other => panic!("expected a validation error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_a_minimal_and_a_full_event() {
+        let e = one(json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z"})).unwrap();
+        assert_eq!(e.event_type.as_str(), "x");
+        assert!(e.data.is_none() && e.event_id.is_none() && e.sequence.is_none());
+        let e = one(
+            json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z",
+            "data": {"a": 1}, "event_id": "id 1", "interaction_id": "i1", "sequence": 7,
+            "unknown": true}),
+        )
+        .unwrap();
+        assert_eq!(e.sequence, Some(7));
+        assert_eq!(e.dedup_key, "e:id 1");
+        assert_eq!(e.data_json(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn each_field_rule_names_its_field() {
+        let ts = "2026-11-22T10:00:00Z";
+        let cases = [
+            (json!({"timestamp": ts}), "event_type"),
+            (json!({"event_type": 5, "timestamp": ts}), "event_type"),
+            (
+                json!({"event_type": "bad type", "timestamp": ts}),
+                "event_type",
+            ),
+            (json!({"event_type": "x"}), "timestamp"),
+            (
+                json!({"event_type": "x", "timestamp": "2026-11-22"}),
+                "timestamp",
+            ),
+            (json!({"event_type": "x", "timestamp": 12}), "timestamp"),
+            (
+                json!({"event_type": "x", "timestamp": ts, "data": [1]}),
+                "data",
+            ),
+            (
+                json!({"event_type": "x", "timestamp": ts, "data": "s"}),
+                "data",
+            ),
+            (
+                json!({"event_type": "x", "timestamp": ts, "event_id": ""}),
+                "event_id",
+            ),
+            (
+                json!({"event_type": "x", "timestamp": ts, "event_id": 3}),
+                "event_id",
+            ),
+            (
+                json!({"event_type": "x", "timestamp": ts, "interaction_id": "a/b"}),
+                "interaction_id",
+            ),
+            (
+                json!({"event_type": "x", "timestamp": ts, "sequence": -1}),
+                "sequence",
+            ),
+            (
+                json!({"event_type": "x", "timestamp": ts, "sequence": 1.5}),
+                "sequence",
+            ),
+            (
+                json!({"event_type": "x", "timestamp": ts, "sequence": "1"}),
+                "sequence",
+            ),
+        ];
+        for (body, field) in cases {
+            let err = invalid(body.clone());
+            assert_eq!(err.field.as_deref(), Some(field), "{body}");
+            assert_eq!(err.index, Some(0), "{body}");
+        }
+    }
+
+    #[test]
+    fn a_batch_reports_the_first_bad_index() {
+        let ok = json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z"});
+        let bad = json!({"event_type": "x", "timestamp": "nope"});
+        let err = invalid(json!({"events": [ok, ok, ok, bad, bad]}));
+        assert_eq!(err.index, Some(3));
+        assert_eq!(err.field.as_deref(), Some("timestamp"));
+        assert_eq!(err.detail, "events[3].timestamp: not an RFC 3339 time");
+        let err = invalid(json!({"events": [ok, 5]}));
+        assert_eq!((err.index, err.field), (Some(1), None));
+    }
+
+    #[test]
+    fn rejects_wrong_shapes_and_sizes() {
+        assert!(matches!(
+            parse_body(json!([1]), 10),
+            Err(BodyError::Shape(_))
+        ));
+        assert!(matches!(
+            parse_body(json!({"events": {}}), 10),
+            Err(BodyError::Shape(_))
+        ));
+        assert!(matches!(
+            parse_body(json!({"events": []}), 10),
+            Err(BodyError::Invalid(_))
+        ));
+        let ok = json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z"});
+        assert_eq!(
+            parse_body(json!({"events": [ok, ok, ok]}), 2),
+            Err(BodyError::TooMany { count: 3, max: 2 })
+        );
+    }
+
+    #[test]
+    fn content_key_ignores_key_order_and_unknown_fields_but_not_content() {
+        let a = one(
+            json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z",
+            "data": {"a": 1, "b": 2}}),
+        )
+        .unwrap();
+        let b = one(
+            json!({"timestamp": "2026-11-22T11:00:00+01:00", "event_type": "x",
+            "data": {"b": 2, "a": 1}, "other": 1}),
+        )
+        .unwrap();
+        assert_eq!(a.dedup_key, b.dedup_key);
+        assert!(a.dedup_key.starts_with("c:"));
+        let c = one(
+            json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z",
+            "data": {"a": 1, "b": 3}}),
+        )
+        .unwrap();
+        assert_ne!(a.dedup_key, c.dedup_key);
+        let d = one(
+            json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z",
+            "data": {"a": 1, "b": 2}, "interaction_id": "i"}),
+        )
+        .unwrap();
+        assert_ne!(a.dedup_key, d.dedup_key);
+        let e = one(
+            json!({"event_type": "y", "timestamp": "2026-11-22T10:00:00Z",
+            "data": {"a": 1, "b": 2}}),
+        )
+        .unwrap();
+        assert_ne!(a.dedup_key, e.dedup_key);
+    }
+}

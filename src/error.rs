@@ -1,0 +1,154 @@
+//! The HTTP edge's error type: every failure a request can meet, turned into RFC 9457 problem
+//! JSON with a machine-readable `code` in exactly one place ([`ApiError::error_response`]).
+//! Lower layers have their own error types; they are converted here, not earlier.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+use crate::actors::messages::SessionError;
+use crate::domain::event::BodyError;
+use crate::domain::ValidationError;
+use crate::store::StoreError;
+
+/// Seconds a client is asked to wait before retrying a 503.
+const RETRY_AFTER_SECS: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("a valid bearer key is required")]
+    Unauthorized,
+    #[error("no session {0} in this scope")]
+    SessionNotFound(String),
+    #[error("no route {0}")]
+    RouteNotFound(String),
+    #[error("method {0} is not allowed here")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+    #[error("the write queue is full; retry shortly")]
+    Overloaded,
+    #[error("storage is unavailable; retry shortly")]
+    StorageUnavailable,
+}
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::SessionNotFound(_) => "session_not_found",
+            Self::RouteNotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Validation(_) => "validation_failed",
+            Self::Overloaded => "overloaded",
+            Self::StorageUnavailable => "storage_unavailable",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "Bad request",
+            Self::Unauthorized => "Unauthorized",
+            Self::SessionNotFound(_) => "Session not found",
+            Self::RouteNotFound(_) => "Not found",
+            Self::MethodNotAllowed(_) => "Method not allowed",
+            Self::PayloadTooLarge(_) => "Payload too large",
+            Self::Validation(_) => "Validation failed",
+            Self::Overloaded => "Overloaded",
+            Self::StorageUnavailable => "Storage unavailable",
+        }
+    }
+
+    /// The problem document's body.
+    pub fn problem(&self) -> Value {
+        let mut body = json!({
+            "type": "about:blank",
+            "title": self.title(),
+            "status": self.status_code().as_u16(),
+            "code": self.code(),
+            "detail": self.to_string(),
+        });
+        if let Self::Validation(v) = self {
+            body["index"] = json!(v.index);
+            body["field"] = json!(v.field);
+        }
+        body
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::SessionNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Overloaded | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
+        match self {
+            Self::Overloaded | Self::StorageUnavailable => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+            }
+            Self::Unauthorized => {
+                response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            _ => {}
+        }
+        response.body(self.problem().to_string())
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        match e {
+            BodyError::Shape(why) => Self::BadRequest(why),
+            BodyError::TooMany { .. } => Self::PayloadTooLarge(e.to_string()),
+            BodyError::Invalid(v) => Self::Validation(v),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        match e {
+            SessionError::Overloaded => Self::Overloaded,
+            // The cause was logged where it happened; the client learns only that it may retry.
+            SessionError::StorageUnavailable(_) => Self::StorageUnavailable,
+            SessionError::Invalid(v) => Self::Validation(v),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        log::error!("query failed: {e}");
+        Self::StorageUnavailable
+    }
+}
+
+impl From<actix::MailboxError> for ApiError {
+    fn from(e: actix::MailboxError) -> Self {
+        log::warn!("actor unavailable: {e}");
+        Self::StorageUnavailable
+    }
+}
+
+impl From<actix_web::error::BlockingError> for ApiError {
+    fn from(e: actix_web::error::BlockingError) -> Self {
+        log::error!("blocking pool failed: {e}");
+        Self::StorageUnavailable
+    }
+}

@@ -1,0 +1,157 @@
+//! `/v1/sessions/{id}/events`: append (single or batch) through the session actor, and the
+//! filtered listing read from the database.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use serde_json::value::RawValue;
+
+use super::sessions::find_session;
+use super::{
+    ask_session, page_limit, parse_json, read, read_body, session_key, AppState, CallerScope,
+};
+use crate::actors::messages::AppendEvents;
+use crate::domain::event::parse_body;
+use crate::domain::ids::{EventType, InteractionId};
+use crate::domain::time::{format_micros, format_millis};
+use crate::error::ApiError;
+use crate::store::{self, events::EventFilter, models::EventRow};
+
+/// `POST /v1/sessions/{id}/events`: 201 when something new was stored, 200 when all were
+/// duplicates.
+pub async fn post(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&scope, &path)?;
+    let body = read_body(&req, payload, state.limits.max_body_bytes).await?;
+    let events = parse_body(parse_json(&body)?, state.limits.max_batch_events)?;
+    let session_id = key.session_id.to_string();
+    let outcome = ask_session(&state, key, AppendEvents { events }).await?;
+    let acks: Vec<_> = outcome
+        .events
+        .iter()
+        .map(|a| json!({"seq": a.seq, "duplicate": a.duplicate}))
+        .collect();
+    let body = json!({
+        "session_id": session_id,
+        "accepted": outcome.accepted,
+        "duplicates": outcome.duplicates,
+        "event_count": outcome.event_count,
+        "last_seq": outcome.last_seq,
+        "events": acks,
+    });
+    Ok(if outcome.accepted > 0 {
+        HttpResponse::Created().json(body)
+    } else {
+        HttpResponse::Ok().json(body)
+    })
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    event_type: Option<String>,
+    interaction_id: Option<String>,
+    after_seq: Option<i64>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+    order: Option<String>,
+}
+
+/// A stored event as the API shows it.
+#[derive(Debug, Serialize)]
+struct EventDto {
+    seq: i64,
+    event_id: Option<String>,
+    event_type: String,
+    timestamp: String,
+    received_at: String,
+    interaction_id: Option<String>,
+    sequence: Option<i64>,
+    out_of_order: bool,
+    /// Stored JSON text, sent as it is rather than parsed and re-serialized.
+    data: Box<RawValue>,
+}
+
+impl TryFrom<EventRow> for EventDto {
+    type Error = ApiError;
+
+    fn try_from(row: EventRow) -> Result<Self, ApiError> {
+        let data = RawValue::from_string(row.data).map_err(|e| {
+            log::error!(
+                "event {}/{} seq {}: stored data is not JSON: {e}",
+                row.scope,
+                row.session_id,
+                row.seq
+            );
+            ApiError::StorageUnavailable
+        })?;
+        Ok(Self {
+            seq: row.seq,
+            event_id: row.event_id,
+            event_type: row.event_type,
+            timestamp: format_micros(row.occurred_at_us),
+            received_at: format_millis(row.received_at),
+            interaction_id: row.interaction_id,
+            sequence: row.sequence,
+            out_of_order: row.out_of_order,
+            data,
+        })
+    }
+}
+
+/// `GET /v1/sessions/{id}/events?event_type=&interaction_id=&after_seq=&limit=&offset=&order=`.
+pub async fn list(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&scope, &path)?;
+    let query = query.into_inner();
+    let bad = |what: &str| ApiError::BadRequest(what.to_owned());
+    let filter = EventFilter {
+        event_type: query
+            .event_type
+            .map(|t| EventType::parse(&t).map(EventType::into_string))
+            .transpose()
+            .map_err(|e| bad(&e.detail))?,
+        interaction_id: query
+            .interaction_id
+            .map(|i| InteractionId::parse(&i).map(InteractionId::into_string))
+            .transpose()
+            .map_err(|e| bad(&e.detail))?,
+        after_seq: match query.after_seq {
+            Some(n) if n < 0 => return Err(bad("after_seq must not be negative")),
+            other => other,
+        },
+        limit: page_limit(query.limit)?,
+        offset: match query.offset {
+            Some(n) if n < 0 => return Err(bad("offset must not be negative")),
+            other => other.unwrap_or(0),
+        },
+        descending: match query.order.as_deref() {
+            None | Some("asc") => false,
+            Some("desc") => true,
+            Some(_) => return Err(bad("order must be asc or desc")),
+        },
+    };
+    find_session(&state, &key.scope, &key.session_id).await?;
+    let rows = read(&state, move |conn| {
+        Ok(store::events::list(
+            conn,
+            &key.scope,
+            key.session_id.as_str(),
+            &filter,
+        )?)
+    })
+    .await?;
+    let events = rows
+        .into_iter()
+        .map(EventDto::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(HttpResponse::Ok().json(json!({ "events": events })))
+}

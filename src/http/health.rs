@@ -1,0 +1,38 @@
+//! Operational endpoints: liveness, readiness (database answers, write queue not saturated)
+//! and Prometheus metrics. None of them needs a key.
+
+use actix_web::{web, HttpResponse};
+use diesel::connection::SimpleConnection;
+use serde_json::json;
+
+use super::{read, AppState};
+use crate::actors::messages::{GetWriterLoad, LiveSessionCount};
+use crate::error::ApiError;
+use crate::store::with_backend;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    read(&state, |conn| {
+        with_backend!(conn, |c| c.batch_execute("SELECT 1"))?;
+        Ok(())
+    })
+    .await?;
+    let load = state.writer.send(GetWriterLoad).await?;
+    if load.queued >= load.capacity {
+        return Err(ApiError::Overloaded);
+    }
+    Ok(HttpResponse::Ok().json(json!({"status": "ready", "write_queue": load.queued})))
+}
+
+pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let live = state.registry.send(LiveSessionCount).await?;
+    crate::metrics::LIVE_SESSION_ACTORS.set(live as i64);
+    let load = state.writer.send(GetWriterLoad).await?;
+    crate::metrics::WRITER_QUEUE_DEPTH.set(load.queued as i64);
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(crate::metrics::render()))
+}

@@ -1,0 +1,150 @@
+//! The HTTP layer: routes, extraction, and turning actor and store answers into responses.
+//! Handlers parse and validate, send one message to an actor or run one read query, and
+//! shape the reply; there is no SQL and no business rule here. [`configure`] registers every
+//! route and is shared by `main` and the tests.
+
+mod auth;
+mod events;
+mod health;
+mod notifications;
+mod sessions;
+
+use actix::prelude::*;
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+pub use auth::CallerScope;
+
+use crate::actors::messages::{SessionError, SessionKey, ToSession};
+use crate::actors::session::SessionActor;
+use crate::actors::{Registry, Writer};
+use crate::config::{ApiKeys, Limits};
+use crate::domain::ids::SessionId;
+use crate::error::ApiError;
+use crate::store::{DbConnection, DbPool, StoreError};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub registry: Addr<Registry>,
+    pub writer: Addr<Writer>,
+    pub pool: DbPool,
+    pub api_keys: ApiKeys,
+    pub limits: Limits,
+}
+
+/// Registers every route, the extractor error handlers and the JSON 404/405 answers.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(
+        web::QueryConfig::default()
+            .error_handler(|e, _| ApiError::BadRequest(format!("bad query parameter: {e}")).into()),
+    )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
+    )
+    .service(resource("/healthz").route(web::get().to(health::healthz)))
+    .service(resource("/readyz").route(web::get().to(health::readyz)))
+    .service(resource("/metrics").route(web::get().to(health::metrics)))
+    .service(resource("/v1/sessions").route(web::get().to(sessions::list)))
+    .service(
+        resource("/v1/sessions/{session_id}")
+            .route(web::put().to(sessions::put))
+            .route(web::get().to(sessions::get)),
+    )
+    .service(
+        resource("/v1/sessions/{session_id}/events")
+            .route(web::post().to(events::post))
+            .route(web::get().to(events::list)),
+    )
+    .service(resource("/v1/notifications").route(web::get().to(notifications::list)))
+    .default_service(web::to(|req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::RouteNotFound(req.path().to_owned()))
+    }));
+}
+
+/// A resource whose unmatched methods answer 405 as problem JSON.
+fn resource(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(req.method().to_string()))
+    }))
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (413) before buffering it.
+pub(crate) async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, ApiError> {
+    let too_large = || ApiError::PayloadTooLarge(format!("the body is over {limit} bytes"));
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(too_large());
+    }
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Parses a body as JSON (400 when it is not).
+pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+}
+
+/// Validates a session id taken from the path.
+pub(crate) fn session_key(scope: &CallerScope, raw_id: &str) -> Result<SessionKey, ApiError> {
+    Ok(SessionKey {
+        scope: scope.0.clone(),
+        session_id: SessionId::parse(raw_id)?,
+    })
+}
+
+/// Sends `msg` to the session actor of `key` and waits for its answer.
+pub(crate) async fn ask_session<M, T>(
+    state: &AppState,
+    key: SessionKey,
+    msg: M,
+) -> Result<T, ApiError>
+where
+    M: Message<Result = Result<T, SessionError>> + Send + 'static,
+    T: Send + 'static,
+    SessionActor: Handler<M>,
+{
+    Ok(state.registry.send(ToSession { key, msg }).await???)
+}
+
+/// Runs a read query on a pooled connection, off the async threads.
+pub(crate) async fn read<T, F>(state: &AppState, query: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
+{
+    let pool = state.pool.clone();
+    Ok(web::block(move || {
+        let mut conn = pool.get()?;
+        query(&mut conn)
+    })
+    .await??)
+}
+
+/// Checks a `limit` query parameter: default 100, 1 to 1000.
+pub(crate) fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and 1000, not {n}"
+        ))),
+    }
+}

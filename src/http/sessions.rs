@@ -1,0 +1,210 @@
+//! `/v1/sessions`: create-or-get (PUT), read one, and list by newest activity with a cursor.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::{
+    ask_session, page_limit, parse_json, read, read_body, session_key, AppState, CallerScope,
+};
+use crate::actors::messages::EnsureSession;
+use crate::domain::ids::SessionId;
+use crate::domain::session::{Session, SessionStatus};
+use crate::domain::time::format_millis;
+use crate::domain::ValidationError;
+use crate::error::ApiError;
+use crate::store::sessions::ActivityCursor;
+use crate::store::{self, models::SessionRow};
+
+/// A session as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct SessionDto {
+    session_id: String,
+    status: &'static str,
+    external_conversation_id: Option<String>,
+    metadata: Map<String, Value>,
+    created_at: String,
+    updated_at: String,
+    event_count: i64,
+    last_seq: i64,
+    interactions: Value,
+}
+
+impl From<&Session> for SessionDto {
+    fn from(s: &Session) -> Self {
+        Self {
+            session_id: s.session_id.to_string(),
+            status: s.status.as_str(),
+            external_conversation_id: s.external_conversation_id.clone(),
+            metadata: s.metadata.clone(),
+            created_at: format_millis(s.created_at),
+            updated_at: format_millis(s.updated_at),
+            event_count: s.event_count,
+            last_seq: s.last_seq,
+            interactions: json!({
+                "pending": s.interactions.pending,
+                "completed": s.interactions.completed,
+                "timed_out": s.interactions.timed_out,
+                "cancelled": s.interactions.cancelled,
+            }),
+        }
+    }
+}
+
+/// `PUT /v1/sessions/{id}` `{"metadata": {...}}`: 201 when created now, 200 when it existed.
+pub async fn put(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&scope, &path)?;
+    let body = read_body(&req, payload, state.limits.max_body_bytes).await?;
+    let metadata = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        match parse_json(&body)? {
+            Value::Object(mut fields) => match fields.remove("metadata") {
+                None | Some(Value::Null) => None,
+                Some(Value::Object(m)) => Some(m),
+                Some(_) => {
+                    return Err(ValidationError::field("metadata", "must be a JSON object").into())
+                }
+            },
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "the body must be a JSON object".into(),
+                ))
+            }
+        }
+    };
+    let outcome = ask_session(&state, key, EnsureSession { metadata }).await?;
+    let dto = SessionDto::from(&outcome.session);
+    Ok(if outcome.created {
+        HttpResponse::Created().json(dto)
+    } else {
+        HttpResponse::Ok().json(dto)
+    })
+}
+
+/// `GET /v1/sessions/{id}`.
+pub async fn get(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&scope, &path)?;
+    let session = find_session(&state, &key.scope, &key.session_id).await?;
+    Ok(HttpResponse::Ok().json(SessionDto::from(&session)))
+}
+
+/// Reads a session, or 404 in the caller's scope.
+pub(crate) async fn find_session(
+    state: &AppState,
+    scope: &str,
+    session_id: &SessionId,
+) -> Result<Session, ApiError> {
+    let (scope_owned, id) = (scope.to_owned(), session_id.as_str().to_owned());
+    let row = read(state, move |conn| {
+        store::sessions::find(conn, &scope_owned, &id)?
+            .map(SessionRow::into_session)
+            .transpose()
+    })
+    .await?;
+    row.ok_or_else(|| ApiError::SessionNotFound(session_id.to_string()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+    after: Option<String>,
+}
+
+/// `GET /v1/sessions?status=&limit=&after=`: newest activity first.
+pub async fn list(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let limit = page_limit(query.limit)?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(SessionStatus::parse(s).ok_or_else(|| {
+            ApiError::BadRequest(format!("status must be active, idle or ended, not {s:?}"))
+        })?),
+    };
+    let after = query.after.as_deref().map(decode_cursor).transpose()?;
+    let scope = scope.0;
+    let rows = read(&state, move |conn| {
+        store::sessions::list(
+            conn,
+            &scope,
+            status.map(SessionStatus::as_str),
+            after.as_ref(),
+            limit + 1,
+        )?
+        .into_iter()
+        .map(SessionRow::into_session)
+        .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    let has_more = rows.len() as i64 > limit;
+    let page = &rows[..rows.len().min(limit as usize)];
+    let next_after = match (has_more, page.last()) {
+        (true, Some(last)) => Some(encode_cursor(&ActivityCursor {
+            updated_at: last.updated_at,
+            session_id: last.session_id.to_string(),
+        })),
+        _ => None,
+    };
+    let sessions: Vec<SessionDto> = page.iter().map(SessionDto::from).collect();
+    Ok(HttpResponse::Ok().json(json!({"sessions": sessions, "next_after": next_after})))
+}
+
+/// The opaque cursor: hex of `updated_at:session_id`, so clients cannot lean on its shape.
+fn encode_cursor(cursor: &ActivityCursor) -> String {
+    format!("{}:{}", cursor.updated_at, cursor.session_id)
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn decode_cursor(raw: &str) -> Result<ActivityCursor, ApiError> {
+    let bad = || ApiError::BadRequest("after: not a cursor this server gave out".into());
+    if raw.len() % 2 != 0 || raw.len() > 600 {
+        return Err(bad());
+    }
+    let bytes = (0..raw.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(raw.get(i..i + 2).unwrap_or("zz"), 16))
+        .collect::<Result<Vec<u8>, _>>()
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(bytes).map_err(|_| bad())?;
+    let (updated_at, session_id) = text.split_once(':').ok_or_else(bad)?;
+    Ok(ActivityCursor {
+        updated_at: updated_at.parse().map_err(|_| bad())?,
+        session_id: SessionId::parse(session_id)
+            .map_err(|_| bad())?
+            .into_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = ActivityCursor {
+            updated_at: 1_700_000_000_123,
+            session_id: "s:1".into(),
+        };
+        assert_eq!(decode_cursor(&encode_cursor(&c)).unwrap(), c);
+        for bad in ["", "zz", "abc", "3132", "313a", "3a3a"] {
+            assert!(decode_cursor(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! orchestrator: coordinates the sessions of AI coding agents. Clients post session events and
+//! command results; one actor per session serializes everything that happens to it, a registry
+//! makes sure there is exactly one such actor, and a writer commits in groups, answering only
+//! after the commit. [`start`] builds the whole service; `main` and the tests both use it.
+
+pub mod actors;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod store;
+
+use std::net::SocketAddr;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Logger, Next};
+use actix_web::{web, App, HttpServer};
+
+use actors::{Registry, Writer};
+use config::Config;
+use store::{PoolSettings, StoreError};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("start-up task failed: {0}")]
+    Blocking(String),
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// The address it listens on (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    server: Server,
+}
+
+impl RunningServer {
+    /// Runs until the server stops (SIGTERM/SIGINT, or `handle.stop`).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Migrates the database, starts the actors and the HTTP server. Must run inside an actix
+/// system; the returned server still has to be awaited (or spawned) to serve.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    metrics::init();
+    let target = config.database.clone();
+    let pool_settings = PoolSettings {
+        max_size: config.db_pool_size + 1,
+        connection_timeout: config.db_timeout,
+    };
+    let pool = web::block(move || store::connect(&target, &pool_settings))
+        .await
+        .map_err(|e| StartError::Blocking(e.to_string()))??;
+    log::info!("database ready: {}", config.database.describe());
+
+    let writer = Writer::start(pool.clone(), config.writer.clone());
+    let registry = Registry::start(pool.clone(), writer.clone(), config.sessions.clone());
+    let state = web::Data::new(http::AppState {
+        registry,
+        writer,
+        pool,
+        api_keys: config.api_keys.clone(),
+        limits: config.limits.clone(),
+    });
+
+    let mut server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .wrap(from_fn(count_requests))
+            // Method, path, status and time; never headers (keys) or bodies.
+            .wrap(Logger::new("%r %s %Dms"))
+            .configure(http::configure)
+    });
+    if let Some(workers) = config.http_workers {
+        server = server.workers(workers);
+    }
+    let server = server
+        .bind(config.listen)
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = server.addrs().first().copied().unwrap_or(config.listen);
+    let server = server.run();
+    Ok(RunningServer {
+        addr,
+        handle: server.handle(),
+        server,
+    })
+}
+
+/// Counts every request by its route pattern (not its path: ids would explode the labels).
+async fn count_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let response = next.call(req).await?;
+    let route = response
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    metrics::HTTP_REQUESTS
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
+    Ok(response)
+}

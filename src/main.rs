@@ -1,0 +1,37 @@
+//! The `orchestrator` binary: read the configuration, set up logging, run the service until
+//! SIGTERM/SIGINT (actix-web stops accepting, finishes in-flight requests, then returns).
+
+use std::process::ExitCode;
+
+use orchestrator::config::Config;
+
+fn main() -> ExitCode {
+    let (config, log_filter) = match Config::from_env_and_args() {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("orchestrator: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    env_logger::Builder::new()
+        .parse_filters(log_filter.as_deref().unwrap_or("info"))
+        .init();
+
+    let result = actix_web::rt::System::new().block_on(async move {
+        let server = orchestrator::start(config).await?;
+        log::info!("listening on http://{}", server.addr);
+        server.wait().await.map_err(|e| e.to_string())?;
+        Ok::<(), Box<dyn std::error::Error>>(())
+    });
+    match result {
+        Ok(()) => {
+            log::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            log::error!("{e}");
+            eprintln!("orchestrator: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! Database connections: which backend a URL names, how a connection is opened and tuned, the
+//! r2d2 pool over both backends, and the embedded migrations run at start-up.
+//!
+//! The backend is chosen from the URL scheme here, never by letting diesel try each variant:
+//! a Postgres that is down must surface as a Postgres error, not silently become a SQLite file.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::pg::PgConnection;
+use diesel::sqlite::SqliteConnection;
+use diesel::Connection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::StoreError;
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// The SQLite file used when `DATABASE_URL` is unset.
+pub const DEFAULT_SQLITE_FILE: &str = "orchestrator.db";
+
+/// One connection of either backend. The derived `MultiConnection` gives the pool a single
+/// connection type; queries that the generic multi-backend cannot express (batch inserts,
+/// `RETURNING`) run on the concrete inner connection through [`with_backend!`].
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs the same body against the concrete connection of whichever backend `conn` holds.
+macro_rules! with_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::store::DbConnection::Pg($c) => $body,
+            $crate::store::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use with_backend;
+
+/// Where the data lives, parsed from `DATABASE_URL`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DatabaseTarget {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl DatabaseTarget {
+    /// `postgres://…`/`postgresql://…` or `sqlite://PATH` (`sqlite:///tmp/x.db` is `/tmp/x.db`);
+    /// `None` means the default SQLite file in the working directory.
+    pub fn parse(url: Option<&str>) -> Result<Self, StoreError> {
+        let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else {
+            return Ok(Self::Sqlite(PathBuf::from(DEFAULT_SQLITE_FILE)));
+        };
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Self::Postgres(url.to_owned()));
+        }
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StoreError::Config("sqlite:// needs a file path".into()));
+            }
+            return Ok(Self::Sqlite(PathBuf::from(path)));
+        }
+        Err(StoreError::Config(
+            "DATABASE_URL must start with postgres://, postgresql:// or sqlite://".into(),
+        ))
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    /// A description safe for logs: never the Postgres URL, which may hold a password.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Postgres(_) => "postgres".to_owned(),
+            Self::Sqlite(path) => format!("sqlite file {}", path.display()),
+        }
+    }
+
+    fn open(&self) -> Result<DbConnection, StoreError> {
+        match self {
+            Self::Postgres(url) => Ok(DbConnection::Pg(PgConnection::establish(url)?)),
+            Self::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                // busy_timeout: readers and the writer share the file; wait rather than fail.
+                // synchronous=FULL: a 2xx promises durability, also across power loss.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                )?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+}
+
+/// r2d2 manager that opens connections of the configured backend only.
+#[derive(Debug)]
+pub struct DbConnectionManager {
+    target: DatabaseTarget,
+}
+
+impl r2d2::ManageConnection for DbConnectionManager {
+    type Connection = DbConnection;
+    type Error = StoreError;
+
+    fn connect(&self) -> Result<DbConnection, StoreError> {
+        self.target.open()
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
+        with_backend!(conn, |c| c.batch_execute("SELECT 1"))?;
+        Ok(())
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+pub type DbPool = r2d2::Pool<DbConnectionManager>;
+pub type PooledConnection = r2d2::PooledConnection<DbConnectionManager>;
+
+/// Pool settings that matter for behaviour under faults.
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    pub max_size: u32,
+    /// How long a request waits for a connection before it is answered 503.
+    pub connection_timeout: Duration,
+}
+
+/// Prepares the database (WAL for SQLite, migrations) and builds the pool.
+pub fn connect(target: &DatabaseTarget, settings: &PoolSettings) -> Result<DbPool, StoreError> {
+    let mut first = target.open()?;
+    match &mut first {
+        DbConnection::Sqlite(c) => {
+            // WAL is a property of the file: set it once, before concurrent connections exist,
+            // or their first statements race each other into "database is locked".
+            c.batch_execute("PRAGMA journal_mode = WAL;")?;
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+        }
+        DbConnection::Pg(c) => {
+            c.run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+        }
+    }
+    drop(first);
+    let pool = r2d2::Pool::builder()
+        .max_size(settings.max_size)
+        .connection_timeout(settings.connection_timeout)
+        // A database that is down at start-up is an error now, not a hang on first request.
+        .min_idle(Some(1))
+        .build(DbConnectionManager {
+            target: target.clone(),
+        })?;
+    Ok(pool)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_database_urls() {
+        assert_eq!(
+            DatabaseTarget::parse(None).unwrap(),
+            DatabaseTarget::Sqlite(PathBuf::from(DEFAULT_SQLITE_FILE))
+        );
+        assert_eq!(
+            DatabaseTarget::parse(Some("sqlite:///tmp/x.db")).unwrap(),
+            DatabaseTarget::Sqlite(PathBuf::from("/tmp/x.db"))
+        );
+        assert_eq!(
+            DatabaseTarget::parse(Some("sqlite://rel.db")).unwrap(),
+            DatabaseTarget::Sqlite(PathBuf::from("rel.db"))
+        );
+        assert!(matches!(
+            DatabaseTarget::parse(Some("postgresql://u@h/db")).unwrap(),
+            DatabaseTarget::Postgres(_)
+        ));
+        assert!(DatabaseTarget::parse(Some("mysql://x")).is_err());
+        assert!(DatabaseTarget::parse(Some("sqlite://")).is_err());
+    }
+}

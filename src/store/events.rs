@@ -1,0 +1,97 @@
+//! Queries on the `events` table.
+
+use diesel::prelude::*;
+
+use super::models::EventRow;
+use super::schema::events::dsl;
+use super::{with_backend, DbConnection};
+
+/// Rows per INSERT statement: 12 columns × 500 stays far below SQLite's bound-parameter limit.
+const INSERT_CHUNK: usize = 500;
+
+pub fn insert_many(conn: &mut DbConnection, rows: &[EventRow]) -> QueryResult<usize> {
+    let mut inserted = 0;
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        inserted += with_backend!(&mut *conn, |c| diesel::insert_into(dsl::events)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(inserted)
+}
+
+/// Filters of the event listing; every field is optional.
+#[derive(Clone, Debug, Default)]
+pub struct EventFilter {
+    pub event_type: Option<String>,
+    pub interaction_id: Option<String>,
+    pub after_seq: Option<i64>,
+    pub limit: i64,
+    pub offset: i64,
+    pub descending: bool,
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+    filter: &EventFilter,
+) -> QueryResult<Vec<EventRow>> {
+    with_backend!(conn, |c| {
+        let mut query = dsl::events
+            .filter(dsl::scope.eq(scope))
+            .filter(dsl::session_id.eq(session_id))
+            .select(EventRow::as_select())
+            .into_boxed();
+        if let Some(event_type) = &filter.event_type {
+            query = query.filter(dsl::event_type.eq(event_type));
+        }
+        if let Some(interaction_id) = &filter.interaction_id {
+            query = query.filter(dsl::interaction_id.eq(interaction_id));
+        }
+        if let Some(after_seq) = filter.after_seq {
+            query = query.filter(dsl::seq.gt(after_seq));
+        }
+        query = if filter.descending {
+            query.order(dsl::seq.desc())
+        } else {
+            query.order(dsl::seq.asc())
+        };
+        query.limit(filter.limit).offset(filter.offset).load(c)
+    })
+}
+
+/// The dedup keys of the session's newest `limit` events, newest first, with their seqs.
+pub fn recent_dedup_keys(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+    limit: i64,
+) -> QueryResult<Vec<(String, i64)>> {
+    with_backend!(conn, |c| dsl::events
+        .filter(dsl::scope.eq(scope))
+        .filter(dsl::session_id.eq(session_id))
+        .order(dsl::seq.desc())
+        .limit(limit)
+        .select((dsl::dedup_key, dsl::seq))
+        .load(c))
+}
+
+/// Which of `keys` the session already stored, with their seqs.
+pub fn find_dedup_keys(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+    keys: &[String],
+) -> QueryResult<Vec<(String, i64)>> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(INSERT_CHUNK) {
+        let rows: Vec<(String, i64)> = with_backend!(&mut *conn, |c| dsl::events
+            .filter(dsl::scope.eq(scope))
+            .filter(dsl::session_id.eq(session_id))
+            .filter(dsl::dedup_key.eq_any(chunk))
+            .select((dsl::dedup_key, dsl::seq))
+            .load(c))?;
+        found.extend(rows);
+    }
+    Ok(found)
+}

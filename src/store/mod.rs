@@ -1,0 +1,35 @@
+//! Storage: the one schema shared by PostgreSQL and SQLite, row types, plain query functions
+//! (connection in, `QueryResult` out) and the group-commit transaction. Nothing here knows
+//! about actors or HTTP; blocking calls into this module happen only on sync threads.
+
+mod connection;
+pub mod events;
+pub mod models;
+pub mod notifications;
+pub mod schema;
+pub mod sessions;
+mod write;
+
+pub(crate) use connection::with_backend;
+pub use connection::{
+    connect, DatabaseTarget, DbConnection, DbConnectionManager, DbPool, PoolSettings,
+    PooledConnection, DEFAULT_SQLITE_FILE,
+};
+pub use write::{commit_batch, NewNotification, SessionWrite};
+
+/// Errors of the storage layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database configuration: {0}")]
+    Config(String),
+    #[error("cannot connect to the database: {0}")]
+    Connect(#[from] diesel::ConnectionError),
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    #[error("no database connection available: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+}

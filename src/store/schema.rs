@@ -1,0 +1,49 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    events (scope, session_id, seq) {
+        scope -> Text,
+        session_id -> Text,
+        seq -> BigInt,
+        event_id -> Nullable<Text>,
+        dedup_key -> Text,
+        event_type -> Text,
+        occurred_at_us -> BigInt,
+        received_at -> BigInt,
+        interaction_id -> Nullable<Text>,
+        sequence -> Nullable<BigInt>,
+        out_of_order -> Bool,
+        data -> Text,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> BigInt,
+        scope -> Text,
+        session_id -> Text,
+        kind -> Text,
+        at -> BigInt,
+        body -> Text,
+    }
+}
+
+diesel::table! {
+    sessions (scope, session_id) {
+        scope -> Text,
+        session_id -> Text,
+        status -> Text,
+        external_conversation_id -> Nullable<Text>,
+        metadata -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        event_count -> BigInt,
+        last_seq -> BigInt,
+        interactions_pending -> BigInt,
+        interactions_completed -> BigInt,
+        interactions_timed_out -> BigInt,
+        interactions_cancelled -> BigInt,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(events, notifications, sessions,);

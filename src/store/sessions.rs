@@ -1,0 +1,75 @@
+//! Queries on the `sessions` table.
+
+use diesel::prelude::*;
+
+use super::models::SessionRow;
+use super::schema::sessions::dsl;
+use super::{with_backend, DbConnection};
+
+pub fn find(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+) -> QueryResult<Option<SessionRow>> {
+    with_backend!(conn, |c| dsl::sessions
+        .filter(dsl::scope.eq(scope))
+        .filter(dsl::session_id.eq(session_id))
+        .select(SessionRow::as_select())
+        .first(c)
+        .optional())
+}
+
+/// Where a page of the newest-activity-first listing starts: strictly after this key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActivityCursor {
+    pub updated_at: i64,
+    pub session_id: String,
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    scope: &str,
+    status: Option<&str>,
+    after: Option<&ActivityCursor>,
+    limit: i64,
+) -> QueryResult<Vec<SessionRow>> {
+    with_backend!(conn, |c| {
+        let mut query = dsl::sessions
+            .filter(dsl::scope.eq(scope))
+            .select(SessionRow::as_select())
+            .into_boxed();
+        if let Some(status) = status {
+            query = query.filter(dsl::status.eq(status));
+        }
+        if let Some(cursor) = after {
+            query = query.filter(
+                dsl::updated_at.lt(cursor.updated_at).or(dsl::updated_at
+                    .eq(cursor.updated_at)
+                    .and(dsl::session_id.lt(&cursor.session_id))),
+            );
+        }
+        query
+            .order((dsl::updated_at.desc(), dsl::session_id.desc()))
+            .limit(limit)
+            .load(c)
+    })
+}
+
+pub fn insert_many(conn: &mut DbConnection, rows: &[SessionRow]) -> QueryResult<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    with_backend!(conn, |c| diesel::insert_into(dsl::sessions)
+        .values(rows)
+        .execute(c))
+}
+
+pub fn update(conn: &mut DbConnection, row: &SessionRow) -> QueryResult<usize> {
+    with_backend!(conn, |c| diesel::update(
+        dsl::sessions
+            .filter(dsl::scope.eq(&row.scope))
+            .filter(dsl::session_id.eq(&row.session_id))
+    )
+    .set(row)
+    .execute(c))
+}

@@ -1,0 +1,76 @@
+//! The group-commit transaction: many sessions' writes (session rows, events, notifications)
+//! committed together, all or nothing. Notification ids are assigned here, by the single
+//! committer, so they increase in commit order.
+
+use diesel::Connection;
+
+use super::models::{EventRow, NotificationRow, SessionRow};
+use super::{events, notifications, sessions, DbConnection};
+
+/// A notification waiting for its id.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewNotification {
+    pub kind: &'static str,
+    pub at: i64,
+    /// The type-specific fields, a JSON object serialized.
+    pub body: String,
+}
+
+/// What one session actor asks to commit for one group of its requests.
+#[derive(Clone, Debug)]
+pub struct SessionWrite {
+    /// The session row as it stands after the group.
+    pub session: SessionRow,
+    /// The row is new: insert rather than update.
+    pub create: bool,
+    pub events: Vec<EventRow>,
+    pub notifications: Vec<NewNotification>,
+}
+
+/// Commits `writes` in one transaction, numbering notifications from `next_notification_id`.
+/// Returns the next free id; on error nothing was stored.
+pub fn commit_batch(
+    conn: &mut DbConnection,
+    writes: &[SessionWrite],
+    next_notification_id: i64,
+) -> Result<i64, diesel::result::Error> {
+    let created: Vec<SessionRow> = writes
+        .iter()
+        .filter(|w| w.create)
+        .map(|w| w.session.clone())
+        .collect();
+    let event_rows: Vec<EventRow> = writes.iter().flat_map(|w| w.events.clone()).collect();
+    let mut next_id = next_notification_id;
+    let mut notification_rows = Vec::new();
+    for write in writes {
+        for n in &write.notifications {
+            notification_rows.push(NotificationRow {
+                id: next_id,
+                scope: write.session.scope.clone(),
+                session_id: write.session.session_id.clone(),
+                kind: n.kind.to_owned(),
+                at: n.at,
+                body: n.body.clone(),
+            });
+            next_id += 1;
+        }
+    }
+    transaction(conn, |tx| {
+        sessions::insert_many(tx, &created)?;
+        for write in writes.iter().filter(|w| !w.create) {
+            sessions::update(tx, &write.session)?;
+        }
+        events::insert_many(tx, &event_rows)?;
+        notifications::insert_many(tx, &notification_rows)?;
+        Ok(())
+    })?;
+    Ok(next_id)
+}
+
+/// Runs `body` in a transaction of whichever backend `conn` is.
+fn transaction<T>(
+    conn: &mut DbConnection,
+    body: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<T>,
+) -> diesel::QueryResult<T> {
+    conn.transaction(body)
+}
