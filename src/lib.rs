@@ -41,18 +41,20 @@ pub struct RunningServer {
     /// The address it listens on (the real port when configured with port 0).
     pub addr: SocketAddr,
     pub handle: ServerHandle,
-    server: Server,
+    /// The registry, for callers that need to ask it directly (tests, diagnostics).
+    pub registry: actix::Addr<Registry>,
+    serving: actix_rt::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningServer {
     /// Runs until the server stops (SIGTERM/SIGINT, or `handle.stop`).
     pub async fn wait(self) -> std::io::Result<()> {
-        self.server.await
+        self.serving.await.map_err(std::io::Error::other)?
     }
 }
 
-/// Migrates the database, starts the actors and the HTTP server. Must run inside an actix
-/// system; the returned server still has to be awaited (or spawned) to serve.
+/// Migrates the database, starts the actors and the HTTP server, which serves from then on.
+/// Must run inside an actix system.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     metrics::init();
     let target = config.database.clone();
@@ -68,7 +70,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let writer = Writer::start(pool.clone(), config.writer.clone());
     let registry = Registry::start(pool.clone(), writer.clone(), config.sessions.clone());
     let state = web::Data::new(http::AppState {
-        registry,
+        registry: registry.clone(),
         writer,
         pool,
         api_keys: config.api_keys.clone(),
@@ -93,11 +95,13 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             source,
         })?;
     let addr = server.addrs().first().copied().unwrap_or(config.listen);
-    let server = server.run();
+    let server: Server = server.run();
+    let handle = server.handle();
     Ok(RunningServer {
         addr,
-        handle: server.handle(),
-        server,
+        handle,
+        registry,
+        serving: actix_rt::spawn(server),
     })
 }
 

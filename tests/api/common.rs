@@ -1,0 +1,291 @@
+//! Test harness: starts the real service on 127.0.0.1:0 against a fresh database (a temporary
+//! SQLite file, or a new database in the PostgreSQL cluster named by ORCH_TEST_POSTGRES_URL)
+//! and talks to it over HTTP.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use actix_web::http::Method;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use orchestrator::config::Config;
+use orchestrator::store::DatabaseTarget;
+use orchestrator::RunningServer;
+use serde_json::Value;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty database of `backend`; `None` when Postgres is not configured on a
+/// developer's machine. In CI (CI or ORCH_REQUIRE_POSTGRES set) a missing Postgres fails.
+pub fn fresh_database(backend: Backend) -> Option<DatabaseTarget> {
+    let n = NEXT_DB.fetch_add(1, Ordering::SeqCst);
+    let name = format!("orch_test_{}_{n}", std::process::id());
+    match backend {
+        Backend::Sqlite => {
+            let path = std::env::temp_dir().join(format!("{name}.db"));
+            for suffix in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+            }
+            Some(DatabaseTarget::Sqlite(path))
+        }
+        Backend::Postgres => {
+            let Ok(admin_url) = std::env::var("ORCH_TEST_POSTGRES_URL") else {
+                let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
+                    || std::env::var("ORCH_REQUIRE_POSTGRES").is_ok();
+                assert!(
+                    !required,
+                    "PostgreSQL tests are required here but ORCH_TEST_POSTGRES_URL is not set \
+                     (run them through scripts/test, which starts a cluster)"
+                );
+                eprintln!("NOTICE: ORCH_TEST_POSTGRES_URL is not set; skipping a PostgreSQL test");
+                return None;
+            };
+            let mut admin = PgConnection::establish(&admin_url)
+                .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL: {e}"));
+            diesel::sql_query(format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .expect("create test database");
+            let base = admin_url
+                .rsplit_once('/')
+                .map(|(base, _)| base)
+                .expect("ORCH_TEST_POSTGRES_URL must end in /DBNAME");
+            Some(DatabaseTarget::Postgres(format!("{base}/{name}")))
+        }
+    }
+}
+
+pub struct TestApp {
+    pub base_url: String,
+    pub database: DatabaseTarget,
+    pub server: RunningServer,
+    client: awc::Client,
+    /// Sent as the bearer key when set.
+    pub key: Option<String>,
+    /// Leave the SQLite file in place on drop (it is handed to a restarted server).
+    keep_database: bool,
+}
+
+/// A response: status, headers that tests look at, and the body as JSON (Null when empty).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub content_type: String,
+    pub retry_after: Option<String>,
+    pub body: Value,
+    pub text: String,
+}
+
+impl TestApp {
+    /// Starts the service on a fresh database with default settings.
+    pub async fn start(backend: Backend) -> Option<TestApp> {
+        Self::start_with(backend, |_| {}).await
+    }
+
+    /// Starts the service on a fresh database, letting the test adjust the configuration.
+    pub async fn start_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> Option<TestApp> {
+        let database = fresh_database(backend)?;
+        Some(Self::start_on(database, adjust).await)
+    }
+
+    /// Starts the service on an existing database (to test restarts).
+    pub async fn start_on(database: DatabaseTarget, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = Config::new(database.clone());
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        config.http_workers = Some(2);
+        adjust(&mut config);
+        let server = orchestrator::start(config).await.expect("server starts");
+        let base_url = format!("http://{}", server.addr);
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .finish();
+        TestApp {
+            base_url,
+            database,
+            server,
+            client,
+            key: None,
+            keep_database: false,
+        }
+    }
+
+    /// Stops the server (gracefully) and gives back its database, e.g. to start another on it.
+    pub async fn stop(mut self) -> DatabaseTarget {
+        self.keep_database = true;
+        self.server.handle.stop(true).await;
+        self.database.clone()
+    }
+
+    /// Sends a request; `key` overrides the app's bearer key. The path is taken by value so
+    /// the returned future borrows only the app.
+    pub fn request(
+        &self,
+        method: Method,
+        path: impl Into<String>,
+        body: Option<Vec<u8>>,
+        key: Option<&str>,
+    ) -> impl std::future::Future<Output = Resp> + '_ {
+        let url = format!("{}{}", self.base_url, path.into());
+        let key = key.map(str::to_owned).or_else(|| self.key.clone());
+        async move {
+            let mut req = self.client.request(method, url);
+            if let Some(key) = key {
+                req = req.insert_header(("Authorization", format!("Bearer {key}")));
+            }
+            let mut res = match body {
+                Some(bytes) => req
+                    .insert_header(("Content-Type", "application/json"))
+                    .send_body(bytes)
+                    .await
+                    .expect("request sent"),
+                None => req.send().await.expect("request sent"),
+            };
+            let bytes = res.body().limit(64 << 20).await.expect("response body");
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let header = |name: &str| {
+                res.headers()
+                    .get(name)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+            };
+            Resp {
+                status: res.status().as_u16(),
+                content_type: header("content-type").unwrap_or_default(),
+                retry_after: header("retry-after"),
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                text,
+            }
+        }
+    }
+
+    pub fn get(&self, path: impl Into<String>) -> impl std::future::Future<Output = Resp> + '_ {
+        self.request(Method::GET, path, None, None)
+    }
+
+    pub fn put(
+        &self,
+        path: impl Into<String>,
+        body: Value,
+    ) -> impl std::future::Future<Output = Resp> + '_ {
+        self.request(Method::PUT, path, Some(body.to_string().into_bytes()), None)
+    }
+
+    pub fn post(
+        &self,
+        path: impl Into<String>,
+        body: Value,
+    ) -> impl std::future::Future<Output = Resp> + '_ {
+        self.request(
+            Method::POST,
+            path,
+            Some(body.to_string().into_bytes()),
+            None,
+        )
+    }
+
+    pub fn post_raw(
+        &self,
+        path: impl Into<String>,
+        body: &[u8],
+    ) -> impl std::future::Future<Output = Resp> + '_ {
+        self.request(Method::POST, path, Some(body.to_vec()), None)
+    }
+
+    /// Every event of a session, oldest first.
+    pub async fn all_events(&self, session: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let r = self
+                .get(format!(
+                    "/v1/sessions/{session}/events?limit=1000&after_seq={after}"
+                ))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            let page = r.body["events"].as_array().unwrap().clone();
+            if page.is_empty() {
+                return events;
+            }
+            after = page.last().unwrap()["seq"].as_i64().unwrap();
+            events.extend(page);
+        }
+    }
+
+    /// Every notification of the scope (optionally of one session), oldest first.
+    pub async fn all_notifications(&self, session: Option<&str>) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let filter = session
+                .map(|s| format!("&session_id={s}"))
+                .unwrap_or_default();
+            let r = self
+                .get(format!(
+                    "/v1/notifications?limit=1000&after={after}{filter}"
+                ))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            let page = r.body["notifications"].as_array().unwrap().clone();
+            if page.is_empty() {
+                return all;
+            }
+            after = r.body["next_after"].as_i64().unwrap();
+            all.extend(page);
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // The stop command is sent now; the runtime ends with the test anyway.
+        drop(self.server.handle.stop(false));
+        if self.keep_database {
+            return;
+        }
+        if let DatabaseTarget::Sqlite(path) = &self.database {
+            // Only files under the temp dir, which this harness named, are removed.
+            if path.starts_with(std::env::temp_dir()) {
+                let path: PathBuf = path.clone();
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+        }
+    }
+}
+
+/// An event with the fields most tests need.
+pub fn event(event_type: &str, second: u32) -> Value {
+    serde_json::json!({
+        "event_type": event_type,
+        "timestamp": format!("2026-11-22T10:{:02}:{:02}Z", second / 60, second % 60),
+    })
+}
+
+/// Generates one test per backend for each scenario `async fn name(backend: Backend)`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_rt::test]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_rt::test]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use both_backends;

@@ -1,0 +1,9 @@
+//! Integration tests: the real service over HTTP, on SQLite and on PostgreSQL.
+
+mod common;
+
+mod binary;
+mod events;
+mod queries;
+mod scopes_and_limits;
+mod sessions;
