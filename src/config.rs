@@ -106,6 +106,8 @@ pub struct SessionSettings {
     pub idle_timeout: Duration,
     /// Dedup keys each live session keeps in memory; older ones are checked in the database.
     pub dedup_cache: usize,
+    /// Deadline of an interaction that does not ask for its own `timeout_ms`.
+    pub default_interaction_timeout_ms: i64,
 }
 
 impl Config {
@@ -126,6 +128,7 @@ impl Config {
             sessions: SessionSettings {
                 idle_timeout: Duration::from_secs(300),
                 dedup_cache: 1024,
+                default_interaction_timeout_ms: 30_000,
             },
             db_pool_size: 8,
             db_timeout: Duration::from_secs(5),
@@ -173,6 +176,9 @@ struct Cli {
     /// Dedup keys each live session keeps in memory
     #[arg(long, env = "ORCH_DEDUP_CACHE", default_value_t = 1024)]
     dedup_cache: usize,
+    /// Default interaction deadline in milliseconds (1 to 86400000)
+    #[arg(long, env = "ORCH_INTERACTION_TIMEOUT_MS", default_value_t = 30_000)]
+    interaction_timeout_ms: i64,
     /// Database connections in the pool
     #[arg(long, env = "ORCH_DB_POOL_SIZE", default_value_t = 8)]
     db_pool_size: u32,
@@ -205,6 +211,13 @@ impl Cli {
         config.writer.max_batch = positive("ORCH_WRITER_MAX_BATCH", self.writer_max_batch)?;
         config.sessions.idle_timeout = Duration::from_secs(self.session_idle_secs.max(1));
         config.sessions.dedup_cache = positive("ORCH_DEDUP_CACHE", self.dedup_cache)?;
+        if !(1..=crate::domain::interaction::MAX_TIMEOUT_MS).contains(&self.interaction_timeout_ms)
+        {
+            return Err(ConfigError::Invalid(
+                "ORCH_INTERACTION_TIMEOUT_MS must be from 1 to 86400000".into(),
+            ));
+        }
+        config.sessions.default_interaction_timeout_ms = self.interaction_timeout_ms;
         config.db_pool_size = positive("ORCH_DB_POOL_SIZE", self.db_pool_size as usize)? as u32;
         config.db_timeout = Duration::from_millis(self.db_timeout_ms.max(1));
         config.http_workers = self.http_workers.filter(|n| *n > 0);

@@ -22,6 +22,15 @@ pub enum ApiError {
     Unauthorized,
     #[error("no session {0} in this scope")]
     SessionNotFound(String),
+    #[error("no interaction {0} in this session")]
+    InteractionNotFound(String),
+    /// The interaction's state refuses the request; the body carries it as it stands.
+    #[error("{detail}")]
+    Conflict {
+        code: &'static str,
+        detail: String,
+        interaction: Value,
+    },
     #[error("no route {0}")]
     RouteNotFound(String),
     #[error("method {0} is not allowed here")]
@@ -42,6 +51,8 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::SessionNotFound(_) => "session_not_found",
+            Self::InteractionNotFound(_) => "interaction_not_found",
+            Self::Conflict { code, .. } => code,
             Self::RouteNotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
@@ -56,6 +67,8 @@ impl ApiError {
             Self::BadRequest(_) => "Bad request",
             Self::Unauthorized => "Unauthorized",
             Self::SessionNotFound(_) => "Session not found",
+            Self::InteractionNotFound(_) => "Interaction not found",
+            Self::Conflict { .. } => "Conflict",
             Self::RouteNotFound(_) => "Not found",
             Self::MethodNotAllowed(_) => "Method not allowed",
             Self::PayloadTooLarge(_) => "Payload too large",
@@ -74,9 +87,13 @@ impl ApiError {
             "code": self.code(),
             "detail": self.to_string(),
         });
-        if let Self::Validation(v) = self {
-            body["index"] = json!(v.index);
-            body["field"] = json!(v.field);
+        match self {
+            Self::Validation(v) => {
+                body["index"] = json!(v.index);
+                body["field"] = json!(v.field);
+            }
+            Self::Conflict { interaction, .. } => body["interaction"] = interaction.clone(),
+            _ => {}
         }
         body
     }
@@ -87,7 +104,10 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::SessionNotFound(_) | Self::RouteNotFound(_) => StatusCode::NOT_FOUND,
+            Self::SessionNotFound(_) | Self::InteractionNotFound(_) | Self::RouteNotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -124,6 +144,20 @@ impl From<BodyError> for ApiError {
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {
+            SessionError::SessionNotFound(id) => Self::SessionNotFound(id),
+            SessionError::InteractionNotFound(id) => Self::InteractionNotFound(id),
+            SessionError::Conflict {
+                code,
+                detail,
+                interaction,
+            } => Self::Conflict {
+                code,
+                detail,
+                interaction: json!(crate::http::interactions::InteractionDto::new(
+                    "",
+                    &interaction
+                )),
+            },
             SessionError::Overloaded => Self::Overloaded,
             // The cause was logged where it happened; the client learns only that it may retry.
             SessionError::StorageUnavailable(_) => Self::StorageUnavailable,

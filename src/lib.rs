@@ -69,12 +69,14 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
 
     let writer = Writer::start(pool.clone(), config.writer.clone());
     let registry = Registry::start(pool.clone(), writer.clone(), config.sessions.clone());
+    wake_sessions_with_deadlines(&pool, &registry).await?;
     let state = web::Data::new(http::AppState {
         registry: registry.clone(),
         writer,
         pool,
         api_keys: config.api_keys.clone(),
         limits: config.limits.clone(),
+        default_interaction_timeout_ms: config.sessions.default_interaction_timeout_ms,
     });
 
     let mut server = HttpServer::new(move || {
@@ -103,6 +105,37 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         registry,
         serving: actix_rt::spawn(server),
     })
+}
+
+/// Starts the actor of every session with a pending interaction, so deadlines that passed while
+/// the server was down fire now (once: the actor's timeout is a committed state change).
+async fn wake_sessions_with_deadlines(
+    pool: &store::DbPool,
+    registry: &actix::Addr<Registry>,
+) -> Result<(), StartError> {
+    let pool = pool.clone();
+    let sessions = web::block(move || -> Result<_, StoreError> {
+        let mut conn = pool.get()?;
+        Ok(store::interactions::sessions_with_open(&mut conn)?)
+    })
+    .await
+    .map_err(|e| StartError::Blocking(e.to_string()))??;
+    if !sessions.is_empty() {
+        log::info!(
+            "waking {} sessions with pending interactions",
+            sessions.len()
+        );
+    }
+    for (scope, session_id) in sessions {
+        match domain::ids::SessionId::parse(&session_id) {
+            Ok(session_id) => registry.do_send(actors::messages::ToSession {
+                key: actors::messages::SessionKey { scope, session_id },
+                msg: actors::messages::Wake,
+            }),
+            Err(e) => log::error!("stored session id {session_id:?} is invalid: {e}"),
+        }
+    }
+    Ok(())
 }
 
 /// Counts every request by its route pattern (not its path: ids would explode the labels).

@@ -58,6 +58,18 @@ pub static WRITER_QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
         .expect("static metric definition"),
     )
 });
+pub static INTERACTIONS_COMPLETED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "orchestrator_interactions_completed_total",
+                "Interactions completed, by cause (result, event, timeout, cancel)",
+            ),
+            &["completed_by"],
+        )
+        .expect("static metric definition"),
+    )
+});
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
@@ -82,6 +94,7 @@ pub fn init() {
         LazyLock::force(c);
     }
     LazyLock::force(&HTTP_REQUESTS);
+    LazyLock::force(&INTERACTIONS_COMPLETED);
     LazyLock::force(&LIVE_SESSION_ACTORS);
     LazyLock::force(&WRITER_QUEUE_DEPTH);
 }

@@ -10,7 +10,8 @@ use actix::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::domain::event::NewEvent;
-use crate::domain::ids::SessionId;
+use crate::domain::ids::{InteractionId, SessionId};
+use crate::domain::interaction::{Decision, Interaction};
 use crate::domain::session::Session;
 use crate::domain::ValidationError;
 use crate::store::{SessionWrite, StoreError};
@@ -23,8 +24,19 @@ pub struct SessionKey {
 }
 
 /// Why a session could not do what it was asked.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum SessionError {
+    #[error("no session {0} in this scope")]
+    SessionNotFound(String),
+    #[error("no interaction {0} in this session")]
+    InteractionNotFound(String),
+    /// A decision or cancel that the interaction's state refuses (HTTP 409).
+    #[error("{detail}")]
+    Conflict {
+        code: &'static str,
+        detail: String,
+        interaction: Box<Interaction>,
+    },
     /// The write queue is full; nothing was stored.
     #[error("the write queue is full")]
     Overloaded,
@@ -100,6 +112,60 @@ pub struct EventAck {
     pub seq: i64,
     pub duplicate: bool,
 }
+
+/// Create an interaction (idempotent by id): an approval/question (`pending` at once) or a
+/// command (`queued` until handed out by [`NextCommand`]).
+#[derive(Message)]
+#[rtype(result = "Result<(Interaction, bool), SessionError>")]
+pub struct CreateInteraction {
+    pub id: InteractionId,
+    pub kind: String,
+    pub payload: Value,
+    pub timeout_ms: i64,
+    pub queued: bool,
+}
+
+/// What a caller asks of an interaction.
+#[derive(Clone, Debug)]
+pub enum Action {
+    Decide(Decision),
+    Cancel,
+}
+
+/// Apply a result, decision or cancel. The reply says whether this call completed it.
+#[derive(Message)]
+#[rtype(result = "Result<ActionOutcome, SessionError>")]
+pub struct ActOnInteraction {
+    pub id: InteractionId,
+    pub action: Action,
+}
+
+#[derive(Clone, Debug)]
+pub struct ActionOutcome {
+    pub completed_now: bool,
+    pub interaction: Interaction,
+}
+
+/// Answer when the interaction is no longer queued or pending (or never, if the caller goes
+/// away first: the waiter is then dropped).
+#[derive(Message)]
+#[rtype(result = "Result<Interaction, SessionError>")]
+pub struct WaitForInteraction {
+    pub id: InteractionId,
+}
+
+/// Hand out the oldest queued command when no other command is pending, waiting up to `wait`.
+/// `None` when none became available in time.
+#[derive(Message)]
+#[rtype(result = "Result<Option<Interaction>, SessionError>")]
+pub struct NextCommand {
+    pub wait: std::time::Duration,
+}
+
+/// Start the session actor (at start-up, for sessions whose deadlines must fire).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Wake;
 
 /// Registry → SessionActor: you have been passivated; finish what you hold, then stop.
 #[derive(Message)]

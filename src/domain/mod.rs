@@ -3,6 +3,7 @@
 
 pub mod event;
 pub mod ids;
+pub mod interaction;
 pub mod session;
 pub mod time;
 

@@ -6,6 +6,7 @@
 mod auth;
 mod events;
 mod health;
+pub(crate) mod interactions;
 mod notifications;
 mod sessions;
 
@@ -31,6 +32,7 @@ pub struct AppState {
     pub pool: DbPool,
     pub api_keys: ApiKeys,
     pub limits: Limits,
+    pub default_interaction_timeout_ms: i64,
 }
 
 /// Registers every route, the extractor error handlers and the JSON 404/405 answers.
@@ -56,6 +58,43 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         resource("/v1/sessions/{session_id}/events")
             .route(web::post().to(events::post))
             .route(web::get().to(events::list)),
+    )
+    .service(
+        resource("/v1/sessions/{session_id}/interactions")
+            .route(web::post().to(interactions::create))
+            .route(web::get().to(interactions::list)),
+    )
+    .service(
+        resource("/v1/sessions/{session_id}/interactions/{interaction_id}")
+            .route(web::get().to(interactions::get)),
+    )
+    .service(
+        resource("/v1/sessions/{session_id}/interactions/{interaction_id}/result")
+            .route(web::post().to(interactions::result)),
+    )
+    .service(
+        resource("/v1/sessions/{session_id}/interactions/{interaction_id}/resolve")
+            .route(web::post().to(interactions::resolve)),
+    )
+    .service(
+        resource("/v1/sessions/{session_id}/interactions/{interaction_id}/reject")
+            .route(web::post().to(interactions::reject)),
+    )
+    .service(
+        resource("/v1/sessions/{session_id}/interactions/{interaction_id}/cancel")
+            .route(web::post().to(interactions::cancel)),
+    )
+    .service(
+        resource("/v1/sessions/{session_id}/interactions/{interaction_id}/wait")
+            .route(web::get().to(interactions::wait)),
+    )
+    .service(
+        resource("/v1/sessions/{session_id}/commands")
+            .route(web::post().to(interactions::enqueue_command)),
+    )
+    .service(
+        resource("/v1/sessions/{session_id}/commands/next")
+            .route(web::post().to(interactions::next_command)),
     )
     .service(resource("/v1/notifications").route(web::get().to(notifications::list)))
     .default_service(web::to(|req: HttpRequest| async move {

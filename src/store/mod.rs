@@ -4,6 +4,7 @@
 
 mod connection;
 pub mod events;
+pub mod interactions;
 pub mod models;
 pub mod notifications;
 pub mod schema;

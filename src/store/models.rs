@@ -3,9 +3,10 @@
 
 use diesel::prelude::*;
 
-use super::schema::{events, notifications, sessions};
+use super::schema::{events, interactions, notifications, sessions};
 use super::StoreError;
-use crate::domain::ids::SessionId;
+use crate::domain::ids::{InteractionId, SessionId};
+use crate::domain::interaction::{CompletedBy, Interaction, InteractionStatus, Outcome};
 use crate::domain::session::{InteractionCounts, Session, SessionStatus};
 
 /// A whole session row; written whole on create and update (the session actor owns the state).
@@ -107,6 +108,88 @@ impl SessionRow {
                 timed_out: self.interactions_timed_out,
                 cancelled: self.interactions_cancelled,
             },
+        })
+    }
+}
+
+/// An interaction row. `result` is `None` while the result slot is empty.
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = interactions)]
+#[diesel(treat_none_as_null = true)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct InteractionRow {
+    pub scope: String,
+    pub session_id: String,
+    pub interaction_id: String,
+    pub kind: String,
+    pub payload: String,
+    pub status: String,
+    pub outcome: Option<String>,
+    pub result: Option<String>,
+    pub completed_by: Option<String>,
+    pub position: i64,
+    pub created_at: i64,
+    pub timeout_ms: i64,
+    pub deadline: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub event_count: i64,
+}
+
+impl InteractionRow {
+    pub fn from_interaction(scope: &str, session_id: &str, i: &Interaction) -> Self {
+        Self {
+            scope: scope.to_owned(),
+            session_id: session_id.to_owned(),
+            interaction_id: i.id.as_str().to_owned(),
+            kind: i.kind.clone(),
+            payload: i.payload.to_string(),
+            status: i.status.as_str().to_owned(),
+            outcome: i.outcome.map(|o| o.as_str().to_owned()),
+            result: i.result.as_ref().map(|r| r.to_string()),
+            completed_by: i.completed_by.map(|c| c.as_str().to_owned()),
+            position: i.position,
+            created_at: i.created_at,
+            timeout_ms: i.timeout_ms,
+            deadline: i.deadline,
+            completed_at: i.completed_at,
+            event_count: i.event_count,
+        }
+    }
+
+    pub fn into_interaction(self) -> Result<Interaction, StoreError> {
+        let corrupt = |what: &str| {
+            StoreError::Corrupt(format!(
+                "interaction {}/{}/{}: {what}",
+                self.scope, self.session_id, self.interaction_id
+            ))
+        };
+        let status = InteractionStatus::parse(&self.status).ok_or_else(|| corrupt("status"))?;
+        let outcome = match &self.outcome {
+            None => None,
+            Some(o) => Some(Outcome::parse(o).ok_or_else(|| corrupt("outcome"))?),
+        };
+        let completed_by = match &self.completed_by {
+            None => None,
+            Some(c) => Some(CompletedBy::parse(c).ok_or_else(|| corrupt("completed_by"))?),
+        };
+        let result = match &self.result {
+            None => None,
+            Some(r) => Some(serde_json::from_str(r).map_err(|_| corrupt("result"))?),
+        };
+        Ok(Interaction {
+            id: InteractionId::parse(&self.interaction_id).map_err(|_| corrupt("id"))?,
+            payload: serde_json::from_str(&self.payload).map_err(|_| corrupt("payload"))?,
+            kind: self.kind,
+            status,
+            outcome,
+            result,
+            completed_by,
+            position: self.position,
+            created_at: self.created_at,
+            timeout_ms: self.timeout_ms,
+            deadline: self.deadline,
+            completed_at: self.completed_at,
+            event_count: self.event_count,
         })
     }
 }

@@ -18,6 +18,26 @@ diesel::table! {
 }
 
 diesel::table! {
+    interactions (scope, session_id, interaction_id) {
+        scope -> Text,
+        session_id -> Text,
+        interaction_id -> Text,
+        kind -> Text,
+        payload -> Text,
+        status -> Text,
+        outcome -> Nullable<Text>,
+        result -> Nullable<Text>,
+        completed_by -> Nullable<Text>,
+        position -> BigInt,
+        created_at -> BigInt,
+        timeout_ms -> BigInt,
+        deadline -> Nullable<BigInt>,
+        completed_at -> Nullable<BigInt>,
+        event_count -> BigInt,
+    }
+}
+
+diesel::table! {
     notifications (id) {
         id -> BigInt,
         scope -> Text,
@@ -46,4 +66,4 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(events, notifications, sessions,);
+diesel::allow_tables_to_appear_in_same_query!(events, interactions, notifications, sessions,);

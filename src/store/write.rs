@@ -4,8 +4,8 @@
 
 use diesel::Connection;
 
-use super::models::{EventRow, NotificationRow, SessionRow};
-use super::{events, notifications, sessions, DbConnection};
+use super::models::{EventRow, InteractionRow, NotificationRow, SessionRow};
+use super::{events, interactions, notifications, sessions, DbConnection};
 
 /// A notification waiting for its id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,6 +24,10 @@ pub struct SessionWrite {
     /// The row is new: insert rather than update.
     pub create: bool,
     pub events: Vec<EventRow>,
+    /// Interactions created by the group.
+    pub new_interactions: Vec<InteractionRow>,
+    /// Interactions the group changed, as they stand after it.
+    pub changed_interactions: Vec<InteractionRow>,
     pub notifications: Vec<NewNotification>,
 }
 
@@ -61,6 +65,12 @@ pub fn commit_batch(
             sessions::update(tx, &write.session)?;
         }
         events::insert_many(tx, &event_rows)?;
+        for write in writes {
+            interactions::insert_many(tx, &write.new_interactions)?;
+            for row in &write.changed_interactions {
+                interactions::update(tx, row)?;
+            }
+        }
         notifications::insert_many(tx, &notification_rows)?;
         Ok(())
     })?;

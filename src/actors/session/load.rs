@@ -1,0 +1,128 @@
+//! What a session actor reads from the database: its state when it starts, and, before a
+//! group is planned, whatever the group needs that is not in memory (old dedup keys,
+//! interactions beyond the in-memory ones, event counts for interactions about to be created).
+//! These run on the blocking pool, never on the actor's thread.
+
+use std::collections::HashMap;
+
+use super::super::messages::SessionKey;
+use crate::domain::interaction::Interaction;
+use crate::domain::session::Session;
+use crate::store::models::{InteractionRow, SessionRow};
+use crate::store::{self, DbPool, StoreError};
+
+/// Interactions a session keeps in memory beyond its open ones.
+pub(super) const INTERACTION_CACHE: usize = 256;
+
+pub(super) struct LoadedState {
+    pub session: Option<Session>,
+    /// Newest first.
+    pub recent_keys: Vec<(String, i64)>,
+    /// The keys above are all the session has.
+    pub keys_complete: bool,
+    /// Every open interaction, and all of them when there are few.
+    pub interactions: Vec<Interaction>,
+    pub interactions_complete: bool,
+    pub max_position: i64,
+}
+
+pub(super) fn load_state(
+    pool: &DbPool,
+    key: &SessionKey,
+    dedup_cache: usize,
+) -> Result<LoadedState, StoreError> {
+    let mut conn = pool.get()?;
+    let (scope, id) = (key.scope.as_str(), key.session_id.as_str());
+    let session = store::sessions::find(&mut conn, scope, id)?
+        .map(SessionRow::into_session)
+        .transpose()?;
+    let Some(session) = session else {
+        return Ok(LoadedState {
+            session: None,
+            recent_keys: Vec::new(),
+            keys_complete: true,
+            interactions: Vec::new(),
+            interactions_complete: true,
+            max_position: 0,
+        });
+    };
+    let recent_keys = store::events::recent_dedup_keys(&mut conn, scope, id, dedup_cache as i64)?;
+    let max_position = store::interactions::max_position(&mut conn, scope, id)?;
+    let interactions_complete = max_position <= INTERACTION_CACHE as i64;
+    let rows = if interactions_complete {
+        store::interactions::list(&mut conn, scope, id, None, INTERACTION_CACHE as i64)?
+    } else {
+        store::interactions::open_for_session(&mut conn, scope, id)?
+    };
+    Ok(LoadedState {
+        keys_complete: session.event_count <= dedup_cache as i64,
+        session: Some(session),
+        recent_keys,
+        interactions: rows
+            .into_iter()
+            .map(InteractionRow::into_interaction)
+            .collect::<Result<_, _>>()?,
+        interactions_complete,
+        max_position,
+    })
+}
+
+/// What a group needs from the database before it can be planned.
+#[derive(Default)]
+pub(super) struct Needs {
+    pub dedup_keys: Vec<String>,
+    pub interaction_ids: Vec<String>,
+    /// Ids about to be created: how many stored events already name them.
+    pub count_events_for: Vec<String>,
+}
+
+impl Needs {
+    pub fn is_empty(&self) -> bool {
+        self.dedup_keys.is_empty()
+            && self.interaction_ids.is_empty()
+            && self.count_events_for.is_empty()
+    }
+}
+
+#[derive(Default)]
+pub(super) struct Found {
+    pub dedup: Vec<(String, i64)>,
+    pub interactions: Vec<Interaction>,
+    /// Looked up and not there.
+    pub absent: Vec<String>,
+    pub event_counts: HashMap<String, i64>,
+}
+
+pub(super) fn look_up(pool: &DbPool, key: &SessionKey, needs: Needs) -> Result<Found, StoreError> {
+    let mut conn = pool.get()?;
+    let (scope, id) = (key.scope.as_str(), key.session_id.as_str());
+    let mut found = Found::default();
+    if !needs.dedup_keys.is_empty() {
+        found.dedup = store::events::find_dedup_keys(&mut conn, scope, id, &needs.dedup_keys)?;
+    }
+    if !needs.interaction_ids.is_empty() {
+        let rows = store::interactions::find_many(&mut conn, scope, id, &needs.interaction_ids)?;
+        found.interactions = rows
+            .into_iter()
+            .map(InteractionRow::into_interaction)
+            .collect::<Result<_, _>>()?;
+        found.absent = needs
+            .interaction_ids
+            .into_iter()
+            .filter(|i| !found.interactions.iter().any(|f| f.id.as_str() == i))
+            .collect();
+    }
+    let to_count: Vec<String> = needs
+        .count_events_for
+        .into_iter()
+        .filter(|i| !found.interactions.iter().any(|f| f.id.as_str() == i))
+        .collect();
+    if !to_count.is_empty() {
+        for (iid, n) in store::interactions::event_counts(&mut conn, scope, id, &to_count)? {
+            if let Some(iid) = iid {
+                found.event_counts.insert(iid, n);
+            }
+        }
+    }
+    Ok(found)
+}

@@ -1,0 +1,842 @@
+//! The session actor: the single writer of one (scope, session). Every operation on the
+//! session (events, PUT, interaction create/decide/cancel/wait, `commands/next`, deadlines) is
+//! queued here in arrival order and applied in groups: the actor takes what has queued, looks
+//! up in the database what the group needs and memory lacks, plans the group against its
+//! committed state ([`plan`]), sends the write to the writer, and answers every caller of the
+//! group after the commit. At most one write is in flight and the state advances only when the
+//! writer confirms, so ordering and "exactly once" need no locks.
+//!
+//! Crash-only: if a commit or look-up fails, the actor cannot be sure of its state, so it
+//! fails its callers with 503 and stops; the registry starts a fresh one that reloads.
+
+mod cache;
+mod load;
+mod plan;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::web;
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::messages::{
+    ActOnInteraction, Action, ActionOutcome, AppendEvents, AppendOutcome, CreateInteraction,
+    EnsureOutcome, EnsureSession, NextCommand, Passivate, SessionError, SessionKey, SessionStopped,
+    Shutdown, SubmitWrite, WaitForInteraction, Wake, WriteError,
+};
+use super::registry::Registry;
+use super::writer::Writer;
+use crate::config::SessionSettings;
+use crate::domain::event::NewEvent;
+use crate::domain::ids::InteractionId;
+use crate::domain::interaction::{Interaction, InteractionStatus};
+use crate::domain::session::{SessionStatus, SideEffect};
+use crate::domain::time::now_millis;
+use crate::store::models::EventRow;
+use crate::store::{DbPool, NewNotification};
+use cache::DedupCache;
+use load::{Found, LoadedState, Needs, INTERACTION_CACHE};
+use plan::{Committed, NextWaiter, Plan, Planner, WaitReply};
+
+/// The most events one group may carry; more wait for the next group.
+const MAX_GROUP_EVENTS: usize = 5000;
+/// Interaction ids known not to exist, remembered to spare look-ups.
+const ABSENT_CACHE: usize = 1024;
+/// How soon a deadline is retried when its group could not be committed (queue full).
+const DEADLINE_RETRY: Duration = Duration::from_millis(100);
+
+/// What a session actor needs from the rest of the system.
+#[derive(Clone)]
+pub struct SessionDeps {
+    pub registry: Addr<Registry>,
+    pub writer: Addr<Writer>,
+    pub pool: DbPool,
+    pub settings: SessionSettings,
+}
+
+pub struct SessionActor {
+    key: SessionKey,
+    generation: u64,
+    deps: SessionDeps,
+    /// Resolves when the previous actor of this session has stopped. Loading waits for it, so
+    /// the state read from the database holds everything that actor committed.
+    predecessor: Option<oneshot::Receiver<()>>,
+    /// Dropped with the actor: that is how a successor learns this one is gone.
+    _gone: oneshot::Sender<()>,
+    /// The committed session; `None` until it exists in the database.
+    session: Option<crate::domain::session::Session>,
+    dedup: DedupCache,
+    /// Committed interactions in memory: every open one, plus recent finished ones.
+    interactions: HashMap<String, Interaction>,
+    /// `interactions` holds every interaction of the session.
+    interactions_complete: bool,
+    /// Ids looked up and known not to exist (only this actor creates interactions).
+    absent: HashSet<String>,
+    next_position: i64,
+    /// Armed deadline timers of pending interactions.
+    deadlines: HashMap<String, SpawnHandle>,
+    /// `wait` callers by interaction id.
+    waiters: HashMap<String, Vec<WaitReply>>,
+    /// `commands/next` callers waiting for a command, oldest first.
+    next_waiters: VecDeque<NextWaiter>,
+    next_waiter_id: u64,
+    queue: VecDeque<Op>,
+    /// A group is being looked up or committed.
+    busy: bool,
+    /// The registry routes no more messages here: stop once the queue is done.
+    shutting_down: bool,
+    passivation_requested: bool,
+    last_activity: Instant,
+}
+
+impl SessionActor {
+    /// Starts the actor for `key`; returns its address and the receiver that resolves when it
+    /// has stopped.
+    pub fn start(
+        key: SessionKey,
+        generation: u64,
+        deps: SessionDeps,
+        predecessor: Option<oneshot::Receiver<()>>,
+    ) -> (Addr<SessionActor>, oneshot::Receiver<()>) {
+        let (gone, gone_rx) = oneshot::channel();
+        let dedup = DedupCache::new(deps.settings.dedup_cache);
+        let addr = SessionActor::create(move |ctx| {
+            // Unbounded mailbox: a bounded one parks the sender and retries later, which could
+            // reorder messages. Load is bounded at the writer queue instead.
+            ctx.set_mailbox_capacity(0);
+            SessionActor {
+                key,
+                generation,
+                deps,
+                predecessor,
+                _gone: gone,
+                session: None,
+                dedup,
+                interactions: HashMap::new(),
+                interactions_complete: true,
+                absent: HashSet::new(),
+                next_position: 1,
+                deadlines: HashMap::new(),
+                waiters: HashMap::new(),
+                next_waiters: VecDeque::new(),
+                next_waiter_id: 0,
+                queue: VecDeque::new(),
+                busy: false,
+                shutting_down: false,
+                passivation_requested: false,
+                last_activity: Instant::now(),
+            }
+        });
+        (addr, gone_rx)
+    }
+
+    fn enqueue(&mut self, op: Op, ctx: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+        self.queue.push_back(op);
+        self.pump(ctx);
+    }
+
+    /// Starts the next group when nothing is in flight.
+    fn pump(&mut self, ctx: &mut Context<Self>) {
+        if self.busy {
+            return;
+        }
+        if self.queue.is_empty() {
+            if self.shutting_down && self.is_idle() {
+                ctx.stop();
+            }
+            return;
+        }
+        self.busy = true;
+        self.last_activity = Instant::now();
+        let ops = self.take_group();
+        let needs = self.needs(&ops);
+        if needs.is_empty() {
+            self.plan_and_write(ops, HashMap::new(), ctx);
+            return;
+        }
+        let pool = self.deps.pool.clone();
+        let key = self.key.clone();
+        web::block(move || load::look_up(&pool, &key, needs))
+            .into_actor(self)
+            .map(move |result, actor, ctx| match result {
+                Ok(Ok(found)) => {
+                    let counts = actor.absorb(found);
+                    actor.plan_and_write(ops, counts, ctx);
+                }
+                Ok(Err(e)) => actor.crash(ops, &e.to_string(), ctx),
+                Err(e) => actor.crash(ops, &e.to_string(), ctx),
+            })
+            .spawn(ctx);
+    }
+
+    fn take_group(&mut self) -> Vec<Op> {
+        let mut ops = Vec::new();
+        let mut events = 0;
+        while let Some(op) = self.queue.front() {
+            let n = op.weight();
+            if !ops.is_empty() && events + n > MAX_GROUP_EVENTS {
+                break;
+            }
+            events += n;
+            ops.extend(self.queue.pop_front());
+        }
+        ops
+    }
+
+    /// What the group needs from the database that memory cannot answer.
+    fn needs(&self, ops: &[Op]) -> Needs {
+        let mut needs = Needs::default();
+        let mut dedup_keys = HashSet::new();
+        let mut ids = HashSet::new();
+        let mut creates = HashSet::new();
+        for op in ops {
+            match op {
+                Op::Append { events, .. } => {
+                    for e in events {
+                        if !self.dedup.complete && self.dedup.get(&e.dedup_key).is_none() {
+                            dedup_keys.insert(e.dedup_key.clone());
+                        }
+                        if let Some(iid) = &e.interaction_id {
+                            ids.insert(iid.as_str().to_owned());
+                        }
+                    }
+                }
+                Op::Create { msg, .. } => {
+                    ids.insert(msg.id.as_str().to_owned());
+                    creates.insert(msg.id.as_str().to_owned());
+                }
+                Op::Act { id, .. } | Op::Wait { id, .. } => {
+                    ids.insert(id.as_str().to_owned());
+                }
+                Op::Ensure { .. } | Op::Next { .. } | Op::Timeout { .. } => {}
+            }
+        }
+        let unknown = |id: &String| !self.interactions.contains_key(id);
+        needs.dedup_keys = dedup_keys.into_iter().collect();
+        needs.interaction_ids = ids
+            .into_iter()
+            .filter(|id| unknown(id) && !self.interactions_complete && !self.absent.contains(id))
+            .collect();
+        let has_events = self.session.as_ref().is_some_and(|s| s.event_count > 0);
+        needs.count_events_for = creates
+            .into_iter()
+            .filter(|id| unknown(id) && has_events)
+            .collect();
+        needs
+    }
+
+    /// Takes what a look-up found into memory (it is committed truth); returns the event
+    /// counts of interactions about to be created.
+    fn absorb(&mut self, found: Found) -> HashMap<String, i64> {
+        for (key, seq) in found.dedup {
+            self.dedup.insert(&key, seq);
+        }
+        for i in found.interactions {
+            self.interactions.insert(i.id.as_str().to_owned(), i);
+        }
+        if self.absent.len() + found.absent.len() > ABSENT_CACHE {
+            self.absent.clear();
+        }
+        self.absent.extend(found.absent);
+        found.event_counts
+    }
+
+    /// Plans a group against the committed state and sends its write to the writer.
+    fn plan_and_write(
+        &mut self,
+        ops: Vec<Op>,
+        event_counts: HashMap<String, i64>,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut planner = Planner::new(
+            Committed {
+                key: &self.key,
+                session: self.session.as_ref(),
+                interactions: &self.interactions,
+                dedup: &self.dedup,
+                next_position: self.next_position,
+                event_counts: &event_counts,
+            },
+            now_millis(),
+        );
+        for op in ops {
+            planner.apply(op);
+        }
+        planner.serve_next(&mut self.next_waiters);
+        let mut plan = planner.finish();
+        let Some(write) = plan.write.take() else {
+            // Nothing to store (duplicates, reads, refusals): everything earlier has committed
+            // already, so the answers are durable as they stand.
+            self.committed(plan, ctx);
+            return;
+        };
+        let metrics = (write.events.len() as u64, write.notifications.len() as u64);
+        self.deps
+            .writer
+            .send(SubmitWrite(write))
+            .into_actor(self)
+            .map(move |result, actor, ctx| match result {
+                Ok(Ok(())) => {
+                    crate::metrics::EVENTS_STORED.inc_by(metrics.0);
+                    crate::metrics::NOTIFICATIONS_WRITTEN.inc_by(metrics.1);
+                    actor.committed(plan, ctx);
+                }
+                Ok(Err(WriteError::Overloaded)) => actor.refused(plan, ctx),
+                Ok(Err(WriteError::Storage(e))) => actor.crash_plan(plan, &e, ctx),
+                Err(e) => actor.crash_plan(plan, &e.to_string(), ctx),
+            })
+            .spawn(ctx);
+    }
+
+    /// The group's write committed (or it had none): adopt its state, answer, wake waiters.
+    fn committed(&mut self, plan: Plan, ctx: &mut Context<Self>) {
+        let duplicates: u64 = plan.replies.iter().map(Reply::duplicates).sum();
+        crate::metrics::DUPLICATES_DROPPED.inc_by(duplicates);
+        for id in &plan.completed {
+            if let Some(i) = plan.interactions.get(id) {
+                crate::metrics::INTERACTIONS_COMPLETED
+                    .with_label_values(&[i.completed_by.map_or("unknown", |c| c.as_str())])
+                    .inc();
+            }
+        }
+        self.session = plan.session;
+        for (key, seq) in plan.new_keys {
+            self.dedup.insert(&key, seq);
+        }
+        for (id, interaction) in plan.interactions {
+            self.absent.remove(&id);
+            self.interactions.insert(id, interaction);
+        }
+        self.next_position = plan.next_position;
+        plan.replies.into_iter().for_each(Reply::succeed);
+        for (id, reply) in plan.waits {
+            self.waiters.entry(id).or_default().push(reply);
+        }
+        for id in &plan.completed {
+            self.wake_waiters(id);
+        }
+        for (wait, reply) in plan.unserved_next {
+            self.park_next(wait, reply, ctx);
+        }
+        let ids: Vec<String> = self.interactions.keys().cloned().collect();
+        for id in ids {
+            self.sync_deadline(&id, Duration::ZERO, ctx);
+        }
+        self.evict_finished_interactions();
+        self.busy = false;
+        self.pump(ctx);
+    }
+
+    /// The writer's queue was full: nothing was written, the state stands. Callers get 503;
+    /// deadlines that fired in the group are retried shortly.
+    fn refused(&mut self, plan: Plan, ctx: &mut Context<Self>) {
+        for reply in plan.replies {
+            reply.fail(SessionError::Overloaded);
+        }
+        for (_, reply) in plan.waits {
+            let _ = reply.send(Err(SessionError::Overloaded));
+        }
+        for (_, reply) in plan.unserved_next {
+            let _ = reply.send(Err(SessionError::Overloaded));
+        }
+        for id in plan.timeouts {
+            self.sync_deadline(&id, DEADLINE_RETRY, ctx);
+        }
+        self.busy = false;
+        self.pump(ctx);
+    }
+
+    fn wake_waiters(&mut self, id: &str) {
+        let Some(waiters) = self.waiters.remove(id) else {
+            return;
+        };
+        if let Some(i) = self.interactions.get(id) {
+            for reply in waiters {
+                let _ = reply.send(Ok(i.clone()));
+            }
+        }
+    }
+
+    fn park_next(&mut self, wait: Duration, reply: plan::NextReply, ctx: &mut Context<Self>) {
+        if wait.is_zero() || reply.is_closed() {
+            let _ = reply.send(Ok(None));
+            return;
+        }
+        self.next_waiter_id += 1;
+        let id = self.next_waiter_id;
+        self.next_waiters.push_back(NextWaiter { id, reply });
+        // The actor owns the wait's end, so a command is never handed to a caller that has
+        // already been told "nothing".
+        ctx.run_later(wait, move |actor, _| {
+            if let Some(pos) = actor.next_waiters.iter().position(|w| w.id == id) {
+                if let Some(waiter) = actor.next_waiters.remove(pos) {
+                    let _ = waiter.reply.send(Ok(None));
+                }
+            }
+        });
+    }
+
+    /// Arms the deadline timer of a pending interaction, or disarms a finished one's.
+    fn sync_deadline(&mut self, id: &str, at_least: Duration, ctx: &mut Context<Self>) {
+        let deadline = self
+            .interactions
+            .get(id)
+            .filter(|i| i.status == InteractionStatus::Pending)
+            .and_then(|i| i.deadline);
+        match deadline {
+            Some(deadline) if !self.deadlines.contains_key(id) => {
+                let remaining = Duration::from_millis((deadline - now_millis()).max(0) as u64);
+                let id_owned = id.to_owned();
+                let handle = ctx.run_later(remaining.max(at_least), move |actor, ctx| {
+                    actor.deadlines.remove(&id_owned);
+                    actor.enqueue(Op::Timeout { id: id_owned }, ctx);
+                });
+                self.deadlines.insert(id.to_owned(), handle);
+            }
+            None => {
+                if let Some(handle) = self.deadlines.remove(id) {
+                    ctx.cancel_future(handle);
+                }
+            }
+            Some(_) => {}
+        }
+    }
+
+    /// Keeps memory bounded: finished interactions beyond the cache are dropped (they are
+    /// looked up again when needed).
+    fn evict_finished_interactions(&mut self) {
+        if self.interactions.len() <= INTERACTION_CACHE {
+            return;
+        }
+        let mut finished: Vec<(i64, String)> = self
+            .interactions
+            .values()
+            .filter(|i| !i.status.is_open())
+            .map(|i| (i.position, i.id.as_str().to_owned()))
+            .collect();
+        finished.sort();
+        let excess = self.interactions.len() - INTERACTION_CACHE;
+        for (_, id) in finished.into_iter().take(excess) {
+            self.interactions.remove(&id);
+            self.interactions_complete = false;
+        }
+    }
+
+    fn crash(&mut self, ops: Vec<Op>, why: &str, ctx: &mut Context<Self>) {
+        let error = SessionError::StorageUnavailable(why.to_owned());
+        for op in ops {
+            op.fail(error.clone());
+        }
+        self.crash_plan_parts(Vec::new(), why, ctx);
+    }
+
+    fn crash_plan(&mut self, plan: Plan, why: &str, ctx: &mut Context<Self>) {
+        let error = SessionError::StorageUnavailable(why.to_owned());
+        for (_, reply) in plan.waits {
+            let _ = reply.send(Err(error.clone()));
+        }
+        for (_, reply) in plan.unserved_next {
+            let _ = reply.send(Err(error.clone()));
+        }
+        self.crash_plan_parts(plan.replies, why, ctx);
+    }
+
+    /// Fails everything this actor holds with 503 and stops; a successor reloads the truth.
+    fn crash_plan_parts(&mut self, replies: Vec<Reply>, why: &str, ctx: &mut Context<Self>) {
+        log::error!(
+            "session {}/{}: storage failed, restarting the actor: {why}",
+            self.key.scope,
+            self.key.session_id
+        );
+        let error = SessionError::StorageUnavailable(why.to_owned());
+        for reply in replies {
+            reply.fail(error.clone());
+        }
+        for op in self.queue.drain(..) {
+            op.fail(error.clone());
+        }
+        for (_, waiters) in self.waiters.drain() {
+            for reply in waiters {
+                let _ = reply.send(Err(error.clone()));
+            }
+        }
+        for waiter in self.next_waiters.drain(..) {
+            let _ = waiter.reply.send(Err(error.clone()));
+        }
+        ctx.stop();
+    }
+
+    /// Nothing queued, in flight, armed or waited on: safe to passivate.
+    fn is_idle(&self) -> bool {
+        !self.busy
+            && self.queue.is_empty()
+            && self.deadlines.is_empty()
+            && self.waiters.is_empty()
+            && self.next_waiters.is_empty()
+    }
+
+    /// Drops waiters whose callers went away (closed connections), so they cannot pile up.
+    fn prune_waiters(&mut self) {
+        self.waiters.retain(|_, replies| {
+            replies.retain(|r| !r.is_closed());
+            !replies.is_empty()
+        });
+        self.next_waiters.retain(|w| !w.reply.is_closed());
+    }
+
+    fn load(&mut self, ctx: &mut Context<Self>) {
+        let predecessor = self.predecessor.take();
+        let pool = self.deps.pool.clone();
+        let key = self.key.clone();
+        let cache = self.deps.settings.dedup_cache;
+        async move {
+            if let Some(gone) = predecessor {
+                let _ = gone.await;
+            }
+            web::block(move || load::load_state(&pool, &key, cache)).await
+        }
+        .into_actor(self)
+        .map(|result, actor, ctx| match result {
+            Ok(Ok(loaded)) => actor.install(loaded, ctx),
+            Ok(Err(e)) => actor.crash(Vec::new(), &e.to_string(), ctx),
+            Err(e) => actor.crash(Vec::new(), &e.to_string(), ctx),
+        })
+        // `wait` holds the mailbox until the state is loaded: nothing is handled, dropped or
+        // reordered before the actor knows its session.
+        .wait(ctx);
+    }
+
+    fn install(&mut self, loaded: LoadedState, ctx: &mut Context<Self>) {
+        self.session = loaded.session;
+        for (key, seq) in loaded.recent_keys.iter().rev() {
+            self.dedup.insert(key, *seq);
+        }
+        self.dedup.complete = loaded.keys_complete;
+        self.interactions_complete = loaded.interactions_complete;
+        self.next_position = loaded.max_position + 1;
+        for i in loaded.interactions {
+            self.interactions.insert(i.id.as_str().to_owned(), i);
+        }
+        // Deadlines survive restarts: one that passed while nobody watched fires now.
+        let ids: Vec<String> = self.interactions.keys().cloned().collect();
+        for id in ids {
+            self.sync_deadline(&id, Duration::ZERO, ctx);
+        }
+    }
+}
+
+impl Actor for SessionActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        self.load(ctx);
+        let idle = self.deps.settings.idle_timeout;
+        let check_every = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        ctx.run_interval(check_every, move |actor, _| {
+            actor.prune_waiters();
+            if actor.is_idle()
+                && !actor.passivation_requested
+                && actor.last_activity.elapsed() >= idle
+            {
+                actor.passivation_requested = true;
+                actor.deps.registry.do_send(Passivate {
+                    key: actor.key.clone(),
+                    generation: actor.generation,
+                });
+            }
+        });
+    }
+
+    fn stopped(&mut self, _: &mut Context<Self>) {
+        self.deps.registry.do_send(SessionStopped {
+            key: self.key.clone(),
+            generation: self.generation,
+        });
+    }
+}
+
+/// Returns the answer of a queued operation once its group has committed.
+fn answer<T: Send + 'static>(
+    rx: oneshot::Receiver<Result<T, SessionError>>,
+) -> ResponseFuture<Result<T, SessionError>> {
+    Box::pin(async move {
+        rx.await.unwrap_or_else(|_| {
+            Err(SessionError::StorageUnavailable(
+                "the session actor stopped".into(),
+            ))
+        })
+    })
+}
+
+/// Create the session if needed (PUT).
+impl Handler<EnsureSession> for SessionActor {
+    type Result = ResponseFuture<Result<EnsureOutcome, SessionError>>;
+
+    fn handle(&mut self, msg: EnsureSession, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, rx) = oneshot::channel();
+        let metadata = msg.metadata;
+        self.enqueue(Op::Ensure { metadata, reply }, ctx);
+        answer(rx)
+    }
+}
+
+/// Store a batch of events.
+impl Handler<AppendEvents> for SessionActor {
+    type Result = ResponseFuture<Result<AppendOutcome, SessionError>>;
+
+    fn handle(&mut self, msg: AppendEvents, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, rx) = oneshot::channel();
+        let events = msg.events;
+        self.enqueue(Op::Append { events, reply }, ctx);
+        answer(rx)
+    }
+}
+
+/// Create an interaction or command.
+impl Handler<CreateInteraction> for SessionActor {
+    type Result = ResponseFuture<Result<(Interaction, bool), SessionError>>;
+
+    fn handle(&mut self, msg: CreateInteraction, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Op::Create { msg, reply }, ctx);
+        answer(rx)
+    }
+}
+
+/// Result, resolve, reject or cancel.
+impl Handler<ActOnInteraction> for SessionActor {
+    type Result = ResponseFuture<Result<ActionOutcome, SessionError>>;
+
+    fn handle(&mut self, msg: ActOnInteraction, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, rx) = oneshot::channel();
+        let (id, action) = (msg.id, msg.action);
+        self.enqueue(Op::Act { id, action, reply }, ctx);
+        answer(rx)
+    }
+}
+
+/// Wait for an interaction to leave queued/pending.
+impl Handler<WaitForInteraction> for SessionActor {
+    type Result = ResponseFuture<Result<Interaction, SessionError>>;
+
+    fn handle(&mut self, msg: WaitForInteraction, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(Op::Wait { id: msg.id, reply }, ctx);
+        answer(rx)
+    }
+}
+
+/// Hand out the next command.
+impl Handler<NextCommand> for SessionActor {
+    type Result = ResponseFuture<Result<Option<Interaction>, SessionError>>;
+
+    fn handle(&mut self, msg: NextCommand, ctx: &mut Context<Self>) -> Self::Result {
+        let (reply, rx) = oneshot::channel();
+        self.enqueue(
+            Op::Next {
+                wait: msg.wait,
+                reply,
+            },
+            ctx,
+        );
+        answer(rx)
+    }
+}
+
+/// Started for its deadlines; loading arms them.
+impl Handler<Wake> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
+        self.last_activity = Instant::now();
+    }
+}
+
+/// Passivated by the registry: finish the queue, then stop.
+impl Handler<Shutdown> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        self.shutting_down = true;
+        if self.is_idle() {
+            ctx.stop();
+        }
+    }
+}
+
+/// A queued operation and where its answer goes.
+enum Op {
+    Ensure {
+        metadata: Option<serde_json::Map<String, serde_json::Value>>,
+        reply: oneshot::Sender<Result<EnsureOutcome, SessionError>>,
+    },
+    Append {
+        events: Vec<NewEvent>,
+        reply: oneshot::Sender<Result<AppendOutcome, SessionError>>,
+    },
+    Create {
+        msg: CreateInteraction,
+        reply: oneshot::Sender<Result<(Interaction, bool), SessionError>>,
+    },
+    Act {
+        id: InteractionId,
+        action: Action,
+        reply: oneshot::Sender<Result<ActionOutcome, SessionError>>,
+    },
+    Wait {
+        id: InteractionId,
+        reply: WaitReply,
+    },
+    Next {
+        wait: Duration,
+        reply: plan::NextReply,
+    },
+    /// A deadline timer fired.
+    Timeout {
+        id: String,
+    },
+}
+
+impl Op {
+    /// How much of a group this takes: its events, or one.
+    fn weight(&self) -> usize {
+        match self {
+            Op::Append { events, .. } => events.len().max(1),
+            _ => 1,
+        }
+    }
+
+    fn fail(self, error: SessionError) {
+        // A caller that went away (closed connection) no longer needs the answer.
+        match self {
+            Op::Ensure { reply, .. } => drop(reply.send(Err(error))),
+            Op::Append { reply, .. } => drop(reply.send(Err(error))),
+            Op::Create { reply, .. } => drop(reply.send(Err(error))),
+            Op::Act { reply, .. } => drop(reply.send(Err(error))),
+            Op::Wait { reply, .. } => drop(reply.send(Err(error))),
+            Op::Next { reply, .. } => drop(reply.send(Err(error))),
+            Op::Timeout { .. } => {}
+        }
+    }
+}
+
+/// An answer decided by a group, sent after its commit.
+enum Reply {
+    Ensure(
+        oneshot::Sender<Result<EnsureOutcome, SessionError>>,
+        EnsureOutcome,
+    ),
+    Append(
+        oneshot::Sender<Result<AppendOutcome, SessionError>>,
+        AppendOutcome,
+    ),
+    Create(
+        oneshot::Sender<Result<(Interaction, bool), SessionError>>,
+        Result<(Interaction, bool), SessionError>,
+    ),
+    Act(
+        oneshot::Sender<Result<ActionOutcome, SessionError>>,
+        Result<ActionOutcome, SessionError>,
+    ),
+    Wait(WaitReply, Result<Interaction, SessionError>),
+    Next(plan::NextReply, Result<Option<Interaction>, SessionError>),
+}
+
+impl Reply {
+    fn succeed(self) {
+        match self {
+            Reply::Ensure(tx, outcome) => drop(tx.send(Ok(outcome))),
+            Reply::Append(tx, outcome) => drop(tx.send(Ok(outcome))),
+            Reply::Create(tx, result) => drop(tx.send(result)),
+            Reply::Act(tx, result) => drop(tx.send(result)),
+            Reply::Wait(tx, result) => drop(tx.send(result)),
+            Reply::Next(tx, result) => drop(tx.send(result)),
+        }
+    }
+
+    fn fail(self, error: SessionError) {
+        match self {
+            Reply::Ensure(tx, _) => drop(tx.send(Err(error))),
+            Reply::Append(tx, _) => drop(tx.send(Err(error))),
+            Reply::Create(tx, _) => drop(tx.send(Err(error))),
+            Reply::Act(tx, _) => drop(tx.send(Err(error))),
+            Reply::Wait(tx, _) => drop(tx.send(Err(error))),
+            Reply::Next(tx, _) => drop(tx.send(Err(error))),
+        }
+    }
+
+    fn duplicates(&self) -> u64 {
+        match self {
+            Reply::Append(_, outcome) => outcome.duplicates as u64,
+            _ => 0,
+        }
+    }
+}
+
+/// Logs and notifies what an event did to its session.
+fn note_side_effect(
+    key: &SessionKey,
+    state: &(SessionStatus, Option<String>),
+    effect: &SideEffect,
+    now: i64,
+    notifications: &mut Vec<NewNotification>,
+) {
+    match effect {
+        SideEffect::StatusChanged | SideEffect::ConversationLinked => {
+            notifications.push(NewNotification {
+                kind: "session.updated",
+                at: now,
+                body: json!({
+                    "status": state.0.as_str(),
+                    "external_conversation_id": state.1,
+                })
+                .to_string(),
+            });
+        }
+        SideEffect::ConversationConflict { kept, offered } => {
+            crate::metrics::CONVERSATION_CONFLICTS.inc();
+            log::warn!(
+                "session {}/{}: conversation_started offers conversation id {offered:?} but \
+                 {kept:?} is linked; keeping {kept:?}",
+                key.scope,
+                key.session_id
+            );
+        }
+        SideEffect::InvalidStatus(status) => log::warn!(
+            "session {}/{}: session_status_changed with invalid status {status:?}; stored, \
+             status unchanged",
+            key.scope,
+            key.session_id
+        ),
+        SideEffect::MissingConversationId => log::warn!(
+            "session {}/{}: conversation_started without data.conversation_id; stored, no effect",
+            key.scope,
+            key.session_id
+        ),
+        // Interactions apply session_end themselves (see plan.rs).
+        SideEffect::EndsInteraction(_) | SideEffect::None => {}
+    }
+}
+
+fn event_row(key: &SessionKey, seq: i64, event: &NewEvent, now: i64) -> EventRow {
+    EventRow {
+        scope: key.scope.clone(),
+        session_id: key.session_id.as_str().to_owned(),
+        seq,
+        event_id: event.event_id.as_ref().map(|id| id.as_str().to_owned()),
+        dedup_key: event.dedup_key.clone(),
+        event_type: event.event_type.as_str().to_owned(),
+        occurred_at_us: event.occurred_at_us,
+        received_at: now,
+        interaction_id: event
+            .interaction_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned()),
+        sequence: event.sequence,
+        out_of_order: false,
+        data: event.data_json(),
+    }
+}

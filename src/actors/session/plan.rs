@@ -1,0 +1,510 @@
+//! Planning a group: the session actor's queued operations applied, in order, to a working
+//! copy of its committed state. The result is the write to commit and every answer, to be sent
+//! only after the commit; if the commit fails the working copy is simply dropped. Nothing here
+//! does I/O, so a plan is decided entirely by the committed state and the operations.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::oneshot;
+
+use super::super::messages::{
+    Action, ActionOutcome, AppendOutcome, CreateInteraction, EnsureOutcome, EventAck, SessionError,
+    SessionKey,
+};
+use super::cache::DedupCache;
+use super::{event_row, note_side_effect, Op, Reply};
+use crate::domain::interaction::{Interaction, InteractionStatus, Refusal};
+use crate::domain::session::Session;
+use crate::store::models::{InteractionRow, SessionRow};
+use crate::store::{NewNotification, SessionWrite};
+
+pub(super) type WaitReply = oneshot::Sender<Result<Interaction, SessionError>>;
+pub(super) type NextReply = oneshot::Sender<Result<Option<Interaction>, SessionError>>;
+
+/// A caller of `commands/next` that is still waiting.
+pub(super) struct NextWaiter {
+    pub id: u64,
+    pub reply: NextReply,
+}
+
+/// Read-only views of the committed state a plan starts from.
+pub(super) struct Committed<'a> {
+    pub key: &'a SessionKey,
+    pub session: Option<&'a Session>,
+    pub interactions: &'a HashMap<String, Interaction>,
+    pub dedup: &'a DedupCache,
+    pub next_position: i64,
+    /// Stored events naming interactions that do not exist yet, by id (from the look-up).
+    pub event_counts: &'a HashMap<String, i64>,
+}
+
+/// Everything a group decided.
+pub(super) struct Plan {
+    pub session: Option<Session>,
+    pub write: Option<SessionWrite>,
+    pub replies: Vec<Reply>,
+    pub new_keys: Vec<(String, i64)>,
+    /// Interactions as they stand after the group (created or changed).
+    pub interactions: HashMap<String, Interaction>,
+    pub completed: Vec<String>,
+    pub next_position: i64,
+    /// `wait` callers whose interaction is still open: parked after the commit.
+    pub waits: Vec<(String, WaitReply)>,
+    /// `commands/next` callers not served: parked (with their wait) or answered empty.
+    pub unserved_next: Vec<(Duration, NextReply)>,
+    /// Deadlines that fired in this group (re-armed if the group cannot be committed).
+    pub timeouts: Vec<String>,
+}
+
+pub(super) struct Planner<'a> {
+    base: Committed<'a>,
+    now: i64,
+    session: Option<Session>,
+    touched: HashMap<String, Interaction>,
+    created: Vec<String>,
+    completed: Vec<String>,
+    /// Events of this group naming interactions that do not exist (yet).
+    orphan_events: HashMap<String, i64>,
+    next_position: i64,
+    rows: Vec<crate::store::models::EventRow>,
+    new_keys: HashMap<String, i64>,
+    notifications: Vec<NewNotification>,
+    replies: Vec<Reply>,
+    waits: Vec<(String, WaitReply)>,
+    next_requests: Vec<(Duration, NextReply)>,
+    timeouts: Vec<String>,
+    changed: bool,
+}
+
+impl<'a> Planner<'a> {
+    pub fn new(base: Committed<'a>, now: i64) -> Self {
+        Self {
+            session: base.session.cloned(),
+            next_position: base.next_position,
+            base,
+            now,
+            touched: HashMap::new(),
+            created: Vec::new(),
+            completed: Vec::new(),
+            orphan_events: HashMap::new(),
+            rows: Vec::new(),
+            new_keys: HashMap::new(),
+            notifications: Vec::new(),
+            replies: Vec::new(),
+            waits: Vec::new(),
+            next_requests: Vec::new(),
+            timeouts: Vec::new(),
+            changed: false,
+        }
+    }
+
+    fn interaction(&self, id: &str) -> Option<&Interaction> {
+        self.touched
+            .get(id)
+            .or_else(|| self.base.interactions.get(id))
+    }
+
+    fn interaction_mut(&mut self, id: &str) -> Option<&mut Interaction> {
+        if !self.touched.contains_key(id) {
+            let committed = self.base.interactions.get(id)?.clone();
+            self.touched.insert(id.to_owned(), committed);
+        }
+        self.touched.get_mut(id)
+    }
+
+    fn notify(&mut self, kind: &'static str, body: serde_json::Value) {
+        self.notifications.push(NewNotification {
+            kind,
+            at: self.now,
+            body: body.to_string(),
+        });
+    }
+
+    /// The session, created now (with its `session.created` notification) if it does not exist.
+    fn ensure_session(
+        &mut self,
+        metadata: Option<serde_json::Map<String, serde_json::Value>>,
+    ) -> bool {
+        if self.session.is_some() {
+            return false;
+        }
+        let s = Session::new(
+            self.base.key.scope.clone(),
+            self.base.key.session_id.clone(),
+            metadata.unwrap_or_default(),
+            self.now,
+        );
+        let status = s.status.as_str();
+        self.session = Some(s);
+        self.notify("session.created", json!({ "status": status }));
+        self.changed = true;
+        true
+    }
+
+    /// Counts a completion once: session counters, the one `interaction.completed`, waiters.
+    fn completed_now(&mut self, id: &str) {
+        let Some(i) = self.interaction(id).cloned() else {
+            return;
+        };
+        if let Some(s) = self.session.as_mut() {
+            let counts = &mut s.interactions;
+            counts.pending -= 1;
+            match i.status {
+                InteractionStatus::Completed => counts.completed += 1,
+                InteractionStatus::TimedOut => counts.timed_out += 1,
+                InteractionStatus::Cancelled => counts.cancelled += 1,
+                InteractionStatus::Queued | InteractionStatus::Pending => {}
+            }
+        }
+        self.notify(
+            "interaction.completed",
+            json!({
+                "interaction_id": id,
+                "status": i.status.as_str(),
+                "outcome": i.outcome.map(|o| o.as_str()),
+                "completed_by": i.completed_by.map(|c| c.as_str()),
+            }),
+        );
+        self.completed.push(id.to_owned());
+    }
+
+    /// Drops a touched copy that ended up equal to the committed one (nothing to write).
+    fn forget_if_unchanged(&mut self, id: &str) {
+        if self.created.iter().any(|c| c == id) {
+            return;
+        }
+        if self.touched.get(id) == self.base.interactions.get(id) {
+            self.touched.remove(id);
+        } else {
+            self.changed = true;
+        }
+    }
+
+    pub fn apply(&mut self, op: Op) {
+        match op {
+            Op::Ensure { metadata, reply } => {
+                let created = self.ensure_session(metadata);
+                let session = self.session.clone().expect("ensured above");
+                self.replies
+                    .push(Reply::Ensure(reply, EnsureOutcome { session, created }));
+            }
+            Op::Append { events, reply } => self.append(events, reply),
+            Op::Create { msg, reply } => {
+                let result = self.create(msg);
+                self.replies.push(Reply::Create(reply, result));
+            }
+            Op::Act { id, action, reply } => {
+                let result = self.act(id.as_str(), action);
+                self.replies.push(Reply::Act(reply, result));
+            }
+            Op::Wait { id, reply } => match self.check_interaction(id.as_str()) {
+                Err(e) => self.replies.push(Reply::Wait(reply, Err(e))),
+                Ok(i) if i.status.is_open() => self.waits.push((id.into_string(), reply)),
+                Ok(i) => self.replies.push(Reply::Wait(reply, Ok(i))),
+            },
+            Op::Next { wait, reply } => match self.session {
+                None => self.replies.push(Reply::Next(
+                    reply,
+                    Err(SessionError::SessionNotFound(
+                        self.base.key.session_id.to_string(),
+                    )),
+                )),
+                Some(_) => self.next_requests.push((wait, reply)),
+            },
+            Op::Timeout { id } => {
+                let now = self.now;
+                let fired = self.interaction_mut(&id).is_some_and(|i| i.time_out(now));
+                if fired {
+                    self.completed_now(&id);
+                }
+                self.forget_if_unchanged(&id);
+                self.timeouts.push(id);
+            }
+        }
+    }
+
+    fn check_interaction(&self, id: &str) -> Result<Interaction, SessionError> {
+        if self.session.is_none() {
+            return Err(SessionError::SessionNotFound(
+                self.base.key.session_id.to_string(),
+            ));
+        }
+        self.interaction(id)
+            .cloned()
+            .ok_or_else(|| SessionError::InteractionNotFound(id.to_owned()))
+    }
+
+    fn append(
+        &mut self,
+        events: Vec<crate::domain::event::NewEvent>,
+        reply: oneshot::Sender<Result<AppendOutcome, SessionError>>,
+    ) {
+        self.ensure_session(None);
+        let mut acks = Vec::with_capacity(events.len());
+        let mut accepted = 0;
+        for event in events {
+            let known = self
+                .new_keys
+                .get(&event.dedup_key)
+                .copied()
+                .or_else(|| self.base.dedup.get(&event.dedup_key));
+            if let Some(seq) = known {
+                acks.push(EventAck {
+                    seq,
+                    duplicate: true,
+                });
+                continue;
+            }
+            let (key, now) = (self.base.key, self.now);
+            let Some(s) = self.session.as_mut() else {
+                return;
+            };
+            s.last_seq += 1;
+            s.event_count += 1;
+            let seq = s.last_seq;
+            let effect = s.apply(&event);
+            let session_snapshot = (s.status, s.external_conversation_id.clone());
+            note_side_effect(
+                key,
+                &session_snapshot,
+                &effect,
+                now,
+                &mut self.notifications,
+            );
+            if let Some(iid) = &event.interaction_id {
+                let iid = iid.as_str();
+                let ends = event.event_type.as_str() == "session_end";
+                match self.interaction_mut(iid) {
+                    Some(i) => {
+                        i.event_count += 1;
+                        if ends && i.end_by_event(now) {
+                            self.completed_now(iid);
+                        }
+                        self.changed = true;
+                    }
+                    None => *self.orphan_events.entry(iid.to_owned()).or_default() += 1,
+                }
+            }
+            self.new_keys.insert(event.dedup_key.clone(), seq);
+            self.rows.push(event_row(key, seq, &event, now));
+            acks.push(EventAck {
+                seq,
+                duplicate: false,
+            });
+            accepted += 1;
+        }
+        let Some(s) = self.session.as_mut() else {
+            return;
+        };
+        if accepted > 0 {
+            s.updated_at = self.now;
+            self.changed = true;
+        }
+        let outcome = AppendOutcome {
+            accepted,
+            duplicates: acks.len() - accepted,
+            event_count: s.event_count,
+            last_seq: s.last_seq,
+            events: acks,
+        };
+        self.replies.push(Reply::Append(reply, outcome));
+    }
+
+    fn create(&mut self, msg: CreateInteraction) -> Result<(Interaction, bool), SessionError> {
+        if self.session.is_none() {
+            return Err(SessionError::SessionNotFound(
+                self.base.key.session_id.to_string(),
+            ));
+        }
+        if let Some(existing) = self.interaction(msg.id.as_str()) {
+            return Ok((existing.clone(), false));
+        }
+        let id = msg.id.as_str().to_owned();
+        let prior_events = self.base.event_counts.get(&id).copied().unwrap_or(0)
+            + self.orphan_events.remove(&id).unwrap_or(0);
+        let interaction = Interaction {
+            id: msg.id,
+            kind: msg.kind,
+            payload: msg.payload,
+            status: if msg.queued {
+                InteractionStatus::Queued
+            } else {
+                InteractionStatus::Pending
+            },
+            outcome: None,
+            result: None,
+            completed_by: None,
+            position: self.next_position,
+            created_at: self.now,
+            timeout_ms: msg.timeout_ms,
+            deadline: (!msg.queued).then_some(self.now + msg.timeout_ms),
+            completed_at: None,
+            event_count: prior_events,
+        };
+        self.next_position += 1;
+        if let Some(s) = self.session.as_mut() {
+            s.interactions.pending += 1;
+            s.updated_at = self.now;
+        }
+        self.notify(
+            "interaction.created",
+            json!({
+                "interaction_id": id,
+                "kind": interaction.kind,
+                "status": interaction.status.as_str(),
+            }),
+        );
+        self.touched.insert(id.clone(), interaction.clone());
+        self.created.push(id);
+        self.changed = true;
+        Ok((interaction, true))
+    }
+
+    fn act(&mut self, id: &str, action: Action) -> Result<ActionOutcome, SessionError> {
+        self.check_interaction(id)?;
+        let now = self.now;
+        let Some(i) = self.interaction_mut(id) else {
+            return Err(SessionError::InteractionNotFound(id.to_owned()));
+        };
+        let result = match action {
+            Action::Decide(decision) => i.decide(decision, now),
+            Action::Cancel => i.cancel(now),
+        };
+        let interaction = i.clone();
+        self.forget_if_unchanged(id);
+        match result {
+            Ok(completed_now) => {
+                if completed_now {
+                    self.completed_now(id);
+                }
+                if let Some(s) = self.session.as_mut().filter(|_| self.changed) {
+                    s.updated_at = now;
+                }
+                Ok(ActionOutcome {
+                    completed_now,
+                    interaction,
+                })
+            }
+            Err(refusal) => {
+                let (code, detail) = match refusal {
+                    Refusal::AlreadyCompleted(d) => ("already_completed", d),
+                    Refusal::NotStarted(d) => ("not_started", d),
+                };
+                Err(SessionError::Conflict {
+                    code,
+                    detail,
+                    interaction: Box::new(interaction),
+                })
+            }
+        }
+    }
+
+    /// Hands queued commands to waiting `next` callers (earlier waiters first) while no other
+    /// command of the session is pending.
+    pub fn serve_next(&mut self, parked: &mut VecDeque<NextWaiter>) {
+        if self.session.is_none() || (parked.is_empty() && self.next_requests.is_empty()) {
+            return;
+        }
+        let mut fresh: VecDeque<(Duration, NextReply)> = self.next_requests.drain(..).collect();
+        loop {
+            let ids: Vec<String> = self
+                .base
+                .interactions
+                .keys()
+                .chain(self.touched.keys())
+                .cloned()
+                .collect();
+            let current: Vec<&Interaction> = ids
+                .iter()
+                .filter_map(|id| self.interaction(id))
+                .filter(|i| i.is_command())
+                .collect();
+            if current
+                .iter()
+                .any(|i| i.status == InteractionStatus::Pending)
+            {
+                break;
+            }
+            let Some(oldest) = current
+                .iter()
+                .filter(|i| i.status == InteractionStatus::Queued)
+                .min_by_key(|i| i.position)
+                .map(|i| i.id.as_str().to_owned())
+            else {
+                break;
+            };
+            // The first caller still listening: a parked one, then this group's.
+            let reply = loop {
+                if let Some(waiter) = parked.pop_front() {
+                    if !waiter.reply.is_closed() {
+                        break Some(waiter.reply);
+                    }
+                } else if let Some((_, reply)) = fresh.pop_front() {
+                    if !reply.is_closed() {
+                        break Some(reply);
+                    }
+                } else {
+                    break None;
+                }
+            };
+            let Some(reply) = reply else { break };
+            let now = self.now;
+            let Some(command) = self.interaction_mut(&oldest) else {
+                break;
+            };
+            command.start(now);
+            let command = command.clone();
+            self.changed = true;
+            self.replies.push(Reply::Next(reply, Ok(Some(command))));
+        }
+        self.next_requests = fresh.into_iter().collect();
+    }
+
+    pub fn finish(mut self) -> Plan {
+        let write = match (&self.session, self.changed) {
+            (Some(s), true) => {
+                if !self.rows.is_empty() {
+                    let body = json!({"event_count": s.event_count, "last_seq": s.last_seq});
+                    self.notify("events.appended", body);
+                }
+                let s = self.session.as_ref().expect("matched above");
+                let (scope, sid) = (s.scope.as_str(), s.session_id.as_str());
+                let row = |id: &String| {
+                    self.touched
+                        .get(id)
+                        .map(|i| InteractionRow::from_interaction(scope, sid, i))
+                };
+                let new_interactions = self.created.iter().filter_map(row).collect();
+                let changed_interactions = self
+                    .touched
+                    .keys()
+                    .filter(|id| !self.created.contains(id))
+                    .filter_map(row)
+                    .collect();
+                Some(SessionWrite {
+                    session: SessionRow::from_session(s),
+                    create: self.base.session.is_none(),
+                    events: std::mem::take(&mut self.rows),
+                    new_interactions,
+                    changed_interactions,
+                    notifications: std::mem::take(&mut self.notifications),
+                })
+            }
+            _ => None,
+        };
+        Plan {
+            session: self.session,
+            write,
+            replies: self.replies,
+            new_keys: self.new_keys.into_iter().collect(),
+            interactions: self.touched,
+            completed: self.completed,
+            next_position: self.next_position,
+            waits: self.waits,
+            unserved_next: self.next_requests,
+            timeouts: self.timeouts,
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! The interaction state machine (contract §6): one unit of work in a session, a command the
+//! client runs or a question a person answers. Completion happens once, by the first of a
+//! decision, a `session_end` event naming it, its deadline, or a cancel; the result slot is
+//! written once. These rules are pure and exhaustively unit-tested; the session actor applies
+//! them one at a time, so they hold under any interleaving of callers.
+
+use serde_json::Value;
+
+use super::ids::InteractionId;
+use super::ValidationError;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InteractionStatus {
+    /// A command waiting to be handed out; its deadline has not started.
+    Queued,
+    Pending,
+    Completed,
+    TimedOut,
+    Cancelled,
+}
+
+impl InteractionStatus {
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "queued" => Self::Queued,
+            "pending" => Self::Pending,
+            "completed" => Self::Completed,
+            "timed_out" => Self::TimedOut,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Pending => "pending",
+            Self::Completed => "completed",
+            Self::TimedOut => "timed_out",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    /// Still waiting for something to happen.
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Queued | Self::Pending)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Error,
+    Approved,
+    Rejected,
+    Ended,
+}
+
+impl Outcome {
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "ok" => Self::Ok,
+            "error" => Self::Error,
+            "approved" => Self::Approved,
+            "rejected" => Self::Rejected,
+            "ended" => Self::Ended,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Error => "error",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Ended => "ended",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompletedBy {
+    Result,
+    Event,
+    Timeout,
+    Cancel,
+}
+
+impl CompletedBy {
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "result" => Self::Result,
+            "event" => Self::Event,
+            "timeout" => Self::Timeout,
+            "cancel" => Self::Cancel,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Result => "result",
+            Self::Event => "event",
+            Self::Timeout => "timeout",
+            Self::Cancel => "cancel",
+        }
+    }
+}
+
+/// A result or a person's decision: what fills the result slot.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// `POST …/result {"status": "ok"|"error", "output": any}`
+    Result { ok: bool, output: Value },
+    /// `POST …/resolve {"response": any}`
+    Resolve { response: Value },
+    /// `POST …/reject {"reason": string}`
+    Reject { reason: Option<String> },
+}
+
+impl Decision {
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::Result { ok: true, .. } => Outcome::Ok,
+            Self::Result { ok: false, .. } => Outcome::Error,
+            Self::Resolve { .. } => Outcome::Approved,
+            Self::Reject { .. } => Outcome::Rejected,
+        }
+    }
+
+    fn result(self) -> Value {
+        match self {
+            Self::Result { output, .. } => output,
+            Self::Resolve { response } => response,
+            Self::Reject { reason } => reason.map(Value::String).unwrap_or(Value::Null),
+        }
+    }
+}
+
+/// The largest `timeout_ms` an interaction may ask for: one day.
+pub const MAX_TIMEOUT_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// Checks a requested `timeout_ms`.
+pub fn parse_timeout_ms(value: Option<&Value>, default_ms: i64) -> Result<i64, ValidationError> {
+    match value {
+        None | Some(Value::Null) => Ok(default_ms),
+        Some(v) => match v.as_i64() {
+            Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Ok(ms),
+            _ => Err(ValidationError::field(
+                "timeout_ms",
+                format!("must be an integer from 1 to {MAX_TIMEOUT_MS}"),
+            )),
+        },
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct Interaction {
+    pub id: InteractionId,
+    pub kind: String,
+    pub payload: Value,
+    pub status: InteractionStatus,
+    pub outcome: Option<Outcome>,
+    /// The result slot; written once.
+    pub result: Option<Value>,
+    pub completed_by: Option<CompletedBy>,
+    /// Creation order within the session; commands are handed out in this order.
+    pub position: i64,
+    pub created_at: i64,
+    pub timeout_ms: i64,
+    /// When it times out; `None` while queued.
+    pub deadline: Option<i64>,
+    pub completed_at: Option<i64>,
+    pub event_count: i64,
+}
+
+/// Why a decision or cancel was refused (HTTP 409).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Completed already, by something that the request contradicts.
+    AlreadyCompleted(String),
+    /// A queued command has not been handed out; nobody can have answered it yet.
+    NotStarted(String),
+}
+
+impl Interaction {
+    pub fn is_command(&self) -> bool {
+        self.kind == "command"
+    }
+
+    /// A queued command is handed out: its deadline starts now.
+    pub fn start(&mut self, now: i64) {
+        if self.status == InteractionStatus::Queued {
+            self.status = InteractionStatus::Pending;
+            self.deadline = Some(now + self.timeout_ms);
+        }
+    }
+
+    /// Applies a result or decision. `Ok(true)` when this completed the interaction now,
+    /// `Ok(false)` when it was accepted without completing it (idempotent repeat, or the result
+    /// of an interaction that an event completed first).
+    pub fn decide(&mut self, decision: Decision, now: i64) -> Result<bool, Refusal> {
+        let id = self.id.as_str().to_owned();
+        match self.status {
+            InteractionStatus::Queued => Err(Refusal::NotStarted(format!(
+                "command {id} is queued: it has not been handed out, so it cannot have a result yet"
+            ))),
+            InteractionStatus::Pending => {
+                self.outcome = Some(decision.outcome());
+                self.result = Some(decision.result());
+                self.complete(InteractionStatus::Completed, CompletedBy::Result, now);
+                Ok(true)
+            }
+            InteractionStatus::Completed => {
+                let outcome = decision.outcome();
+                let result = decision.result();
+                if self.completed_by == Some(CompletedBy::Event) && self.result.is_none() {
+                    // The session_end got here first; the result slot is still free.
+                    self.outcome = Some(outcome);
+                    self.result = Some(result);
+                    Ok(false)
+                } else if self.outcome == Some(outcome) && self.result.as_ref() == Some(&result) {
+                    Ok(false)
+                } else {
+                    Err(Refusal::AlreadyCompleted(format!(
+                        "interaction {id} already completed with another result"
+                    )))
+                }
+            }
+            InteractionStatus::TimedOut | InteractionStatus::Cancelled => {
+                Err(Refusal::AlreadyCompleted(format!(
+                    "interaction {id} is {}: it takes no result",
+                    self.status.as_str()
+                )))
+            }
+        }
+    }
+
+    /// A `session_end` event naming the interaction: completes it if it is still open.
+    pub fn end_by_event(&mut self, now: i64) -> bool {
+        if !self.status.is_open() {
+            return false;
+        }
+        self.outcome = Some(Outcome::Ended);
+        self.complete(InteractionStatus::Completed, CompletedBy::Event, now);
+        true
+    }
+
+    /// The deadline fired: times out if still pending and the deadline has passed.
+    pub fn time_out(&mut self, now: i64) -> bool {
+        let due = self.deadline.is_some_and(|d| d <= now);
+        if self.status != InteractionStatus::Pending || !due {
+            return false;
+        }
+        self.complete(InteractionStatus::TimedOut, CompletedBy::Timeout, now);
+        true
+    }
+
+    /// Cancels; a repeated cancel is an idempotent `Ok(false)`.
+    pub fn cancel(&mut self, now: i64) -> Result<bool, Refusal> {
+        match self.status {
+            InteractionStatus::Queued | InteractionStatus::Pending => {
+                self.complete(InteractionStatus::Cancelled, CompletedBy::Cancel, now);
+                Ok(true)
+            }
+            InteractionStatus::Cancelled => Ok(false),
+            InteractionStatus::Completed | InteractionStatus::TimedOut => {
+                Err(Refusal::AlreadyCompleted(format!(
+                    "interaction {} is already {}",
+                    self.id,
+                    self.status.as_str()
+                )))
+            }
+        }
+    }
+
+    fn complete(&mut self, status: InteractionStatus, by: CompletedBy, now: i64) {
+        self.status = status;
+        self.completed_by = Some(by);
+        self.completed_at = Some(now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pending() -> Interaction {
+        Interaction {
+            id: InteractionId::parse("i1").unwrap(),
+            kind: "approval".into(),
+            payload: json!({}),
+            status: InteractionStatus::Pending,
+            outcome: None,
+            result: None,
+            completed_by: None,
+            position: 1,
+            created_at: 0,
+            timeout_ms: 1000,
+            deadline: Some(1000),
+            completed_at: None,
+            event_count: 0,
+        }
+    }
+
+    fn ok(output: Value) -> Decision {
+        Decision::Result { ok: true, output }
+    }
+
+    #[test]
+    fn a_decision_completes_a_pending_interaction_once() {
+        let mut i = pending();
+        assert_eq!(i.decide(ok(json!(1)), 5), Ok(true));
+        assert_eq!(i.status, InteractionStatus::Completed);
+        assert_eq!(i.outcome, Some(Outcome::Ok));
+        assert_eq!(i.completed_by, Some(CompletedBy::Result));
+        assert_eq!(i.completed_at, Some(5));
+        // The same result again is idempotent; another one is refused.
+        assert_eq!(i.decide(ok(json!(1)), 6), Ok(false));
+        assert!(matches!(
+            i.decide(ok(json!(2)), 6),
+            Err(Refusal::AlreadyCompleted(_))
+        ));
+        assert!(matches!(
+            i.decide(Decision::Reject { reason: None }, 6),
+            Err(Refusal::AlreadyCompleted(_))
+        ));
+        assert!(!i.end_by_event(7));
+        assert!(!i.time_out(2000));
+        assert!(matches!(i.cancel(8), Err(Refusal::AlreadyCompleted(_))));
+        assert_eq!(i.completed_at, Some(5));
+    }
+
+    #[test]
+    fn a_result_after_the_event_fills_the_slot_without_completing_again() {
+        let mut i = pending();
+        assert!(i.end_by_event(3));
+        assert_eq!(
+            (i.outcome, i.completed_by),
+            (Some(Outcome::Ended), Some(CompletedBy::Event))
+        );
+        assert_eq!(
+            i.decide(
+                Decision::Result {
+                    ok: false,
+                    output: json!("boom")
+                },
+                4
+            ),
+            Ok(false)
+        );
+        assert_eq!(i.outcome, Some(Outcome::Error));
+        assert_eq!(i.completed_by, Some(CompletedBy::Event));
+        assert_eq!(i.result, Some(json!("boom")));
+        assert_eq!(i.completed_at, Some(3));
+        // Written once: the same again is fine, another is refused.
+        assert_eq!(
+            i.decide(
+                Decision::Result {
+                    ok: false,
+                    output: json!("boom")
+                },
+                5
+            ),
+            Ok(false)
+        );
+        assert!(i.decide(ok(json!("other")), 5).is_err());
+        assert!(!i.end_by_event(6));
+    }
+
+    #[test]
+    fn decisions_map_to_outcomes() {
+        let mut a = pending();
+        a.decide(
+            Decision::Resolve {
+                response: json!({"allow": true}),
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            (a.outcome, a.result),
+            (Some(Outcome::Approved), Some(json!({"allow": true})))
+        );
+        let mut r = pending();
+        r.decide(
+            Decision::Reject {
+                reason: Some("no".into()),
+            },
+            1,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.outcome, r.result),
+            (Some(Outcome::Rejected), Some(json!("no")))
+        );
+    }
+
+    #[test]
+    fn timeout_fires_only_when_due_and_pending() {
+        let mut i = pending();
+        assert!(!i.time_out(999));
+        assert!(i.time_out(1000));
+        assert_eq!(i.status, InteractionStatus::TimedOut);
+        assert_eq!(i.completed_by, Some(CompletedBy::Timeout));
+        assert!(!i.time_out(1001));
+        assert!(matches!(
+            i.decide(ok(json!(1)), 1002),
+            Err(Refusal::AlreadyCompleted(_))
+        ));
+        assert!(matches!(i.cancel(1002), Err(Refusal::AlreadyCompleted(_))));
+    }
+
+    #[test]
+    fn cancel_is_idempotent_and_final() {
+        let mut i = pending();
+        assert_eq!(i.cancel(1), Ok(true));
+        assert_eq!(i.cancel(2), Ok(false));
+        assert_eq!(i.completed_at, Some(1));
+        assert!(i.decide(ok(json!(1)), 3).is_err());
+        assert!(!i.end_by_event(3));
+        assert!(!i.time_out(5000));
+    }
+
+    #[test]
+    fn queued_commands_take_no_decision_until_started() {
+        let mut c = pending();
+        c.kind = "command".into();
+        c.status = InteractionStatus::Queued;
+        c.deadline = None;
+        assert!(!c.time_out(i64::MAX));
+        assert!(matches!(
+            c.decide(ok(json!(1)), 1),
+            Err(Refusal::NotStarted(_))
+        ));
+        c.start(100);
+        assert_eq!(
+            (c.status, c.deadline),
+            (InteractionStatus::Pending, Some(1100))
+        );
+        assert_eq!(c.decide(ok(json!(1)), 200), Ok(true));
+        let mut q = pending();
+        q.status = InteractionStatus::Queued;
+        assert!(
+            q.end_by_event(1),
+            "a session_end naming a queued command completes it"
+        );
+    }
+
+    #[test]
+    fn timeouts_are_validated() {
+        assert_eq!(parse_timeout_ms(None, 30_000), Ok(30_000));
+        assert_eq!(parse_timeout_ms(Some(&json!(5)), 30_000), Ok(5));
+        for bad in [
+            json!(0),
+            json!(-1),
+            json!(1.5),
+            json!("5"),
+            json!(MAX_TIMEOUT_MS + 1),
+        ] {
+            assert!(parse_timeout_ms(Some(&bad), 1).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! `/v1/sessions/{id}/interactions` and `/v1/sessions/{id}/commands`: create, decide, cancel,
+//! wait, and the command queue. Every change goes through the session actor; reads of a single
+//! interaction or a listing come from the database.
+
+use std::time::Duration;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::sessions::find_session;
+use super::{
+    ask_session, page_limit, parse_json, read, read_body, session_key, AppState, CallerScope,
+};
+use crate::actors::messages::{
+    ActOnInteraction, Action, CreateInteraction, NextCommand, SessionKey, WaitForInteraction,
+};
+use crate::domain::ids::{EventType, InteractionId};
+use crate::domain::interaction::{parse_timeout_ms, Decision, Interaction, InteractionStatus};
+use crate::domain::time::format_millis;
+use crate::domain::ValidationError;
+use crate::error::ApiError;
+use crate::store::{self, models::InteractionRow};
+
+/// The longest `wait` and `commands/next` long-poll.
+const MAX_WAIT_MS: u64 = 60_000;
+
+/// An interaction as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct InteractionDto {
+    interaction_id: String,
+    session_id: String,
+    kind: String,
+    payload: Value,
+    status: &'static str,
+    outcome: Option<&'static str>,
+    result: Option<Value>,
+    completed_by: Option<&'static str>,
+    created_at: String,
+    deadline: Option<String>,
+    completed_at: Option<String>,
+    event_count: i64,
+}
+
+impl InteractionDto {
+    pub fn new(session_id: &str, i: &Interaction) -> Self {
+        Self {
+            interaction_id: i.id.to_string(),
+            session_id: session_id.to_owned(),
+            kind: i.kind.clone(),
+            payload: i.payload.clone(),
+            status: i.status.as_str(),
+            outcome: i.outcome.map(|o| o.as_str()),
+            result: i.result.clone(),
+            completed_by: i.completed_by.map(|c| c.as_str()),
+            created_at: format_millis(i.created_at),
+            deadline: i.deadline.map(format_millis),
+            completed_at: i.completed_at.map(format_millis),
+            event_count: i.event_count,
+        }
+    }
+}
+
+/// Reads a JSON object body; an empty body is an empty object.
+async fn object_body(
+    state: &AppState,
+    req: &HttpRequest,
+    payload: web::Payload,
+) -> Result<Map<String, Value>, ApiError> {
+    let body = read_body(req, payload, state.limits.max_body_bytes).await?;
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Map::new());
+    }
+    match parse_json(&body)? {
+        Value::Object(fields) => Ok(fields),
+        _ => Err(ApiError::BadRequest(
+            "the body must be a JSON object".into(),
+        )),
+    }
+}
+
+/// The client's `interaction_id`, or a fresh UUID.
+fn interaction_id(fields: &mut Map<String, Value>) -> Result<InteractionId, ApiError> {
+    match fields.remove("interaction_id") {
+        None | Some(Value::Null) => Ok(InteractionId::parse(&uuid::Uuid::new_v4().to_string())?),
+        Some(Value::String(s)) => Ok(InteractionId::parse(&s)?),
+        Some(_) => Err(ValidationError::field("interaction_id", "must be a string").into()),
+    }
+}
+
+fn created(session_id: &str, (interaction, created): (Interaction, bool)) -> HttpResponse {
+    let dto = InteractionDto::new(session_id, &interaction);
+    if created {
+        HttpResponse::Created().json(dto)
+    } else {
+        HttpResponse::Ok().json(dto)
+    }
+}
+
+/// `POST /v1/sessions/{id}/interactions {"interaction_id"?, "kind", "payload"?, "timeout_ms"?}`
+pub async fn create(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&scope, &path)?;
+    let mut fields = object_body(&state, &req, payload).await?;
+    let id = interaction_id(&mut fields)?;
+    let kind = match fields.remove("kind") {
+        Some(Value::String(k)) => EventType::parse(&k)
+            .map_err(|_| {
+                ValidationError::field("kind", "must be 1-64 chars of A-Z a-z 0-9 . _ : -")
+            })?
+            .into_string(),
+        Some(_) => return Err(ValidationError::field("kind", "must be a string").into()),
+        None => return Err(ValidationError::field("kind", "is required").into()),
+    };
+    let timeout_ms = parse_timeout_ms(
+        fields.get("timeout_ms"),
+        state.default_interaction_timeout_ms,
+    )?;
+    let msg = CreateInteraction {
+        id,
+        kind,
+        payload: fields.remove("payload").unwrap_or(Value::Null),
+        timeout_ms,
+        queued: false,
+    };
+    let sid = key.session_id.to_string();
+    Ok(created(&sid, ask_session(&state, key, msg).await?))
+}
+
+/// `POST /v1/sessions/{id}/commands {"interaction_id"?, "payload", "timeout_ms"?}`: queued.
+pub async fn enqueue_command(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&scope, &path)?;
+    let mut fields = object_body(&state, &req, payload).await?;
+    let id = interaction_id(&mut fields)?;
+    let Some(command) = fields.remove("payload") else {
+        return Err(ValidationError::field("payload", "is required").into());
+    };
+    let timeout_ms = parse_timeout_ms(
+        fields.get("timeout_ms"),
+        state.default_interaction_timeout_ms,
+    )?;
+    let msg = CreateInteraction {
+        id,
+        kind: "command".into(),
+        payload: command,
+        timeout_ms,
+        queued: true,
+    };
+    let sid = key.session_id.to_string();
+    Ok(created(&sid, ask_session(&state, key, msg).await?))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WaitQuery {
+    wait_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+}
+
+fn wait_duration(value: Option<u64>, default_ms: u64, name: &str) -> Result<Duration, ApiError> {
+    match value {
+        None => Ok(Duration::from_millis(default_ms)),
+        Some(ms) if ms <= MAX_WAIT_MS => Ok(Duration::from_millis(ms)),
+        Some(ms) => Err(ApiError::BadRequest(format!(
+            "{name} must be at most {MAX_WAIT_MS}, not {ms}"
+        ))),
+    }
+}
+
+/// `POST /v1/sessions/{id}/commands/next?wait_ms=`: 200 with the command now pending, or 204.
+pub async fn next_command(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<WaitQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&scope, &path)?;
+    let wait = wait_duration(query.wait_ms, 0, "wait_ms")?;
+    let sid = key.session_id.to_string();
+    Ok(
+        match ask_session(&state, key, NextCommand { wait }).await? {
+            Some(command) => HttpResponse::Ok().json(InteractionDto::new(&sid, &command)),
+            None => HttpResponse::NoContent().finish(),
+        },
+    )
+}
+
+fn path_keys(
+    scope: &CallerScope,
+    path: &(String, String),
+) -> Result<(SessionKey, InteractionId), ApiError> {
+    let key = session_key(scope, &path.0)?;
+    let id = InteractionId::parse(&path.1)?;
+    Ok((key, id))
+}
+
+async fn act(
+    state: &AppState,
+    key: SessionKey,
+    id: InteractionId,
+    action: Action,
+) -> Result<HttpResponse, ApiError> {
+    let sid = key.session_id.to_string();
+    let outcome = match ask_session(state, key, ActOnInteraction { id, action }).await {
+        Ok(outcome) => outcome,
+        Err(ApiError::Conflict {
+            code,
+            detail,
+            mut interaction,
+        }) => {
+            // The actor's refusal does not know the path's session id; the body should.
+            interaction["session_id"] = json!(sid);
+            return Err(ApiError::Conflict {
+                code,
+                detail,
+                interaction,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(HttpResponse::Ok().json(json!({
+        "completed_now": outcome.completed_now,
+        "interaction": InteractionDto::new(&sid, &outcome.interaction),
+    })))
+}
+
+/// `POST …/interactions/{iid}/result {"status": "ok"|"error", "output": any}`
+pub async fn result(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (key, id) = path_keys(&scope, &path)?;
+    let mut fields = object_body(&state, &req, payload).await?;
+    let ok = match fields.remove("status") {
+        Some(Value::String(s)) if s == "ok" => true,
+        Some(Value::String(s)) if s == "error" => false,
+        None => return Err(ValidationError::field("status", "is required (ok or error)").into()),
+        Some(_) => {
+            return Err(ValidationError::field("status", "must be \"ok\" or \"error\"").into())
+        }
+    };
+    let output = fields.remove("output").unwrap_or(Value::Null);
+    act(
+        &state,
+        key,
+        id,
+        Action::Decide(Decision::Result { ok, output }),
+    )
+    .await
+}
+
+/// `POST …/interactions/{iid}/resolve {"response": any}`: approved.
+pub async fn resolve(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (key, id) = path_keys(&scope, &path)?;
+    let mut fields = object_body(&state, &req, payload).await?;
+    let response = fields.remove("response").unwrap_or(Value::Null);
+    act(
+        &state,
+        key,
+        id,
+        Action::Decide(Decision::Resolve { response }),
+    )
+    .await
+}
+
+/// `POST …/interactions/{iid}/reject {"reason": string}`: rejected.
+pub async fn reject(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let (key, id) = path_keys(&scope, &path)?;
+    let mut fields = object_body(&state, &req, payload).await?;
+    let reason = match fields.remove("reason") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(_) => return Err(ValidationError::field("reason", "must be a string").into()),
+    };
+    act(&state, key, id, Action::Decide(Decision::Reject { reason })).await
+}
+
+/// `POST …/interactions/{iid}/cancel`
+pub async fn cancel(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (key, id) = path_keys(&scope, &path)?;
+    act(&state, key, id, Action::Cancel).await
+}
+
+/// Reads one interaction, or the right 404.
+async fn find_interaction(
+    state: &AppState,
+    key: &SessionKey,
+    id: &InteractionId,
+) -> Result<Interaction, ApiError> {
+    find_session(state, &key.scope, &key.session_id).await?;
+    let (scope, sid, iid) = (
+        key.scope.clone(),
+        key.session_id.to_string(),
+        id.to_string(),
+    );
+    let row = read(state, move |conn| {
+        store::interactions::find(conn, &scope, &sid, &iid)?
+            .map(InteractionRow::into_interaction)
+            .transpose()
+    })
+    .await?;
+    row.ok_or_else(|| ApiError::InteractionNotFound(id.to_string()))
+}
+
+/// `GET …/interactions/{iid}`
+pub async fn get(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (key, id) = path_keys(&scope, &path)?;
+    let interaction = find_interaction(&state, &key, &id).await?;
+    Ok(HttpResponse::Ok().json(InteractionDto::new(key.session_id.as_str(), &interaction)))
+}
+
+/// `GET …/interactions/{iid}/wait?timeout_ms=`: as soon as it is no longer queued/pending, or
+/// at the timeout with its current state. The session actor wakes the waiter; nothing polls.
+pub async fn wait(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+    query: web::Query<WaitQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let (key, id) = path_keys(&scope, &path)?;
+    let timeout = wait_duration(query.timeout_ms, 30_000, "timeout_ms")?;
+    let sid = key.session_id.to_string();
+    let waiting = ask_session(&state, key.clone(), WaitForInteraction { id: id.clone() });
+    let interaction = match actix_rt::time::timeout(timeout, waiting).await {
+        Ok(done) => done?,
+        // Still open: answer with its current state (dropping the wait releases the waiter).
+        Err(_) => find_interaction(&state, &key, &id).await?,
+    };
+    Ok(HttpResponse::Ok().json(InteractionDto::new(&sid, &interaction)))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+}
+
+/// `GET /v1/sessions/{id}/interactions?status=&limit=`, in creation order.
+pub async fn list(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    path: web::Path<String>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let key = session_key(&scope, &path)?;
+    let query = query.into_inner();
+    let limit = page_limit(query.limit)?;
+    let status = match query.status.as_deref() {
+        None => None,
+        Some(s) => Some(InteractionStatus::parse(s).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "status must be queued, pending, completed, timed_out or cancelled, not {s:?}"
+            ))
+        })?),
+    };
+    find_session(&state, &key.scope, &key.session_id).await?;
+    let sid = key.session_id.to_string();
+    let (scope, sid_owned) = (key.scope.clone(), sid.clone());
+    let rows = read(&state, move |conn| {
+        store::interactions::list(conn, &scope, &sid_owned, status.map(|s| s.as_str()), limit)?
+            .into_iter()
+            .map(InteractionRow::into_interaction)
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
+    let interactions: Vec<InteractionDto> =
+        rows.iter().map(|i| InteractionDto::new(&sid, i)).collect();
+    Ok(HttpResponse::Ok().json(json!({ "interactions": interactions })))
+}

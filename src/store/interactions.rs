@@ -1,0 +1,139 @@
+//! Queries on the `interactions` table.
+
+use diesel::prelude::*;
+
+use super::models::InteractionRow;
+use super::schema::events::dsl as ev;
+use super::schema::interactions::dsl;
+use super::{with_backend, DbConnection};
+
+const OPEN: [&str; 2] = ["queued", "pending"];
+
+pub fn insert_many(conn: &mut DbConnection, rows: &[InteractionRow]) -> QueryResult<usize> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut inserted = 0;
+    for chunk in rows.chunks(500) {
+        inserted += with_backend!(&mut *conn, |c| diesel::insert_into(dsl::interactions)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(inserted)
+}
+
+pub fn update(conn: &mut DbConnection, row: &InteractionRow) -> QueryResult<usize> {
+    with_backend!(conn, |c| diesel::update(
+        dsl::interactions
+            .filter(dsl::scope.eq(&row.scope))
+            .filter(dsl::session_id.eq(&row.session_id))
+            .filter(dsl::interaction_id.eq(&row.interaction_id))
+    )
+    .set(row)
+    .execute(c))
+}
+
+pub fn find(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+    interaction_id: &str,
+) -> QueryResult<Option<InteractionRow>> {
+    with_backend!(conn, |c| dsl::interactions
+        .filter(dsl::scope.eq(scope))
+        .filter(dsl::session_id.eq(session_id))
+        .filter(dsl::interaction_id.eq(interaction_id))
+        .select(InteractionRow::as_select())
+        .first(c)
+        .optional())
+}
+
+pub fn find_many(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<InteractionRow>> {
+    let mut found = Vec::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<InteractionRow> = with_backend!(&mut *conn, |c| dsl::interactions
+            .filter(dsl::scope.eq(scope))
+            .filter(dsl::session_id.eq(session_id))
+            .filter(dsl::interaction_id.eq_any(chunk))
+            .select(InteractionRow::as_select())
+            .load(c))?;
+        found.extend(rows);
+    }
+    Ok(found)
+}
+
+/// Queued and pending interactions of a session, in creation order.
+pub fn open_for_session(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+) -> QueryResult<Vec<InteractionRow>> {
+    with_backend!(conn, |c| dsl::interactions
+        .filter(dsl::scope.eq(scope))
+        .filter(dsl::session_id.eq(session_id))
+        .filter(dsl::status.eq_any(OPEN))
+        .order(dsl::position.asc())
+        .select(InteractionRow::as_select())
+        .load(c))
+}
+
+/// The highest creation position in a session (0 when it has none).
+pub fn max_position(conn: &mut DbConnection, scope: &str, session_id: &str) -> QueryResult<i64> {
+    let max: Option<i64> = with_backend!(conn, |c| dsl::interactions
+        .filter(dsl::scope.eq(scope))
+        .filter(dsl::session_id.eq(session_id))
+        .select(diesel::dsl::max(dsl::position))
+        .first(c))?;
+    Ok(max.unwrap_or(0))
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+    status: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<InteractionRow>> {
+    with_backend!(conn, |c| {
+        let mut query = dsl::interactions
+            .filter(dsl::scope.eq(scope))
+            .filter(dsl::session_id.eq(session_id))
+            .select(InteractionRow::as_select())
+            .into_boxed();
+        if let Some(status) = status {
+            query = query.filter(dsl::status.eq(status));
+        }
+        query.order(dsl::position.asc()).limit(limit).load(c)
+    })
+}
+
+/// Every (scope, session) that has a queued or pending interaction: woken at start-up so that
+/// deadlines that passed while the server was down fire.
+pub fn sessions_with_open(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
+    with_backend!(conn, |c| dsl::interactions
+        .filter(dsl::status.eq("pending"))
+        .select((dsl::scope, dsl::session_id))
+        .distinct()
+        .load(c))
+}
+
+/// How many stored events name each of `ids`.
+pub fn event_counts(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+    ids: &[String],
+) -> QueryResult<Vec<(Option<String>, i64)>> {
+    with_backend!(conn, |c| ev::events
+        .filter(ev::scope.eq(scope))
+        .filter(ev::session_id.eq(session_id))
+        .filter(ev::interaction_id.eq_any(ids))
+        .group_by(ev::interaction_id)
+        .select((ev::interaction_id, diesel::dsl::count_star()))
+        .load(c))
+}
