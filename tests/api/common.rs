@@ -61,14 +61,40 @@ pub fn fresh_database(backend: Backend) -> Option<DatabaseTarget> {
 }
 
 pub struct TestApp {
-    pub base_url: String,
+    pub http: Client,
     pub database: DatabaseTarget,
     pub server: RunningServer,
+    /// Leave the SQLite file in place on drop (it is handed to a restarted server).
+    keep_database: bool,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.http
+    }
+}
+
+/// An HTTP client bound to one server, with the helpers the tests share.
+pub struct Client {
+    pub base_url: String,
     client: awc::Client,
     /// Sent as the bearer key when set.
     pub key: Option<String>,
-    /// Leave the SQLite file in place on drop (it is handed to a restarted server).
-    keep_database: bool,
+}
+
+impl Client {
+    pub fn new(base_url: String) -> Self {
+        let client = awc::Client::builder()
+            .timeout(Duration::from_secs(90))
+            .finish();
+        Self {
+            base_url,
+            client,
+            key: None,
+        }
+    }
 }
 
 /// A response: status, headers that tests look at, and the body as JSON (Null when empty).
@@ -100,16 +126,11 @@ impl TestApp {
         config.http_workers = Some(2);
         adjust(&mut config);
         let server = orchestrator::start(config).await.expect("server starts");
-        let base_url = format!("http://{}", server.addr);
-        let client = awc::Client::builder()
-            .timeout(Duration::from_secs(60))
-            .finish();
+        let http = Client::new(format!("http://{}", server.addr));
         TestApp {
-            base_url,
+            http,
             database,
             server,
-            client,
-            key: None,
             keep_database: false,
         }
     }
@@ -120,7 +141,9 @@ impl TestApp {
         self.server.handle.stop(true).await;
         self.database.clone()
     }
+}
 
+impl Client {
     /// Sends a request; `key` overrides the app's bearer key. The path is taken by value so
     /// the returned future borrows only the app.
     pub fn request(
@@ -289,3 +312,60 @@ macro_rules! both_backends {
     };
 }
 pub(crate) use both_backends;
+
+/// The real `orchestrator` binary on a database, for tests that kill it (SIGKILL) and restart.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub http: Client,
+}
+
+impl ServerProcess {
+    pub fn spawn(database: &DatabaseTarget) -> ServerProcess {
+        use std::io::BufRead;
+        let url = match database {
+            DatabaseTarget::Postgres(url) => url.clone(),
+            DatabaseTarget::Sqlite(path) => format!("sqlite://{}", path.display()),
+        };
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+            .env_remove("ORCH_API_KEYS")
+            .env("DATABASE_URL", url)
+            .env("ORCH_LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn orchestrator");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        // Keeps draining the log so the child never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(addr.trim().to_owned());
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server printed its address");
+        ServerProcess {
+            child,
+            http: Client::new(format!("http://{addr}")),
+        }
+    }
+
+    /// SIGKILL: no graceful anything.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

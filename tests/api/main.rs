@@ -4,6 +4,7 @@ mod common;
 
 mod binary;
 mod events;
+mod interactions;
 mod queries;
 mod scopes_and_limits;
 mod sessions;
