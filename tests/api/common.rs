@@ -121,6 +121,8 @@ impl TestApp {
 
     /// Starts the service on an existing database (to test restarts).
     pub async fn start_on(database: DatabaseTarget, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        // RUST_LOG=… shows the server's log in failing tests.
+        let _ = env_logger::builder().is_test(true).try_init();
         let mut config = Config::new(database.clone());
         config.listen = "127.0.0.1:0".parse().unwrap();
         config.http_workers = Some(2);

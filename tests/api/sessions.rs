@@ -271,6 +271,19 @@ async fn restart_keeps_state_and_dedup(backend: Backend) {
         json!([{"seq": 1, "duplicate": true}, {"seq": 2, "duplicate": true}])
     );
 
+    // A whole batch larger than the cache: every key found in the database, none lost.
+    let r = app
+        .post("/v1/sessions/s/events", json!({"events": batch.clone()}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seqs: Vec<i64> = r.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+
     let database = app.stop().await;
     let app = TestApp::start_on(database, |c| c.sessions.dedup_cache = 2).await;
     let r = app

@@ -47,6 +47,15 @@ const ABSENT_CACHE: usize = 1024;
 /// How soon a deadline is retried when its group could not be committed (queue full).
 const DEADLINE_RETRY: Duration = Duration::from_millis(100);
 
+/// What a look-up found that the plan of its group needs.
+#[derive(Default)]
+struct Lookups {
+    /// Dedup keys of the group that the session has stored, with their seqs.
+    stored_keys: HashMap<String, i64>,
+    /// Stored events naming interactions about to be created.
+    event_counts: HashMap<String, i64>,
+}
+
 /// What a session actor needs from the rest of the system.
 #[derive(Clone)]
 pub struct SessionDeps {
@@ -154,7 +163,7 @@ impl SessionActor {
         let ops = self.take_group();
         let needs = self.needs(&ops);
         if needs.is_empty() {
-            self.plan_and_write(ops, HashMap::new(), ctx);
+            self.plan_and_write(ops, Lookups::default(), ctx);
             return;
         }
         let pool = self.deps.pool.clone();
@@ -163,8 +172,8 @@ impl SessionActor {
             .into_actor(self)
             .map(move |result, actor, ctx| match result {
                 Ok(Ok(found)) => {
-                    let counts = actor.absorb(found);
-                    actor.plan_and_write(ops, counts, ctx);
+                    let lookups = actor.absorb(found);
+                    actor.plan_and_write(ops, lookups, ctx);
                 }
                 Ok(Err(e)) => actor.crash(ops, &e.to_string(), ctx),
                 Err(e) => actor.crash(ops, &e.to_string(), ctx),
@@ -228,12 +237,10 @@ impl SessionActor {
         needs
     }
 
-    /// Takes what a look-up found into memory (it is committed truth); returns the event
-    /// counts of interactions about to be created.
-    fn absorb(&mut self, found: Found) -> HashMap<String, i64> {
-        for (key, seq) in found.dedup {
-            self.dedup.insert(&key, seq);
-        }
+    /// Takes the interactions a look-up found into memory (they are committed truth) and
+    /// returns what the plan needs besides. Found dedup keys go to the plan, not into the
+    /// bounded cache: inserting them there could evict a key the plan relies on.
+    fn absorb(&mut self, found: Found) -> Lookups {
         for i in found.interactions {
             self.interactions.insert(i.id.as_str().to_owned(), i);
         }
@@ -241,16 +248,14 @@ impl SessionActor {
             self.absent.clear();
         }
         self.absent.extend(found.absent);
-        found.event_counts
+        Lookups {
+            stored_keys: found.dedup.into_iter().collect(),
+            event_counts: found.event_counts,
+        }
     }
 
     /// Plans a group against the committed state and sends its write to the writer.
-    fn plan_and_write(
-        &mut self,
-        ops: Vec<Op>,
-        event_counts: HashMap<String, i64>,
-        ctx: &mut Context<Self>,
-    ) {
+    fn plan_and_write(&mut self, ops: Vec<Op>, lookups: Lookups, ctx: &mut Context<Self>) {
         let mut planner = Planner::new(
             Committed {
                 key: &self.key,
@@ -258,7 +263,8 @@ impl SessionActor {
                 interactions: &self.interactions,
                 dedup: &self.dedup,
                 next_position: self.next_position,
-                event_counts: &event_counts,
+                stored_keys: &lookups.stored_keys,
+                event_counts: &lookups.event_counts,
             },
             now_millis(),
         );
@@ -303,7 +309,10 @@ impl SessionActor {
             }
         }
         self.session = plan.session;
-        for (key, seq) in plan.new_keys {
+        // In seq order, so the bounded cache keeps the newest keys.
+        let mut new_keys = plan.new_keys;
+        new_keys.sort_by_key(|(_, seq)| *seq);
+        for (key, seq) in new_keys {
             self.dedup.insert(&key, seq);
         }
         for (id, interaction) in plan.interactions {

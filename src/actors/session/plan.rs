@@ -36,6 +36,8 @@ pub(super) struct Committed<'a> {
     pub interactions: &'a HashMap<String, Interaction>,
     pub dedup: &'a DedupCache,
     pub next_position: i64,
+    /// Dedup keys of this group found in the database (beyond the cache), with their seqs.
+    pub stored_keys: &'a HashMap<String, i64>,
     /// Stored events naming interactions that do not exist yet, by id (from the look-up).
     pub event_counts: &'a HashMap<String, i64>,
 }
@@ -249,7 +251,8 @@ impl<'a> Planner<'a> {
                 .new_keys
                 .get(&event.dedup_key)
                 .copied()
-                .or_else(|| self.base.dedup.get(&event.dedup_key));
+                .or_else(|| self.base.dedup.get(&event.dedup_key))
+                .or_else(|| self.base.stored_keys.get(&event.dedup_key).copied());
             if let Some(seq) = known {
                 acks.push(EventAck {
                     seq,
