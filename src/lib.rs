@@ -67,7 +67,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .map_err(|e| StartError::Blocking(e.to_string()))??;
     log::info!("database ready: {}", config.database.describe());
 
-    let writer = Writer::start(pool.clone(), config.writer.clone());
+    let (committed_tx, committed_rx) = tokio::sync::watch::channel(0);
+    let writer = Writer::start(pool.clone(), config.writer.clone(), committed_tx);
     let registry = Registry::start(pool.clone(), writer.clone(), config.sessions.clone());
     wake_sessions_with_deadlines(&pool, &registry).await?;
     let state = web::Data::new(http::AppState {
@@ -77,6 +78,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         api_keys: config.api_keys.clone(),
         limits: config.limits.clone(),
         default_interaction_timeout_ms: config.sessions.default_interaction_timeout_ms,
+        notifications_committed: committed_rx,
     });
 
     let mut server = HttpServer::new(move || {

@@ -208,9 +208,10 @@ pub enum WriteError {
     Storage(String),
 }
 
-/// Commit these writes in one transaction (sent to the sync committer thread).
+/// Commit these writes in one transaction (sent to the sync committer thread). The reply is
+/// the id of the newest notification committed so far.
 #[derive(Message)]
-#[rtype(result = "Result<(), StoreError>")]
+#[rtype(result = "Result<i64, StoreError>")]
 pub struct CommitBatch(pub Vec<SessionWrite>);
 
 /// How full the writer is (for readiness and metrics).

@@ -6,11 +6,13 @@
 //!
 //! The committer is a sync actor on one thread that owns the blocking diesel work. One thread
 //! keeps commit order equal to notification-id order and per-session order, on both backends.
+//! After each commit the writer publishes the newest notification id on a watch channel:
+//! long-polls and SSE streams wake on it instead of polling the database.
 
 use std::collections::VecDeque;
 
 use actix::prelude::*;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::messages::{CommitBatch, GetWriterLoad, SubmitWrite, WriteError, WriterLoad};
 use crate::config::WriterSettings;
@@ -27,10 +29,16 @@ pub struct Writer {
     queue: VecDeque<Queued>,
     /// Writes handed to the committer and not yet answered; they count against the capacity.
     in_flight: usize,
+    /// The newest committed notification id, for whoever waits for news.
+    committed: watch::Sender<i64>,
 }
 
 impl Writer {
-    pub fn start(pool: DbPool, settings: WriterSettings) -> Addr<Writer> {
+    pub fn start(
+        pool: DbPool,
+        settings: WriterSettings,
+        committed: watch::Sender<i64>,
+    ) -> Addr<Writer> {
         let committer = SyncArbiter::start(1, move || Committer::new(pool.clone()));
         Writer::create(|ctx| {
             // Unbounded mailbox: the bound that matters is `queue_capacity`, answered with 503.
@@ -40,6 +48,7 @@ impl Writer {
                 settings,
                 queue: VecDeque::new(),
                 in_flight: 0,
+                committed,
             }
         })
     }
@@ -57,7 +66,15 @@ impl Writer {
             .into_actor(self)
             .map(move |result, writer, ctx| {
                 let outcome = match result {
-                    Ok(Ok(())) => Ok(()),
+                    Ok(Ok(newest)) => {
+                        // Only wakes watchers when something new was written.
+                        writer.committed.send_if_modified(|current| {
+                            let newer = newest > *current;
+                            *current = (*current).max(newest);
+                            newer
+                        });
+                        Ok(())
+                    }
                     Ok(Err(e)) => {
                         log::error!("commit of {} session writes failed: {e}", replies.len());
                         Err(WriteError::Storage(e.to_string()))
@@ -139,7 +156,7 @@ impl Actor for Committer {
 
 /// Commit a batch in one transaction.
 impl Handler<CommitBatch> for Committer {
-    type Result = Result<(), StoreError>;
+    type Result = Result<i64, StoreError>;
 
     fn handle(&mut self, msg: CommitBatch, _: &mut SyncContext<Self>) -> Self::Result {
         let mut conn = self.pool.get()?;
@@ -150,7 +167,7 @@ impl Handler<CommitBatch> for Committer {
         match store::commit_batch(&mut conn, &msg.0, next) {
             Ok(next) => {
                 self.next_notification_id = Some(next);
-                Ok(())
+                Ok(next - 1)
             }
             Err(e) => {
                 self.next_notification_id = None;

@@ -33,6 +33,8 @@ pub struct AppState {
     pub api_keys: ApiKeys,
     pub limits: Limits,
     pub default_interaction_timeout_ms: i64,
+    /// The newest committed notification id; changes wake long-polls and streams.
+    pub notifications_committed: tokio::sync::watch::Receiver<i64>,
 }
 
 /// Registers every route, the extractor error handlers and the JSON 404/405 answers.
@@ -97,6 +99,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::post().to(interactions::next_command)),
     )
     .service(resource("/v1/notifications").route(web::get().to(notifications::list)))
+    .service(resource("/v1/stream").route(web::get().to(notifications::stream)))
     .default_service(web::to(|req: HttpRequest| async move {
         Err::<HttpResponse, _>(ApiError::RouteNotFound(req.path().to_owned()))
     }));

@@ -1,6 +1,13 @@
-//! `GET /v1/notifications`: the outbox of the caller's scope, oldest first after a cursor.
+//! `GET /v1/notifications` (listing and long-poll) and `GET /v1/stream` (Server-Sent Events):
+//! the outbox of the caller's scope, oldest first after a cursor. Both read committed rows by
+//! id, and ids increase in commit order, so a reader resuming from any id sees exactly the tail,
+//! with no gap and no repeat. Waiting is on the writer's "newest committed id" watch channel,
+//! never a polling loop on the database.
 
-use actix_web::{web, HttpResponse};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
@@ -10,11 +17,19 @@ use crate::domain::time::format_millis;
 use crate::error::ApiError;
 use crate::store::{self, models::NotificationRow};
 
+/// The longest long-poll.
+const MAX_WAIT_MS: u64 = 60_000;
+/// A comment line this often keeps idle streams (and proxies) alive.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// Rows a stream reads at a time: its whole memory per consumer.
+const STREAM_PAGE: i64 = 500;
+
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     after: Option<i64>,
     session_id: Option<String>,
     limit: Option<i64>,
+    wait_ms: Option<u64>,
 }
 
 /// A notification: `{id, type, session_id, at, ...type-specific fields}`.
@@ -27,28 +42,29 @@ fn to_json(row: NotificationRow) -> Value {
     Value::Object(fields)
 }
 
-/// `GET /v1/notifications?after=&session_id=&limit=`. `next_after` is the id to pass as
-/// `after` next time: the last one returned, or the given `after` when nothing is newer.
-pub async fn list(
-    scope: CallerScope,
-    state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let query = query.into_inner();
-    let limit = page_limit(query.limit)?;
-    let after = match query.after {
-        Some(n) if n < 0 => {
-            return Err(ApiError::BadRequest("after must not be negative".into()));
-        }
-        other => other.unwrap_or(0),
-    };
-    let session_id = query
-        .session_id
+fn cursor(after: Option<i64>) -> Result<i64, ApiError> {
+    match after {
+        Some(n) if n < 0 => Err(ApiError::BadRequest("after must not be negative".into())),
+        other => Ok(other.unwrap_or(0)),
+    }
+}
+
+fn session_filter(session_id: Option<String>) -> Result<Option<String>, ApiError> {
+    session_id
         .map(|s| SessionId::parse(&s).map(SessionId::into_string))
         .transpose()
-        .map_err(|e| ApiError::BadRequest(e.detail))?;
-    let scope = scope.0;
-    let rows = read(&state, move |conn| {
+        .map_err(|e| ApiError::BadRequest(e.detail))
+}
+
+async fn page(
+    state: &AppState,
+    scope: &str,
+    after: i64,
+    session_id: Option<&str>,
+    limit: i64,
+) -> Result<Vec<NotificationRow>, ApiError> {
+    let (scope, session_id) = (scope.to_owned(), session_id.map(str::to_owned));
+    read(state, move |conn| {
         Ok(store::notifications::list(
             conn,
             &scope,
@@ -57,11 +73,144 @@ pub async fn list(
             limit,
         )?)
     })
-    .await?;
+    .await
+}
+
+/// `GET /v1/notifications?after=&session_id=&limit=&wait_ms=`. With `wait_ms`, waits until
+/// something newer exists (or the time is up). `next_after` is the id to pass as `after` next
+/// time: the last one returned, or the given `after` when nothing is newer.
+pub async fn list(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let limit = page_limit(query.limit)?;
+    let after = cursor(query.after)?;
+    let session_id = session_filter(query.session_id)?;
+    let wait = match query.wait_ms {
+        Some(ms) if ms > MAX_WAIT_MS => {
+            return Err(ApiError::BadRequest(format!(
+                "wait_ms must be at most {MAX_WAIT_MS}, not {ms}"
+            )))
+        }
+        other => Duration::from_millis(other.unwrap_or(0)),
+    };
+    let deadline = actix_rt::time::Instant::now() + wait;
+    let mut committed = state.notifications_committed.clone();
+    let rows = loop {
+        // Marked seen before the query: a commit that lands after it still wakes us.
+        committed.borrow_and_update();
+        let rows = page(&state, &scope.0, after, session_id.as_deref(), limit).await?;
+        let remaining = deadline.saturating_duration_since(actix_rt::time::Instant::now());
+        if !rows.is_empty() || remaining.is_zero() {
+            break rows;
+        }
+        match actix_rt::time::timeout(remaining, committed.changed()).await {
+            Ok(Ok(())) => continue,
+            // Time is up, or the writer is gone (shutting down): answer with nothing new.
+            Ok(Err(_)) | Err(_) => break rows,
+        }
+    };
     let next_after = rows.last().map_or(after, |r| r.id);
     let notifications: Vec<Value> = rows.into_iter().map(to_json).collect();
     Ok(HttpResponse::Ok().json(json!({
         "notifications": notifications,
         "next_after": next_after,
     })))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamQuery {
+    after: Option<i64>,
+    session_id: Option<String>,
+}
+
+/// One SSE message.
+fn sse_message(row: NotificationRow) -> web::Bytes {
+    let (id, kind) = (row.id, row.kind.clone());
+    let data = to_json(row);
+    web::Bytes::from(format!("id: {id}\nevent: {kind}\ndata: {data}\n\n"))
+}
+
+struct StreamState {
+    state: web::Data<AppState>,
+    scope: String,
+    session_id: Option<String>,
+    cursor: i64,
+    pending: VecDeque<NotificationRow>,
+    committed: tokio::sync::watch::Receiver<i64>,
+}
+
+impl StreamState {
+    /// The next chunk of the stream; `None` ends it (the client reconnects and resumes).
+    async fn next_chunk(&mut self) -> Option<web::Bytes> {
+        loop {
+            if let Some(row) = self.pending.pop_front() {
+                return Some(sse_message(row));
+            }
+            self.committed.borrow_and_update();
+            let rows = page(
+                &self.state,
+                &self.scope,
+                self.cursor,
+                self.session_id.as_deref(),
+                STREAM_PAGE,
+            )
+            .await
+            .ok()?;
+            if let Some(last) = rows.last() {
+                self.cursor = last.id;
+                self.pending.extend(rows);
+                continue;
+            }
+            match actix_rt::time::timeout(KEEP_ALIVE, self.committed.changed()).await {
+                Ok(Ok(())) => continue,
+                Ok(Err(_)) => return None,
+                Err(_) => return Some(web::Bytes::from_static(b": keep-alive\n\n")),
+            }
+        }
+    }
+}
+
+/// `GET /v1/stream?session_id=&after=`: `text/event-stream` with `id:` = notification id and
+/// `event:` = type. Resumes after `Last-Event-ID` (or `after`): replay, then live, with no gap
+/// and no repeat. The stream is pulled by the connection, one page at a time, so a slow
+/// consumer costs at most one page of memory; it simply falls behind and catches up.
+pub async fn stream(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<StreamQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let query = query.into_inner();
+    let last_event_id = match req.headers().get("Last-Event-ID") {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .ok_or_else(|| ApiError::BadRequest("Last-Event-ID must be an id".into()))?,
+        ),
+    };
+    let cursor = cursor(last_event_id.or(query.after))?;
+    let session_id = session_filter(query.session_id)?;
+    let committed = state.notifications_committed.clone();
+    let initial = StreamState {
+        state,
+        scope: scope.0,
+        session_id,
+        cursor,
+        pending: VecDeque::new(),
+        committed,
+    };
+    let body = futures_util::stream::unfold(initial, |mut s| async move {
+        let chunk = s.next_chunk().await?;
+        Some((Ok::<_, actix_web::Error>(chunk), s))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/event-stream")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .insert_header(("X-Accel-Buffering", "no"))
+        .streaming(body))
 }

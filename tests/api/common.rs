@@ -221,6 +221,78 @@ impl Client {
         self.request(Method::POST, path, Some(body.to_vec()), None)
     }
 
+    /// Opens `/v1/stream` and reads `count` SSE messages: (id, event, data). Keep-alive
+    /// comments are skipped; fails after 30 s.
+    pub async fn sse(
+        &self,
+        query: &str,
+        last_event_id: Option<i64>,
+        count: usize,
+    ) -> Vec<(i64, String, Value)> {
+        let mut seen = 0;
+        self.sse_until(query, last_event_id, move |_| {
+            seen += 1;
+            seen >= count
+        })
+        .await
+    }
+
+    /// Reads SSE messages until `last` says the one just read is the last.
+    pub async fn sse_until(
+        &self,
+        query: &str,
+        last_event_id: Option<i64>,
+        mut last: impl FnMut(&(i64, String, Value)) -> bool,
+    ) -> Vec<(i64, String, Value)> {
+        use futures_util::StreamExt;
+        let mut req = self
+            .client
+            .get(format!("{}/v1/stream{query}", self.base_url));
+        if let Some(key) = &self.key {
+            req = req.insert_header(("Authorization", format!("Bearer {key}")));
+        }
+        if let Some(id) = last_event_id {
+            req = req.insert_header(("Last-Event-ID", id.to_string()));
+        }
+        let read = async {
+            let mut res = req.send().await.expect("stream opened");
+            assert_eq!(res.status().as_u16(), 200);
+            let content_type = res.headers().get("content-type").unwrap().to_str().unwrap();
+            assert_eq!(content_type, "text/event-stream");
+            let mut buf = String::new();
+            let mut messages = Vec::new();
+            'read: loop {
+                let chunk = res.next().await.expect("stream open").expect("chunk");
+                buf.push_str(std::str::from_utf8(&chunk).unwrap());
+                while let Some(end) = buf.find("\n\n") {
+                    let message: String = buf.drain(..end + 2).collect();
+                    let (mut id, mut event, mut data) = (None, None, None);
+                    for line in message.lines() {
+                        if let Some(v) = line.strip_prefix("id: ") {
+                            id = Some(v.parse::<i64>().unwrap());
+                        } else if let Some(v) = line.strip_prefix("event: ") {
+                            event = Some(v.to_owned());
+                        } else if let Some(v) = line.strip_prefix("data: ") {
+                            data = Some(serde_json::from_str::<Value>(v).unwrap());
+                        }
+                    }
+                    if let (Some(id), Some(event), Some(data)) = (id, event, data) {
+                        let message = (id, event, data);
+                        let done = last(&message);
+                        messages.push(message);
+                        if done {
+                            break 'read;
+                        }
+                    }
+                }
+            }
+            messages
+        };
+        actix_rt::time::timeout(Duration::from_secs(30), read)
+            .await
+            .expect("SSE messages within 30 s")
+    }
+
     /// Every event of a session, oldest first.
     pub async fn all_events(&self, session: &str) -> Vec<Value> {
         let mut events = Vec::new();

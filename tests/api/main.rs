@@ -5,6 +5,7 @@ mod common;
 mod binary;
 mod events;
 mod interactions;
+mod notifications;
 mod queries;
 mod scopes_and_limits;
 mod sessions;
