@@ -108,6 +108,12 @@ pub struct SessionSettings {
     pub dedup_cache: usize,
     /// Deadline of an interaction that does not ask for its own `timeout_ms`.
     pub default_interaction_timeout_ms: i64,
+    /// How long an event ahead of a gap in client `sequence` numbers waits for it.
+    pub reorder_gap: Duration,
+    /// Events one session may hold back for reordering; beyond it gaps are given up at once.
+    pub reorder_max_per_session: usize,
+    /// Events all sessions together may hold back for reordering.
+    pub reorder_max_total: usize,
 }
 
 impl Config {
@@ -129,6 +135,9 @@ impl Config {
                 idle_timeout: Duration::from_secs(300),
                 dedup_cache: 1024,
                 default_interaction_timeout_ms: 30_000,
+                reorder_gap: Duration::from_millis(2000),
+                reorder_max_per_session: 1000,
+                reorder_max_total: 100_000,
             },
             db_pool_size: 8,
             db_timeout: Duration::from_secs(5),
@@ -179,6 +188,15 @@ struct Cli {
     /// Default interaction deadline in milliseconds (1 to 86400000)
     #[arg(long, env = "ORCH_INTERACTION_TIMEOUT_MS", default_value_t = 30_000)]
     interaction_timeout_ms: i64,
+    /// Milliseconds an event ahead of a gap in client sequence numbers waits for it
+    #[arg(long, env = "ORCH_REORDER_GAP_MS", default_value_t = 2000)]
+    reorder_gap_ms: u64,
+    /// Events one session may hold back for reordering (beyond: gaps given up at once)
+    #[arg(long, env = "ORCH_REORDER_MAX_PER_SESSION", default_value_t = 1000)]
+    reorder_max_per_session: usize,
+    /// Events all sessions together may hold back for reordering
+    #[arg(long, env = "ORCH_REORDER_MAX_TOTAL", default_value_t = 100_000)]
+    reorder_max_total: usize,
     /// Database connections in the pool
     #[arg(long, env = "ORCH_DB_POOL_SIZE", default_value_t = 8)]
     db_pool_size: u32,
@@ -218,6 +236,11 @@ impl Cli {
             ));
         }
         config.sessions.default_interaction_timeout_ms = self.interaction_timeout_ms;
+        config.sessions.reorder_gap = Duration::from_millis(self.reorder_gap_ms);
+        config.sessions.reorder_max_per_session =
+            positive("ORCH_REORDER_MAX_PER_SESSION", self.reorder_max_per_session)?;
+        config.sessions.reorder_max_total =
+            positive("ORCH_REORDER_MAX_TOTAL", self.reorder_max_total)?;
         config.db_pool_size = positive("ORCH_DB_POOL_SIZE", self.db_pool_size as usize)? as u32;
         config.db_timeout = Duration::from_millis(self.db_timeout_ms.max(1));
         config.http_workers = self.http_workers.filter(|n| *n > 0);

@@ -70,6 +70,18 @@ pub static INTERACTIONS_COMPLETED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         .expect("static metric definition"),
     )
 });
+pub static REORDER_GAPS_SKIPPED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "orchestrator_reorder_gaps_skipped_total",
+        "Gaps in client sequence numbers given up (timeout or buffer cap)",
+    )
+});
+pub static OUT_OF_ORDER_EVENTS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "orchestrator_out_of_order_events_total",
+        "Events stored after their sequence gap was given up",
+    )
+});
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
@@ -90,6 +102,8 @@ pub fn init() {
         &DUPLICATES_DROPPED,
         &NOTIFICATIONS_WRITTEN,
         &CONVERSATION_CONFLICTS,
+        &REORDER_GAPS_SKIPPED,
+        &OUT_OF_ORDER_EVENTS,
     ] {
         LazyLock::force(c);
     }

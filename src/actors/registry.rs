@@ -9,6 +9,8 @@
 //! one's "gone" signal and loads only after it, so it never reads state older than a commit.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
@@ -40,6 +42,8 @@ pub struct Registry {
     /// Actors told to stop that have not yet reported stopped.
     draining: HashMap<SessionKey, Draining>,
     next_generation: u64,
+    /// Events held back for reordering across every session (the global cap).
+    reorder_total: Arc<AtomicUsize>,
 }
 
 impl Registry {
@@ -53,6 +57,7 @@ impl Registry {
                 live: HashMap::new(),
                 draining: HashMap::new(),
                 next_generation: 1,
+                reorder_total: Arc::new(AtomicUsize::new(0)),
             }
         })
     }
@@ -83,6 +88,7 @@ impl Registry {
             writer: self.writer.clone(),
             pool: self.pool.clone(),
             settings: self.settings.clone(),
+            reorder_total: self.reorder_total.clone(),
         };
         let (addr, gone) = SessionActor::start(key.clone(), generation, deps, predecessor);
         self.live.insert(

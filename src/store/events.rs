@@ -95,3 +95,36 @@ pub fn find_dedup_keys(
     }
     Ok(found)
 }
+
+/// The highest client `sequence` the session has stored.
+pub fn max_sequence(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+) -> QueryResult<Option<i64>> {
+    with_backend!(conn, |c| dsl::events
+        .filter(dsl::scope.eq(scope))
+        .filter(dsl::session_id.eq(session_id))
+        .select(diesel::dsl::max(dsl::sequence))
+        .first(c))
+}
+
+/// Which of `sequences` the session has stored, with the dedup key of the event holding each.
+pub fn find_sequences(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+    sequences: &[i64],
+) -> QueryResult<Vec<(Option<i64>, String)>> {
+    let mut found = Vec::new();
+    for chunk in sequences.chunks(INSERT_CHUNK) {
+        let rows: Vec<(Option<i64>, String)> = with_backend!(&mut *conn, |c| dsl::events
+            .filter(dsl::scope.eq(scope))
+            .filter(dsl::session_id.eq(session_id))
+            .filter(dsl::sequence.eq_any(chunk))
+            .select((dsl::sequence, dsl::dedup_key))
+            .load(c))?;
+        found.extend(rows);
+    }
+    Ok(found)
+}

@@ -6,6 +6,7 @@ mod binary;
 mod events;
 mod interactions;
 mod notifications;
+mod ordering;
 mod queries;
 mod scopes_and_limits;
 mod sessions;

@@ -24,6 +24,8 @@ pub(super) struct LoadedState {
     pub interactions: Vec<Interaction>,
     pub interactions_complete: bool,
     pub max_position: i64,
+    /// The client `sequence` expected next: one past the highest stored.
+    pub next_sequence: i64,
 }
 
 pub(super) fn load_state(
@@ -44,10 +46,12 @@ pub(super) fn load_state(
             interactions: Vec::new(),
             interactions_complete: true,
             max_position: 0,
+            next_sequence: 0,
         });
     };
     let recent_keys = store::events::recent_dedup_keys(&mut conn, scope, id, dedup_cache as i64)?;
     let max_position = store::interactions::max_position(&mut conn, scope, id)?;
+    let next_sequence = store::events::max_sequence(&mut conn, scope, id)?.map_or(0, |s| s + 1);
     let interactions_complete = max_position <= INTERACTION_CACHE as i64;
     let rows = if interactions_complete {
         store::interactions::list(&mut conn, scope, id, None, INTERACTION_CACHE as i64)?
@@ -64,6 +68,7 @@ pub(super) fn load_state(
             .collect::<Result<_, _>>()?,
         interactions_complete,
         max_position,
+        next_sequence,
     })
 }
 
@@ -74,6 +79,8 @@ pub(super) struct Needs {
     pub interaction_ids: Vec<String>,
     /// Ids about to be created: how many stored events already name them.
     pub count_events_for: Vec<String>,
+    /// Client sequences behind the expected one: stored already, or late?
+    pub sequences: Vec<i64>,
 }
 
 impl Needs {
@@ -81,6 +88,7 @@ impl Needs {
         self.dedup_keys.is_empty()
             && self.interaction_ids.is_empty()
             && self.count_events_for.is_empty()
+            && self.sequences.is_empty()
     }
 }
 
@@ -91,6 +99,8 @@ pub(super) struct Found {
     /// Looked up and not there.
     pub absent: Vec<String>,
     pub event_counts: HashMap<String, i64>,
+    /// Stored client sequences among those asked, with the dedup key of their event.
+    pub sequences: HashMap<i64, String>,
 }
 
 pub(super) fn look_up(pool: &DbPool, key: &SessionKey, needs: Needs) -> Result<Found, StoreError> {
@@ -111,6 +121,13 @@ pub(super) fn look_up(pool: &DbPool, key: &SessionKey, needs: Needs) -> Result<F
             .into_iter()
             .filter(|i| !found.interactions.iter().any(|f| f.id.as_str() == i))
             .collect();
+    }
+    if !needs.sequences.is_empty() {
+        for (seq, key) in store::events::find_sequences(&mut conn, scope, id, &needs.sequences)? {
+            if let Some(seq) = seq {
+                found.sequences.insert(seq, key);
+            }
+        }
     }
     let to_count: Vec<String> = needs
         .count_events_for

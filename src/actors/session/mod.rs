@@ -12,8 +12,11 @@
 mod cache;
 mod load;
 mod plan;
+mod reorder;
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
@@ -39,6 +42,7 @@ use crate::store::{DbPool, NewNotification};
 use cache::DedupCache;
 use load::{Found, LoadedState, Needs, INTERACTION_CACHE};
 use plan::{Committed, NextWaiter, Plan, Planner, WaitReply};
+use reorder::ReorderBuffer;
 
 /// The most events one group may carry; more wait for the next group.
 const MAX_GROUP_EVENTS: usize = 5000;
@@ -54,6 +58,8 @@ struct Lookups {
     stored_keys: HashMap<String, i64>,
     /// Stored events naming interactions about to be created.
     event_counts: HashMap<String, i64>,
+    /// Stored client sequences behind the expected one, with their events' dedup keys.
+    sequences: HashMap<i64, String>,
 }
 
 /// What a session actor needs from the rest of the system.
@@ -63,6 +69,8 @@ pub struct SessionDeps {
     pub writer: Addr<Writer>,
     pub pool: DbPool,
     pub settings: SessionSettings,
+    /// Events held back for reordering across all sessions, for the global cap.
+    pub reorder_total: Arc<AtomicUsize>,
 }
 
 pub struct SessionActor {
@@ -91,6 +99,13 @@ pub struct SessionActor {
     /// `commands/next` callers waiting for a command, oldest first.
     next_waiters: VecDeque<NextWaiter>,
     next_waiter_id: u64,
+    /// The client `sequence` expected next (committed).
+    next_sequence: i64,
+    /// Sequenced requests ahead of a gap.
+    reorder: ReorderBuffer,
+    gap_timer: Option<SpawnHandle>,
+    /// The longest-waiting gap has timed out: give it up in the next group.
+    gap_expired: bool,
     queue: VecDeque<Op>,
     /// A group is being looked up or committed.
     busy: bool,
@@ -131,6 +146,10 @@ impl SessionActor {
                 waiters: HashMap::new(),
                 next_waiters: VecDeque::new(),
                 next_waiter_id: 0,
+                next_sequence: 0,
+                reorder: ReorderBuffer::default(),
+                gap_timer: None,
+                gap_expired: false,
                 queue: VecDeque::new(),
                 busy: false,
                 shutting_down: false,
@@ -152,16 +171,25 @@ impl SessionActor {
         if self.busy {
             return;
         }
-        if self.queue.is_empty() {
+        let has_work = !self.queue.is_empty()
+            || self.gap_expired
+            || self.reorder.has_ready(self.next_sequence);
+        if !has_work {
             if self.shutting_down && self.is_idle() {
                 ctx.stop();
             }
             return;
         }
-        self.busy = true;
         self.last_activity = Instant::now();
-        let ops = self.take_group();
-        let needs = self.needs(&ops);
+        let (ops, behind) = self.take_group();
+        self.arm_gap_timer(ctx);
+        if ops.is_empty() {
+            // Everything that came is waiting for a gap to fill.
+            return;
+        }
+        self.busy = true;
+        let mut needs = self.needs(&ops);
+        needs.sequences = behind;
         if needs.is_empty() {
             self.plan_and_write(ops, Lookups::default(), ctx);
             return;
@@ -181,18 +209,95 @@ impl SessionActor {
             .spawn(ctx);
     }
 
-    fn take_group(&mut self) -> Vec<Op> {
-        let mut ops = Vec::new();
-        let mut events = 0;
+    /// Takes the next group: queued operations in arrival order, except that requests with
+    /// client sequences ahead of a gap go to the reorder buffer, and buffered ones join as soon
+    /// as nothing is missing before them. Returns the group and the sequences it holds that are
+    /// behind the expected one (late or repeated: the database tells which).
+    fn take_group(&mut self) -> (Vec<Op>, Vec<i64>) {
+        let mut group = GroupBuilder::new(self.next_sequence);
+        if std::mem::take(&mut self.gap_expired) {
+            let gap = self.deps.settings.reorder_gap;
+            if let Some(lowest) = self.reorder.lowest_expired(gap) {
+                self.skip_to(&mut group, lowest, "its gap timed out");
+            }
+        }
+        self.drain_ready(&mut group);
         while let Some(op) = self.queue.front() {
-            let n = op.weight();
-            if !ops.is_empty() && events + n > MAX_GROUP_EVENTS {
+            if !group.ops.is_empty() && group.events + op.weight() > MAX_GROUP_EVENTS {
                 break;
             }
-            events += n;
-            ops.extend(self.queue.pop_front());
+            let Some(op) = self.queue.pop_front() else {
+                break;
+            };
+            match op.sequence_range() {
+                Some(min) if min > group.next => {
+                    let events = op.weight();
+                    let total = &self.deps.reorder_total;
+                    let settings = &self.deps.settings;
+                    let over_cap = self.reorder.events + events > settings.reorder_max_per_session
+                        || total.load(Ordering::Relaxed) + events > settings.reorder_max_total;
+                    if over_cap {
+                        // Never drop, never wait unboundedly: give up every gap now.
+                        while let Some(lowest) = self.reorder.lowest() {
+                            self.skip_to(&mut group, lowest.min(min), "the reorder buffer is full");
+                            self.drain_ready(&mut group);
+                        }
+                        if min > group.next {
+                            self.skip_to(&mut group, min, "the reorder buffer is full");
+                        }
+                        group.add(op);
+                    } else {
+                        total.fetch_add(events, Ordering::Relaxed);
+                        self.reorder.push(op, min, events);
+                    }
+                }
+                _ => group.add(op),
+            }
+            self.drain_ready(&mut group);
         }
-        ops
+        (group.ops, group.behind)
+    }
+
+    fn drain_ready(&mut self, group: &mut GroupBuilder) {
+        while let Some(buffered) = self.reorder.take_ready(group.next) {
+            self.deps
+                .reorder_total
+                .fetch_sub(buffered.events, Ordering::Relaxed);
+            group.add(buffered.op);
+        }
+    }
+
+    /// Gives up the gap below `sequence`: it becomes the expected one; anything below it that
+    /// arrives later is applied flagged `out_of_order`.
+    fn skip_to(&self, group: &mut GroupBuilder, sequence: i64, why: &str) {
+        if sequence <= group.next {
+            return;
+        }
+        log::info!(
+            "session {}/{}: sequences {}..{} missing, giving up the gap because {why}",
+            self.key.scope,
+            self.key.session_id,
+            group.next,
+            sequence - 1
+        );
+        crate::metrics::REORDER_GAPS_SKIPPED.inc();
+        group.next = sequence;
+        group.ops.push(Op::SkipTo(sequence));
+    }
+
+    fn arm_gap_timer(&mut self, ctx: &mut Context<Self>) {
+        if self.gap_timer.is_some() {
+            return;
+        }
+        let Some(wait) = self.reorder.next_expiry(self.deps.settings.reorder_gap) else {
+            return;
+        };
+        self.gap_timer = Some(ctx.run_later(wait, |actor, ctx| {
+            actor.gap_timer = None;
+            actor.gap_expired = true;
+            actor.pump(ctx);
+            actor.arm_gap_timer(ctx);
+        }));
     }
 
     /// What the group needs from the database that memory cannot answer.
@@ -220,7 +325,7 @@ impl SessionActor {
                 Op::Act { id, .. } | Op::Wait { id, .. } => {
                     ids.insert(id.as_str().to_owned());
                 }
-                Op::Ensure { .. } | Op::Next { .. } | Op::Timeout { .. } => {}
+                Op::Ensure { .. } | Op::Next { .. } | Op::Timeout { .. } | Op::SkipTo(_) => {}
             }
         }
         let unknown = |id: &String| !self.interactions.contains_key(id);
@@ -251,6 +356,7 @@ impl SessionActor {
         Lookups {
             stored_keys: found.dedup.into_iter().collect(),
             event_counts: found.event_counts,
+            sequences: found.sequences,
         }
     }
 
@@ -265,6 +371,8 @@ impl SessionActor {
                 next_position: self.next_position,
                 stored_keys: &lookups.stored_keys,
                 event_counts: &lookups.event_counts,
+                next_sequence: self.next_sequence,
+                stored_sequences: &lookups.sequences,
             },
             now_millis(),
         );
@@ -320,6 +428,7 @@ impl SessionActor {
             self.interactions.insert(id, interaction);
         }
         self.next_position = plan.next_position;
+        self.next_sequence = plan.next_sequence;
         plan.replies.into_iter().for_each(Reply::succeed);
         for (id, reply) in plan.waits {
             self.waiters.entry(id).or_default().push(reply);
@@ -475,6 +584,12 @@ impl SessionActor {
         for waiter in self.next_waiters.drain(..) {
             let _ = waiter.reply.send(Err(error.clone()));
         }
+        for buffered in self.reorder.drain() {
+            self.deps
+                .reorder_total
+                .fetch_sub(buffered.events, Ordering::Relaxed);
+            buffered.op.fail(error.clone());
+        }
         ctx.stop();
     }
 
@@ -485,6 +600,7 @@ impl SessionActor {
             && self.deadlines.is_empty()
             && self.waiters.is_empty()
             && self.next_waiters.is_empty()
+            && self.reorder.is_empty()
     }
 
     /// Drops waiters whose callers went away (closed connections), so they cannot pile up.
@@ -526,6 +642,7 @@ impl SessionActor {
         self.dedup.complete = loaded.keys_complete;
         self.interactions_complete = loaded.interactions_complete;
         self.next_position = loaded.max_position + 1;
+        self.next_sequence = loaded.next_sequence;
         for i in loaded.interactions {
             self.interactions.insert(i.id.as_str().to_owned(), i);
         }
@@ -707,6 +824,8 @@ enum Op {
     Timeout {
         id: String,
     },
+    /// A gap in client sequences was given up: this is the next expected sequence.
+    SkipTo(i64),
 }
 
 impl Op {
@@ -715,6 +834,14 @@ impl Op {
         match self {
             Op::Append { events, .. } => events.len().max(1),
             _ => 1,
+        }
+    }
+
+    /// For a request whose events carry client sequences: the lowest.
+    fn sequence_range(&self) -> Option<i64> {
+        match self {
+            Op::Append { events, .. } => events.iter().filter_map(|e| e.sequence).min(),
+            _ => None,
         }
     }
 
@@ -727,7 +854,7 @@ impl Op {
             Op::Act { reply, .. } => drop(reply.send(Err(error))),
             Op::Wait { reply, .. } => drop(reply.send(Err(error))),
             Op::Next { reply, .. } => drop(reply.send(Err(error))),
-            Op::Timeout { .. } => {}
+            Op::Timeout { .. } | Op::SkipTo(_) => {}
         }
     }
 }
@@ -740,7 +867,7 @@ enum Reply {
     ),
     Append(
         oneshot::Sender<Result<AppendOutcome, SessionError>>,
-        AppendOutcome,
+        Result<AppendOutcome, SessionError>,
     ),
     Create(
         oneshot::Sender<Result<(Interaction, bool), SessionError>>,
@@ -758,7 +885,7 @@ impl Reply {
     fn succeed(self) {
         match self {
             Reply::Ensure(tx, outcome) => drop(tx.send(Ok(outcome))),
-            Reply::Append(tx, outcome) => drop(tx.send(Ok(outcome))),
+            Reply::Append(tx, result) => drop(tx.send(result)),
             Reply::Create(tx, result) => drop(tx.send(result)),
             Reply::Act(tx, result) => drop(tx.send(result)),
             Reply::Wait(tx, result) => drop(tx.send(result)),
@@ -779,7 +906,7 @@ impl Reply {
 
     fn duplicates(&self) -> u64 {
         match self {
-            Reply::Append(_, outcome) => outcome.duplicates as u64,
+            Reply::Append(_, Ok(outcome)) => outcome.duplicates as u64,
             _ => 0,
         }
     }
@@ -830,7 +957,50 @@ fn note_side_effect(
     }
 }
 
-fn event_row(key: &SessionKey, seq: i64, event: &NewEvent, now: i64) -> EventRow {
+/// A group being taken: its operations and what it does to the expected client sequence.
+struct GroupBuilder {
+    ops: Vec<Op>,
+    events: usize,
+    /// The expected sequence as the group stands so far.
+    next: i64,
+    /// Sequences behind the expected one when their request joined.
+    behind: Vec<i64>,
+}
+
+impl GroupBuilder {
+    fn new(next: i64) -> Self {
+        Self {
+            ops: Vec::new(),
+            events: 0,
+            next,
+            behind: Vec::new(),
+        }
+    }
+
+    /// Adds a request, advancing the expected sequence as the plan will.
+    fn add(&mut self, op: Op) {
+        self.events += op.weight();
+        if let Op::Append { events, .. } = &op {
+            let mut sequences: Vec<i64> = events.iter().filter_map(|e| e.sequence).collect();
+            sequences.sort_unstable();
+            for s in sequences {
+                if s < self.next {
+                    self.behind.push(s);
+                }
+                self.next = self.next.max(s + 1);
+            }
+        }
+        self.ops.push(op);
+    }
+}
+
+fn event_row(
+    key: &SessionKey,
+    seq: i64,
+    event: &NewEvent,
+    out_of_order: bool,
+    now: i64,
+) -> EventRow {
     EventRow {
         scope: key.scope.clone(),
         session_id: key.session_id.as_str().to_owned(),
@@ -845,7 +1015,7 @@ fn event_row(key: &SessionKey, seq: i64, event: &NewEvent, now: i64) -> EventRow
             .as_ref()
             .map(|id| id.as_str().to_owned()),
         sequence: event.sequence,
-        out_of_order: false,
+        out_of_order,
         data: event.data_json(),
     }
 }

@@ -40,6 +40,10 @@ pub(super) struct Committed<'a> {
     pub stored_keys: &'a HashMap<String, i64>,
     /// Stored events naming interactions that do not exist yet, by id (from the look-up).
     pub event_counts: &'a HashMap<String, i64>,
+    /// The client `sequence` expected next.
+    pub next_sequence: i64,
+    /// Stored sequences behind the expected one, with their events' dedup keys (look-up).
+    pub stored_sequences: &'a HashMap<i64, String>,
 }
 
 /// Everything a group decided.
@@ -58,6 +62,7 @@ pub(super) struct Plan {
     pub unserved_next: Vec<(Duration, NextReply)>,
     /// Deadlines that fired in this group (re-armed if the group cannot be committed).
     pub timeouts: Vec<String>,
+    pub next_sequence: i64,
 }
 
 pub(super) struct Planner<'a> {
@@ -78,6 +83,9 @@ pub(super) struct Planner<'a> {
     next_requests: Vec<(Duration, NextReply)>,
     timeouts: Vec<String>,
     changed: bool,
+    next_sequence: i64,
+    /// Sequences stored by this group, with their events' dedup keys.
+    applied_sequences: HashMap<i64, String>,
 }
 
 impl<'a> Planner<'a> {
@@ -85,6 +93,8 @@ impl<'a> Planner<'a> {
         Self {
             session: base.session.cloned(),
             next_position: base.next_position,
+            next_sequence: base.next_sequence,
+            applied_sequences: HashMap::new(),
             base,
             now,
             touched: HashMap::new(),
@@ -215,6 +225,7 @@ impl<'a> Planner<'a> {
                 )),
                 Some(_) => self.next_requests.push((wait, reply)),
             },
+            Op::SkipTo(sequence) => self.next_sequence = self.next_sequence.max(sequence),
             Op::Timeout { id } => {
                 let now = self.now;
                 let fired = self.interaction_mut(&id).is_some_and(|i| i.time_out(now));
@@ -238,15 +249,82 @@ impl<'a> Planner<'a> {
             .ok_or_else(|| SessionError::InteractionNotFound(id.to_owned()))
     }
 
+    /// Where a sequence behind the expected one stands: stored by this group or before (with
+    /// its event's dedup key), or never stored (a late arrival).
+    fn holder_of(&self, sequence: i64) -> Option<&String> {
+        self.applied_sequences
+            .get(&sequence)
+            .or_else(|| self.base.stored_sequences.get(&sequence))
+    }
+
+    /// The order a request's events are applied in: by `sequence` when they all carry one,
+    /// otherwise as sent.
+    fn application_order(events: &[crate::domain::event::NewEvent]) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        if events.iter().all(|e| e.sequence.is_some()) {
+            order.sort_by_key(|&i| events[i].sequence);
+        }
+        order
+    }
+
+    /// Finds an event whose `sequence` is already taken by a different event; `None` when
+    /// the request is fine. Also marks which events arrive late (after their gap was given up).
+    fn check_sequences(
+        &self,
+        events: &[crate::domain::event::NewEvent],
+        order: &[usize],
+        late: &mut [bool],
+    ) -> Option<crate::domain::ValidationError> {
+        let mut next = self.next_sequence;
+        let mut in_request: HashMap<i64, &str> = HashMap::new();
+        for &i in order {
+            let Some(s) = events[i].sequence else {
+                continue;
+            };
+            let key = events[i].dedup_key.as_str();
+            if s < next {
+                let holder = in_request
+                    .get(&s)
+                    .copied()
+                    .or_else(|| self.holder_of(s).map(String::as_str));
+                match holder {
+                    Some(other) if other != key => {
+                        return Some(crate::domain::ValidationError {
+                            index: Some(i),
+                            field: Some("sequence".into()),
+                            detail: format!(
+                                "events[{i}].sequence: {s} is already taken by a different event"
+                            ),
+                        });
+                    }
+                    Some(_) => {}
+                    None => late[i] = true,
+                }
+            }
+            in_request.insert(s, key);
+            next = next.max(s + 1);
+        }
+        None
+    }
+
     fn append(
         &mut self,
         events: Vec<crate::domain::event::NewEvent>,
         reply: oneshot::Sender<Result<AppendOutcome, SessionError>>,
     ) {
+        let order = Self::application_order(&events);
+        let mut late = vec![false; events.len()];
+        if let Some(conflict) = self.check_sequences(&events, &order, &mut late) {
+            // Nothing of the request is stored, as for any invalid event.
+            self.replies
+                .push(Reply::Append(reply, Err(SessionError::Invalid(conflict))));
+            return;
+        }
         self.ensure_session(None);
-        let mut acks = Vec::with_capacity(events.len());
+        let mut acks: Vec<Option<EventAck>> = vec![None; events.len()];
         let mut accepted = 0;
-        for event in events {
+        for &index in &order {
+            let event = &events[index];
             let known = self
                 .new_keys
                 .get(&event.dedup_key)
@@ -254,7 +332,7 @@ impl<'a> Planner<'a> {
                 .or_else(|| self.base.dedup.get(&event.dedup_key))
                 .or_else(|| self.base.stored_keys.get(&event.dedup_key).copied());
             if let Some(seq) = known {
-                acks.push(EventAck {
+                acks[index] = Some(EventAck {
                     seq,
                     duplicate: true,
                 });
@@ -267,7 +345,7 @@ impl<'a> Planner<'a> {
             s.last_seq += 1;
             s.event_count += 1;
             let seq = s.last_seq;
-            let effect = s.apply(&event);
+            let effect = s.apply(event);
             let session_snapshot = (s.status, s.external_conversation_id.clone());
             note_side_effect(
                 key,
@@ -279,20 +357,31 @@ impl<'a> Planner<'a> {
             if let Some(iid) = &event.interaction_id {
                 let iid = iid.as_str();
                 let ends = event.event_type.as_str() == "session_end";
-                match self.interaction_mut(iid) {
+                let ended = match self.interaction_mut(iid) {
                     Some(i) => {
                         i.event_count += 1;
-                        if ends && i.end_by_event(now) {
-                            self.completed_now(iid);
-                        }
-                        self.changed = true;
+                        Some(ends && i.end_by_event(now))
                     }
+                    None => None,
+                };
+                match ended {
+                    Some(true) => self.completed_now(iid),
+                    Some(false) => {}
                     None => *self.orphan_events.entry(iid.to_owned()).or_default() += 1,
                 }
+                self.changed = true;
+            }
+            if let Some(sequence) = event.sequence {
+                self.next_sequence = self.next_sequence.max(sequence + 1);
+                self.applied_sequences
+                    .insert(sequence, event.dedup_key.clone());
+            }
+            if late[index] {
+                crate::metrics::OUT_OF_ORDER_EVENTS.inc();
             }
             self.new_keys.insert(event.dedup_key.clone(), seq);
-            self.rows.push(event_row(key, seq, &event, now));
-            acks.push(EventAck {
+            self.rows.push(event_row(key, seq, event, late[index], now));
+            acks[index] = Some(EventAck {
                 seq,
                 duplicate: false,
             });
@@ -305,6 +394,7 @@ impl<'a> Planner<'a> {
             s.updated_at = self.now;
             self.changed = true;
         }
+        let acks: Vec<EventAck> = acks.into_iter().flatten().collect();
         let outcome = AppendOutcome {
             accepted,
             duplicates: acks.len() - accepted,
@@ -312,7 +402,7 @@ impl<'a> Planner<'a> {
             last_seq: s.last_seq,
             events: acks,
         };
-        self.replies.push(Reply::Append(reply, outcome));
+        self.replies.push(Reply::Append(reply, Ok(outcome)));
     }
 
     fn create(&mut self, msg: CreateInteraction) -> Result<(Interaction, bool), SessionError> {
@@ -508,6 +598,7 @@ impl<'a> Planner<'a> {
             waits: self.waits,
             unserved_next: self.next_requests,
             timeouts: self.timeouts,
+            next_sequence: self.next_sequence,
         }
     }
 }
