@@ -188,6 +188,32 @@ impl Client {
         }
     }
 
+    /// Like `post`, but a failed connection (server killed mid-request) is `None`, not a panic.
+    pub fn try_post(
+        &self,
+        path: impl Into<String>,
+        body: Value,
+    ) -> impl std::future::Future<Output = Option<Resp>> + '_ {
+        let url = format!("{}{}", self.base_url, path.into());
+        async move {
+            let mut res = self
+                .client
+                .post(url)
+                .insert_header(("Content-Type", "application/json"))
+                .send_body(body.to_string())
+                .await
+                .ok()?;
+            let bytes = res.body().limit(64 << 20).await.ok()?;
+            Some(Resp {
+                status: res.status().as_u16(),
+                content_type: String::new(),
+                retry_after: None,
+                body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+                text: String::from_utf8_lossy(&bytes).into_owned(),
+            })
+        }
+    }
+
     pub fn get(&self, path: impl Into<String>) -> impl std::future::Future<Output = Resp> + '_ {
         self.request(Method::GET, path, None, None)
     }
@@ -313,6 +339,10 @@ impl Client {
         }
     }
 
+    pub async fn all_events_len(&self, session: String) -> usize {
+        self.all_events(&session).await.len()
+    }
+
     /// Every notification of the scope (optionally of one session), oldest first.
     pub async fn all_notifications(&self, session: Option<&str>) -> Vec<Value> {
         let mut all = Vec::new();
@@ -428,6 +458,20 @@ impl ServerProcess {
             child,
             http: Client::new(format!("http://{addr}")),
         }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM, then the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()));
+        self.child.wait().expect("exit status")
     }
 
     /// SIGKILL: no graceful anything.

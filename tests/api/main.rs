@@ -3,6 +3,7 @@
 mod common;
 
 mod binary;
+mod durability;
 mod events;
 mod interactions;
 mod notifications;

@@ -1,0 +1,143 @@
+//! A 2xx means committed: the real binary is SIGKILLed or SIGTERMed while requests are in
+//! flight; after a restart every acknowledged event is there exactly once.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::common::{both_backends, fresh_database, Backend, Client, ServerProcess};
+use orchestrator::store::DatabaseTarget;
+
+/// 400 single-event requests over 8 sessions, each with a unique event_id; the server is
+/// stopped (by `stop`) once `stop_after` acknowledgements have come back.
+async fn load_then_stop(
+    server: &ServerProcess,
+    stop_after: usize,
+    stop: impl FnOnce() + 'static,
+) -> Vec<(String, String)> {
+    let acked = std::cell::RefCell::new(Vec::new());
+    let stop = std::cell::RefCell::new(Some(stop));
+    let requests = (0..400).map(|i| {
+        let (sid, eid) = (format!("d{}", i % 8), format!("e{i}"));
+        let body = json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z",
+                          "event_id": eid, "data": {"i": i}});
+        let acked = &acked;
+        let stop = &stop;
+        async move {
+            // Spread the requests over time so the stop lands mid-stream.
+            actix_rt::time::sleep(Duration::from_millis(i as u64 / 4)).await;
+            if let Some(r) = server
+                .http
+                .try_post(format!("/v1/sessions/{sid}/events"), body)
+                .await
+            {
+                if r.status == 201 || r.status == 200 {
+                    acked.borrow_mut().push((sid, eid));
+                    if acked.borrow().len() == stop_after {
+                        if let Some(stop) = stop.borrow_mut().take() {
+                            stop();
+                        }
+                    }
+                }
+            }
+        }
+    });
+    join_all(requests).await;
+    acked.into_inner()
+}
+
+async fn assert_all_stored_once(http: &Client, acked: &[(String, String)]) {
+    for sid in (0..8).map(|i| format!("d{i}")) {
+        let events = http.all_events(&sid).await;
+        let ids: Vec<&str> = events
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap())
+            .collect();
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), ids.len(), "{sid}: an event stored twice");
+        for (_, eid) in acked.iter().filter(|(s, _)| *s == sid) {
+            assert!(
+                ids.contains(&eid.as_str()),
+                "{sid}: acknowledged {eid} lost"
+            );
+        }
+        let session = http.get(format!("/v1/sessions/{sid}")).await;
+        if session.status == 200 {
+            assert_eq!(
+                session.body["event_count"].as_u64().unwrap() as usize,
+                ids.len()
+            );
+        }
+    }
+}
+
+fn remove(database: DatabaseTarget) {
+    if let DatabaseTarget::Sqlite(path) = database {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
+
+async fn acknowledged_events_survive_sigkill(backend: Backend) {
+    let Some(database) = fresh_database(backend) else {
+        return;
+    };
+    let server = ServerProcess::spawn(&database);
+    let pid = server.pid();
+    let acked = load_then_stop(&server, 150, move || {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    })
+    .await;
+    assert!(acked.len() >= 150, "{} acknowledged", acked.len());
+    server.kill();
+    let server = ServerProcess::spawn(&database);
+    assert_all_stored_once(&server.http, &acked).await;
+    // Sending everything again stores nothing twice.
+    for i in 0..400 {
+        let body = json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z",
+                          "event_id": format!("e{i}"), "data": {"i": i}});
+        server
+            .http
+            .post(format!("/v1/sessions/d{}/events", i % 8), body)
+            .await;
+    }
+    let total: usize = join_all((0..8).map(|i| server.http.all_events_len(format!("d{i}"))))
+        .await
+        .iter()
+        .sum();
+    assert_eq!(total, 400);
+    server.kill();
+    remove(database);
+}
+
+async fn sigterm_finishes_in_flight_requests(backend: Backend) {
+    let Some(database) = fresh_database(backend) else {
+        return;
+    };
+    let server = ServerProcess::spawn(&database);
+    let pid = server.pid();
+    let acked = load_then_stop(&server, 100, move || {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+    })
+    .await;
+    assert!(acked.len() >= 100);
+    let status = server.terminate();
+    assert!(status.success(), "SIGTERM exits 0: {status:?}");
+    let server = ServerProcess::spawn(&database);
+    assert_all_stored_once(&server.http, &acked).await;
+    server.kill();
+    remove(database);
+}
+
+both_backends!(
+    acknowledged_events_survive_sigkill,
+    sigterm_finishes_in_flight_requests
+);
