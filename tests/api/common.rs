@@ -467,10 +467,10 @@ impl ServerProcess {
     /// SIGTERM, then the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        let sent = std::process::Command::new("kill")
+        // It may be gone already (an earlier SIGTERM); the exit status is what matters.
+        let _ = std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status();
-        assert!(sent.is_ok_and(|s| s.success()));
         self.child.wait().expect("exit status")
     }
 
