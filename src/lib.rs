@@ -84,9 +84,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
-            .wrap(from_fn(count_requests))
-            // Method, path, status and time; never headers (keys) or bodies.
-            .wrap(Logger::new("%r %s %Dms"))
+            .wrap(from_fn(observe_requests))
+            // Request id, method, path, status and time; never other headers (keys) or bodies.
+            .wrap(Logger::new("%{x-request-id}o %r %s %Dms"))
             .configure(http::configure)
     });
     if let Some(workers) = config.http_workers {
@@ -140,12 +140,28 @@ async fn wake_sessions_with_deadlines(
     Ok(())
 }
 
-/// Counts every request by its route pattern (not its path: ids would explode the labels).
-async fn count_requests(
+/// Gives every request an id (the caller's `X-Request-Id` when it is sane, else a new one),
+/// echoed in the response and the log line, and counts and times it by route pattern (not by
+/// path: ids would explode the label set).
+async fn observe_requests(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let response = next.call(req).await?;
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    let started = std::time::Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let mut response = next.call(req).await?;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
     let route = response
         .request()
         .match_pattern()
@@ -153,5 +169,8 @@ async fn count_requests(
     metrics::HTTP_REQUESTS
         .with_label_values(&[route.as_str(), response.status().as_str()])
         .inc();
+    metrics::HTTP_SECONDS
+        .with_label_values(&[route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
     Ok(response)
 }

@@ -3,7 +3,10 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
 
 pub static REGISTRY: LazyLock<Registry> = LazyLock::new(Registry::new);
 
@@ -95,6 +98,52 @@ pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    register(
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))
+            .expect("static metric definition"),
+    )
+}
+
+pub static COMMIT_SECONDS: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "orchestrator_commit_seconds",
+        "Time to commit one group-commit transaction",
+        vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ],
+    )
+});
+pub static BATCH_WRITES: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "orchestrator_commit_batch_writes",
+        "Session writes committed per transaction",
+        vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0],
+    )
+});
+pub static BATCH_EVENTS: LazyLock<Histogram> = LazyLock::new(|| {
+    histogram(
+        "orchestrator_commit_batch_events",
+        "Events committed per transaction",
+        vec![0.0, 1.0, 10.0, 100.0, 500.0, 1000.0, 5000.0, 20000.0],
+    )
+});
+pub static HTTP_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "orchestrator_http_request_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0, 30.0,
+            ]),
+            &["route"],
+        )
+        .expect("static metric definition"),
+    )
+});
+
 /// Forces every collector into the registry, so `/metrics` lists them from the start.
 pub fn init() {
     for c in [
@@ -108,8 +157,15 @@ pub fn init() {
         LazyLock::force(c);
     }
     LazyLock::force(&HTTP_REQUESTS);
-    LazyLock::force(&INTERACTIONS_COMPLETED);
+    for cause in ["result", "event", "timeout", "cancel"] {
+        // Listed at zero from the start, so dashboards see every cause.
+        INTERACTIONS_COMPLETED.with_label_values(&[cause]);
+    }
     LazyLock::force(&LIVE_SESSION_ACTORS);
+    for h in [&COMMIT_SECONDS, &BATCH_WRITES, &BATCH_EVENTS] {
+        LazyLock::force(h);
+    }
+    LazyLock::force(&HTTP_SECONDS);
     LazyLock::force(&WRITER_QUEUE_DEPTH);
 }
 

@@ -164,7 +164,13 @@ impl Handler<CommitBatch> for Committer {
             Some(next) => next,
             None => store::notifications::max_id(&mut conn)? + 1,
         };
-        match store::commit_batch(&mut conn, &msg.0, next) {
+        let started = std::time::Instant::now();
+        let result = store::commit_batch(&mut conn, &msg.0, next);
+        crate::metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
+        crate::metrics::BATCH_WRITES.observe(msg.0.len() as f64);
+        crate::metrics::BATCH_EVENTS
+            .observe(msg.0.iter().map(|w| w.events.len()).sum::<usize>() as f64);
+        match result {
             Ok(next) => {
                 self.next_notification_id = Some(next);
                 Ok(next - 1)

@@ -172,6 +172,19 @@ async fn health_endpoints(backend: Backend) {
     };
     let r = app.get("/healthz").await;
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("ok")));
+    // Every response carries a request id; a sane one from the caller is echoed.
+    let mut req = awc::Client::new().get(format!("{}/healthz", app.base_url));
+    req = req.insert_header(("X-Request-Id", "trace-42"));
+    let res = req.send().await.unwrap();
+    assert_eq!(res.headers().get("x-request-id").unwrap(), "trace-42");
+    let res = awc::Client::new()
+        .get(format!("{}/healthz", app.base_url))
+        .insert_header(("X-Request-Id", "bad id with spaces"))
+        .send()
+        .await
+        .unwrap();
+    let generated = res.headers().get("x-request-id").unwrap().to_str().unwrap();
+    assert_eq!(generated.len(), 32, "{generated}");
     let r = app.get("/readyz").await;
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("ready")));
     app.post("/v1/sessions/h/events", event("x", 1)).await;
@@ -185,6 +198,12 @@ async fn health_endpoints(backend: Backend) {
         "orchestrator_live_session_actors",
         "orchestrator_writer_queue_depth",
         "orchestrator_http_requests_total{route=\"/v1/sessions/{session_id}/events\",status=\"201\"}",
+        "orchestrator_http_request_seconds_bucket{route=\"/v1/sessions/{session_id}/events\"",
+        "orchestrator_commit_seconds_bucket",
+        "orchestrator_commit_batch_writes_bucket",
+        "orchestrator_commit_batch_events_bucket",
+        "orchestrator_interactions_completed_total",
+        "orchestrator_reorder_gaps_skipped_total",
     ] {
         assert!(r.text.contains(name), "{name} missing from\n{}", r.text);
     }
