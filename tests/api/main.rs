@@ -5,6 +5,7 @@ mod common;
 mod binary;
 mod durability;
 mod events;
+mod faults;
 mod interactions;
 mod notifications;
 mod ordering;

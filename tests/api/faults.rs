@@ -1,0 +1,121 @@
+//! Faults against the real database: PostgreSQL refusing this test's database under load.
+//! Requests fail fast with 503 `storage_unavailable` (never hang), nothing acknowledged is
+//! lost, and the service recovers by itself when the database is back.
+
+use std::time::Duration;
+
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use futures_util::future::join_all;
+use serde_json::json;
+
+use crate::common::{event, TestApp};
+use orchestrator::store::DatabaseTarget;
+
+/// Cuts this test's database off: running connections are terminated, new ones refused.
+fn set_database_reachable(database: &DatabaseTarget, reachable: bool) {
+    let DatabaseTarget::Postgres(url) = database else {
+        unreachable!("a Postgres test")
+    };
+    let name = url.rsplit('/').next().unwrap().to_owned();
+    let admin = std::env::var("ORCH_TEST_POSTGRES_URL").unwrap();
+    let mut admin = PgConnection::establish(&admin).unwrap();
+    diesel::sql_query(format!(
+        "ALTER DATABASE {name} ALLOW_CONNECTIONS {reachable}"
+    ))
+    .execute(&mut admin)
+    .unwrap();
+    if !reachable {
+        diesel::sql_query(format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
+        ))
+        .execute(&mut admin)
+        .unwrap();
+    }
+}
+
+#[actix_rt::test]
+async fn postgres_outage_gives_503_then_recovers() {
+    let Some(app) = TestApp::start_with(crate::common::Backend::Postgres, |c| {
+        c.db_timeout = Duration::from_millis(500);
+    })
+    .await
+    else {
+        return;
+    };
+    let r = app.post("/v1/sessions/f/events", event("before", 1)).await;
+    assert_eq!(r.status, 201);
+
+    set_database_reachable(&app.database, false);
+    let during = join_all((0..20).map(|i| {
+        let path = if i % 2 == 0 {
+            "/v1/sessions/f/events".to_owned()
+        } else {
+            format!("/v1/sessions/g{i}/events")
+        };
+        app.post(path, event("during", 100 + i))
+    }));
+    let during = actix_rt::time::timeout(Duration::from_secs(20), during)
+        .await
+        .expect("no request hangs while the database is down");
+    let mut refused = 0;
+    for r in &during {
+        assert!(r.status == 503 || r.status == 201, "{}", r.text);
+        if r.status == 503 {
+            assert_eq!(r.body["code"], "storage_unavailable", "{}", r.text);
+            assert_eq!(r.retry_after.as_deref(), Some("1"));
+            refused += 1;
+        }
+    }
+    assert!(refused > 0, "the outage was noticed");
+    let r = app.get("/readyz").await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (503, Some("storage_unavailable"))
+    );
+    let r = app.get("/v1/sessions/f").await;
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        app.get("/healthz").await.status,
+        200,
+        "the process itself is alive"
+    );
+
+    set_database_reachable(&app.database, true);
+    // Recovery without a restart: the pool reconnects, crashed session actors reload.
+    let mut recovered = false;
+    for attempt in 0..40 {
+        let r = app
+            .post("/v1/sessions/f/events", event("after", 1000 + attempt))
+            .await;
+        if r.status == 201 {
+            recovered = true;
+            break;
+        }
+        assert_eq!(r.status, 503, "{}", r.text);
+        actix_rt::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(recovered, "the service came back by itself");
+    assert_eq!(app.get("/readyz").await.status, 200);
+    // Exactly the acknowledged events are stored.
+    let acknowledged = 1
+        + during
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| i % 2 == 0 && r.status == 201)
+            .count()
+        + 1;
+    let events = app.all_events("f").await;
+    assert_eq!(events.len(), acknowledged, "{events:?}");
+    let session = app.get("/v1/sessions/f").await;
+    assert_eq!(
+        session.body["event_count"].as_u64().unwrap() as usize,
+        acknowledged
+    );
+    let r = app
+        .post(
+            "/v1/sessions/f/events",
+            json!({"event_type": "x", "timestamp": "2026-11-22T11:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+}
