@@ -3,8 +3,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use serde_json::value::RawValue;
+use utoipa::{IntoParams, ToSchema};
 
 use super::sessions::find_session;
 use super::{
@@ -19,6 +19,18 @@ use crate::store::{self, events::EventFilter, models::EventRow};
 
 /// `POST /v1/sessions/{id}/events`: 201 when something new was stored, 200 when all were
 /// duplicates.
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/events", tag = "events",
+    params(("session_id" = String, Path, description = "Session id, unique per scope")),
+    request_body(content = crate::http::openapi::EventsBody, description = "One event, or {\"events\": [...]}"),
+    responses(
+        (status = 201, description = "Stored (committed)", body = AppendResponse),
+        (status = 200, description = "Every event was a duplicate", body = AppendResponse),
+        (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")
+    ))]
 pub async fn post(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -31,19 +43,21 @@ pub async fn post(
     let events = parse_body(parse_json(&body)?, state.limits.max_batch_events)?;
     let session_id = key.session_id.to_string();
     let outcome = ask_session(&state, key, AppendEvents { events }).await?;
-    let acks: Vec<_> = outcome
-        .events
-        .iter()
-        .map(|a| json!({"seq": a.seq, "duplicate": a.duplicate}))
-        .collect();
-    let body = json!({
-        "session_id": session_id,
-        "accepted": outcome.accepted,
-        "duplicates": outcome.duplicates,
-        "event_count": outcome.event_count,
-        "last_seq": outcome.last_seq,
-        "events": acks,
-    });
+    let body = AppendResponse {
+        session_id,
+        accepted: outcome.accepted,
+        duplicates: outcome.duplicates,
+        event_count: outcome.event_count,
+        last_seq: outcome.last_seq,
+        events: outcome
+            .events
+            .iter()
+            .map(|a| EventAckDto {
+                seq: a.seq,
+                duplicate: a.duplicate,
+            })
+            .collect(),
+    };
     Ok(if outcome.accepted > 0 {
         HttpResponse::Created().json(body)
     } else {
@@ -51,19 +65,48 @@ pub async fn post(
     })
 }
 
-#[derive(Debug, Deserialize)]
+/// What a POST of events stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppendResponse {
+    session_id: String,
+    /// Events stored by this request.
+    accepted: usize,
+    duplicates: usize,
+    event_count: i64,
+    last_seq: i64,
+    /// One per request event, in request order.
+    events: Vec<EventAckDto>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventAckDto {
+    /// The stored seq; for a duplicate, the stored original's.
+    seq: i64,
+    duplicate: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventList {
+    events: Vec<EventDto>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     event_type: Option<String>,
     interaction_id: Option<String>,
+    /// Only events with a greater seq: how a poller asks "what is new".
     after_seq: Option<i64>,
+    /// 1 to 1000, default 100.
     limit: Option<i64>,
     offset: Option<i64>,
+    /// `asc` (default) or `desc`.
     order: Option<String>,
 }
 
 /// A stored event as the API shows it.
-#[derive(Debug, Serialize)]
-struct EventDto {
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventDto {
     seq: i64,
     event_id: Option<String>,
     event_type: String,
@@ -73,6 +116,7 @@ struct EventDto {
     sequence: Option<i64>,
     out_of_order: bool,
     /// Stored JSON text, sent as it is rather than parsed and re-serialized.
+    #[schema(value_type = Option<Object>)]
     data: Box<RawValue>,
 }
 
@@ -104,6 +148,13 @@ impl TryFrom<EventRow> for EventDto {
 }
 
 /// `GET /v1/sessions/{id}/events?event_type=&interaction_id=&after_seq=&limit=&offset=&order=`.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/events", tag = "events",
+    params(("session_id" = String, Path, description = "Session id, unique per scope"), ListQuery),
+    responses((status = 200, description = "Ordered by seq", body = EventList), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -153,5 +204,5 @@ pub async fn list(
         .into_iter()
         .map(EventDto::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(json!({ "events": events })))
+    Ok(HttpResponse::Ok().json(EventList { events }))
 }

@@ -3,17 +3,34 @@
 
 use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::{read, AppState};
 use crate::actors::messages::{GetWriterLoad, LiveSessionCount};
 use crate::error::ApiError;
 use crate::store::with_backend;
 
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, description = "The process runs", body = Health)))]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(json!({"status": "ok"}))
+    HttpResponse::Ok().json(Health { status: "ok" })
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    status: &'static str,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Ready {
+    status: &'static str,
+    /// Session writes waiting for or in a commit.
+    write_queue: usize,
+}
+
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, description = "Database answers, write queue below its limit", body = Ready), (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     read(&state, |conn| {
         with_backend!(conn, |c| c.batch_execute("SELECT 1"))?;
@@ -24,9 +41,14 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     if load.queued >= load.capacity {
         return Err(ApiError::Overloaded);
     }
-    Ok(HttpResponse::Ok().json(json!({"status": "ready", "write_queue": load.queued})))
+    Ok(HttpResponse::Ok().json(Ready {
+        status: "ready",
+        write_queue: load.queued,
+    }))
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
+    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let live = state.registry.send(LiveSessionCount).await?;
     crate::metrics::LIVE_SESSION_ACTORS.set(live as i64);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::sessions::find_session;
 use super::{
@@ -26,15 +27,22 @@ use crate::store::{self, models::InteractionRow};
 const MAX_WAIT_MS: u64 = 60_000;
 
 /// An interaction as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct InteractionDto {
     interaction_id: String,
     session_id: String,
+    /// `command` for commands; any kind for approvals and questions.
     kind: String,
+    #[schema(value_type = Object)]
     payload: Value,
+    /// `queued`, `pending`, `completed`, `timed_out` or `cancelled`.
     status: &'static str,
+    /// `ok`, `error`, `approved`, `rejected` or `ended`.
     outcome: Option<&'static str>,
+    /// The result slot, written once.
+    #[schema(value_type = Option<Object>)]
     result: Option<Value>,
+    /// `result`, `event`, `timeout` or `cancel`.
     completed_by: Option<&'static str>,
     created_at: String,
     deadline: Option<String>,
@@ -59,6 +67,19 @@ impl InteractionDto {
             event_count: i.event_count,
         }
     }
+}
+
+/// The answer to result, resolve, reject and cancel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionResponse {
+    /// This call completed the interaction.
+    completed_now: bool,
+    interaction: InteractionDto,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InteractionList {
+    interactions: Vec<InteractionDto>,
 }
 
 /// Reads a JSON object body; an empty body is an empty object.
@@ -98,6 +119,19 @@ fn created(session_id: &str, (interaction, created): (Interaction, bool)) -> Htt
 }
 
 /// `POST /v1/sessions/{id}/interactions {"interaction_id"?, "kind", "payload"?, "timeout_ms"?}`
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
+    params(("session_id" = String, Path, description = "Session id, unique per scope")),
+    request_body(content = crate::http::openapi::NewInteractionBody),
+    responses(
+        (status = 201, description = "Created, pending", body = InteractionDto),
+        (status = 200, description = "Existed already", body = InteractionDto),
+        (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")
+    ))]
 pub async fn create(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -133,6 +167,19 @@ pub async fn create(
 }
 
 /// `POST /v1/sessions/{id}/commands {"interaction_id"?, "payload", "timeout_ms"?}`: queued.
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/commands", tag = "commands",
+    params(("session_id" = String, Path, description = "Session id, unique per scope")),
+    request_body(content = crate::http::openapi::NewCommandBody),
+    responses(
+        (status = 201, description = "Queued", body = InteractionDto),
+        (status = 200, description = "Existed already", body = InteractionDto),
+        (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")
+    ))]
 pub async fn enqueue_command(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -178,6 +225,17 @@ fn wait_duration(value: Option<u64>, default_ms: u64, name: &str) -> Result<Dura
 }
 
 /// `POST /v1/sessions/{id}/commands/next?wait_ms=`: 200 with the command now pending, or 204.
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/commands/next", tag = "commands",
+    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("wait_ms" = Option<u64>, Query, description = "Wait up to this long (max 60000, default 0)")),
+    responses(
+        (status = 200, description = "The oldest queued command, now pending", body = InteractionDto),
+        (status = 204, description = "None available within wait_ms"),
+        (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")
+    ))]
 pub async fn next_command(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -228,13 +286,23 @@ async fn act(
         }
         Err(e) => return Err(e),
     };
-    Ok(HttpResponse::Ok().json(json!({
-        "completed_now": outcome.completed_now,
-        "interaction": InteractionDto::new(&sid, &outcome.interaction),
-    })))
+    Ok(HttpResponse::Ok().json(ActionResponse {
+        completed_now: outcome.completed_now,
+        interaction: InteractionDto::new(&sid, &outcome.interaction),
+    }))
 }
 
 /// `POST …/interactions/{iid}/result {"status": "ok"|"error", "output": any}`
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/result", tag = "interactions",
+    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id")),
+    request_body(content = crate::http::openapi::ResultBody, description = "Result of a command: status ok or error"),
+    responses((status = 200, description = "Accepted", body = ActionResponse), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Refused by the interaction's state; the body carries it", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn result(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -263,6 +331,16 @@ pub async fn result(
 }
 
 /// `POST …/interactions/{iid}/resolve {"response": any}`: approved.
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/resolve", tag = "interactions",
+    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id")),
+    request_body(content = crate::http::openapi::ResolveBody, description = "Approve"),
+    responses((status = 200, description = "Accepted", body = ActionResponse), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Refused by the interaction's state; the body carries it", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn resolve(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -283,6 +361,16 @@ pub async fn resolve(
 }
 
 /// `POST …/interactions/{iid}/reject {"reason": string}`: rejected.
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/reject", tag = "interactions",
+    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id")),
+    request_body(content = crate::http::openapi::RejectBody, description = "Reject"),
+    responses((status = 200, description = "Accepted", body = ActionResponse), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Refused by the interaction's state; the body carries it", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn reject(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -301,6 +389,13 @@ pub async fn reject(
 }
 
 /// `POST …/interactions/{iid}/cancel`
+#[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/cancel", tag = "interactions",
+    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id")),
+    responses((status = 200, description = "Cancelled (or already cancelled)", body = ActionResponse), (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Refused by the interaction's state; the body carries it", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn cancel(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -332,6 +427,12 @@ async fn find_interaction(
 }
 
 /// `GET …/interactions/{iid}`
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions/{interaction_id}", tag = "interactions",
+    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id")),
+    responses((status = 200, description = "The interaction", body = InteractionDto), (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn get(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -344,6 +445,13 @@ pub async fn get(
 
 /// `GET …/interactions/{iid}/wait?timeout_ms=`: as soon as it is no longer queued/pending, or
 /// at the timeout with its current state. The session actor wakes the waiter; nothing polls.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/wait", tag = "interactions",
+    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id"), ("timeout_ms" = Option<u64>, Query, description = "Max 60000, default 30000")),
+    responses((status = 200, description = "No longer queued/pending, or its state at the timeout", body = InteractionDto), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn wait(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -362,13 +470,23 @@ pub async fn wait(
     Ok(HttpResponse::Ok().json(InteractionDto::new(&sid, &interaction)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `queued`, `pending`, `completed`, `timed_out` or `cancelled`.
     status: Option<String>,
+    /// 1 to 1000, default 100.
     limit: Option<i64>,
 }
 
 /// `GET /v1/sessions/{id}/interactions?status=&limit=`, in creation order.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
+    params(("session_id" = String, Path, description = "Session id, unique per scope"), ListQuery),
+    responses((status = 200, description = "In creation order", body = InteractionList), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -398,5 +516,5 @@ pub async fn list(
     .await?;
     let interactions: Vec<InteractionDto> =
         rows.iter().map(|i| InteractionDto::new(&sid, i)).collect();
-    Ok(HttpResponse::Ok().json(json!({ "interactions": interactions })))
+    Ok(HttpResponse::Ok().json(InteractionList { interactions }))
 }

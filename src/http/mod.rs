@@ -8,6 +8,7 @@ mod events;
 mod health;
 pub(crate) mod interactions;
 mod notifications;
+pub mod openapi;
 mod sessions;
 
 use actix::prelude::*;
@@ -50,6 +51,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/healthz").route(web::get().to(health::healthz)))
     .service(resource("/readyz").route(web::get().to(health::readyz)))
     .service(resource("/metrics").route(web::get().to(health::metrics)))
+    .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
     .service(resource("/v1/sessions").route(web::get().to(sessions::list)))
     .service(
         resource("/v1/sessions/{session_id}")

@@ -8,8 +8,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{page_limit, read, AppState, CallerScope};
 use crate::domain::ids::SessionId;
@@ -24,12 +25,55 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// Rows a stream reads at a time: its whole memory per consumer.
 const STREAM_PAGE: i64 = 500;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Only notifications with a greater id (default 0).
     after: Option<i64>,
     session_id: Option<String>,
+    /// 1 to 1000, default 100.
     limit: Option<i64>,
+    /// Wait up to this long for something newer (max 60000).
     wait_ms: Option<u64>,
+}
+
+/// A notification: common fields plus those of its type (the documentation of what
+/// [`to_json`] writes).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationDoc {
+    /// Strictly increasing per scope, in commit order.
+    id: i64,
+    /// session.created, session.updated, events.appended, interaction.created,
+    /// interaction.completed.
+    #[serde(rename = "type")]
+    kind: String,
+    session_id: String,
+    at: String,
+    /// session.created, session.updated, interaction.*.
+    status: Option<String>,
+    /// session.updated.
+    external_conversation_id: Option<String>,
+    /// events.appended.
+    event_count: Option<i64>,
+    /// events.appended.
+    last_seq: Option<i64>,
+    /// interaction.*.
+    interaction_id: Option<String>,
+    /// interaction.created: the interaction's kind.
+    #[serde(rename = "kind")]
+    interaction_kind: Option<String>,
+    /// interaction.completed.
+    outcome: Option<String>,
+    /// interaction.completed.
+    completed_by: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationList {
+    #[schema(value_type = Vec<NotificationDoc>)]
+    notifications: Vec<Value>,
+    /// Pass as `after` next time.
+    next_after: i64,
 }
 
 /// A notification: `{id, type, session_id, at, ...type-specific fields}`.
@@ -79,6 +123,10 @@ async fn page(
 /// `GET /v1/notifications?after=&session_id=&limit=&wait_ms=`. With `wait_ms`, waits until
 /// something newer exists (or the time is up). `next_after` is the id to pass as `after` next
 /// time: the last one returned, or the given `after` when nothing is newer.
+#[utoipa::path(get, path = "/v1/notifications", tag = "notifications", params(ListQuery),
+    responses((status = 200, description = "Oldest first after the cursor", body = NotificationList), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -114,14 +162,16 @@ pub async fn list(
     };
     let next_after = rows.last().map_or(after, |r| r.id);
     let notifications: Vec<Value> = rows.into_iter().map(to_json).collect();
-    Ok(HttpResponse::Ok().json(json!({
-        "notifications": notifications,
-        "next_after": next_after,
-    })))
+    Ok(HttpResponse::Ok().json(NotificationList {
+        notifications,
+        next_after,
+    }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StreamQuery {
+    /// Resume after this id (Last-Event-ID takes precedence).
     after: Option<i64>,
     session_id: Option<String>,
 }
@@ -177,6 +227,10 @@ impl StreamState {
 /// `event:` = type. Resumes after `Last-Event-ID` (or `after`): replay, then live, with no gap
 /// and no repeat. The stream is pulled by the connection, one page at a time, so a slow
 /// consumer costs at most one page of memory; it simply falls behind and catches up.
+#[utoipa::path(get, path = "/v1/stream", tag = "notifications",
+    params(StreamQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this notification id")),
+    responses((status = 200, description = "Server-Sent Events: id = notification id, event = type, data = the notification JSON", content_type = "text/event-stream"), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn stream(
     scope: CallerScope,
     state: web::Data<AppState>,

@@ -2,7 +2,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{
     ask_session, page_limit, parse_json, read, read_body, session_key, AppState, CallerScope,
@@ -17,17 +18,37 @@ use crate::store::sessions::ActivityCursor;
 use crate::store::{self, models::SessionRow};
 
 /// A session as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct SessionDto {
     session_id: String,
+    /// `active`, `idle` or `ended`.
     status: &'static str,
     external_conversation_id: Option<String>,
+    #[schema(value_type = Object)]
     metadata: Map<String, Value>,
     created_at: String,
+    /// Last activity.
     updated_at: String,
     event_count: i64,
     last_seq: i64,
-    interactions: Value,
+    interactions: InteractionCountsDto,
+}
+
+/// How many of the session's interactions are in each state (`pending` counts queued ones).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InteractionCountsDto {
+    pending: i64,
+    completed: i64,
+    timed_out: i64,
+    cancelled: i64,
+}
+
+/// A page of the session list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionList {
+    sessions: Vec<SessionDto>,
+    /// Pass as `after` for the next page; null on the last page.
+    next_after: Option<String>,
 }
 
 impl From<&Session> for SessionDto {
@@ -41,17 +62,29 @@ impl From<&Session> for SessionDto {
             updated_at: format_millis(s.updated_at),
             event_count: s.event_count,
             last_seq: s.last_seq,
-            interactions: json!({
-                "pending": s.interactions.pending,
-                "completed": s.interactions.completed,
-                "timed_out": s.interactions.timed_out,
-                "cancelled": s.interactions.cancelled,
-            }),
+            interactions: InteractionCountsDto {
+                pending: s.interactions.pending,
+                completed: s.interactions.completed,
+                timed_out: s.interactions.timed_out,
+                cancelled: s.interactions.cancelled,
+            },
         }
     }
 }
 
 /// `PUT /v1/sessions/{id}` `{"metadata": {...}}`: 201 when created now, 200 when it existed.
+#[utoipa::path(put, path = "/v1/sessions/{session_id}", tag = "sessions",
+    params(("session_id" = String, Path, description = "Session id, unique per scope")),
+    request_body(content = crate::http::openapi::PutSessionBody, description = "Optional body"),
+    responses(
+        (status = 201, description = "Created by this call", body = SessionDto),
+        (status = 200, description = "Existed already (metadata unchanged)", body = SessionDto),
+        (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")
+    ))]
 pub async fn put(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -89,6 +122,12 @@ pub async fn put(
 }
 
 /// `GET /v1/sessions/{id}`.
+#[utoipa::path(get, path = "/v1/sessions/{session_id}", tag = "sessions",
+    params(("session_id" = String, Path, description = "Session id, unique per scope")),
+    responses((status = 200, description = "The session", body = SessionDto), (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn get(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -115,14 +154,22 @@ pub(crate) async fn find_session(
     row.ok_or_else(|| ApiError::SessionNotFound(session_id.to_string()))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// `active`, `idle` or `ended`.
     status: Option<String>,
+    /// 1 to 1000, default 100.
     limit: Option<i64>,
+    /// The opaque cursor from the previous page's `next_after`.
     after: Option<String>,
 }
 
 /// `GET /v1/sessions?status=&limit=&after=`: newest activity first.
+#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", params(ListQuery),
+    responses((status = 200, description = "Newest activity first", body = SessionList), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -161,7 +208,10 @@ pub async fn list(
         _ => None,
     };
     let sessions: Vec<SessionDto> = page.iter().map(SessionDto::from).collect();
-    Ok(HttpResponse::Ok().json(json!({"sessions": sessions, "next_after": next_after})))
+    Ok(HttpResponse::Ok().json(SessionList {
+        sessions,
+        next_after,
+    }))
 }
 
 /// The opaque cursor: hex of `updated_at:session_id`, so clients cannot lean on its shape.

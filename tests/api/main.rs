@@ -8,6 +8,7 @@ mod events;
 mod faults;
 mod interactions;
 mod notifications;
+mod openapi;
 mod ordering;
 mod queries;
 mod scopes_and_limits;

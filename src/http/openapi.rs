@@ -1,0 +1,174 @@
+//! `GET /openapi.json`: the OpenAPI 3 document, generated from the handlers' `#[utoipa::path]`
+//! attributes and the DTOs' `ToSchema` derives. Request bodies are read as raw bytes (to give
+//! size and shape errors as problem JSON), so their documented shapes live here; everything
+//! the server writes is documented by the types that write it.
+
+use actix_web::HttpResponse;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{OpenApi, ToSchema};
+
+use super::{events, health, interactions, notifications, sessions};
+
+/// An RFC 9457 problem document; every error has this shape.
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    /// Machine-readable: bad_request, unauthorized, session_not_found, interaction_not_found,
+    /// not_found, method_not_allowed, already_completed, not_started, payload_too_large,
+    /// validation_failed, overloaded, storage_unavailable.
+    pub code: String,
+    pub detail: String,
+    /// validation_failed: the event's position in the batch.
+    pub index: Option<usize>,
+    /// validation_failed: the offending field.
+    pub field: Option<String>,
+    /// 409: the interaction as it stands.
+    #[schema(value_type = Option<Object>)]
+    pub interaction: Option<Value>,
+}
+
+/// One event as posted.
+#[derive(Serialize, ToSchema)]
+pub struct EventInput {
+    /// 1–64 chars of `A-Z a-z 0-9 . _ : -`, case-sensitive.
+    pub event_type: String,
+    /// RFC 3339 with offset.
+    pub timestamp: String,
+    /// Stored as given.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+    /// Idempotency key: 1–128 printable ASCII chars.
+    pub event_id: Option<String>,
+    pub interaction_id: Option<String>,
+    /// The client's own per-session counter from 0; events are applied in this order.
+    pub sequence: Option<u64>,
+}
+
+/// A batch: stored all or nothing.
+#[derive(Serialize, ToSchema)]
+pub struct EventBatch {
+    pub events: Vec<EventInput>,
+}
+
+/// `POST …/events` takes one event or a batch.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EventsBody {
+    One(EventInput),
+    Batch(EventBatch),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PutSessionBody {
+    /// Used only when the session is created.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewInteractionBody {
+    /// Server-made UUID when absent.
+    pub interaction_id: Option<String>,
+    pub kind: String,
+    #[schema(value_type = Option<Object>)]
+    pub payload: Option<Value>,
+    /// 1 to 86400000; default ORCH_INTERACTION_TIMEOUT_MS.
+    pub timeout_ms: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewCommandBody {
+    pub interaction_id: Option<String>,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub timeout_ms: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ResultBody {
+    /// `ok` or `error`.
+    pub status: String,
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ResolveBody {
+    #[schema(value_type = Option<Object>)]
+    pub response: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RejectBody {
+    pub reason: Option<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "orchestrator",
+        version = "1",
+        description = "Coordinates the sessions of AI coding agents: ordered, deduplicated, durable events and exactly-once completions. Errors are application/problem+json (Problem)."
+    ),
+    paths(
+        health::healthz,
+        health::readyz,
+        health::metrics,
+        openapi_json,
+        sessions::put,
+        sessions::get,
+        sessions::list,
+        events::post,
+        events::list,
+        interactions::create,
+        interactions::list,
+        interactions::get,
+        interactions::result,
+        interactions::resolve,
+        interactions::reject,
+        interactions::cancel,
+        interactions::wait,
+        interactions::enqueue_command,
+        interactions::next_command,
+        notifications::list,
+        notifications::stream,
+    ),
+    components(schemas(Problem, EventsBody, EventInput, EventBatch)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer key scheme (used when ORCH_API_KEYS is set).
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The document as served.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+/// The OpenAPI 3 document of this API.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
+pub async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(document())
+}
