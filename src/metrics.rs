@@ -85,6 +85,18 @@ pub static OUT_OF_ORDER_EVENTS: LazyLock<IntCounter> = LazyLock::new(|| {
         "Events stored after their sequence gap was given up",
     )
 });
+pub static SESSION_READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "orchestrator_session_reads_total",
+                "Session reads (GET session, event polls) by where they were answered from",
+            ),
+            &["source"],
+        )
+        .expect("static metric definition"),
+    )
+});
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
@@ -157,6 +169,9 @@ pub fn init() {
         LazyLock::force(c);
     }
     LazyLock::force(&HTTP_REQUESTS);
+    for source in ["memory", "database"] {
+        SESSION_READS.with_label_values(&[source]);
+    }
     for cause in ["result", "event", "timeout", "cancel"] {
         // Listed at zero from the start, so dashboards see every cause.
         INTERACTIONS_COMPLETED.with_label_values(&[cause]);

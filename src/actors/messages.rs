@@ -67,6 +67,19 @@ where
     type Result = Result<M::Result, MailboxError>;
 }
 
+/// The committed state of a session from its live actor, sparing the database a read. The
+/// registry answers `None` when no actor is live (the caller then reads the database).
+#[derive(Message)]
+#[rtype(result = "Option<Option<Session>>")]
+pub struct PeekSession {
+    pub key: SessionKey,
+}
+
+/// Registry → SessionActor: your committed session (`None`: it does not exist).
+#[derive(Message)]
+#[rtype(result = "Option<Session>")]
+pub struct GetSnapshot;
+
 /// How many session actors are live (for metrics and tests).
 #[derive(Message)]
 #[rtype(result = "usize")]

@@ -16,7 +16,8 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::messages::{
-    LiveSessionCount, Passivate, SessionKey, SessionStopped, Shutdown, ToSession,
+    GetSnapshot, LiveSessionCount, Passivate, PeekSession, SessionKey, SessionStopped, Shutdown,
+    ToSession,
 };
 use super::session::{SessionActor, SessionDeps};
 use super::writer::Writer;
@@ -166,6 +167,21 @@ impl Handler<SessionStopped> for Registry {
             .is_some_and(|d| d.generation == msg.generation)
         {
             self.draining.remove(&msg.key);
+        }
+    }
+}
+
+/// A live actor's committed session, without starting an actor for a read.
+impl Handler<PeekSession> for Registry {
+    type Result = ResponseFuture<Option<Option<crate::domain::session::Session>>>;
+
+    fn handle(&mut self, msg: PeekSession, _: &mut Context<Self>) -> Self::Result {
+        match self.live.get(&msg.key).filter(|l| l.addr.connected()) {
+            Some(live) => {
+                let request = live.addr.send(GetSnapshot);
+                Box::pin(async move { request.await.ok() })
+            }
+            None => Box::pin(async { None }),
         }
     }
 }

@@ -190,7 +190,15 @@ pub async fn list(
             Some(_) => return Err(bad("order must be asc or desc")),
         },
     };
-    find_session(&state, &key.scope, &key.session_id).await?;
+    let session = find_session(&state, &key.scope, &key.session_id).await?;
+    // "Anything after N?" when N is the newest: answered from the session's state alone.
+    if filter
+        .after_seq
+        .is_some_and(|after| after >= session.last_seq)
+        && !filter.descending
+    {
+        return Ok(HttpResponse::Ok().json(EventList { events: Vec::new() }));
+    }
     let rows = read(&state, move |conn| {
         Ok(store::events::list(
             conn,

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     ask_session, page_limit, parse_json, read, read_body, session_key, AppState, CallerScope,
 };
-use crate::actors::messages::EnsureSession;
+use crate::actors::messages::{EnsureSession, PeekSession};
 use crate::domain::ids::SessionId;
 use crate::domain::session::{Session, SessionStatus};
 use crate::domain::time::format_millis;
@@ -138,12 +138,27 @@ pub async fn get(
     Ok(HttpResponse::Ok().json(SessionDto::from(&session)))
 }
 
-/// Reads a session, or 404 in the caller's scope.
+/// Reads a session, or 404 in the caller's scope: from its live actor's committed state when
+/// there is one (so a thousand pollers of a hot session cost no database reads), else from
+/// the database.
 pub(crate) async fn find_session(
     state: &AppState,
     scope: &str,
     session_id: &SessionId,
 ) -> Result<Session, ApiError> {
+    let key = crate::actors::messages::SessionKey {
+        scope: scope.to_owned(),
+        session_id: session_id.clone(),
+    };
+    if let Some(snapshot) = state.registry.send(PeekSession { key }).await? {
+        crate::metrics::SESSION_READS
+            .with_label_values(&["memory"])
+            .inc();
+        return snapshot.ok_or_else(|| ApiError::SessionNotFound(session_id.to_string()));
+    }
+    crate::metrics::SESSION_READS
+        .with_label_values(&["database"])
+        .inc();
     let (scope_owned, id) = (scope.to_owned(), session_id.as_str().to_owned());
     let row = read(state, move |conn| {
         store::sessions::find(conn, &scope_owned, &id)?

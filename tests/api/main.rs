@@ -6,6 +6,7 @@ mod binary;
 mod durability;
 mod events;
 mod faults;
+mod hot_reads;
 mod interactions;
 mod notifications;
 mod openapi;

@@ -772,6 +772,16 @@ impl Handler<NextCommand> for SessionActor {
     }
 }
 
+/// The committed session. Answered after loading (the mailbox waits for it), and the state
+/// only advances after a commit, so this never shows more than the database holds.
+impl Handler<super::messages::GetSnapshot> for SessionActor {
+    type Result = Option<crate::domain::session::Session>;
+
+    fn handle(&mut self, _: super::messages::GetSnapshot, _: &mut Context<Self>) -> Self::Result {
+        self.session.clone()
+    }
+}
+
 /// Started for its deadlines; loading arms them.
 impl Handler<Wake> for SessionActor {
     type Result = ();

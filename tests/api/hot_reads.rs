@@ -1,0 +1,57 @@
+//! Hot polled reads are answered from the session actor's state: many pollers of one session
+//! do not mean as many database queries. Measured on the binary's own /metrics (a separate
+//! process, so other tests' reads do not count).
+
+use futures_util::future::join_all;
+
+use crate::common::{both_backends, event, fresh_database, Backend, ServerProcess};
+
+fn counter(metrics: &str, source: &str) -> u64 {
+    let prefix = format!("orchestrator_session_reads_total{{source=\"{source}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+async fn pollers_of_a_hot_session_cost_no_database_reads(backend: Backend) {
+    let Some(database) = fresh_database(backend) else {
+        return;
+    };
+    let server = ServerProcess::spawn(&database);
+    let http = &server.http;
+    let r = http.post("/v1/sessions/hot/events", event("x", 1)).await;
+    assert_eq!(r.status, 201);
+    let before = http.get("/metrics").await.text;
+
+    let summaries = join_all((0..300).map(|_| http.get("/v1/sessions/hot")));
+    let polls = join_all((0..300).map(|_| http.get("/v1/sessions/hot/events?after_seq=1")));
+    let (summaries, polls) = futures_util::future::join(summaries, polls).await;
+    assert!(summaries
+        .iter()
+        .all(|r| r.status == 200 && r.body["event_count"] == 1));
+    assert!(polls
+        .iter()
+        .all(|r| r.status == 200 && r.body["events"].as_array().unwrap().is_empty()));
+
+    let after = http.get("/metrics").await.text;
+    let memory = counter(&after, "memory") - counter(&before, "memory");
+    let from_database = counter(&after, "database") - counter(&before, "database");
+    assert_eq!(memory, 600, "{after}");
+    assert_eq!(from_database, 0);
+
+    // Fresh data is still seen at once: the actor's state is the committed state.
+    http.post("/v1/sessions/hot/events", event("y", 2)).await;
+    let r = http.get("/v1/sessions/hot/events?after_seq=1").await;
+    assert_eq!(r.body["events"].as_array().unwrap().len(), 1);
+    assert_eq!(http.get("/v1/sessions/hot").await.body["event_count"], 2);
+    server.kill();
+    if let orchestrator::store::DatabaseTarget::Sqlite(path) = database {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
+
+both_backends!(pollers_of_a_hot_session_cost_no_database_reads);
