@@ -85,6 +85,12 @@ pub static OUT_OF_ORDER_EVENTS: LazyLock<IntCounter> = LazyLock::new(|| {
         "Events stored after their sequence gap was given up",
     )
 });
+pub static STUCK_SESSIONS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "orchestrator_stuck_sessions_total",
+        "Session actors found by the periodic sweep with a write in flight for over 30 s",
+    )
+});
 pub static SESSION_READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
@@ -165,6 +171,7 @@ pub fn init() {
         &CONVERSATION_CONFLICTS,
         &REORDER_GAPS_SKIPPED,
         &OUT_OF_ORDER_EVENTS,
+        &STUCK_SESSIONS,
     ] {
         LazyLock::force(c);
     }

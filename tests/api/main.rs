@@ -3,6 +3,7 @@
 mod common;
 
 mod binary;
+mod deploy;
 mod durability;
 mod events;
 mod faults;

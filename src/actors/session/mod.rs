@@ -48,6 +48,8 @@ use reorder::ReorderBuffer;
 const MAX_GROUP_EVENTS: usize = 5000;
 /// Interaction ids known not to exist, remembered to spare look-ups.
 const ABSENT_CACHE: usize = 1024;
+/// A group in flight longer than this is reported as stuck by the periodic sweep.
+const STUCK_AFTER: Duration = Duration::from_secs(30);
 /// How soon a deadline is retried when its group could not be committed (queue full).
 const DEADLINE_RETRY: Duration = Duration::from_millis(100);
 
@@ -113,6 +115,9 @@ pub struct SessionActor {
     shutting_down: bool,
     passivation_requested: bool,
     last_activity: Instant,
+    /// When the group in flight started (the sweep reports one that takes too long).
+    busy_since: Option<Instant>,
+    reported_stuck: bool,
 }
 
 impl SessionActor {
@@ -155,6 +160,8 @@ impl SessionActor {
                 shutting_down: false,
                 passivation_requested: false,
                 last_activity: Instant::now(),
+                busy_since: None,
+                reported_stuck: false,
             }
         });
         (addr, gone_rx)
@@ -603,6 +610,29 @@ impl SessionActor {
             && self.reorder.is_empty()
     }
 
+    /// The periodic sweep: a group in flight for too long is logged and counted once.
+    fn report_if_stuck(&mut self) {
+        match (self.busy, self.busy_since) {
+            (true, Some(since)) if since.elapsed() >= STUCK_AFTER && !self.reported_stuck => {
+                self.reported_stuck = true;
+                crate::metrics::STUCK_SESSIONS.inc();
+                log::warn!(
+                    "session {}/{}: a write has been in flight for {:?}; {} requests queued",
+                    self.key.scope,
+                    self.key.session_id,
+                    since.elapsed(),
+                    self.queue.len()
+                );
+            }
+            (true, None) => self.busy_since = Some(Instant::now()),
+            (false, _) => {
+                self.busy_since = None;
+                self.reported_stuck = false;
+            }
+            _ => {}
+        }
+    }
+
     /// Drops waiters whose callers went away (closed connections), so they cannot pile up.
     fn prune_waiters(&mut self) {
         self.waiters.retain(|_, replies| {
@@ -663,6 +693,7 @@ impl Actor for SessionActor {
         let check_every = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
         ctx.run_interval(check_every, move |actor, _| {
             actor.prune_waiters();
+            actor.report_if_stuck();
             if actor.is_idle()
                 && !actor.passivation_requested
                 && actor.last_activity.elapsed() >= idle
