@@ -70,7 +70,7 @@ fn the_image_is_multi_stage_and_runs_as_a_non_root_user() {
     let user = dockerfile
         .lines()
         .filter_map(|l| l.strip_prefix("USER "))
-        .last()
+        .next_back()
         .expect("a USER line");
     assert_ne!(user.trim(), "root");
     assert!(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("/readyz"));
