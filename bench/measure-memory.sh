@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Memory per live session actor: RSS growth of a release server while N sessions each have a
+# live (idle, not yet passivated) actor, divided by N. An upper bound: it includes the
+# allocator's slack and per-session HTTP/DB work done while creating them.
+# Usage: bash bench/measure-memory.sh [DATABASE_URL]   (needs wrk; default: a temp SQLite file)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+url="${1:-sqlite:///tmp/orch-mem-$$.db}"
+port=18097
+ORCH_SESSION_IDLE_SECS=3600 DATABASE_URL="$url" ORCH_LISTEN=127.0.0.1:$port RUST_LOG=error \
+    ./target/release/orchestrator & pid=$!
+trap 'kill $pid 2>/dev/null; rm -f /tmp/orch-mem-$$.db*' EXIT
+sleep 1
+curl -s -X POST localhost:$port/v1/sessions/warmup/events \
+    -d '{"event_type":"x","timestamp":"2026-11-22T10:00:00Z"}' >/dev/null
+rss() { awk '/VmRSS/ {print $2}' /proc/$pid/status; }
+before=$(rss)
+live_before=$(curl -s localhost:$port/metrics | awk '/^orchestrator_live_session_actors/ {print $2}')
+wrk -t2 -c64 -d8s -s bench/wrk-new-sessions.lua http://127.0.0.1:$port >/dev/null
+sleep 1
+after=$(rss)
+live=$(curl -s localhost:$port/metrics | awk '/^orchestrator_live_session_actors/ {print $2}')
+n=$((live - live_before))
+echo "live session actors: $n"
+echo "RSS before: ${before} KiB, after: ${after} KiB"
+echo "per live session actor: $(( (after - before) * 1024 / n )) bytes"
