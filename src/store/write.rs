@@ -43,6 +43,11 @@ pub fn commit_batch(
         .filter(|w| w.create)
         .map(|w| w.session.clone())
         .collect();
+    let updated: Vec<SessionRow> = writes
+        .iter()
+        .filter(|w| !w.create)
+        .map(|w| w.session.clone())
+        .collect();
     let event_rows: Vec<EventRow> = writes.iter().flat_map(|w| w.events.clone()).collect();
     let mut next_id = next_notification_id;
     let mut notification_rows = Vec::new();
@@ -60,10 +65,9 @@ pub fn commit_batch(
         }
     }
     transaction(conn, |tx| {
+        // New sessions are plain INSERTs: a second creation of one fails the batch loudly.
         sessions::insert_many(tx, &created)?;
-        for write in writes.iter().filter(|w| !w.create) {
-            sessions::update(tx, &write.session)?;
-        }
+        sessions::update_many(tx, &updated)?;
         events::insert_many(tx, &event_rows)?;
         for write in writes {
             interactions::insert_many(tx, &write.new_interactions)?;
