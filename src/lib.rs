@@ -89,6 +89,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             .wrap(Logger::new("%{x-request-id}o %r %s %Dms"))
             .configure(http::configure)
     });
+    // A client that closes its side ends its request: the handler future is dropped, which
+    // releases long waits (interaction waits, commands/next, long-polls) at once instead of
+    // keeping their waiters until they time out.
+    server = server.h1_allow_half_closed(false);
     if let Some(workers) = config.http_workers {
         server = server.workers(workers);
     }

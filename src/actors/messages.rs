@@ -159,21 +159,26 @@ pub struct ActionOutcome {
     pub interaction: Interaction,
 }
 
-/// Answer when the interaction is no longer queued or pending (or never, if the caller goes
-/// away first: the waiter is then dropped).
+/// Answer when the interaction is no longer queued or pending. The reply is the receiver of
+/// that answer, held by the caller itself: when the caller goes away (a dropped connection)
+/// the receiver is dropped with it and the actor sees its waiter is gone.
 #[derive(Message)]
-#[rtype(result = "Result<Interaction, SessionError>")]
+#[rtype(result = "Ticket<Interaction>")]
 pub struct WaitForInteraction {
     pub id: InteractionId,
 }
 
 /// Hand out the oldest queued command when no other command is pending, waiting up to `wait`.
-/// `None` when none became available in time.
+/// `None` when none became available in time. Like a wait, the reply is a receiver the caller
+/// holds, so a command is never handed to a caller that has gone away.
 #[derive(Message)]
-#[rtype(result = "Result<Option<Interaction>, SessionError>")]
+#[rtype(result = "Ticket<Option<Interaction>>")]
 pub struct NextCommand {
     pub wait: std::time::Duration,
 }
+
+/// Where a long wait's answer will arrive; dropping it tells the session actor to stop waiting.
+pub type Ticket<T> = tokio::sync::oneshot::Receiver<Result<T, SessionError>>;
 
 /// Start the session actor (at start-up, for sessions whose deadlines must fire).
 #[derive(Message)]

@@ -11,7 +11,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::sessions::find_session;
 use super::{
-    ask_session, page_limit, parse_json, read, read_body, session_key, AppState, CallerScope,
+    ask_session, page_limit, parse_json, read, read_body, session_key, wait_on_session, AppState,
+    CallerScope,
 };
 use crate::actors::messages::{
     ActOnInteraction, Action, CreateInteraction, NextCommand, SessionKey, WaitForInteraction,
@@ -246,7 +247,7 @@ pub async fn next_command(
     let wait = wait_duration(query.wait_ms, 0, "wait_ms")?;
     let sid = key.session_id.to_string();
     Ok(
-        match ask_session(&state, key, NextCommand { wait }).await? {
+        match wait_on_session(&state, key, NextCommand { wait }).await? {
             Some(command) => HttpResponse::Ok().json(InteractionDto::new(&sid, &command)),
             None => HttpResponse::NoContent().finish(),
         },
@@ -461,7 +462,7 @@ pub async fn wait(
     let (key, id) = path_keys(&scope, &path)?;
     let timeout = wait_duration(query.timeout_ms, 30_000, "timeout_ms")?;
     let sid = key.session_id.to_string();
-    let waiting = ask_session(&state, key.clone(), WaitForInteraction { id: id.clone() });
+    let waiting = wait_on_session(&state, key.clone(), WaitForInteraction { id: id.clone() });
     let interaction = match actix_rt::time::timeout(timeout, waiting).await {
         Ok(done) => done?,
         // Still open: answer with its current state (dropping the wait releases the waiter).

@@ -168,6 +168,27 @@ where
     Ok(state.registry.send(ToSession { key, msg }).await???)
 }
 
+/// Like [`ask_session`] for long waits: the session actor hands back a ticket and the answer
+/// arrives on it; dropping this future (the client went away) drops the ticket, which releases
+/// the actor's waiter.
+pub(crate) async fn wait_on_session<M, T>(
+    state: &AppState,
+    key: SessionKey,
+    msg: M,
+) -> Result<T, ApiError>
+where
+    M: Message<Result = crate::actors::messages::Ticket<T>> + Send + 'static,
+    T: Send + 'static,
+    SessionActor: Handler<M>,
+{
+    let ticket = state.registry.send(ToSession { key, msg }).await??;
+    match ticket.await {
+        Ok(answer) => Ok(answer?),
+        // The actor stopped (storage failure) before answering.
+        Err(_) => Err(ApiError::StorageUnavailable),
+    }
+}
+
 /// Runs a read query on a pooled connection, off the async threads.
 pub(crate) async fn read<T, F>(state: &AppState, query: F) -> Result<T, ApiError>
 where

@@ -733,4 +733,61 @@ both_backends!(
     interaction_input_errors,
     commands_are_handed_out_one_at_a_time,
     deadlines_fire_after_a_crash,
+    a_dropped_wait_releases_its_waiter,
 );
+
+/// A client that gives up on a wait (drops its connection) releases its waiter: the session
+/// actor, with nothing else holding it, becomes idle and is passivated. A leaked waiter would
+/// keep it alive forever.
+async fn a_dropped_wait_releases_its_waiter(backend: Backend) {
+    let Some(app) = TestApp::start_with(backend, |c| {
+        c.sessions.idle_timeout = Duration::from_millis(300)
+    })
+    .await
+    else {
+        return;
+    };
+    session(&app, "dw").await;
+    // A queued command has no deadline timer, so only the waiter keeps the actor busy.
+    let r = app
+        .post(
+            "/v1/sessions/dw/commands",
+            json!({"interaction_id": "c", "payload": 1}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let impatient = awc::Client::builder()
+        .timeout(Duration::from_millis(200))
+        .finish();
+    let gave_up = impatient
+        .get(format!(
+            "{}/v1/sessions/dw/interactions/c/wait?timeout_ms=60000",
+            app.base_url
+        ))
+        .send()
+        .await;
+    assert!(
+        gave_up.is_err(),
+        "the client timed out and dropped the connection"
+    );
+    let mut live = usize::MAX;
+    for _ in 0..60 {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        live = app
+            .server
+            .registry
+            .send(orchestrator::actors::messages::LiveSessionCount)
+            .await
+            .unwrap();
+        if live == 0 {
+            break;
+        }
+    }
+    assert_eq!(
+        live, 0,
+        "the dropped waiter was released and the actor passivated"
+    );
+    // The command is still there, untouched.
+    let r = app.get("/v1/sessions/dw/interactions/c").await;
+    assert_eq!(r.body["status"], "queued");
+}

@@ -775,31 +775,26 @@ impl Handler<ActOnInteraction> for SessionActor {
     }
 }
 
-/// Wait for an interaction to leave queued/pending.
+/// Wait for an interaction to leave queued/pending: the caller gets the receiver.
 impl Handler<WaitForInteraction> for SessionActor {
-    type Result = ResponseFuture<Result<Interaction, SessionError>>;
+    type Result = MessageResult<WaitForInteraction>;
 
     fn handle(&mut self, msg: WaitForInteraction, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, rx) = oneshot::channel();
         self.enqueue(Op::Wait { id: msg.id, reply }, ctx);
-        answer(rx)
+        MessageResult(rx)
     }
 }
 
-/// Hand out the next command.
+/// Hand out the next command: the caller gets the receiver.
 impl Handler<NextCommand> for SessionActor {
-    type Result = ResponseFuture<Result<Option<Interaction>, SessionError>>;
+    type Result = MessageResult<NextCommand>;
 
     fn handle(&mut self, msg: NextCommand, ctx: &mut Context<Self>) -> Self::Result {
         let (reply, rx) = oneshot::channel();
-        self.enqueue(
-            Op::Next {
-                wait: msg.wait,
-                reply,
-            },
-            ctx,
-        );
-        answer(rx)
+        let wait = msg.wait;
+        self.enqueue(Op::Next { wait, reply }, ctx);
+        MessageResult(rx)
     }
 }
 
