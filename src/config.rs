@@ -81,6 +81,9 @@ pub struct Config {
     pub db_timeout: Duration,
     /// HTTP worker threads; `None` is one per core.
     pub http_workers: Option<usize>,
+    /// An SSE consumer that is behind and takes longer than this to accept one page of
+    /// notifications is disconnected (it resumes with Last-Event-ID).
+    pub stream_slow_consumer: Duration,
 }
 
 /// Request limits (contract §1).
@@ -142,6 +145,7 @@ impl Config {
             db_pool_size: 8,
             db_timeout: Duration::from_secs(5),
             http_workers: None,
+            stream_slow_consumer: Duration::from_secs(30),
         }
     }
 
@@ -203,6 +207,10 @@ struct Cli {
     /// Milliseconds a request waits for a database connection before 503
     #[arg(long, env = "ORCH_DB_TIMEOUT_MS", default_value_t = 5000)]
     db_timeout_ms: u64,
+    /// Milliseconds an SSE consumer that is behind may take to accept one page (500
+    /// notifications) before it is disconnected; it resumes with Last-Event-ID
+    #[arg(long, env = "ORCH_STREAM_SLOW_MS", default_value_t = 30_000)]
+    stream_slow_ms: u64,
     /// HTTP worker threads (default: one per core)
     #[arg(long, env = "ORCH_HTTP_WORKERS")]
     http_workers: Option<usize>,
@@ -244,6 +252,7 @@ impl Cli {
         config.db_pool_size = positive("ORCH_DB_POOL_SIZE", self.db_pool_size as usize)? as u32;
         config.db_timeout = Duration::from_millis(self.db_timeout_ms.max(1));
         config.http_workers = self.http_workers.filter(|n| *n > 0);
+        config.stream_slow_consumer = Duration::from_millis(self.stream_slow_ms);
         if !config.api_keys.is_enabled()
             && !config.listen.ip().is_loopback()
             && !self.allow_insecure

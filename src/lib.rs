@@ -79,6 +79,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         limits: config.limits.clone(),
         default_interaction_timeout_ms: config.sessions.default_interaction_timeout_ms,
         notifications_committed: committed_rx,
+        stream_slow_consumer: config.stream_slow_consumer,
     });
 
     let mut server = HttpServer::new(move || {

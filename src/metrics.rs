@@ -91,6 +91,12 @@ pub static STUCK_SESSIONS: LazyLock<IntCounter> = LazyLock::new(|| {
         "Session actors found by the periodic sweep with a write in flight for over 30 s",
     )
 });
+pub static SLOW_STREAMS_DISCONNECTED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "orchestrator_slow_streams_disconnected_total",
+        "SSE consumers disconnected for taking too long to accept a page while behind",
+    )
+});
 pub static SESSION_READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
@@ -172,6 +178,7 @@ pub fn init() {
         &REORDER_GAPS_SKIPPED,
         &OUT_OF_ORDER_EVENTS,
         &STUCK_SESSIONS,
+        &SLOW_STREAMS_DISCONNECTED,
     ] {
         LazyLock::force(c);
     }

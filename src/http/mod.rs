@@ -34,6 +34,8 @@ pub struct AppState {
     pub api_keys: ApiKeys,
     pub limits: Limits,
     pub default_interaction_timeout_ms: i64,
+    /// See [`crate::config::Config::stream_slow_consumer`].
+    pub stream_slow_consumer: std::time::Duration,
     /// The newest committed notification id; changes wake long-polls and streams.
     pub notifications_committed: tokio::sync::watch::Receiver<i64>,
 }

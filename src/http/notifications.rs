@@ -190,6 +190,9 @@ struct StreamState {
     cursor: i64,
     pending: VecDeque<NotificationRow>,
     committed: tokio::sync::watch::Receiver<i64>,
+    /// When the last full page was read: the consumer is behind and this is how long it has
+    /// been taking to accept that page.
+    full_page_since: Option<std::time::Instant>,
 }
 
 impl StreamState {
@@ -198,6 +201,19 @@ impl StreamState {
         loop {
             if let Some(row) = self.pending.pop_front() {
                 return Some(sse_message(row));
+            }
+            if let Some(since) = self.full_page_since.take() {
+                if since.elapsed() > self.state.stream_slow_consumer {
+                    // Behind and slow: end the stream rather than let it lag without bound;
+                    // the client resumes from its last id.
+                    crate::metrics::SLOW_STREAMS_DISCONNECTED.inc();
+                    log::info!(
+                        "stream of scope {} disconnected: {:?} to accept {STREAM_PAGE} notifications",
+                        self.scope,
+                        since.elapsed()
+                    );
+                    return None;
+                }
             }
             self.committed.borrow_and_update();
             let rows = page(
@@ -211,6 +227,9 @@ impl StreamState {
             .ok()?;
             if let Some(last) = rows.last() {
                 self.cursor = last.id;
+                if rows.len() as i64 == STREAM_PAGE {
+                    self.full_page_since = Some(std::time::Instant::now());
+                }
                 self.pending.extend(rows);
                 continue;
             }
@@ -225,8 +244,9 @@ impl StreamState {
 
 /// `GET /v1/stream?session_id=&after=`: `text/event-stream` with `id:` = notification id and
 /// `event:` = type. Resumes after `Last-Event-ID` (or `after`): replay, then live, with no gap
-/// and no repeat. The stream is pulled by the connection, one page at a time, so a slow
-/// consumer costs at most one page of memory; it simply falls behind and catches up.
+/// and no repeat. The stream is pulled by the connection, one page at a time, so a consumer
+/// costs at most one page of memory; one that is behind and takes longer than
+/// ORCH_STREAM_SLOW_MS to accept a page is disconnected and resumes from its last id.
 #[utoipa::path(get, path = "/v1/stream", tag = "notifications",
     params(StreamQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this notification id")),
     responses((status = 200, description = "Server-Sent Events: id = notification id, event = type, data = the notification JSON", content_type = "text/event-stream"), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
@@ -257,6 +277,7 @@ pub async fn stream(
         cursor,
         pending: VecDeque::new(),
         committed,
+        full_page_since: None,
     };
     let body = futures_util::stream::unfold(initial, |mut s| async move {
         let chunk = s.next_chunk().await?;

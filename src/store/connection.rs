@@ -84,16 +84,20 @@ impl DatabaseTarget {
         }
     }
 
-    fn open(&self) -> Result<DbConnection, StoreError> {
+    /// Opens a connection; `lock_wait` bounds how long a SQLite statement waits for a lock
+    /// held by another connection before it fails (and the request gets a 503).
+    fn open(&self, lock_wait: Duration) -> Result<DbConnection, StoreError> {
         match self {
             Self::Postgres(url) => Ok(DbConnection::Pg(PgConnection::establish(url)?)),
             Self::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
-                // busy_timeout: readers and the writer share the file; wait rather than fail.
-                // synchronous=FULL: a 2xx promises durability, also across power loss.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout = 5000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-                )?;
+                // busy_timeout: readers and the writer share the file; wait (boundedly) rather
+                // than fail at once. synchronous=FULL: a 2xx promises durability, also across
+                // power loss.
+                conn.batch_execute(&format!(
+                    "PRAGMA busy_timeout = {}; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+                    lock_wait.as_millis()
+                ))?;
                 Ok(DbConnection::Sqlite(conn))
             }
         }
@@ -104,6 +108,7 @@ impl DatabaseTarget {
 #[derive(Debug)]
 pub struct DbConnectionManager {
     target: DatabaseTarget,
+    lock_wait: Duration,
 }
 
 impl r2d2::ManageConnection for DbConnectionManager {
@@ -111,7 +116,7 @@ impl r2d2::ManageConnection for DbConnectionManager {
     type Error = StoreError;
 
     fn connect(&self) -> Result<DbConnection, StoreError> {
-        self.target.open()
+        self.target.open(self.lock_wait)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
@@ -131,13 +136,14 @@ pub type PooledConnection = r2d2::PooledConnection<DbConnectionManager>;
 #[derive(Clone, Debug)]
 pub struct PoolSettings {
     pub max_size: u32,
-    /// How long a request waits for a connection before it is answered 503.
+    /// How long a request waits for a connection, or (SQLite) for a lock, before it is
+    /// answered 503.
     pub connection_timeout: Duration,
 }
 
 /// Prepares the database (WAL for SQLite, migrations) and builds the pool.
 pub fn connect(target: &DatabaseTarget, settings: &PoolSettings) -> Result<DbPool, StoreError> {
-    let mut first = target.open()?;
+    let mut first = target.open(settings.connection_timeout)?;
     match &mut first {
         DbConnection::Sqlite(c) => {
             // WAL is a property of the file: set it once, before concurrent connections exist,
@@ -159,6 +165,7 @@ pub fn connect(target: &DatabaseTarget, settings: &PoolSettings) -> Result<DbPoo
         .min_idle(Some(1))
         .build(DbConnectionManager {
             target: target.clone(),
+            lock_wait: settings.connection_timeout,
         })?;
     Ok(pool)
 }

@@ -288,7 +288,11 @@ impl Client {
             let mut buf = String::new();
             let mut messages = Vec::new();
             'read: loop {
-                let chunk = res.next().await.expect("stream open").expect("chunk");
+                let Some(chunk) = res.next().await else {
+                    // The server ended the stream.
+                    break 'read;
+                };
+                let chunk = chunk.expect("chunk");
                 buf.push_str(std::str::from_utf8(&chunk).unwrap());
                 while let Some(end) = buf.find("\n\n") {
                     let message: String = buf.drain(..end + 2).collect();

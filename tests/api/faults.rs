@@ -119,3 +119,58 @@ async fn postgres_outage_gives_503_then_recovers() {
         .await;
     assert_eq!(r.status, 201);
 }
+
+/// SQLite: another process holds the write lock. Writes fail within ORCH_DB_TIMEOUT_MS with
+/// 503 (nothing stored), reads go on (WAL), and writes succeed again once the lock is gone.
+#[actix_rt::test]
+async fn sqlite_write_lock_gives_503_then_recovers() {
+    use diesel::connection::SimpleConnection;
+    let app = TestApp::start_with(crate::common::Backend::Sqlite, |c| {
+        c.db_timeout = Duration::from_millis(300);
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        app.post("/v1/sessions/l/events", event("before", 1))
+            .await
+            .status,
+        201
+    );
+    let DatabaseTarget::Sqlite(path) = &app.database else {
+        unreachable!()
+    };
+    let mut blocker = diesel::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+    blocker.batch_execute("BEGIN EXCLUSIVE").unwrap();
+
+    let during = actix_rt::time::timeout(
+        Duration::from_secs(20),
+        join_all((0..5).map(|i| app.post("/v1/sessions/l/events", event("during", 10 + i)))),
+    )
+    .await
+    .expect("no request hangs on a locked database");
+    for r in &during {
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (503, Some("storage_unavailable")),
+            "{}",
+            r.text
+        );
+        assert_eq!(r.retry_after.as_deref(), Some("1"));
+    }
+    // Reads are not blocked by a writer in WAL mode.
+    assert_eq!(app.get("/v1/sessions/l").await.body["event_count"], 1);
+
+    blocker.batch_execute("ROLLBACK").unwrap();
+    let r = app.post("/v1/sessions/l/events", event("after", 30)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let events = app.all_events("l").await;
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["before", "after"],
+        "nothing of the refused requests was stored"
+    );
+}
