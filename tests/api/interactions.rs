@@ -34,7 +34,7 @@ fn end_event(id: &str, second: u32) -> Value {
 
 /// The session's interaction counters equal the rows, and each completed interaction has
 /// exactly one `interaction.completed` notification.
-async fn assert_consistent(app: &Client, sid: &str) {
+pub(crate) async fn assert_consistent(app: &Client, sid: &str) {
     let s = app.get(format!("/v1/sessions/{sid}")).await.body;
     let list = app
         .get(format!("/v1/sessions/{sid}/interactions?limit=1000"))

@@ -13,5 +13,6 @@ mod notifications;
 mod openapi;
 mod ordering;
 mod queries;
+mod race_harness;
 mod scopes_and_limits;
 mod sessions;
