@@ -8,6 +8,9 @@ use super::ids::{EventId, EventType, InteractionId};
 use super::time::parse_rfc3339_micros;
 use super::ValidationError;
 
+/// Client sequence numbers are below this (one past the largest must still be a number).
+pub const MAX_SEQUENCE: i64 = i64::MAX - 1;
+
 /// A validated event, not yet stored.
 #[derive(Clone, Debug, PartialEq)]
 pub struct NewEvent {
@@ -164,10 +167,12 @@ fn parse_event(value: Value, index: Option<usize>) -> Result<NewEvent, Validatio
         Some(v) => Some(
             v.as_u64()
                 .and_then(|n| i64::try_from(n).ok())
+                // The next expected number must fit too.
+                .filter(|n| *n < MAX_SEQUENCE)
                 .ok_or_else(|| {
                     locate(ValidationError::field(
                         "sequence",
-                        "must be an unsigned integer below 2^63",
+                        format!("must be an unsigned integer below {MAX_SEQUENCE}"),
                     ))
                 })?,
         ),
@@ -382,5 +387,126 @@ mod tests {
         )
         .unwrap();
         assert_ne!(a.dedup_key, e.dedup_key);
+    }
+}
+
+/// Property tests: the parser is total (never panics, whatever the JSON) and its answers are
+/// consistent with the rules.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Any JSON value, nested a few levels, with awkward strings and numbers.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            any::<u64>().prop_map(|n| json!(n)),
+            any::<f64>()
+                .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+            ".{0,80}".prop_map(Value::String),
+            "[a-z_]{1,12}".prop_map(Value::String),
+            Just(json!("2026-11-22T10:00:00Z")),
+        ];
+        leaf.prop_recursive(4, 64, 8, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..8).prop_map(Value::Array),
+                prop::collection::btree_map(
+                    prop_oneof![
+                        Just("event_type".to_owned()),
+                        Just("timestamp".to_owned()),
+                        Just("data".to_owned()),
+                        Just("event_id".to_owned()),
+                        Just("interaction_id".to_owned()),
+                        Just("sequence".to_owned()),
+                        Just("events".to_owned()),
+                        "[a-z]{1,6}",
+                    ],
+                    inner,
+                    0..8
+                )
+                .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn never_panics_and_errors_point_inside_the_batch(body in any_json()) {
+            let len = body.get("events").and_then(Value::as_array).map_or(1, Vec::len);
+            match parse_body(body, 50) {
+                Ok(events) => prop_assert!(!events.is_empty() && events.len() <= 50),
+                Err(BodyError::Invalid(e)) => {
+                    let index = e.index.unwrap_or(0);
+                    prop_assert!(index < len.max(1), "index {index} of {len}");
+                    prop_assert!(!e.detail.is_empty());
+                }
+                Err(BodyError::Shape(_)) | Err(BodyError::TooMany { .. }) => {}
+            }
+        }
+
+        #[test]
+        fn well_formed_events_are_accepted(
+            event_type in "[A-Za-z0-9._:-]{1,64}",
+            seconds in 0u32..86_400,
+            event_id in proptest::option::of("[ -~]{1,128}"),
+            interaction_id in proptest::option::of("[A-Za-z0-9._:-]{1,128}"),
+            sequence in proptest::option::of(0u64..(MAX_SEQUENCE as u64)),
+            data in proptest::option::of(prop::collection::btree_map("[a-z]{1,5}", any::<i32>(), 0..5)),
+        ) {
+            let mut event = json!({
+                "event_type": event_type,
+                "timestamp": format!("2026-11-22T{:02}:{:02}:{:02}Z", seconds / 3600, seconds / 60 % 60, seconds % 60),
+            });
+            if let Some(id) = &event_id { event["event_id"] = json!(id); }
+            if let Some(id) = &interaction_id { event["interaction_id"] = json!(id); }
+            if let Some(s) = sequence { event["sequence"] = json!(s); }
+            if let Some(d) = &data { event["data"] = json!(d); }
+            let parsed = parse_body(event, 10);
+            prop_assert!(parsed.is_ok(), "{parsed:?}");
+            let parsed = parsed.unwrap().remove(0);
+            prop_assert_eq!(parsed.sequence.map(|s| s as u64), sequence);
+            match &event_id {
+                Some(id) => prop_assert_eq!(parsed.dedup_key, format!("e:{id}")),
+                None => prop_assert!(parsed.dedup_key.starts_with("c:") && parsed.dedup_key.len() == 66),
+            }
+        }
+
+        #[test]
+        fn session_ids_follow_exactly_the_rule(id in ".{0,140}") {
+            let rule = !id.is_empty()
+                && id.len() <= 128
+                && id.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c));
+            prop_assert_eq!(crate::domain::ids::SessionId::parse(&id).is_ok(), rule);
+        }
+
+        #[test]
+        fn the_content_key_ignores_data_key_order(
+            pairs in prop::collection::vec(("[a-z]{1,6}", any::<i32>()), 1..8),
+        ) {
+            let forward: serde_json::Map<String, Value> =
+                pairs.iter().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let backward: serde_json::Map<String, Value> =
+                pairs.iter().rev().map(|(k, v)| (k.clone(), json!(v))).collect();
+            let a = parse_body(json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z", "data": forward}), 1).unwrap();
+            let b = parse_body(json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z", "data": backward}), 1).unwrap();
+            // Last write wins for repeated keys in both maps alike only when keys are unique.
+            let unique = pairs.iter().map(|(k, _)| k).collect::<std::collections::HashSet<_>>().len() == pairs.len();
+            if unique {
+                prop_assert_eq!(&a[0].dedup_key, &b[0].dedup_key);
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_pipeline(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
+                let _ = parse_body(value, 10);
+            }
+        }
     }
 }

@@ -7,6 +7,7 @@ mod deploy;
 mod durability;
 mod events;
 mod faults;
+mod fuzz;
 mod hot_reads;
 mod interactions;
 mod notifications;

@@ -51,7 +51,8 @@ pub(super) fn load_state(
     };
     let recent_keys = store::events::recent_dedup_keys(&mut conn, scope, id, dedup_cache as i64)?;
     let max_position = store::interactions::max_position(&mut conn, scope, id)?;
-    let next_sequence = store::events::max_sequence(&mut conn, scope, id)?.map_or(0, |s| s + 1);
+    let next_sequence =
+        store::events::max_sequence(&mut conn, scope, id)?.map_or(0, |s| s.saturating_add(1));
     let interactions_complete = max_position <= INTERACTION_CACHE as i64;
     let rows = if interactions_complete {
         store::interactions::list(&mut conn, scope, id, None, INTERACTION_CACHE as i64)?

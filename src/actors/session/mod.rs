@@ -1023,7 +1023,7 @@ impl GroupBuilder {
                 if s < self.next {
                     self.behind.push(s);
                 }
-                self.next = self.next.max(s + 1);
+                self.next = self.next.max(s.saturating_add(1));
             }
         }
         self.ops.push(op);

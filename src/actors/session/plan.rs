@@ -302,7 +302,7 @@ impl<'a> Planner<'a> {
                 }
             }
             in_request.insert(s, key);
-            next = next.max(s + 1);
+            next = next.max(s.saturating_add(1));
         }
         None
     }
@@ -372,7 +372,7 @@ impl<'a> Planner<'a> {
                 self.changed = true;
             }
             if let Some(sequence) = event.sequence {
-                self.next_sequence = self.next_sequence.max(sequence + 1);
+                self.next_sequence = self.next_sequence.max(sequence.saturating_add(1));
                 self.applied_sequences
                     .insert(sequence, event.dedup_key.clone());
             }
