@@ -33,8 +33,8 @@ pub enum ApiError {
     },
     #[error("no route {0}")]
     RouteNotFound(String),
-    #[error("method {0} is not allowed here")]
-    MethodNotAllowed(String),
+    #[error("method {method} is not allowed here (allowed: {allow})")]
+    MethodNotAllowed { method: String, allow: &'static str },
     #[error("{0}")]
     PayloadTooLarge(String),
     #[error(transparent)]
@@ -54,7 +54,7 @@ impl ApiError {
             Self::InteractionNotFound(_) => "interaction_not_found",
             Self::Conflict { code, .. } => code,
             Self::RouteNotFound(_) => "not_found",
-            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Validation(_) => "validation_failed",
             Self::Overloaded => "overloaded",
@@ -70,7 +70,7 @@ impl ApiError {
             Self::InteractionNotFound(_) => "Interaction not found",
             Self::Conflict { .. } => "Conflict",
             Self::RouteNotFound(_) => "Not found",
-            Self::MethodNotAllowed(_) => "Method not allowed",
+            Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::Validation(_) => "Validation failed",
             Self::Overloaded => "Overloaded",
@@ -108,7 +108,7 @@ impl ResponseError for ApiError {
                 StatusCode::NOT_FOUND
             }
             Self::Conflict { .. } => StatusCode::CONFLICT,
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -124,6 +124,9 @@ impl ResponseError for ApiError {
             }
             Self::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
+            }
+            Self::MethodNotAllowed { allow, .. } => {
+                response.insert_header((header::ALLOW, *allow));
             }
             _ => {}
         }

@@ -20,7 +20,7 @@ use crate::store::{self, events::EventFilter, models::EventRow};
 /// `POST /v1/sessions/{id}/events`: 201 when something new was stored, 200 when all were
 /// duplicates.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/events", tag = "events",
-    params(("session_id" = String, Path, description = "Session id, unique per scope")),
+    params(crate::http::openapi::SessionPath),
     request_body(content = crate::http::openapi::EventsBody, description = "One event, or {\"events\": [...]}"),
     responses(
         (status = 201, description = "Stored (committed)", body = AppendResponse),
@@ -93,14 +93,20 @@ pub struct EventList {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    #[param(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
     event_type: Option<String>,
+    #[param(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     interaction_id: Option<String>,
     /// Only events with a greater seq: how a poller asks "what is new".
+    #[param(minimum = 0)]
     after_seq: Option<i64>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    #[param(minimum = 0)]
     offset: Option<i64>,
     /// `asc` (default) or `desc`.
+    #[param(pattern = "^(asc|desc)$")]
     order: Option<String>,
 }
 
@@ -149,7 +155,7 @@ impl TryFrom<EventRow> for EventDto {
 
 /// `GET /v1/sessions/{id}/events?event_type=&interaction_id=&after_seq=&limit=&offset=&order=`.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/events", tag = "events",
-    params(("session_id" = String, Path, description = "Session id, unique per scope"), ListQuery),
+    params(crate::http::openapi::SessionPath, ListQuery),
     responses((status = 200, description = "Ordered by seq", body = EventList), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),

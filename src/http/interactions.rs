@@ -34,14 +34,13 @@ pub struct InteractionDto {
     session_id: String,
     /// `command` for commands; any kind for approvals and questions.
     kind: String,
-    #[schema(value_type = Object)]
+    /// Any JSON, as given.
     payload: Value,
     /// `queued`, `pending`, `completed`, `timed_out` or `cancelled`.
     status: &'static str,
     /// `ok`, `error`, `approved`, `rejected` or `ended`.
     outcome: Option<&'static str>,
-    /// The result slot, written once.
-    #[schema(value_type = Option<Object>)]
+    /// The result slot, written once: any JSON.
     result: Option<Value>,
     /// `result`, `event`, `timeout` or `cancel`.
     completed_by: Option<&'static str>,
@@ -121,7 +120,7 @@ fn created(session_id: &str, (interaction, created): (Interaction, bool)) -> Htt
 
 /// `POST /v1/sessions/{id}/interactions {"interaction_id"?, "kind", "payload"?, "timeout_ms"?}`
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
-    params(("session_id" = String, Path, description = "Session id, unique per scope")),
+    params(crate::http::openapi::SessionPath),
     request_body(content = crate::http::openapi::NewInteractionBody),
     responses(
         (status = 201, description = "Created, pending", body = InteractionDto),
@@ -169,7 +168,7 @@ pub async fn create(
 
 /// `POST /v1/sessions/{id}/commands {"interaction_id"?, "payload", "timeout_ms"?}`: queued.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/commands", tag = "commands",
-    params(("session_id" = String, Path, description = "Session id, unique per scope")),
+    params(crate::http::openapi::SessionPath),
     request_body(content = crate::http::openapi::NewCommandBody),
     responses(
         (status = 201, description = "Queued", body = InteractionDto),
@@ -209,10 +208,20 @@ pub async fn enqueue_command(
     Ok(created(&sid, ask_session(&state, key, msg).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitQuery {
-    wait_ms: Option<u64>,
+    /// Max 60000, default 30000.
+    #[param(maximum = 60000)]
     timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct NextQuery {
+    /// Wait up to this long for a command (max 60000, default 0).
+    #[param(maximum = 60000)]
+    wait_ms: Option<u64>,
 }
 
 fn wait_duration(value: Option<u64>, default_ms: u64, name: &str) -> Result<Duration, ApiError> {
@@ -227,7 +236,7 @@ fn wait_duration(value: Option<u64>, default_ms: u64, name: &str) -> Result<Dura
 
 /// `POST /v1/sessions/{id}/commands/next?wait_ms=`: 200 with the command now pending, or 204.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/commands/next", tag = "commands",
-    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("wait_ms" = Option<u64>, Query, description = "Wait up to this long (max 60000, default 0)")),
+    params(crate::http::openapi::SessionPath, NextQuery),
     responses(
         (status = 200, description = "The oldest queued command, now pending", body = InteractionDto),
         (status = 204, description = "None available within wait_ms"),
@@ -241,7 +250,7 @@ pub async fn next_command(
     scope: CallerScope,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<WaitQuery>,
+    query: web::Query<NextQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&scope, &path)?;
     let wait = wait_duration(query.wait_ms, 0, "wait_ms")?;
@@ -295,7 +304,7 @@ async fn act(
 
 /// `POST …/interactions/{iid}/result {"status": "ok"|"error", "output": any}`
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/result", tag = "interactions",
-    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id")),
+    params(crate::http::openapi::InteractionPath),
     request_body(content = crate::http::openapi::ResultBody, description = "Result of a command: status ok or error"),
     responses((status = 200, description = "Accepted", body = ActionResponse), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
@@ -333,7 +342,7 @@ pub async fn result(
 
 /// `POST …/interactions/{iid}/resolve {"response": any}`: approved.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/resolve", tag = "interactions",
-    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id")),
+    params(crate::http::openapi::InteractionPath),
     request_body(content = crate::http::openapi::ResolveBody, description = "Approve"),
     responses((status = 200, description = "Accepted", body = ActionResponse), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
@@ -363,7 +372,7 @@ pub async fn resolve(
 
 /// `POST …/interactions/{iid}/reject {"reason": string}`: rejected.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/reject", tag = "interactions",
-    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id")),
+    params(crate::http::openapi::InteractionPath),
     request_body(content = crate::http::openapi::RejectBody, description = "Reject"),
     responses((status = 200, description = "Accepted", body = ActionResponse), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
@@ -391,7 +400,7 @@ pub async fn reject(
 
 /// `POST …/interactions/{iid}/cancel`
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/cancel", tag = "interactions",
-    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id")),
+    params(crate::http::openapi::InteractionPath),
     responses((status = 200, description = "Cancelled (or already cancelled)", body = ActionResponse), (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Refused by the interaction's state; the body carries it", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
@@ -429,7 +438,7 @@ async fn find_interaction(
 
 /// `GET …/interactions/{iid}`
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions/{interaction_id}", tag = "interactions",
-    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id")),
+    params(crate::http::openapi::InteractionPath),
     responses((status = 200, description = "The interaction", body = InteractionDto), (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
@@ -447,7 +456,7 @@ pub async fn get(
 /// `GET …/interactions/{iid}/wait?timeout_ms=`: as soon as it is no longer queued/pending, or
 /// at the timeout with its current state. The session actor wakes the waiter; nothing polls.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/wait", tag = "interactions",
-    params(("session_id" = String, Path, description = "Session id, unique per scope"), ("interaction_id" = String, Path, description = "Interaction id"), ("timeout_ms" = Option<u64>, Query, description = "Max 60000, default 30000")),
+    params(crate::http::openapi::InteractionPath, WaitQuery),
     responses((status = 200, description = "No longer queued/pending, or its state at the timeout", body = InteractionDto), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
@@ -475,14 +484,16 @@ pub async fn wait(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `queued`, `pending`, `completed`, `timed_out` or `cancelled`.
+    #[param(pattern = "^(queued|pending|completed|timed_out|cancelled)$")]
     status: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
 }
 
 /// `GET /v1/sessions/{id}/interactions?status=&limit=`, in creation order.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
-    params(("session_id" = String, Path, description = "Session id, unique per scope"), ListQuery),
+    params(crate::http::openapi::SessionPath, ListQuery),
     responses((status = 200, description = "In creation order", body = InteractionList), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),

@@ -50,69 +50,91 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
     )
-    .service(resource("/healthz").route(web::get().to(health::healthz)))
-    .service(resource("/readyz").route(web::get().to(health::readyz)))
-    .service(resource("/metrics").route(web::get().to(health::metrics)))
-    .service(resource("/openapi.json").route(web::get().to(openapi::openapi_json)))
-    .service(resource("/v1/sessions").route(web::get().to(sessions::list)))
+    .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
+    .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
+    .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
+    .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
+    .service(resource("/v1/sessions", "GET").route(web::get().to(sessions::list)))
     .service(
-        resource("/v1/sessions/{session_id}")
+        resource("/v1/sessions/{session_id}", "GET, PUT")
             .route(web::put().to(sessions::put))
             .route(web::get().to(sessions::get)),
     )
     .service(
-        resource("/v1/sessions/{session_id}/events")
+        resource("/v1/sessions/{session_id}/events", "GET, POST")
             .route(web::post().to(events::post))
             .route(web::get().to(events::list)),
     )
     .service(
-        resource("/v1/sessions/{session_id}/interactions")
+        resource("/v1/sessions/{session_id}/interactions", "GET, POST")
             .route(web::post().to(interactions::create))
             .route(web::get().to(interactions::list)),
     )
     .service(
-        resource("/v1/sessions/{session_id}/interactions/{interaction_id}")
-            .route(web::get().to(interactions::get)),
+        resource(
+            "/v1/sessions/{session_id}/interactions/{interaction_id}",
+            "GET",
+        )
+        .route(web::get().to(interactions::get)),
     )
     .service(
-        resource("/v1/sessions/{session_id}/interactions/{interaction_id}/result")
-            .route(web::post().to(interactions::result)),
+        resource(
+            "/v1/sessions/{session_id}/interactions/{interaction_id}/result",
+            "POST",
+        )
+        .route(web::post().to(interactions::result)),
     )
     .service(
-        resource("/v1/sessions/{session_id}/interactions/{interaction_id}/resolve")
-            .route(web::post().to(interactions::resolve)),
+        resource(
+            "/v1/sessions/{session_id}/interactions/{interaction_id}/resolve",
+            "POST",
+        )
+        .route(web::post().to(interactions::resolve)),
     )
     .service(
-        resource("/v1/sessions/{session_id}/interactions/{interaction_id}/reject")
-            .route(web::post().to(interactions::reject)),
+        resource(
+            "/v1/sessions/{session_id}/interactions/{interaction_id}/reject",
+            "POST",
+        )
+        .route(web::post().to(interactions::reject)),
     )
     .service(
-        resource("/v1/sessions/{session_id}/interactions/{interaction_id}/cancel")
-            .route(web::post().to(interactions::cancel)),
+        resource(
+            "/v1/sessions/{session_id}/interactions/{interaction_id}/cancel",
+            "POST",
+        )
+        .route(web::post().to(interactions::cancel)),
     )
     .service(
-        resource("/v1/sessions/{session_id}/interactions/{interaction_id}/wait")
-            .route(web::get().to(interactions::wait)),
+        resource(
+            "/v1/sessions/{session_id}/interactions/{interaction_id}/wait",
+            "GET",
+        )
+        .route(web::get().to(interactions::wait)),
     )
     .service(
-        resource("/v1/sessions/{session_id}/commands")
+        resource("/v1/sessions/{session_id}/commands", "POST")
             .route(web::post().to(interactions::enqueue_command)),
     )
     .service(
-        resource("/v1/sessions/{session_id}/commands/next")
+        resource("/v1/sessions/{session_id}/commands/next", "POST")
             .route(web::post().to(interactions::next_command)),
     )
-    .service(resource("/v1/notifications").route(web::get().to(notifications::list)))
-    .service(resource("/v1/stream").route(web::get().to(notifications::stream)))
+    .service(resource("/v1/notifications", "GET").route(web::get().to(notifications::list)))
+    .service(resource("/v1/stream", "GET").route(web::get().to(notifications::stream)))
     .default_service(web::to(|req: HttpRequest| async move {
         Err::<HttpResponse, _>(ApiError::RouteNotFound(req.path().to_owned()))
     }));
 }
 
-/// A resource whose unmatched methods answer 405 as problem JSON.
-fn resource(path: &str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(|req: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed(req.method().to_string()))
+/// A resource whose unmatched methods answer 405 as problem JSON, with the `Allow` header
+/// listing `allow` (RFC 9110).
+fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+            method: req.method().to_string(),
+            allow,
+        })
     }))
 }
 

@@ -29,11 +29,15 @@ const STREAM_PAGE: i64 = 500;
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Only notifications with a greater id (default 0).
+    #[param(minimum = 0)]
     after: Option<i64>,
+    #[param(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     session_id: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// Wait up to this long for something newer (max 60000).
+    #[param(maximum = 60000)]
     wait_ms: Option<u64>,
 }
 
@@ -172,7 +176,9 @@ pub async fn list(
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
     /// Resume after this id (Last-Event-ID takes precedence).
+    #[param(minimum = 0)]
     after: Option<i64>,
+    #[param(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     session_id: Option<String>,
 }
 

@@ -6,7 +6,40 @@
 use actix_web::HttpResponse;
 use serde::Serialize;
 use serde_json::Value;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+/// The path of every session resource.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SessionPath {
+    /// Session id, unique per scope.
+    #[param(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        max_length = 128,
+        min_length = 1
+    )]
+    pub session_id: String,
+}
+
+/// The path of every interaction resource.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct InteractionPath {
+    /// Session id, unique per scope.
+    #[param(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        max_length = 128,
+        min_length = 1
+    )]
+    pub session_id: String,
+    /// Interaction id, unique per session.
+    #[param(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        max_length = 128,
+        min_length = 1
+    )]
+    pub interaction_id: String,
+}
 
 use super::{events, health, interactions, notifications, sessions};
 
@@ -75,7 +108,7 @@ pub struct NewInteractionBody {
     /// Server-made UUID when absent.
     pub interaction_id: Option<String>,
     pub kind: String,
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON.
     pub payload: Option<Value>,
     /// 1 to 86400000; default ORCH_INTERACTION_TIMEOUT_MS.
     pub timeout_ms: Option<i64>,
@@ -84,7 +117,7 @@ pub struct NewInteractionBody {
 #[derive(Serialize, ToSchema)]
 pub struct NewCommandBody {
     pub interaction_id: Option<String>,
-    #[schema(value_type = Object)]
+    /// Any JSON: the command.
     pub payload: Value,
     pub timeout_ms: Option<i64>,
 }
@@ -93,13 +126,13 @@ pub struct NewCommandBody {
 pub struct ResultBody {
     /// `ok` or `error`.
     pub status: String,
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON.
     pub output: Option<Value>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ResolveBody {
-    #[schema(value_type = Option<Object>)]
+    /// Any JSON.
     pub response: Option<Value>,
 }
 

@@ -74,7 +74,7 @@ impl From<&Session> for SessionDto {
 
 /// `PUT /v1/sessions/{id}` `{"metadata": {...}}`: 201 when created now, 200 when it existed.
 #[utoipa::path(put, path = "/v1/sessions/{session_id}", tag = "sessions",
-    params(("session_id" = String, Path, description = "Session id, unique per scope")),
+    params(crate::http::openapi::SessionPath),
     request_body(content = crate::http::openapi::PutSessionBody, description = "Optional body"),
     responses(
         (status = 201, description = "Created by this call", body = SessionDto),
@@ -123,7 +123,7 @@ pub async fn put(
 
 /// `GET /v1/sessions/{id}`.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}", tag = "sessions",
-    params(("session_id" = String, Path, description = "Session id, unique per scope")),
+    params(crate::http::openapi::SessionPath),
     responses((status = 200, description = "The session", body = SessionDto), (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
         (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
@@ -173,8 +173,10 @@ pub(crate) async fn find_session(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// `active`, `idle` or `ended`.
+    #[param(pattern = "^(active|idle|ended)$")]
     status: Option<String>,
     /// 1 to 1000, default 100.
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// The opaque cursor from the previous page's `next_after`.
     after: Option<String>,

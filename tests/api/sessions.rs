@@ -123,6 +123,17 @@ async fn session_errors(backend: Backend) {
         (r.status, r.body["code"].as_str()),
         (405, Some("method_not_allowed"))
     );
+    let res = awc::Client::new()
+        .delete(format!("{}/v1/sessions/s1/events", app.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+    assert_eq!(
+        res.headers().get("allow").unwrap(),
+        "GET, POST",
+        "RFC 9110: 405 lists the methods"
+    );
     let r = app.get("/v2/nothing").await;
     assert_eq!(
         (r.status, r.body["code"].as_str()),
