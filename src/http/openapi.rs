@@ -69,16 +69,25 @@ pub struct Problem {
 #[derive(Serialize, ToSchema)]
 pub struct EventInput {
     /// 1–64 chars of `A-Z a-z 0-9 . _ : -`, case-sensitive.
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$", min_length = 1, max_length = 64)]
     pub event_type: String,
     /// RFC 3339 with offset.
+    #[schema(format = DateTime)]
     pub timestamp: String,
     /// Stored as given.
     #[schema(value_type = Option<Object>)]
     pub data: Option<Value>,
     /// Idempotency key: 1–128 printable ASCII chars.
+    #[schema(pattern = r"^[ -~]{1,128}$", min_length = 1, max_length = 128)]
     pub event_id: Option<String>,
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub interaction_id: Option<String>,
     /// The client's own per-session counter from 0; events are applied in this order.
+    #[schema(minimum = 0, maximum = 9223372036854775806_u64)]
     pub sequence: Option<u64>,
 }
 
@@ -106,25 +115,39 @@ pub struct PutSessionBody {
 #[derive(Serialize, ToSchema)]
 pub struct NewInteractionBody {
     /// Server-made UUID when absent.
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub interaction_id: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$", min_length = 1, max_length = 64)]
     pub kind: String,
     /// Any JSON.
     pub payload: Option<Value>,
     /// 1 to 86400000; default ORCH_INTERACTION_TIMEOUT_MS.
+    #[schema(minimum = 1, maximum = 86_400_000)]
     pub timeout_ms: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct NewCommandBody {
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
     pub interaction_id: Option<String>,
     /// Any JSON: the command.
     pub payload: Value,
+    #[schema(minimum = 1, maximum = 86_400_000)]
     pub timeout_ms: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct ResultBody {
     /// `ok` or `error`.
+    #[schema(pattern = "^(ok|error)$")]
     pub status: String,
     /// Any JSON.
     pub output: Option<Value>,

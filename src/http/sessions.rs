@@ -75,7 +75,7 @@ impl From<&Session> for SessionDto {
 /// `PUT /v1/sessions/{id}` `{"metadata": {...}}`: 201 when created now, 200 when it existed.
 #[utoipa::path(put, path = "/v1/sessions/{session_id}", tag = "sessions",
     params(crate::http::openapi::SessionPath),
-    request_body(content = crate::http::openapi::PutSessionBody, description = "Optional body"),
+    request_body(content = Option<crate::http::openapi::PutSessionBody>, description = "Optional body"),
     responses(
         (status = 201, description = "Created by this call", body = SessionDto),
         (status = 200, description = "Existed already (metadata unchanged)", body = SessionDto),
@@ -200,7 +200,13 @@ pub async fn list(
             ApiError::BadRequest(format!("status must be active, idle or ended, not {s:?}"))
         })?),
     };
-    let after = query.after.as_deref().map(decode_cursor).transpose()?;
+    // An empty `after` is no cursor: the first page.
+    let after = query
+        .after
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .map(decode_cursor)
+        .transpose()?;
     let scope = scope.0;
     let rows = read(&state, move |conn| {
         store::sessions::list(

@@ -222,6 +222,9 @@ async fn list_pages_by_activity(backend: Backend) {
         }
     }
     assert_eq!(seen, ["s3", "s1", "s4", "s2", "s0"]);
+    // An empty cursor is the first page.
+    let r = app.get("/v1/sessions?limit=1&after=").await;
+    assert_eq!(r.body["sessions"][0]["session_id"], "s3");
 
     let ended = app.get("/v1/sessions?status=ended").await;
     let ids: Vec<&str> = ended.body["sessions"]
