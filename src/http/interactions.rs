@@ -151,6 +151,20 @@ pub async fn create(
         Some(_) => return Err(ValidationError::field("kind", "must be a string").into()),
         None => return Err(ValidationError::field("kind", "is required").into()),
     };
+    let payload = fields.remove("payload").unwrap_or(Value::Null);
+    create_interaction(&state, key, &fields, id, kind, payload, false).await
+}
+
+/// Creates an interaction (or finds the existing one): 201 or 200 with it.
+async fn create_interaction(
+    state: &AppState,
+    key: SessionKey,
+    fields: &Map<String, Value>,
+    id: InteractionId,
+    kind: String,
+    payload: Value,
+    queued: bool,
+) -> Result<HttpResponse, ApiError> {
     let timeout_ms = parse_timeout_ms(
         fields.get("timeout_ms"),
         state.default_interaction_timeout_ms,
@@ -158,12 +172,12 @@ pub async fn create(
     let msg = CreateInteraction {
         id,
         kind,
-        payload: fields.remove("payload").unwrap_or(Value::Null),
+        payload,
         timeout_ms,
-        queued: false,
+        queued,
     };
     let sid = key.session_id.to_string();
-    Ok(created(&sid, ask_session(&state, key, msg).await?))
+    Ok(created(&sid, ask_session(state, key, msg).await?))
 }
 
 /// `POST /v1/sessions/{id}/commands {"interaction_id"?, "payload", "timeout_ms"?}`: queued.
@@ -193,19 +207,7 @@ pub async fn enqueue_command(
     let Some(command) = fields.remove("payload") else {
         return Err(ValidationError::field("payload", "is required").into());
     };
-    let timeout_ms = parse_timeout_ms(
-        fields.get("timeout_ms"),
-        state.default_interaction_timeout_ms,
-    )?;
-    let msg = CreateInteraction {
-        id,
-        kind: "command".into(),
-        payload: command,
-        timeout_ms,
-        queued: true,
-    };
-    let sid = key.session_id.to_string();
-    Ok(created(&sid, ask_session(&state, key, msg).await?))
+    create_interaction(&state, key, &fields, id, "command".into(), command, true).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
