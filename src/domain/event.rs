@@ -8,6 +8,16 @@ use super::ids::{EventId, EventType, InteractionId};
 use super::time::parse_rfc3339_micros;
 use super::ValidationError;
 
+/// An integer JSON number, also when written with a zero fraction (`5.0`): JSON does not tell
+/// the two apart, so neither do we.
+pub fn integral(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| {
+        v.as_f64()
+            .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+            .map(|f| f as i64)
+    })
+}
+
 /// Client sequence numbers are below this (one past the largest must still be a number).
 pub const MAX_SEQUENCE: i64 = i64::MAX - 1;
 
@@ -167,6 +177,7 @@ fn parse_event(value: Value, index: Option<usize>) -> Result<NewEvent, Validatio
         Some(v) => Some(
             v.as_u64()
                 .and_then(|n| i64::try_from(n).ok())
+                .or_else(|| integral(&v).filter(|n| *n >= 0))
                 // The next expected number must fit too.
                 .filter(|n| *n < MAX_SEQUENCE)
                 .ok_or_else(|| {
@@ -311,6 +322,10 @@ mod tests {
                 "sequence",
             ),
             (
+                json!({"event_type": "x", "timestamp": ts, "sequence": -2.0}),
+                "sequence",
+            ),
+            (
                 json!({"event_type": "x", "timestamp": ts, "sequence": "1"}),
                 "sequence",
             ),
@@ -320,6 +335,16 @@ mod tests {
             assert_eq!(err.field.as_deref(), Some(field), "{body}");
             assert_eq!(err.index, Some(0), "{body}");
         }
+    }
+
+    #[test]
+    fn integral_floats_are_integers() {
+        let e =
+            one(json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z", "sequence": 3.0}))
+                .unwrap();
+        assert_eq!(e.sequence, Some(3));
+        assert_eq!(integral(&json!(7.0)), Some(7));
+        assert_eq!(integral(&json!(7.5)), None);
     }
 
     #[test]

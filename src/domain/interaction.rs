@@ -145,7 +145,7 @@ pub const MAX_TIMEOUT_MS: i64 = 24 * 60 * 60 * 1000;
 pub fn parse_timeout_ms(value: Option<&Value>, default_ms: i64) -> Result<i64, ValidationError> {
     match value {
         None | Some(Value::Null) => Ok(default_ms),
-        Some(v) => match v.as_i64() {
+        Some(v) => match super::event::integral(v) {
             Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Ok(ms),
             _ => Err(ValidationError::field(
                 "timeout_ms",

@@ -87,7 +87,7 @@ pub struct EventInput {
     )]
     pub interaction_id: Option<String>,
     /// The client's own per-session counter from 0; events are applied in this order.
-    #[schema(minimum = 0, maximum = 9223372036854775806_u64)]
+    #[schema(minimum = 0, maximum = 9223372036854775805_u64)]
     pub sequence: Option<u64>,
 }
 

@@ -48,6 +48,22 @@ async fn put_creates_once_and_keeps_metadata(backend: Backend) {
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["metadata"], json!({}));
 
+    // A JSON null body is no body.
+    let r = app
+        .request(
+            actix_web::http::Method::PUT,
+            "/v1/sessions/s3",
+            Some(b"null".to_vec()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (r.status, &r.body["metadata"]),
+        (201, &json!({})),
+        "{}",
+        r.text
+    );
+
     let r = app.get("/v1/sessions/s1").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.body["created_at"], created_at.as_str());
