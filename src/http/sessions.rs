@@ -98,6 +98,8 @@ pub async fn put(
         None
     } else {
         match parse_json(&body)? {
+            // `null` is no body.
+            Value::Null => None,
             Value::Object(mut fields) => match fields.remove("metadata") {
                 None | Some(Value::Null) => None,
                 Some(Value::Object(m)) => Some(m),
