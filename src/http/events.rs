@@ -25,11 +25,11 @@ use crate::store::{self, events::EventFilter, models::EventRow};
     responses(
         (status = 201, description = "Stored (committed)", body = AppendResponse),
         (status = 200, description = "Every event was a duplicate", body = AppendResponse),
-        (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")
+        crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::TooLarge,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable
     ))]
 pub async fn post(
     scope: CallerScope,
@@ -156,11 +156,11 @@ impl TryFrom<EventRow> for EventDto {
 /// `GET /v1/sessions/{id}/events?event_type=&interaction_id=&after_seq=&limit=&offset=&order=`.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/events", tag = "events",
     params(crate::http::openapi::SessionPath, ListQuery),
-    responses((status = 200, description = "Ordered by seq", body = EventList), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Ordered by seq", body = EventList), crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,

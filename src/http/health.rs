@@ -30,7 +30,7 @@ pub struct Ready {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
-    responses((status = 200, description = "Database answers, write queue below its limit", body = Ready), (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Database answers, write queue below its limit", body = Ready), crate::http::openapi::Unavailable))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     read(&state, |conn| {
         with_backend!(conn, |c| c.batch_execute("SELECT 1"))?;

@@ -125,12 +125,12 @@ fn created(session_id: &str, (interaction, created): (Interaction, bool)) -> Htt
     responses(
         (status = 201, description = "Created, pending", body = InteractionDto),
         (status = 200, description = "Existed already", body = InteractionDto),
-        (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")
+        crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::TooLarge,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable
     ))]
 pub async fn create(
     scope: CallerScope,
@@ -187,12 +187,12 @@ async fn create_interaction(
     responses(
         (status = 201, description = "Queued", body = InteractionDto),
         (status = 200, description = "Existed already", body = InteractionDto),
-        (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")
+        crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::TooLarge,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable
     ))]
 pub async fn enqueue_command(
     scope: CallerScope,
@@ -242,11 +242,11 @@ fn wait_duration(value: Option<u64>, default_ms: u64, name: &str) -> Result<Dura
     responses(
         (status = 200, description = "The oldest queued command, now pending", body = InteractionDto),
         (status = 204, description = "None available within wait_ms"),
-        (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")
+        crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable
     ))]
 pub async fn next_command(
     scope: CallerScope,
@@ -308,13 +308,13 @@ async fn act(
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/result", tag = "interactions",
     params(crate::http::openapi::InteractionPath),
     request_body(content = crate::http::openapi::ResultBody, description = "Result of a command: status ok or error"),
-    responses((status = 200, description = "Accepted", body = ActionResponse), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Refused by the interaction's state; the body carries it", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Conflict,
+        crate::http::openapi::TooLarge,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable))]
 pub async fn result(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -346,13 +346,13 @@ pub async fn result(
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/resolve", tag = "interactions",
     params(crate::http::openapi::InteractionPath),
     request_body(content = crate::http::openapi::ResolveBody, description = "Approve"),
-    responses((status = 200, description = "Accepted", body = ActionResponse), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Refused by the interaction's state; the body carries it", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Conflict,
+        crate::http::openapi::TooLarge,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable))]
 pub async fn resolve(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -376,13 +376,13 @@ pub async fn resolve(
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/reject", tag = "interactions",
     params(crate::http::openapi::InteractionPath),
     request_body(content = crate::http::openapi::RejectBody, description = "Reject"),
-    responses((status = 200, description = "Accepted", body = ActionResponse), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Refused by the interaction's state; the body carries it", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Conflict,
+        crate::http::openapi::TooLarge,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable))]
 pub async fn reject(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -403,11 +403,11 @@ pub async fn reject(
 /// `POST …/interactions/{iid}/cancel`
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/cancel", tag = "interactions",
     params(crate::http::openapi::InteractionPath),
-    responses((status = 200, description = "Cancelled (or already cancelled)", body = ActionResponse), (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Refused by the interaction's state; the body carries it", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Cancelled (or already cancelled)", body = ActionResponse), crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Conflict,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable))]
 pub async fn cancel(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -441,10 +441,10 @@ async fn find_interaction(
 /// `GET …/interactions/{iid}`
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions/{interaction_id}", tag = "interactions",
     params(crate::http::openapi::InteractionPath),
-    responses((status = 200, description = "The interaction", body = InteractionDto), (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The interaction", body = InteractionDto), crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable))]
 pub async fn get(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -459,11 +459,11 @@ pub async fn get(
 /// at the timeout with its current state. The session actor wakes the waiter; nothing polls.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/wait", tag = "interactions",
     params(crate::http::openapi::InteractionPath, WaitQuery),
-    responses((status = 200, description = "No longer queued/pending, or its state at the timeout", body = InteractionDto), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "No longer queued/pending, or its state at the timeout", body = InteractionDto), crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable))]
 pub async fn wait(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -496,11 +496,11 @@ pub struct ListQuery {
 /// `GET /v1/sessions/{id}/interactions?status=&limit=`, in creation order.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
     params(crate::http::openapi::SessionPath, ListQuery),
-    responses((status = 200, description = "In creation order", body = InteractionList), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "In creation order", body = InteractionList), crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,

@@ -128,9 +128,9 @@ async fn page(
 /// something newer exists (or the time is up). `next_after` is the id to pass as `after` next
 /// time: the last one returned, or the given `after` when nothing is newer.
 #[utoipa::path(get, path = "/v1/notifications", tag = "notifications", params(ListQuery),
-    responses((status = 200, description = "Oldest first after the cursor", body = NotificationList), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Oldest first after the cursor", body = NotificationList), crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::Unavailable))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -255,8 +255,8 @@ impl StreamState {
 /// ORCH_STREAM_SLOW_MS to accept a page is disconnected and resumes from its last id.
 #[utoipa::path(get, path = "/v1/stream", tag = "notifications",
     params(StreamQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this notification id")),
-    responses((status = 200, description = "Server-Sent Events: id = notification id, event = type, data = the notification JSON", content_type = "text/event-stream"), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Server-Sent Events: id = notification id, event = type, data = the notification JSON", content_type = "text/event-stream"), crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized))]
 pub async fn stream(
     scope: CallerScope,
     state: web::Data<AppState>,

@@ -228,3 +228,55 @@ pub fn document() -> utoipa::openapi::OpenApi {
 pub async fn openapi_json() -> HttpResponse {
     HttpResponse::Ok().json(document())
 }
+
+/// Declares a documented error response: `status`, its description, and the Problem body as
+/// `application/problem+json`. Handlers list the ones they can answer in `responses(...)`.
+macro_rules! problem_response {
+    ($name:ident, $status:literal, $description:literal) => {
+        #[doc = $description]
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+            > {
+                use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+                let content = ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build();
+                let response = ResponseBuilder::new()
+                    .description($description)
+                    .content("application/problem+json", content)
+                    .build();
+                [($status.to_string(), response.into())]
+                    .into_iter()
+                    .collect()
+            }
+        }
+    };
+}
+
+problem_response!(
+    BadRequest,
+    "400",
+    "Malformed JSON, wrong shape or bad query parameter"
+);
+problem_response!(Unauthorized, "401", "Missing or unknown bearer key");
+problem_response!(NotFound, "404", "Not found in the caller's scope");
+problem_response!(
+    Conflict,
+    "409",
+    "Refused by the interaction's state; the body carries it"
+);
+problem_response!(TooLarge, "413", "Body or batch over the limits");
+problem_response!(
+    Invalid,
+    "422",
+    "A field breaks a rule (index and field say where)"
+);
+problem_response!(
+    Unavailable,
+    "503",
+    "Write queue full or storage unavailable; nothing stored, retry after Retry-After"
+);

@@ -79,11 +79,11 @@ impl From<&Session> for SessionDto {
     responses(
         (status = 201, description = "Created by this call", body = SessionDto),
         (status = 200, description = "Existed already (metadata unchanged)", body = SessionDto),
-        (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body or batch over the limits", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")
+        crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::TooLarge,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable
     ))]
 pub async fn put(
     scope: CallerScope,
@@ -126,10 +126,10 @@ pub async fn put(
 /// `GET /v1/sessions/{id}`.
 #[utoipa::path(get, path = "/v1/sessions/{session_id}", tag = "sessions",
     params(crate::http::openapi::SessionPath),
-    responses((status = 200, description = "The session", body = SessionDto), (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found in the caller's scope", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field breaks a rule (index and field say where)", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "The session", body = SessionDto), crate::http::openapi::Unauthorized,
+        crate::http::openapi::NotFound,
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unavailable))]
 pub async fn get(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -186,9 +186,9 @@ pub struct ListQuery {
 
 /// `GET /v1/sessions?status=&limit=&after=`: newest activity first.
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions", params(ListQuery),
-    responses((status = 200, description = "Newest activity first", body = SessionList), (status = 400, description = "Malformed JSON, wrong shape or bad query parameter", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing or unknown bearer key", body = crate::http::openapi::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Write queue full or storage unavailable; nothing stored, retry after Retry-After", body = crate::http::openapi::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Newest activity first", body = SessionList), crate::http::openapi::BadRequest,
+        crate::http::openapi::Unauthorized,
+        crate::http::openapi::Unavailable))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,
