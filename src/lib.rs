@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
-use actix_web::middleware::{from_fn, Logger, Next};
+use actix_web::middleware::{from_fn, Condition, Logger, Next};
 use actix_web::{web, App, HttpServer};
 
 use actors::{Registry, Writer};
@@ -59,7 +59,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     metrics::init();
     let target = config.database.clone();
     let pool_settings = PoolSettings {
-        max_size: config.db_pool_size + 1,
+        // Beyond the configured readers: the committer's own connection and the
+        // checkpointer's.
+        max_size: config.db_pool_size + 2,
         connection_timeout: config.db_timeout,
     };
     let pool = web::block(move || store::connect(&target, &pool_settings))
@@ -68,7 +70,13 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     log::info!("database ready: {}", config.database.describe());
 
     let (committed_tx, committed_rx) = tokio::sync::watch::channel(0);
-    let writer = Writer::start(pool.clone(), config.writer.clone(), committed_tx);
+    let wal_checkpoints = matches!(config.database, store::DatabaseTarget::Sqlite(_));
+    let writer = Writer::start(
+        pool.clone(),
+        config.writer.clone(),
+        committed_tx,
+        wal_checkpoints,
+    );
     let registry = Registry::start(pool.clone(), writer.clone(), config.sessions.clone());
     wake_sessions_with_deadlines(&pool, &registry).await?;
     let state = web::Data::new(http::AppState {
@@ -82,12 +90,17 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         stream_slow_consumer: config.stream_slow_consumer,
     });
 
+    let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .wrap(from_fn(observe_requests))
             // Request id, method, path, status and time; never other headers (keys) or bodies.
-            .wrap(Logger::new("%{x-request-id}o %r %s %Dms"))
+            // Left out when RUST_LOG would drop its lines: it formats them either way.
+            .wrap(Condition::new(
+                access_log,
+                Logger::new("%{x-request-id}o %r %s %Dms"),
+            ))
             .configure(http::configure)
     });
     // A client that closes its side ends its request: the handler future is dropped, which
@@ -169,13 +182,13 @@ async fn observe_requests(
     }
     let route = response
         .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
+        .app_data::<http::RoutePattern>()
+        .map_or("unmatched", |pattern| pattern.0);
     metrics::HTTP_REQUESTS
-        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .with_label_values(&[route, response.status().as_str()])
         .inc();
     metrics::HTTP_SECONDS
-        .with_label_values(&[route.as_str()])
+        .with_label_values(&[route])
         .observe(started.elapsed().as_secs_f64());
     Ok(response)
 }

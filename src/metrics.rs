@@ -61,6 +61,18 @@ pub static WRITER_QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
         .expect("static metric definition"),
     )
 });
+pub static WAL_CHECKPOINTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "orchestrator_wal_checkpoints_total",
+                "SQLite WAL checkpoints run beside the committer, by result (ok, failed)",
+            ),
+            &["result"],
+        )
+        .expect("static metric definition"),
+    )
+});
 pub static INTERACTIONS_COMPLETED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
@@ -185,6 +197,9 @@ pub fn init() {
     LazyLock::force(&HTTP_REQUESTS);
     for source in ["memory", "database"] {
         SESSION_READS.with_label_values(&[source]);
+    }
+    for result in ["ok", "failed"] {
+        WAL_CHECKPOINTS.with_label_values(&[result]);
     }
     for cause in ["result", "event", "timeout", "cancel"] {
         // Listed at zero from the start, so dashboards see every cause.

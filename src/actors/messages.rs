@@ -232,6 +232,11 @@ pub enum WriteError {
 #[rtype(result = "Result<i64, StoreError>")]
 pub struct CommitBatch(pub Vec<SessionWrite>);
 
+/// Copy committed WAL pages into the SQLite file (sent to the checkpointer thread).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Checkpoint;
+
 /// How full the writer is (for readiness and metrics).
 #[derive(Message)]
 #[rtype(result = "WriterLoad")]

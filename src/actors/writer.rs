@@ -8,15 +8,20 @@
 //! keeps commit order equal to notification-id order and per-session order, on both backends.
 //! After each commit the writer publishes the newest notification id on a watch channel:
 //! long-polls and SSE streams wake on it instead of polling the database.
+//!
+//! On SQLite a third thread, the checkpointer, copies the WAL into the database file after
+//! commits (at most every [`CHECKPOINT_INTERVAL`]), so no commit waits for a checkpoint.
 
 use std::collections::VecDeque;
 
 use actix::prelude::*;
 use tokio::sync::{oneshot, watch};
 
-use super::messages::{CommitBatch, GetWriterLoad, SubmitWrite, WriteError, WriterLoad};
+use super::messages::{
+    Checkpoint, CommitBatch, GetWriterLoad, SubmitWrite, WriteError, WriterLoad,
+};
 use crate::config::WriterSettings;
-use crate::store::{self, DbPool, SessionWrite, StoreError};
+use crate::store::{self, DbPool, PooledConnection, SessionWrite, StoreError};
 
 struct Queued {
     write: SessionWrite,
@@ -31,6 +36,19 @@ pub struct Writer {
     in_flight: usize,
     /// The newest committed notification id, for whoever waits for news.
     committed: watch::Sender<i64>,
+    /// SQLite only.
+    checkpoints: Option<Checkpoints>,
+}
+
+/// The most often the WAL is checkpointed while commits go on. Each checkpoint fsyncs the
+/// database file and copies pages that later commits may change again, so running them
+/// back to back would spend the second core on rewriting the same pages.
+pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
+
+struct Checkpoints {
+    checkpointer: Addr<Checkpointer>,
+    running: bool,
+    last: std::time::Instant,
 }
 
 impl Writer {
@@ -38,7 +56,16 @@ impl Writer {
         pool: DbPool,
         settings: WriterSettings,
         committed: watch::Sender<i64>,
+        wal_checkpoints: bool,
     ) -> Addr<Writer> {
+        let checkpoints = wal_checkpoints.then(|| {
+            let pool = pool.clone();
+            Checkpoints {
+                checkpointer: SyncArbiter::start(1, move || Checkpointer { pool: pool.clone() }),
+                running: false,
+                last: std::time::Instant::now(),
+            }
+        });
         let committer = SyncArbiter::start(1, move || Committer::new(pool.clone()));
         Writer::create(|ctx| {
             // Unbounded mailbox: the bound that matters is `queue_capacity`, answered with 503.
@@ -49,6 +76,7 @@ impl Writer {
                 queue: VecDeque::new(),
                 in_flight: 0,
                 committed,
+                checkpoints,
             }
         })
     }
@@ -73,6 +101,7 @@ impl Writer {
                             *current = (*current).max(newest);
                             newer
                         });
+                        writer.checkpoint_soon(ctx);
                         Ok(())
                     }
                     Ok(Err(e)) => {
@@ -90,6 +119,31 @@ impl Writer {
                 }
                 writer.in_flight = 0;
                 writer.flush(ctx);
+            })
+            .spawn(ctx);
+    }
+}
+
+impl Writer {
+    /// Starts a checkpoint unless one is running or the last began under
+    /// [`CHECKPOINT_INTERVAL`] ago; then the next commit asks again.
+    fn checkpoint_soon(&mut self, ctx: &mut Context<Self>) {
+        let Some(checkpoints) = &mut self.checkpoints else {
+            return;
+        };
+        if checkpoints.running || checkpoints.last.elapsed() < CHECKPOINT_INTERVAL {
+            return;
+        }
+        checkpoints.running = true;
+        checkpoints.last = std::time::Instant::now();
+        checkpoints
+            .checkpointer
+            .send(Checkpoint)
+            .into_actor(self)
+            .map(|_, writer, _| {
+                if let Some(checkpoints) = &mut writer.checkpoints {
+                    checkpoints.running = false;
+                }
             })
             .spawn(ctx);
     }
@@ -136,6 +190,9 @@ impl Handler<GetWriterLoad> for Writer {
 /// Runs the group-commit transactions on its own thread.
 pub struct Committer {
     pool: DbPool,
+    /// The connection commits run on, kept between batches so its page cache stays warm;
+    /// dropped after a failure so the next batch starts on a fresh one.
+    conn: Option<PooledConnection>,
     /// The id the next notification gets; `None` after a failure, re-read from the database,
     /// because a failed commit may leave us unsure what was written.
     next_notification_id: Option<i64>,
@@ -145,6 +202,7 @@ impl Committer {
     fn new(pool: DbPool) -> Self {
         Self {
             pool,
+            conn: None,
             next_notification_id: None,
         }
     }
@@ -159,26 +217,70 @@ impl Handler<CommitBatch> for Committer {
     type Result = Result<i64, StoreError>;
 
     fn handle(&mut self, msg: CommitBatch, _: &mut SyncContext<Self>) -> Self::Result {
-        let mut conn = self.pool.get()?;
+        let result = self.commit(&msg.0);
+        if result.is_err() {
+            self.conn = None;
+            self.next_notification_id = None;
+        }
+        result
+    }
+}
+
+impl Committer {
+    /// Commits `writes` and answers the newest notification id.
+    fn commit(&mut self, writes: &[SessionWrite]) -> Result<i64, StoreError> {
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => {
+                let mut conn = self.pool.get()?;
+                store::prepare_writer_connection(&mut conn)?;
+                self.conn.insert(conn)
+            }
+        };
         let next = match self.next_notification_id {
             Some(next) => next,
-            None => store::notifications::max_id(&mut conn)? + 1,
+            None => store::notifications::max_id(conn)? + 1,
         };
         let started = std::time::Instant::now();
-        let result = store::commit_batch(&mut conn, &msg.0, next);
+        let result = store::commit_batch(conn, writes, next);
         crate::metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
-        crate::metrics::BATCH_WRITES.observe(msg.0.len() as f64);
+        crate::metrics::BATCH_WRITES.observe(writes.len() as f64);
         crate::metrics::BATCH_EVENTS
-            .observe(msg.0.iter().map(|w| w.events.len()).sum::<usize>() as f64);
-        match result {
-            Ok(next) => {
-                self.next_notification_id = Some(next);
-                Ok(next - 1)
-            }
+            .observe(writes.iter().map(|w| w.events.len()).sum::<usize>() as f64);
+        let next = result?;
+        self.next_notification_id = Some(next);
+        Ok(next - 1)
+    }
+}
+
+/// Runs SQLite WAL checkpoints on their own thread, beside the committer.
+pub struct Checkpointer {
+    pool: DbPool,
+}
+
+impl Actor for Checkpointer {
+    type Context = SyncContext<Self>;
+}
+
+impl Handler<Checkpoint> for Checkpointer {
+    type Result = ();
+
+    fn handle(&mut self, _: Checkpoint, _: &mut SyncContext<Self>) {
+        let done = self
+            .pool
+            .get()
+            .map_err(StoreError::from)
+            .and_then(|mut conn| store::checkpoint(&mut conn));
+        // Nothing is lost when a checkpoint fails: the pages stay in the WAL for the next one.
+        let result = match done {
+            Ok(()) => "ok",
             Err(e) => {
-                self.next_notification_id = None;
-                Err(e.into())
+                log::warn!("WAL checkpoint failed: {e}");
+                "failed"
             }
-        }
+        };
+        crate::metrics::WAL_CHECKPOINTS
+            .with_label_values(&[result])
+            .inc();
     }
 }

@@ -127,15 +127,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }));
 }
 
+/// The pattern of the route that matched a request, for metrics labels. Routing already
+/// found it; `HttpRequest::match_pattern` would run every route's regex again per request.
+#[derive(Clone, Copy, Debug)]
+pub struct RoutePattern(pub &'static str);
+
 /// A resource whose unmatched methods answer 405 as problem JSON, with the `Allow` header
-/// listing `allow` (RFC 9110).
-fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
-    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
-        Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
-            method: req.method().to_string(),
-            allow,
-        })
-    }))
+/// listing `allow` (RFC 9110), and that tells the metrics middleware its [`RoutePattern`].
+fn resource(path: &'static str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path)
+        .app_data(RoutePattern(path))
+        .default_service(web::to(move |req: HttpRequest| async move {
+            Err::<HttpResponse, _>(ApiError::MethodNotAllowed {
+                method: req.method().to_string(),
+                allow,
+            })
+        }))
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (413) before buffering it.

@@ -46,7 +46,9 @@ pub fn list(
             query = query.filter(dsl::event_type.eq(event_type));
         }
         if let Some(interaction_id) = &filter.interaction_id {
-            query = query.filter(dsl::interaction_id.eq(interaction_id));
+            query = query
+                .filter(dsl::interaction_id.is_not_null())
+                .filter(dsl::interaction_id.eq(interaction_id));
         }
         if let Some(after_seq) = filter.after_seq {
             query = query.filter(dsl::seq.gt(after_seq));
@@ -105,6 +107,7 @@ pub fn max_sequence(
     with_backend!(conn, |c| dsl::events
         .filter(dsl::scope.eq(scope))
         .filter(dsl::session_id.eq(session_id))
+        .filter(dsl::sequence.is_not_null())
         .select(diesel::dsl::max(dsl::sequence))
         .first(c))
 }
@@ -121,6 +124,7 @@ pub fn find_sequences(
         let rows: Vec<(Option<i64>, String)> = with_backend!(&mut *conn, |c| dsl::events
             .filter(dsl::scope.eq(scope))
             .filter(dsl::session_id.eq(session_id))
+            .filter(dsl::sequence.is_not_null())
             .filter(dsl::sequence.eq_any(chunk))
             .select((dsl::sequence, dsl::dedup_key))
             .load(c))?;

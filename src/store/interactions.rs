@@ -132,6 +132,7 @@ pub fn event_counts(
     with_backend!(conn, |c| ev::events
         .filter(ev::scope.eq(scope))
         .filter(ev::session_id.eq(session_id))
+        .filter(ev::interaction_id.is_not_null())
         .filter(ev::interaction_id.eq_any(ids))
         .group_by(ev::interaction_id)
         .select((ev::interaction_id, diesel::dsl::count_star()))

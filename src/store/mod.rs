@@ -13,8 +13,8 @@ mod write;
 
 pub(crate) use connection::with_backend;
 pub use connection::{
-    connect, DatabaseTarget, DbConnection, DbConnectionManager, DbPool, PoolSettings,
-    PooledConnection, DEFAULT_SQLITE_FILE,
+    checkpoint, connect, prepare_writer_connection, DatabaseTarget, DbConnection,
+    DbConnectionManager, DbPool, PoolSettings, PooledConnection, DEFAULT_SQLITE_FILE,
 };
 pub use write::{commit_batch, NewNotification, SessionWrite};
 

@@ -141,7 +141,54 @@ both_backends!(
     acknowledged_events_survive_sigkill,
     sigterm_finishes_in_flight_requests,
     repeated_sigkills_lose_and_double_nothing,
+    the_wal_is_checkpointed_beside_the_committer,
 );
+
+/// SQLite commits no longer copy the WAL into the file themselves; the checkpointer thread
+/// does, after commits. PostgreSQL has no WAL of ours to checkpoint.
+async fn the_wal_is_checkpointed_beside_the_committer(backend: Backend) {
+    let Some(database) = fresh_database(backend) else {
+        return;
+    };
+    let server = ServerProcess::spawn(&database);
+    let checkpoints = |metrics: &str| -> u64 {
+        let line = "orchestrator_wal_checkpoints_total{result=\"ok\"} ";
+        let value = metrics.lines().find_map(|l| l.strip_prefix(line));
+        value
+            .expect("the checkpoint metric")
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let mut seen = 0;
+    for i in 0..40 {
+        let body = json!({"event_type": "x", "timestamp": "2026-11-22T10:00:00Z",
+                          "event_id": format!("w{i}"), "data": {"i": i}});
+        let r = server.http.post("/v1/sessions/wal/events", body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        seen = checkpoints(&server.http.get("/metrics").await.text);
+        if seen > 0 {
+            break;
+        }
+        // Checkpoints start at most every 250 ms, after a commit.
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    match backend {
+        Backend::Sqlite => assert!(seen > 0, "no checkpoint after 40 commits over 4 s"),
+        Backend::Postgres => assert_eq!(seen, 0),
+    }
+    let failed = server.http.get("/metrics").await.text;
+    assert!(
+        failed.contains("orchestrator_wal_checkpoints_total{result=\"failed\"} 0"),
+        "{failed}"
+    );
+    server.kill();
+    // Whatever was checkpointed or not, a restart finds every event.
+    let server = ServerProcess::spawn(&database);
+    assert!(server.http.all_events_len("wal".into()).await >= 1);
+    server.kill();
+    remove(database);
+}
 
 /// The binary is SIGKILLed three times under mixed load (events, interactions racing results
 /// and end events) and restarted. Afterwards: every acknowledged event exactly once, no

@@ -188,6 +188,8 @@ async fn health_endpoints(backend: Backend) {
     let r = app.get("/readyz").await;
     assert_eq!((r.status, r.body["status"].as_str()), (200, Some("ready")));
     app.post("/v1/sessions/h/events", event("x", 1)).await;
+    assert_eq!(app.get("/no/such/route").await.status, 404);
+    assert_eq!(app.post("/healthz", json!({})).await.status, 405);
     let r = app.get("/metrics").await;
     assert_eq!(r.status, 200);
     assert!(r.content_type.starts_with("text/plain"));
@@ -204,6 +206,11 @@ async fn health_endpoints(backend: Backend) {
         "orchestrator_commit_batch_events_bucket",
         "orchestrator_interactions_completed_total",
         "orchestrator_reorder_gaps_skipped_total",
+        "orchestrator_wal_checkpoints_total",
+        // Routes are labelled by the pattern routing matched, also for 405s; other paths
+        // share one label.
+        "orchestrator_http_requests_total{route=\"/healthz\",status=\"405\"}",
+        "orchestrator_http_requests_total{route=\"unmatched\",status=\"404\"}",
     ] {
         assert!(r.text.contains(name), "{name} missing from\n{}", r.text);
     }
