@@ -8,11 +8,18 @@
 //!     --database-url sqlite:///tmp/bench.db --scenario single --connections 256 --seconds 10
 //! ```
 //! Scenarios: `single` (single-event POSTs over 1,000 sessions), `batch` (100-event POSTs),
-//! `raw` (the direct-insert limit only). Not yet: interaction round trips, 1,000 pollers.
+//! `raw` (the direct-insert limit only), `interactions` (create → result round trips paced at
+//! `--rate` completions/s, with the latency from sending the result to its
+//! `interaction.completed` notification arriving on `/v1/stream`), and `pollers`
+//! (`--connections` dashboards polling their session and its new events back to back while
+//! events arrive at `--rate`/s).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
 
 use diesel::Connection;
 use orchestrator::store::{self, models::EventRow, DatabaseTarget, PoolSettings};
@@ -23,6 +30,8 @@ struct Args {
     connections: usize,
     seconds: u64,
     binary: String,
+    /// `interactions`: completions per second; `pollers`: events written per second.
+    rate: u64,
 }
 
 fn args() -> Args {
@@ -32,6 +41,7 @@ fn args() -> Args {
         connections: 256,
         seconds: 10,
         binary: "target/release/orchestrator".into(),
+        rate: 1000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -42,6 +52,7 @@ fn args() -> Args {
             "--connections" => a.connections = value.parse().unwrap_or(a.connections),
             "--seconds" => a.seconds = value.parse().unwrap_or(a.seconds),
             "--binary" => a.binary = value,
+            "--rate" => a.rate = value.parse().unwrap_or(a.rate),
             other => {
                 eprintln!("unknown flag {other}");
                 std::process::exit(2);
@@ -90,6 +101,316 @@ fn spawn_server(binary: &str, database_url: &str) -> (std::process::Child, Strin
     (child, format!("http://{addr}"))
 }
 
+/// Prints `status()` every second until aborted.
+fn spawn_progress(status: impl Fn() -> String + 'static) -> actix_rt::task::JoinHandle<()> {
+    let started = Instant::now();
+    actix_rt::spawn(async move {
+        loop {
+            actix_rt::time::sleep(Duration::from_secs(1)).await;
+            eprintln!("  {:>4.0}s  {}", started.elapsed().as_secs_f64(), status());
+        }
+    })
+}
+
+fn http_client(connections: usize) -> awc::Client {
+    awc::Client::builder()
+        .connector(awc::Connector::new().limit(connections))
+        .timeout(Duration::from_secs(60))
+        .finish()
+}
+
+/// Sends one request (a JSON body when given); answers whether it got a 2xx, the body, and
+/// the latency in µs.
+async fn call(
+    client: &awc::Client,
+    method: awc::http::Method,
+    url: String,
+    body: Option<String>,
+) -> (bool, Vec<u8>, u64) {
+    let t = Instant::now();
+    let request = client.request(method, url);
+    let sent = match body {
+        Some(body) => {
+            request
+                .insert_header(("Content-Type", "application/json"))
+                .send_body(body)
+                .await
+        }
+        None => request.send().await,
+    };
+    let (ok, bytes) = match sent {
+        Ok(mut res) => match res.body().limit(64 << 20).await {
+            Ok(bytes) => (res.status().is_success(), bytes.to_vec()),
+            Err(_) => (false, Vec::new()),
+        },
+        Err(_) => (false, Vec::new()),
+    };
+    (ok, bytes, t.elapsed().as_micros() as u64)
+}
+
+fn sorted(latencies: &RefCell<Vec<u64>>) -> Vec<u64> {
+    let mut v = latencies.take();
+    v.sort_unstable();
+    v
+}
+
+/// Creates sessions `{prefix}-0` .. `{prefix}-{count - 1}` with one event `p{i}` each, before
+/// the clock starts.
+async fn seed_sessions(client: &awc::Client, base: &str, prefix: &str, count: usize) {
+    for first in (0..count).step_by(100) {
+        let seeds = (first..(first + 100).min(count)).map(|i| {
+            let url = format!("{base}/v1/sessions/{prefix}-{i}/events");
+            let body = format!(
+                r#"{{"event_type":"session_start","timestamp":"2026-11-22T10:00:00Z","event_id":"p{i}"}}"#
+            );
+            async move { call(client, awc::http::Method::POST, url, Some(body)).await }
+        });
+        let answers = futures_util::future::join_all(seeds).await;
+        assert!(
+            answers.iter().all(|a| a.0),
+            "seeding {prefix} sessions failed"
+        );
+    }
+}
+
+/// What the `interactions` scenario measured.
+struct RoundTrips {
+    completions_per_second: f64,
+    create: Vec<u64>,
+    result: Vec<u64>,
+    /// From sending the result to its `interaction.completed` arriving on the stream.
+    notified: Vec<u64>,
+    failed: u64,
+    /// Completed interactions whose notification never arrived.
+    missing: usize,
+}
+
+/// `workers` clients create approvals over 200 sessions and post their results, the i-th
+/// result not before `i / rate` seconds, while one SSE consumer times each completion's
+/// notification.
+async fn interactions(base: &str, workers: usize, seconds: u64, rate: u64) -> RoundTrips {
+    use awc::http::Method;
+    let client = http_client(workers + 1);
+    let sent: Rc<RefCell<HashMap<String, Instant>>> = Rc::default();
+    let notified: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let mut stream = client
+        .get(format!("{base}/v1/stream"))
+        .timeout(Duration::from_secs(24 * 3600))
+        .send()
+        .await
+        .expect("the notification stream");
+    seed_sessions(&client, base, "ix", 200).await;
+    assert!(stream.status().is_success(), "stream: {}", stream.status());
+    let consumer = {
+        let (sent, notified) = (sent.clone(), notified.clone());
+        actix_rt::spawn(async move {
+            let mut buffer = Vec::new();
+            while let Some(Ok(chunk)) = stream.next().await {
+                let arrived = Instant::now();
+                buffer.extend_from_slice(&chunk);
+                while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+                    let message: Vec<u8> = buffer.drain(..end + 2).collect();
+                    let message = String::from_utf8_lossy(&message);
+                    if !message.contains("event: interaction.completed\n") {
+                        continue;
+                    }
+                    let data = message.lines().find_map(|l| l.strip_prefix("data: "));
+                    let body: serde_json::Value = data
+                        .and_then(|d| serde_json::from_str(d).ok())
+                        .unwrap_or_default();
+                    let sent_at = body["interaction_id"]
+                        .as_str()
+                        .and_then(|id| sent.borrow_mut().remove(id));
+                    if let Some(sent_at) = sent_at {
+                        let latency = arrived.duration_since(sent_at).as_micros() as u64;
+                        notified.borrow_mut().push(latency);
+                    }
+                }
+            }
+        })
+    };
+    let create: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let result: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let (next, completed, failed) = (
+        Rc::new(Cell::new(0u64)),
+        Rc::new(Cell::new(0u64)),
+        Rc::new(Cell::new(0u64)),
+    );
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let interval = 1.0 / rate.max(1) as f64;
+    let progress = {
+        let (completed, notified) = (completed.clone(), notified.clone());
+        spawn_progress(move || {
+            format!(
+                "{} completed, {} notified",
+                completed.get(),
+                notified.borrow().len()
+            )
+        })
+    };
+    let clients = (0..workers).map(|_| {
+        let (client, sent, create, result) =
+            (client.clone(), sent.clone(), create.clone(), result.clone());
+        let (next, completed, failed) = (next.clone(), completed.clone(), failed.clone());
+        let base = base.to_owned();
+        async move {
+            while Instant::now() < deadline {
+                let i = next.get();
+                next.set(i + 1);
+                let (session, id) = (format!("ix-{}", i % 200), format!("b{i}"));
+                let url = format!("{base}/v1/sessions/{session}/interactions");
+                let body = format!(
+                    r#"{{"interaction_id":"{id}","kind":"approval","payload":{{"n":{i}}}}}"#
+                );
+                let (ok, _, micros) = call(&client, Method::POST, url, Some(body)).await;
+                create.borrow_mut().push(micros);
+                if !ok {
+                    failed.set(failed.get() + 1);
+                    continue;
+                }
+                let due = started + Duration::from_secs_f64(interval * i as f64);
+                actix_rt::time::sleep_until(due.into()).await;
+                sent.borrow_mut().insert(id.clone(), Instant::now());
+                let url = format!("{base}/v1/sessions/{session}/interactions/{id}/result");
+                let body = format!(r#"{{"status":"ok","output":{{"n":{i}}}}}"#);
+                let (ok, _, micros) = call(&client, Method::POST, url, Some(body)).await;
+                result.borrow_mut().push(micros);
+                if ok {
+                    completed.set(completed.get() + 1);
+                } else {
+                    failed.set(failed.get() + 1);
+                    sent.borrow_mut().remove(&id);
+                }
+            }
+        }
+    });
+    futures_util::future::join_all(clients).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    // Notifications still on their way get a few seconds; whatever is left never came.
+    let grace = Instant::now() + Duration::from_secs(5);
+    while !sent.borrow().is_empty() && Instant::now() < grace {
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    progress.abort();
+    consumer.abort();
+    let missing = sent.borrow().len();
+    RoundTrips {
+        completions_per_second: completed.get() as f64 / elapsed,
+        create: sorted(&create),
+        result: sorted(&result),
+        notified: sorted(&notified),
+        failed: failed.get(),
+        missing,
+    }
+}
+
+/// What the `pollers` scenario measured.
+struct Polls {
+    polls_per_second: f64,
+    latencies: Vec<u64>,
+    failed: u64,
+    events_per_second: f64,
+}
+
+/// `pollers` dashboards, each watching its own session: GET the session, and when its
+/// `last_seq` moved, GET the new events (`after_seq`), back to back. Meanwhile 16 writers post
+/// single events over those sessions at `rate` per second in all.
+async fn pollers(base: &str, pollers: usize, seconds: u64, rate: u64) -> Polls {
+    use awc::http::Method;
+    let client = http_client(pollers + 16);
+    let event = |session: usize, n: u64| {
+        (
+            format!("{base}/v1/sessions/poll-{session}/events"),
+            format!(
+                r#"{{"event_type":"tool_use","timestamp":"2026-11-22T10:00:00Z","event_id":"p{n}","data":{{"n":{n}}}}}"#
+            ),
+        )
+    };
+    // The seeds took event ids p0..; the writers continue after them.
+    seed_sessions(&client, base, "poll", pollers).await;
+    let latencies: Rc<RefCell<Vec<u64>>> = Rc::default();
+    let (failed, written, next) = (
+        Rc::new(Cell::new(0u64)),
+        Rc::new(Cell::new(0u64)),
+        Rc::new(Cell::new(0u64)),
+    );
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let progress = {
+        let (latencies, written) = (latencies.clone(), written.clone());
+        spawn_progress(move || {
+            format!(
+                "{} polls, {} events written",
+                latencies.borrow().len(),
+                written.get()
+            )
+        })
+    };
+    let interval = 1.0 / rate.max(1) as f64;
+    let writers = (0..16).map(|_| {
+        let (client, written, next) = (client.clone(), written.clone(), next.clone());
+        async move {
+            while Instant::now() < deadline {
+                let j = next.get();
+                next.set(j + 1);
+                actix_rt::time::sleep_until(
+                    (started + Duration::from_secs_f64(interval * j as f64)).into(),
+                )
+                .await;
+                let (url, body) = event(j as usize % pollers, pollers as u64 + j);
+                if call(&client, Method::POST, url, Some(body)).await.0 {
+                    written.set(written.get() + 1);
+                }
+            }
+        }
+    });
+    let readers = (0..pollers).map(|p| {
+        let (client, latencies, failed) = (client.clone(), latencies.clone(), failed.clone());
+        let base = base.to_owned();
+        async move {
+            let mut seen = 0;
+            while Instant::now() < deadline {
+                let url = format!("{base}/v1/sessions/poll-{p}");
+                let (ok, body, micros) = call(&client, Method::GET, url, None).await;
+                latencies.borrow_mut().push(micros);
+                let session: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let last_seq = session["last_seq"].as_i64();
+                if !ok || last_seq.is_none() {
+                    failed.set(failed.get() + 1);
+                    continue;
+                }
+                let last_seq = last_seq.unwrap_or(0);
+                if last_seq > seen {
+                    let url =
+                        format!("{base}/v1/sessions/poll-{p}/events?after_seq={seen}&limit=1000");
+                    let (ok, _, micros) = call(&client, Method::GET, url, None).await;
+                    latencies.borrow_mut().push(micros);
+                    if ok {
+                        seen = last_seq;
+                    } else {
+                        failed.set(failed.get() + 1);
+                    }
+                }
+            }
+        }
+    });
+    futures_util::future::join(
+        futures_util::future::join_all(writers),
+        futures_util::future::join_all(readers),
+    )
+    .await;
+    progress.abort();
+    let elapsed = started.elapsed().as_secs_f64();
+    let latencies = sorted(&latencies);
+    Polls {
+        polls_per_second: latencies.len() as f64 / elapsed,
+        latencies,
+        failed: failed.get(),
+        events_per_second: written.get() as f64 / elapsed,
+    }
+}
+
 /// Drives `connections` concurrent clients for `seconds`; each request stores `per_request`
 /// new events. Returns (events stored per second, latencies in µs, non-2xx count).
 async fn drive(
@@ -98,10 +419,7 @@ async fn drive(
     seconds: u64,
     per_request: usize,
 ) -> (f64, Vec<u64>, u64) {
-    let client = awc::Client::builder()
-        .connector(awc::Connector::new().limit(connections))
-        .timeout(Duration::from_secs(60))
-        .finish();
+    let client = http_client(connections);
     let latencies = Rc::new(RefCell::new(Vec::new()));
     let failures = Rc::new(RefCell::new(0u64));
     let done = Rc::new(RefCell::new(0u64));
@@ -109,16 +427,10 @@ async fn drive(
     let started = Instant::now();
     let progress = {
         let done = done.clone();
-        actix_rt::spawn(async move {
-            loop {
-                actix_rt::time::sleep(Duration::from_secs(1)).await;
-                let n = *done.borrow();
-                eprintln!(
-                    "  {:>4.0}s  {n} requests, {:.0} events/s",
-                    started.elapsed().as_secs_f64(),
-                    n as f64 * per_request as f64 / started.elapsed().as_secs_f64()
-                );
-            }
+        spawn_progress(move || {
+            let n = *done.borrow();
+            let rate = n as f64 * per_request as f64 / started.elapsed().as_secs_f64();
+            format!("{n} requests, {rate:.0} events/s")
         })
     };
     let workers = (0..connections).map(|w| {
@@ -217,6 +529,67 @@ fn main() {
     let a = args();
     let target = DatabaseTarget::parse(Some(&a.database_url)).expect("DATABASE_URL");
     let backend = target.backend_name();
+    let ms = |sorted: &[u64], p| percentile(sorted, p);
+    match a.scenario.as_str() {
+        "interactions" => {
+            let (mut child, base) = spawn_server(&a.binary, &a.database_url);
+            eprintln!(
+                "interactions on {backend}: {} clients, {} completions/s for {} s, against {base}",
+                a.connections, a.rate, a.seconds
+            );
+            let r = actix_rt::System::new().block_on(interactions(
+                &base,
+                a.connections,
+                a.seconds,
+                a.rate,
+            ));
+            let _ = child.kill();
+            let _ = child.wait();
+            println!("| scenario | backend | clients | completions/s | create p50/p99 ms | result p50/p99 ms | result → notification p50 / p99 / p999 ms | non-2xx | notifications missing |");
+            println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+            println!(
+                "| interactions at {}/s | {backend} | {} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {} | {} |",
+                a.rate,
+                a.connections,
+                r.completions_per_second,
+                ms(&r.create, 0.5),
+                ms(&r.create, 0.99),
+                ms(&r.result, 0.5),
+                ms(&r.result, 0.99),
+                ms(&r.notified, 0.5),
+                ms(&r.notified, 0.99),
+                ms(&r.notified, 0.999),
+                r.failed,
+                r.missing
+            );
+            return;
+        }
+        "pollers" => {
+            let (mut child, base) = spawn_server(&a.binary, &a.database_url);
+            eprintln!(
+                "pollers on {backend}: {} pollers, {} events/s written, {} s, against {base}",
+                a.connections, a.rate, a.seconds
+            );
+            let r =
+                actix_rt::System::new().block_on(pollers(&base, a.connections, a.seconds, a.rate));
+            let _ = child.kill();
+            let _ = child.wait();
+            println!("| scenario | backend | pollers | polls/s | p50 ms | p99 ms | p999 ms | non-2xx | events written/s |");
+            println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+            println!(
+                "| pollers | {backend} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.0} |",
+                a.connections,
+                r.polls_per_second,
+                ms(&r.latencies, 0.5),
+                ms(&r.latencies, 0.99),
+                ms(&r.latencies, 0.999),
+                r.failed,
+                r.events_per_second
+            );
+            return;
+        }
+        _ => {}
+    }
     println!("| scenario | backend | connections | events/s | p50 ms | p99 ms | p999 ms | non-2xx | raw limit rows/s | ratio |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     let (scenario_batch, raw_batch) = match a.scenario.as_str() {
@@ -224,7 +597,7 @@ fn main() {
         "batch" => (100, 500),
         "raw" => (0, 500),
         other => {
-            eprintln!("unknown scenario {other}: single, batch or raw");
+            eprintln!("unknown scenario {other}: single, batch, raw, interactions or pollers");
             std::process::exit(2);
         }
     };

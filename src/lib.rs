@@ -107,6 +107,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     // releases long waits (interaction waits, commands/next, long-polls) at once instead of
     // keeping their waiters until they time out.
     server = server.h1_allow_half_closed(false);
+    // Stream messages and small answers go out at once. With Nagle's algorithm a message
+    // written while the previous one is unacknowledged waited for the client's delayed ACK:
+    // 40 ms added to 1-2% of notifications (the bench tool's interactions scenario).
+    server = server.tcp_nodelay(true);
     if let Some(workers) = config.http_workers {
         server = server.workers(workers);
     }

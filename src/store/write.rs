@@ -64,17 +64,21 @@ pub fn commit_batch(
             next_id += 1;
         }
     }
+    let new_interactions: Vec<InteractionRow> = writes
+        .iter()
+        .flat_map(|w| w.new_interactions.iter().cloned())
+        .collect();
+    let changed_interactions: Vec<InteractionRow> = writes
+        .iter()
+        .flat_map(|w| w.changed_interactions.iter().cloned())
+        .collect();
     transaction(conn, |tx| {
         // New sessions are plain INSERTs: a second creation of one fails the batch loudly.
         sessions::insert_many(tx, &created)?;
         sessions::update_many(tx, &updated)?;
         events::insert_many(tx, &event_rows)?;
-        for write in writes {
-            interactions::insert_many(tx, &write.new_interactions)?;
-            for row in &write.changed_interactions {
-                interactions::update(tx, row)?;
-            }
-        }
+        interactions::insert_many(tx, &new_interactions)?;
+        interactions::update_many(tx, &changed_interactions)?;
         notifications::insert_many(tx, &notification_rows)?;
         Ok(())
     })?;
