@@ -32,6 +32,8 @@ struct Args {
     binary: String,
     /// `interactions`: completions per second; `pollers`: events written per second.
     rate: u64,
+    /// `pollers`: pause between one poller's polls (0: back to back, the capacity).
+    poll_interval_ms: u64,
 }
 
 fn args() -> Args {
@@ -42,6 +44,7 @@ fn args() -> Args {
         seconds: 10,
         binary: "target/release/orchestrator".into(),
         rate: 1000,
+        poll_interval_ms: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -53,6 +56,9 @@ fn args() -> Args {
             "--seconds" => a.seconds = value.parse().unwrap_or(a.seconds),
             "--binary" => a.binary = value,
             "--rate" => a.rate = value.parse().unwrap_or(a.rate),
+            "--poll-interval-ms" => {
+                a.poll_interval_ms = value.parse().unwrap_or(a.poll_interval_ms)
+            }
             other => {
                 eprintln!("unknown flag {other}");
                 std::process::exit(2);
@@ -314,9 +320,9 @@ struct Polls {
 }
 
 /// `pollers` dashboards, each watching its own session: GET the session, and when its
-/// `last_seq` moved, GET the new events (`after_seq`), back to back. Meanwhile 16 writers post
-/// single events over those sessions at `rate` per second in all.
-async fn pollers(base: &str, pollers: usize, seconds: u64, rate: u64) -> Polls {
+/// `last_seq` moved, GET the new events (`after_seq`), then pause for `pause` (zero: back to
+/// back). Meanwhile 16 writers post single events over those sessions at `rate` per second.
+async fn pollers(base: &str, pollers: usize, seconds: u64, rate: u64, pause: Duration) -> Polls {
     use awc::http::Method;
     let client = http_client(pollers + 16);
     let event = |session: usize, n: u64| {
@@ -370,6 +376,9 @@ async fn pollers(base: &str, pollers: usize, seconds: u64, rate: u64) -> Polls {
         let base = base.to_owned();
         async move {
             let mut seen = 0;
+            // Spread over the pause, as independent dashboards are; all at once would measure
+            // a burst of `pollers` requests every pause instead.
+            actix_rt::time::sleep(pause.mul_f64(p as f64 / pollers as f64)).await;
             while Instant::now() < deadline {
                 let url = format!("{base}/v1/sessions/poll-{p}");
                 let (ok, body, micros) = call(&client, Method::GET, url, None).await;
@@ -391,6 +400,9 @@ async fn pollers(base: &str, pollers: usize, seconds: u64, rate: u64) -> Polls {
                     } else {
                         failed.set(failed.get() + 1);
                     }
+                }
+                if !pause.is_zero() {
+                    actix_rt::time::sleep(pause).await;
                 }
             }
         }
@@ -570,14 +582,24 @@ fn main() {
                 "pollers on {backend}: {} pollers, {} events/s written, {} s, against {base}",
                 a.connections, a.rate, a.seconds
             );
-            let r =
-                actix_rt::System::new().block_on(pollers(&base, a.connections, a.seconds, a.rate));
+            let interval = Duration::from_millis(a.poll_interval_ms);
+            let r = actix_rt::System::new().block_on(pollers(
+                &base,
+                a.connections,
+                a.seconds,
+                a.rate,
+                interval,
+            ));
             let _ = child.kill();
             let _ = child.wait();
             println!("| scenario | backend | pollers | polls/s | p50 ms | p99 ms | p999 ms | non-2xx | events written/s |");
             println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
             println!(
-                "| pollers | {backend} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.0} |",
+                "| pollers, {} | {backend} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {:.0} |",
+                match a.poll_interval_ms {
+                    0 => "back to back".to_owned(),
+                    ms => format!("every {ms} ms"),
+                },
                 a.connections,
                 r.polls_per_second,
                 ms(&r.latencies, 0.5),
