@@ -36,15 +36,12 @@ struct Draining {
 }
 
 pub struct Registry {
-    writer: Addr<Writer>,
-    pool: DbPool,
-    settings: SessionSettings,
+    /// What every session actor shares (one allocation, not a copy per actor).
+    deps: Arc<SessionDeps>,
     live: HashMap<SessionKey, Live>,
     /// Actors told to stop that have not yet reported stopped.
     draining: HashMap<SessionKey, Draining>,
     next_generation: u64,
-    /// Events held back for reordering across every session (the global cap).
-    reorder_total: Arc<AtomicUsize>,
 }
 
 impl Registry {
@@ -52,13 +49,15 @@ impl Registry {
         Registry::create(|ctx| {
             ctx.set_mailbox_capacity(0);
             Registry {
-                writer,
-                pool,
-                settings,
+                deps: Arc::new(SessionDeps {
+                    writer,
+                    pool,
+                    settings,
+                    reorder_total: Arc::new(AtomicUsize::new(0)),
+                }),
                 live: HashMap::new(),
                 draining: HashMap::new(),
                 next_generation: 1,
-                reorder_total: Arc::new(AtomicUsize::new(0)),
             }
         })
     }
@@ -84,14 +83,13 @@ impl Registry {
         let generation = self.next_generation;
         self.next_generation += 1;
         let predecessor = self.draining.remove(key).map(|d| d.gone);
-        let deps = SessionDeps {
-            registry: ctx.address(),
-            writer: self.writer.clone(),
-            pool: self.pool.clone(),
-            settings: self.settings.clone(),
-            reorder_total: self.reorder_total.clone(),
-        };
-        let (addr, gone) = SessionActor::start(key.clone(), generation, deps, predecessor);
+        let (addr, gone) = SessionActor::start(
+            key.clone(),
+            generation,
+            ctx.address(),
+            self.deps.clone(),
+            predecessor,
+        );
         self.live.insert(
             key.clone(),
             Live {

@@ -64,10 +64,9 @@ struct Lookups {
     sequences: HashMap<i64, String>,
 }
 
-/// What a session actor needs from the rest of the system.
-#[derive(Clone)]
+/// What every session actor needs from the rest of the system, shared by all of them (one
+/// copy per actor cost about 120 bytes each).
 pub struct SessionDeps {
-    pub registry: Addr<Registry>,
     pub writer: Addr<Writer>,
     pub pool: DbPool,
     pub settings: SessionSettings,
@@ -78,7 +77,10 @@ pub struct SessionDeps {
 pub struct SessionActor {
     key: SessionKey,
     generation: u64,
-    deps: SessionDeps,
+    /// Kept apart from `deps`: the registry holds `deps`, and its own address in them would
+    /// keep it alive forever.
+    registry: Addr<Registry>,
+    deps: Arc<SessionDeps>,
     /// Resolves when the previous actor of this session has stopped. Loading waits for it, so
     /// the state read from the database holds everything that actor committed.
     predecessor: Option<oneshot::Receiver<()>>,
@@ -126,7 +128,8 @@ impl SessionActor {
     pub fn start(
         key: SessionKey,
         generation: u64,
-        deps: SessionDeps,
+        registry: Addr<Registry>,
+        deps: Arc<SessionDeps>,
         predecessor: Option<oneshot::Receiver<()>>,
     ) -> (Addr<SessionActor>, oneshot::Receiver<()>) {
         let (gone, gone_rx) = oneshot::channel();
@@ -138,6 +141,7 @@ impl SessionActor {
             SessionActor {
                 key,
                 generation,
+                registry,
                 deps,
                 predecessor,
                 _gone: gone,
@@ -699,7 +703,7 @@ impl Actor for SessionActor {
                 && actor.last_activity.elapsed() >= idle
             {
                 actor.passivation_requested = true;
-                actor.deps.registry.do_send(Passivate {
+                actor.registry.do_send(Passivate {
                     key: actor.key.clone(),
                     generation: actor.generation,
                 });
@@ -708,7 +712,7 @@ impl Actor for SessionActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.deps.registry.do_send(SessionStopped {
+        self.registry.do_send(SessionStopped {
             key: self.key.clone(),
             generation: self.generation,
         });
