@@ -190,6 +190,13 @@ pub struct Wake;
 #[rtype(result = "()")]
 pub struct Shutdown;
 
+/// Periodic housekeeping, sent by the registry to every live actor: drop waiters whose
+/// callers left, report a write stuck in flight, ask to be passivated when idle long enough.
+/// One registry timer instead of one per actor (a timer cost each idle actor ~130 bytes).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Sweep;
+
 // ---------------------------------------------------------------------------------------------
 // SessionActor → Registry
 

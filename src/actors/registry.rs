@@ -17,7 +17,7 @@ use tokio::sync::oneshot;
 
 use super::messages::{
     GetSnapshot, LiveSessionCount, Passivate, PeekSession, SessionKey, SessionStopped, Shutdown,
-    ToSession,
+    Sweep, ToSession,
 };
 use super::session::{SessionActor, SessionDeps};
 use super::writer::Writer;
@@ -44,10 +44,24 @@ pub struct Registry {
     next_generation: u64,
 }
 
+/// How often every live actor is swept: often enough that an idle actor stops within a
+/// quarter of its idle timeout after it, and a stuck write is reported within seconds.
+pub fn sweep_interval(idle_timeout: std::time::Duration) -> std::time::Duration {
+    (idle_timeout / 4).clamp(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(5),
+    )
+}
+
 impl Registry {
     pub fn start(pool: DbPool, writer: Addr<Writer>, settings: SessionSettings) -> Addr<Registry> {
         Registry::create(|ctx| {
             ctx.set_mailbox_capacity(0);
+            ctx.run_interval(sweep_interval(settings.idle_timeout), |registry, _| {
+                for live in registry.live.values() {
+                    live.addr.do_send(Sweep);
+                }
+            });
             Registry {
                 deps: Arc::new(SessionDeps {
                     writer,

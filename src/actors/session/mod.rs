@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 use super::messages::{
     ActOnInteraction, Action, ActionOutcome, AppendEvents, AppendOutcome, CreateInteraction,
     EnsureOutcome, EnsureSession, NextCommand, Passivate, SessionError, SessionKey, SessionStopped,
-    Shutdown, SubmitWrite, WaitForInteraction, Wake, WriteError,
+    Shutdown, SubmitWrite, Sweep, WaitForInteraction, Wake, WriteError,
 };
 use super::registry::Registry;
 use super::writer::Writer;
@@ -265,6 +265,11 @@ impl SessionActor {
                 _ => group.add(op),
             }
             self.drain_ready(&mut group);
+        }
+        if self.queue.is_empty() {
+            // Most sessions sit idle between bursts; a drained queue kept its buffer (about
+            // 400 bytes per idle actor).
+            self.queue = VecDeque::new();
         }
         (group.ops, group.behind)
     }
@@ -693,22 +698,6 @@ impl Actor for SessionActor {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.load(ctx);
-        let idle = self.deps.settings.idle_timeout;
-        let check_every = (idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        ctx.run_interval(check_every, move |actor, _| {
-            actor.prune_waiters();
-            actor.report_if_stuck();
-            if actor.is_idle()
-                && !actor.passivation_requested
-                && actor.last_activity.elapsed() >= idle
-            {
-                actor.passivation_requested = true;
-                actor.registry.do_send(Passivate {
-                    key: actor.key.clone(),
-                    generation: actor.generation,
-                });
-            }
-        });
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
@@ -818,6 +807,26 @@ impl Handler<Wake> for SessionActor {
 
     fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
         self.last_activity = Instant::now();
+    }
+}
+
+/// The registry's periodic sweep (see [`Sweep`]).
+impl Handler<Sweep> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Sweep, _: &mut Context<Self>) {
+        self.prune_waiters();
+        self.report_if_stuck();
+        if self.is_idle()
+            && !self.passivation_requested
+            && self.last_activity.elapsed() >= self.deps.settings.idle_timeout
+        {
+            self.passivation_requested = true;
+            self.registry.do_send(Passivate {
+                key: self.key.clone(),
+                generation: self.generation,
+            });
+        }
     }
 }
 
