@@ -14,7 +14,7 @@ mod load;
 mod plan;
 mod reorder;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,6 +74,13 @@ pub struct SessionDeps {
     pub reorder_total: Arc<AtomicUsize>,
 }
 
+/// `commands/next` callers parked until a command can be handed out or their wait ends.
+#[derive(Default)]
+struct NextWaiters {
+    queue: VecDeque<NextWaiter>,
+    next_id: u64,
+}
+
 pub struct SessionActor {
     key: SessionKey,
     generation: u64,
@@ -90,19 +97,19 @@ pub struct SessionActor {
     session: Option<crate::domain::session::Session>,
     dedup: DedupCache,
     /// Committed interactions in memory: every open one, plus recent finished ones.
-    interactions: HashMap<String, Interaction>,
+    interactions: BTreeMap<String, Interaction>,
     /// `interactions` holds every interaction of the session.
     interactions_complete: bool,
     /// Ids looked up and known not to exist (only this actor creates interactions).
-    absent: HashSet<String>,
+    absent: BTreeSet<String>,
     next_position: i64,
     /// Armed deadline timers of pending interactions.
-    deadlines: HashMap<String, SpawnHandle>,
+    deadlines: BTreeMap<String, SpawnHandle>,
     /// `wait` callers by interaction id.
-    waiters: HashMap<String, Vec<WaitReply>>,
-    /// `commands/next` callers waiting for a command, oldest first.
-    next_waiters: VecDeque<NextWaiter>,
-    next_waiter_id: u64,
+    waiters: BTreeMap<String, Vec<WaitReply>>,
+    /// `commands/next` callers waiting for a command; `None` while there are none, which is
+    /// almost always (inline, the queue and its id counter cost every live actor 32 bytes).
+    next_waiters: Option<Box<NextWaiters>>,
     /// The client `sequence` expected next (committed).
     next_sequence: i64,
     /// Sequenced requests ahead of a gap.
@@ -147,14 +154,13 @@ impl SessionActor {
                 _gone: gone,
                 session: None,
                 dedup,
-                interactions: HashMap::new(),
+                interactions: BTreeMap::new(),
                 interactions_complete: true,
-                absent: HashSet::new(),
+                absent: BTreeSet::new(),
                 next_position: 1,
-                deadlines: HashMap::new(),
-                waiters: HashMap::new(),
-                next_waiters: VecDeque::new(),
-                next_waiter_id: 0,
+                deadlines: BTreeMap::new(),
+                waiters: BTreeMap::new(),
+                next_waiters: None,
                 next_sequence: 0,
                 reorder: ReorderBuffer::default(),
                 gap_timer: None,
@@ -245,7 +251,8 @@ impl SessionActor {
                     let events = op.weight();
                     let total = &self.deps.reorder_total;
                     let settings = &self.deps.settings;
-                    let over_cap = self.reorder.events + events > settings.reorder_max_per_session
+                    let over_cap = self.reorder.events() + events
+                        > settings.reorder_max_per_session
                         || total.load(Ordering::Relaxed) + events > settings.reorder_max_total;
                     if over_cap {
                         // Never drop, never wait unboundedly: give up every gap now.
@@ -395,7 +402,9 @@ impl SessionActor {
         for op in ops {
             planner.apply(op);
         }
-        planner.serve_next(&mut self.next_waiters);
+        let mut parked = self.next_waiters.take().unwrap_or_default();
+        planner.serve_next(&mut parked.queue);
+        self.next_waiters = (!parked.queue.is_empty()).then_some(parked);
         let mut plan = planner.finish();
         let Some(write) = plan.write.take() else {
             // Nothing to store (duplicates, reads, refusals): everything earlier has committed
@@ -499,16 +508,25 @@ impl SessionActor {
             let _ = reply.send(Ok(None));
             return;
         }
-        self.next_waiter_id += 1;
-        let id = self.next_waiter_id;
-        self.next_waiters.push_back(NextWaiter { id, reply });
+        let parked = self.next_waiters.get_or_insert_with(Default::default);
+        // Ids only tell apart the waiters parked at the same time, so a counter that starts
+        // over with an empty queue is enough.
+        parked.next_id += 1;
+        let id = parked.next_id;
+        parked.queue.push_back(NextWaiter { id, reply });
         // The actor owns the wait's end, so a command is never handed to a caller that has
         // already been told "nothing".
         ctx.run_later(wait, move |actor, _| {
-            if let Some(pos) = actor.next_waiters.iter().position(|w| w.id == id) {
-                if let Some(waiter) = actor.next_waiters.remove(pos) {
+            let Some(parked) = actor.next_waiters.as_mut() else {
+                return;
+            };
+            if let Some(pos) = parked.queue.iter().position(|w| w.id == id) {
+                if let Some(waiter) = parked.queue.remove(pos) {
                     let _ = waiter.reply.send(Ok(None));
                 }
+            }
+            if parked.queue.is_empty() {
+                actor.next_waiters = None;
             }
         });
     }
@@ -592,12 +610,17 @@ impl SessionActor {
         for op in self.queue.drain(..) {
             op.fail(error.clone());
         }
-        for (_, waiters) in self.waiters.drain() {
+        for (_, waiters) in std::mem::take(&mut self.waiters) {
             for reply in waiters {
                 let _ = reply.send(Err(error.clone()));
             }
         }
-        for waiter in self.next_waiters.drain(..) {
+        for waiter in self
+            .next_waiters
+            .take()
+            .map(|p| p.queue)
+            .unwrap_or_default()
+        {
             let _ = waiter.reply.send(Err(error.clone()));
         }
         for buffered in self.reorder.drain() {
@@ -615,7 +638,7 @@ impl SessionActor {
             && self.queue.is_empty()
             && self.deadlines.is_empty()
             && self.waiters.is_empty()
-            && self.next_waiters.is_empty()
+            && self.next_waiters.is_none()
             && self.reorder.is_empty()
     }
 
@@ -648,7 +671,12 @@ impl SessionActor {
             replies.retain(|r| !r.is_closed());
             !replies.is_empty()
         });
-        self.next_waiters.retain(|w| !w.reply.is_closed());
+        if let Some(parked) = self.next_waiters.as_mut() {
+            parked.queue.retain(|w| !w.reply.is_closed());
+            if parked.queue.is_empty() {
+                self.next_waiters = None;
+            }
+        }
     }
 
     fn load(&mut self, ctx: &mut Context<Self>) {

@@ -33,7 +33,7 @@ pub(super) struct NextWaiter {
 pub(super) struct Committed<'a> {
     pub key: &'a SessionKey,
     pub session: Option<&'a Session>,
-    pub interactions: &'a HashMap<String, Interaction>,
+    pub interactions: &'a std::collections::BTreeMap<String, Interaction>,
     pub dedup: &'a DedupCache,
     pub next_position: i64,
     /// Dedup keys of this group found in the database (beyond the cache), with their seqs.

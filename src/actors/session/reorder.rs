@@ -17,52 +17,65 @@ pub(super) struct Buffered {
 
 #[derive(Default)]
 pub(super) struct ReorderBuffer {
-    waiting: Vec<Buffered>,
-    /// Events held back, for the caps.
-    pub events: usize,
+    /// `None` while nothing waits, as in most sessions: every live actor holds a buffer, and
+    /// an empty `Vec` inline cost each of them 16 bytes more than the pointer.
+    #[allow(clippy::box_collection)] // the point: 8 bytes inline instead of 24
+    waiting: Option<Box<Vec<Buffered>>>,
 }
 
 impl ReorderBuffer {
     pub fn is_empty(&self) -> bool {
-        self.waiting.is_empty()
+        self.waiting.is_none()
+    }
+
+    /// Events held back, for the caps. Counted when asked (at most the per-session cap of
+    /// requests), so the empty buffer every actor holds is one pointer.
+    pub fn events(&self) -> usize {
+        self.iter().map(|b| b.events).sum()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Buffered> {
+        self.waiting.iter().flat_map(|w| w.iter())
     }
 
     pub fn push(&mut self, op: Op, min: i64, events: usize) {
-        self.events += events;
-        self.waiting.push(Buffered {
-            op,
-            min,
-            events,
-            arrived: Instant::now(),
-        });
+        self.waiting
+            .get_or_insert_with(Default::default)
+            .push(Buffered {
+                op,
+                min,
+                events,
+                arrived: Instant::now(),
+            });
     }
 
     /// The waiting request with the lowest sequence, if nothing is missing before it.
     pub fn take_ready(&mut self, next: i64) -> Option<Buffered> {
-        let (index, _) = self
-            .waiting
+        let waiting = self.waiting.as_mut()?;
+        let (index, _) = waiting
             .iter()
             .enumerate()
             .filter(|(_, b)| b.min <= next)
             .min_by_key(|(_, b)| b.min)?;
-        let taken = self.waiting.swap_remove(index);
-        self.events -= taken.events;
+        let taken = waiting.swap_remove(index);
+        if waiting.is_empty() {
+            self.waiting = None;
+        }
         Some(taken)
     }
 
     pub fn has_ready(&self, next: i64) -> bool {
-        self.waiting.iter().any(|b| b.min <= next)
+        self.iter().any(|b| b.min <= next)
     }
 
     /// The lowest sequence waiting.
     pub fn lowest(&self) -> Option<i64> {
-        self.waiting.iter().map(|b| b.min).min()
+        self.iter().map(|b| b.min).min()
     }
 
     /// The lowest sequence among requests that have waited `gap` or longer.
     pub fn lowest_expired(&self, gap: Duration) -> Option<i64> {
-        self.waiting
-            .iter()
+        self.iter()
             .filter(|b| b.arrived.elapsed() >= gap)
             .map(|b| b.min)
             .min()
@@ -70,14 +83,12 @@ impl ReorderBuffer {
 
     /// When the longest-waiting request's gap expires.
     pub fn next_expiry(&self, gap: Duration) -> Option<Duration> {
-        self.waiting
-            .iter()
+        self.iter()
             .map(|b| gap.saturating_sub(b.arrived.elapsed()))
             .min()
     }
 
     pub fn drain(&mut self) -> Vec<Buffered> {
-        self.events = 0;
-        std::mem::take(&mut self.waiting)
+        self.waiting.take().map(|w| *w).unwrap_or_default()
     }
 }
