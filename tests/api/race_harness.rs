@@ -1,4 +1,4 @@
-//! The race harness: seeded random interleavings across 120 sessions of shuffled sequenced
+//! The race harness: seeded random interleavings across 300 sessions of shuffled sequenced
 //! events (with duplicates), results racing `session_end` events, concurrent decisions from
 //! several tabs, cancels and short deadlines, all in flight at once. Afterwards a checker
 //! verifies the invariants of ../shared/design.md from the query API and the notifications.
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use crate::common::{both_backends, Backend, TestApp};
 use crate::interactions::assert_consistent;
 
-const SESSIONS: usize = 120;
+const SESSIONS: usize = 300;
 const SEQUENCED: i64 = 8;
 
 /// xorshift64*: small, seeded, good enough to shuffle.
