@@ -734,7 +734,63 @@ both_backends!(
     commands_are_handed_out_one_at_a_time,
     deadlines_fire_after_a_crash,
     a_dropped_wait_releases_its_waiter,
+    a_draining_actor_stops_once_its_last_wait_ends,
 );
+
+/// An actor told to shut down while a `commands/next` caller waits on it stops once that wait
+/// has ended, so its successor can start. The wait's end runs no group, so nothing calls the
+/// actor's own idle check; it stops because nothing refers to it any more (actix stops an actor
+/// without addresses or pending timers). While every actor had its own housekeeping timer, that
+/// timer kept it alive forever and every later request to the session hung behind it (this
+/// test failed with the code before the registry-wide sweep).
+async fn a_draining_actor_stops_once_its_last_wait_ends(backend: Backend) {
+    use orchestrator::actors::messages::{Passivate, SessionKey};
+    use orchestrator::domain::ids::SessionId;
+    let Some(app) = TestApp::start_with(backend, |c| {
+        c.sessions.idle_timeout = Duration::from_secs(3600)
+    })
+    .await
+    else {
+        return;
+    };
+    // The first actor of a fresh server is generation 1.
+    session(&app, "drain").await;
+    let waiting = app.post("/v1/sessions/drain/commands/next?wait_ms=400", json!({}));
+    let passivate = async {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        let key = SessionKey {
+            scope: "default".into(),
+            session_id: SessionId::parse("drain").unwrap(),
+        };
+        app.server
+            .registry
+            .send(Passivate { key, generation: 1 })
+            .await
+            .unwrap();
+        let live = app
+            .server
+            .registry
+            .send(orchestrator::actors::messages::LiveSessionCount)
+            .await
+            .unwrap();
+        assert_eq!(
+            live, 0,
+            "the registry no longer routes to the draining actor"
+        );
+    };
+    let (waited, ()) = futures_util::future::join(waiting, passivate).await;
+    assert_eq!(waited.status, 204, "{}", waited.text);
+    let next = actix_rt::time::timeout(
+        Duration::from_secs(10),
+        app.post(
+            "/v1/sessions/drain/events",
+            crate::common::event("after", 1),
+        ),
+    )
+    .await
+    .expect("the successor actor serves the session");
+    assert_eq!(next.status, 201, "{}", next.text);
+}
 
 /// A client that gives up on a wait (drops its connection) releases its waiter: the session
 /// actor, with nothing else holding it, becomes idle and is passivated. A leaked waiter would

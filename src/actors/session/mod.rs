@@ -863,6 +863,10 @@ impl Handler<Shutdown> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, _: Shutdown, ctx: &mut Context<Self>) {
+        // Not idle: the group that finishes the work stops the actor (see `pump`); work that
+        // ends without a group (a `commands/next` wait running out) leaves an actor that no
+        // address and no timer refers to, which actix stops. Arm no timer here: a periodic
+        // one would keep it alive, and its successor waiting, forever.
         self.shutting_down = true;
         if self.is_idle() {
             ctx.stop();
