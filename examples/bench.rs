@@ -107,6 +107,45 @@ fn spawn_server(binary: &str, database_url: &str) -> (std::process::Child, Strin
     (child, format!("http://{addr}"))
 }
 
+/// The server's own commit times, from its `/metrics` histogram: how much of a request's
+/// latency is the group commit. Bucket bounds, so "≤".
+async fn commit_summary(base: &str) -> String {
+    let (_, body, _) = call(
+        &http_client(1),
+        awc::http::Method::GET,
+        format!("{base}/metrics"),
+        None,
+    )
+    .await;
+    let text = String::from_utf8_lossy(&body);
+    let mut buckets: Vec<(f64, f64)> = Vec::new();
+    let mut count = 0.0;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("orchestrator_commit_seconds_bucket{le=\"") {
+            let mut parts = rest.splitn(2, "\"} ");
+            let (Some(le), Some(n)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            if let (Ok(le), Ok(n)) = (le.parse::<f64>(), n.trim().parse::<f64>()) {
+                buckets.push((le, n));
+            }
+        } else if let Some(n) = line.strip_prefix("orchestrator_commit_seconds_count ") {
+            count = n.trim().parse().unwrap_or(0.0);
+        }
+    }
+    let bound = |q: f64| {
+        buckets
+            .iter()
+            .find(|(_, n)| *n >= q * count)
+            .map_or(f64::INFINITY, |(le, _)| le * 1000.0)
+    };
+    format!(
+        "server-side group commits: {count:.0}, p50 ≤ {} ms, p99 ≤ {} ms",
+        bound(0.5),
+        bound(0.99)
+    )
+}
+
 /// Prints `status()` every second until aborted.
 fn spawn_progress(status: impl Fn() -> String + 'static) -> actix_rt::task::JoinHandle<()> {
     let started = Instant::now();
@@ -555,6 +594,7 @@ fn main() {
                 a.seconds,
                 a.rate,
             ));
+            let commits = actix_rt::System::new().block_on(commit_summary(&base));
             let _ = child.kill();
             let _ = child.wait();
             println!("| scenario | backend | clients | completions/s | create p50/p99 ms | result p50/p99 ms | result → notification p50 / p99 / p999 ms | non-2xx | notifications missing |");
@@ -574,6 +614,7 @@ fn main() {
                 r.failed,
                 r.missing
             );
+            println!("\n{commits}");
             return;
         }
         "pollers" => {
@@ -590,6 +631,7 @@ fn main() {
                 a.rate,
                 interval,
             ));
+            let commits = actix_rt::System::new().block_on(commit_summary(&base));
             let _ = child.kill();
             let _ = child.wait();
             println!("| scenario | backend | pollers | polls/s | p50 ms | p99 ms | p999 ms | non-2xx | events written/s |");
@@ -608,6 +650,7 @@ fn main() {
                 r.failed,
                 r.events_per_second
             );
+            println!("\n{commits}");
             return;
         }
         _ => {}
@@ -635,6 +678,7 @@ fn main() {
             a.seconds,
             scenario_batch,
         ));
+        let commits = actix_rt::System::new().block_on(commit_summary(&base));
         let _ = child.kill();
         let _ = child.wait();
         eprintln!(
@@ -651,6 +695,7 @@ fn main() {
             percentile(&lat, 0.999),
             100.0 * rate / raw
         );
+        println!("\n{commits}");
     } else {
         for batch in [500, 1] {
             eprintln!(
