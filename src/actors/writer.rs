@@ -199,16 +199,6 @@ pub struct Committer {
     next_notification_id: Option<i64>,
 }
 
-impl Committer {
-    fn new(pool: DbPool) -> Self {
-        Self {
-            pool,
-            conn: None,
-            next_notification_id: None,
-        }
-    }
-}
-
 impl Actor for Committer {
     type Context = SyncContext<Self>;
 }
@@ -218,7 +208,7 @@ impl Handler<CommitBatch> for Committer {
     type Result = Result<i64, StoreError>;
 
     fn handle(&mut self, msg: CommitBatch, _: &mut SyncContext<Self>) -> Self::Result {
-        let result = self.commit(&msg.0);
+        let result = self.commit(msg.0);
         if result.is_err() {
             self.conn = None;
             self.next_notification_id = None;
@@ -228,8 +218,16 @@ impl Handler<CommitBatch> for Committer {
 }
 
 impl Committer {
+    fn new(pool: DbPool) -> Self {
+        Self {
+            pool,
+            conn: None,
+            next_notification_id: None,
+        }
+    }
+
     /// Commits `writes` and answers the newest notification id.
-    fn commit(&mut self, writes: &[SessionWrite]) -> Result<i64, StoreError> {
+    fn commit(&mut self, writes: Vec<SessionWrite>) -> Result<i64, StoreError> {
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => {
@@ -242,12 +240,12 @@ impl Committer {
             Some(next) => next,
             None => store::notifications::max_id(conn)? + 1,
         };
-        let started = std::time::Instant::now();
-        let result = store::commit_batch(conn, writes, next);
-        crate::metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
         crate::metrics::BATCH_WRITES.observe(writes.len() as f64);
         crate::metrics::BATCH_EVENTS
             .observe(writes.iter().map(|w| w.events.len()).sum::<usize>() as f64);
+        let started = std::time::Instant::now();
+        let result = store::commit_batch(conn, writes, next);
+        crate::metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
         let next = result?;
         self.next_notification_id = Some(next);
         Ok(next - 1)

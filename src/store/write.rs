@@ -32,46 +32,41 @@ pub struct SessionWrite {
 }
 
 /// Commits `writes` in one transaction, numbering notifications from `next_notification_id`.
-/// Returns the next free id; on error nothing was stored.
+/// Returns the next free id; on error nothing was stored. Takes the writes by value: their rows
+/// (event bodies included) move into the statements instead of being copied.
 pub fn commit_batch(
     conn: &mut DbConnection,
-    writes: &[SessionWrite],
+    writes: Vec<SessionWrite>,
     next_notification_id: i64,
 ) -> Result<i64, diesel::result::Error> {
-    let created: Vec<SessionRow> = writes
-        .iter()
-        .filter(|w| w.create)
-        .map(|w| w.session.clone())
-        .collect();
-    let updated: Vec<SessionRow> = writes
-        .iter()
-        .filter(|w| !w.create)
-        .map(|w| w.session.clone())
-        .collect();
-    let event_rows: Vec<EventRow> = writes.iter().flat_map(|w| w.events.clone()).collect();
-    let mut next_id = next_notification_id;
+    let mut created = Vec::new();
+    let mut updated = Vec::new();
+    let mut event_rows = Vec::new();
+    let mut new_interactions = Vec::new();
+    let mut changed_interactions = Vec::new();
     let mut notification_rows = Vec::new();
+    let mut next_id = next_notification_id;
     for write in writes {
-        for n in &write.notifications {
+        for n in write.notifications {
             notification_rows.push(NotificationRow {
                 id: next_id,
                 scope: write.session.scope.clone(),
                 session_id: write.session.session_id.clone(),
                 kind: n.kind.to_owned(),
                 at: n.at,
-                body: n.body.clone(),
+                body: n.body,
             });
             next_id += 1;
         }
+        if write.create {
+            created.push(write.session);
+        } else {
+            updated.push(write.session);
+        }
+        event_rows.extend(write.events);
+        new_interactions.extend(write.new_interactions);
+        changed_interactions.extend(write.changed_interactions);
     }
-    let new_interactions: Vec<InteractionRow> = writes
-        .iter()
-        .flat_map(|w| w.new_interactions.iter().cloned())
-        .collect();
-    let changed_interactions: Vec<InteractionRow> = writes
-        .iter()
-        .flat_map(|w| w.changed_interactions.iter().cloned())
-        .collect();
     transaction(conn, |tx| {
         // New sessions are plain INSERTs: a second creation of one fails the batch loudly.
         sessions::insert_many(tx, &created)?;

@@ -3,7 +3,7 @@
 //! only after the commit; if the commit fails the working copy is simply dropped. Nothing here
 //! does I/O, so a plan is decided entirely by the committed state and the operations.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde_json::json;
@@ -33,7 +33,7 @@ pub(super) struct NextWaiter {
 pub(super) struct Committed<'a> {
     pub key: &'a SessionKey,
     pub session: Option<&'a Session>,
-    pub interactions: &'a std::collections::BTreeMap<String, Interaction>,
+    pub interactions: &'a BTreeMap<String, Interaction>,
     pub dedup: &'a DedupCache,
     pub next_position: i64,
     /// Dedup keys of this group found in the database (beyond the cache), with their seqs.
