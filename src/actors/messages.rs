@@ -6,6 +6,8 @@
 //!                           └─ Passivate / SessionStopped ─┘
 //! ```
 
+use std::sync::Arc;
+
 use actix::prelude::*;
 use serde_json::{Map, Value};
 
@@ -205,15 +207,17 @@ pub struct Sweep;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Passivate {
-    pub key: SessionKey,
+    pub key: Arc<SessionKey>,
     pub generation: u64,
 }
 
-/// "I have stopped" (passivated or crashed): the registry forgets this generation.
+/// "I have stopped" (passivated or crashed): the registry forgets this generation, and a
+/// successor waiting for it may load. Sent from `stopped`, after which the actor handles
+/// nothing more; it never has a write in flight when it stops.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SessionStopped {
-    pub key: SessionKey,
+    pub key: Arc<SessionKey>,
     pub generation: u64,
 }
 

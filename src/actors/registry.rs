@@ -5,8 +5,10 @@
 //!
 //! Passivation: an idle actor asks to be passivated; the registry stops routing to it and sends
 //! it [`Shutdown`], which lands behind everything already forwarded. If a message for that
-//! session comes while the old actor is still finishing, the new actor is started with the old
-//! one's "gone" signal and loads only after it, so it never reads state older than a commit.
+//! session comes while the old actor is still finishing, the new actor is started with a
+//! "predecessor gone" signal that the registry releases when the old one reports stopped, and
+//! loads only after it, so it never reads state older than a commit. The signal exists only
+//! for such successors: a channel per actor cost every idle actor about 80 bytes.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
@@ -27,20 +29,22 @@ use crate::store::DbPool;
 struct Live {
     addr: Addr<SessionActor>,
     generation: u64,
-    gone: oneshot::Receiver<()>,
 }
 
+/// An actor told to stop (or found stopped) that has not yet reported [`SessionStopped`].
 struct Draining {
     generation: u64,
-    gone: oneshot::Receiver<()>,
+    /// Dropped when it reports stopped: that releases the successors waiting to load.
+    release: Vec<oneshot::Sender<()>>,
 }
 
 pub struct Registry {
     /// What every session actor shares (one allocation, not a copy per actor).
     deps: Arc<SessionDeps>,
-    live: HashMap<SessionKey, Live>,
-    /// Actors told to stop that have not yet reported stopped.
-    draining: HashMap<SessionKey, Draining>,
+    /// Keyed by the same allocation the actor holds as its key: one copy of the key strings
+    /// per live session instead of two.
+    live: HashMap<Arc<SessionKey>, Live>,
+    draining: HashMap<Arc<SessionKey>, Draining>,
     next_generation: u64,
 }
 
@@ -64,6 +68,9 @@ impl Registry {
             });
             Registry {
                 deps: Arc::new(SessionDeps {
+                    // Weak: the registry holds `deps`, and a strong address of itself in them
+                    // would keep it alive forever.
+                    registry: ctx.address().downgrade(),
                     writer,
                     pool,
                     settings,
@@ -77,42 +84,52 @@ impl Registry {
     }
 
     /// The live actor of `key`, started now if there is none.
-    fn actor_for(&mut self, key: &SessionKey, ctx: &mut Context<Self>) -> Addr<SessionActor> {
+    fn actor_for(&mut self, key: &SessionKey) -> Addr<SessionActor> {
         if let Some(live) = self.live.get(key) {
             if live.addr.connected() {
                 return live.addr.clone();
             }
             // Stopped (crashed) before its SessionStopped reached us: its successor must still
-            // wait for it to be gone.
-            if let Some(dead) = self.live.remove(key) {
-                self.draining.insert(
-                    key.clone(),
-                    Draining {
-                        generation: dead.generation,
-                        gone: dead.gone,
-                    },
-                );
+            // wait for that report.
+            if let Some((key, dead)) = self.live.remove_entry(key) {
+                self.start_draining(key, dead.generation);
             }
         }
         let generation = self.next_generation;
         self.next_generation += 1;
-        let predecessor = self.draining.remove(key).map(|d| d.gone);
-        let (addr, gone) = SessionActor::start(
-            key.clone(),
-            generation,
-            ctx.address(),
-            self.deps.clone(),
-            predecessor,
-        );
+        let key = Arc::new(key.clone());
+        let predecessor = self.draining.get_mut(&key).map(|draining| {
+            let (release, gone) = oneshot::channel();
+            draining.release.push(release);
+            gone
+        });
+        let addr = SessionActor::start(key.clone(), generation, self.deps.clone(), predecessor);
         self.live.insert(
-            key.clone(),
+            key,
             Live {
                 addr: addr.clone(),
                 generation,
-                gone,
             },
         );
         addr
+    }
+
+    fn start_draining(&mut self, key: Arc<SessionKey>, generation: u64) {
+        // An earlier generation may still be draining (in theory: its successor loads only
+        // after it reports stopped, and cannot stop before loading). Its waiting successors
+        // then wait for this one too, which stops later: later is safe, earlier is not.
+        let release = self
+            .draining
+            .remove(&key)
+            .map(|earlier| earlier.release)
+            .unwrap_or_default();
+        self.draining.insert(
+            key,
+            Draining {
+                generation,
+                release,
+            },
+        );
     }
 }
 
@@ -129,9 +146,9 @@ where
 {
     type Result = ResponseFuture<Result<M::Result, MailboxError>>;
 
-    fn handle(&mut self, msg: ToSession<M>, ctx: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: ToSession<M>, _: &mut Context<Self>) -> Self::Result {
         // `send` puts the message in the mailbox now; only the answer is awaited later.
-        let request = self.actor_for(&msg.key, ctx).send(msg.msg);
+        let request = self.actor_for(&msg.key).send(msg.msg);
         Box::pin(request)
     }
 }
@@ -148,15 +165,9 @@ impl Handler<Passivate> for Registry {
         if !current {
             return;
         }
-        if let Some(live) = self.live.remove(&msg.key) {
+        if let Some((key, live)) = self.live.remove_entry(&msg.key) {
             live.addr.do_send(Shutdown);
-            self.draining.insert(
-                msg.key,
-                Draining {
-                    generation: live.generation,
-                    gone: live.gone,
-                },
-            );
+            self.start_draining(key, live.generation);
         }
     }
 }

@@ -735,6 +735,7 @@ both_backends!(
     deadlines_fire_after_a_crash,
     a_dropped_wait_releases_its_waiter,
     a_draining_actor_stops_once_its_last_wait_ends,
+    a_successor_loads_only_after_its_predecessor_stopped,
 );
 
 /// An actor told to shut down while a `commands/next` caller waits on it stops once that wait
@@ -764,7 +765,10 @@ async fn a_draining_actor_stops_once_its_last_wait_ends(backend: Backend) {
         };
         app.server
             .registry
-            .send(Passivate { key, generation: 1 })
+            .send(Passivate {
+                key: key.into(),
+                generation: 1,
+            })
             .await
             .unwrap();
         let live = app
@@ -846,4 +850,63 @@ async fn a_dropped_wait_releases_its_waiter(backend: Backend) {
     // The command is still there, untouched.
     let r = app.get("/v1/sessions/dw/interactions/c").await;
     assert_eq!(r.body["status"], "queued");
+}
+
+/// A request for a session whose actor is still draining starts a successor that loads only
+/// once the draining one has reported stopped: its answer comes after the predecessor's last
+/// one, and its event continues the predecessor's numbering.
+async fn a_successor_loads_only_after_its_predecessor_stopped(backend: Backend) {
+    use orchestrator::actors::messages::{LiveSessionCount, Passivate, SessionKey};
+    use orchestrator::domain::ids::SessionId;
+    let Some(app) = TestApp::start_with(backend, |c| {
+        c.sessions.idle_timeout = Duration::from_secs(3600)
+    })
+    .await
+    else {
+        return;
+    };
+    let first = app
+        .post(
+            "/v1/sessions/heir/events",
+            crate::common::event("before", 1),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let waiting = async {
+        let r = app
+            .post("/v1/sessions/heir/commands/next?wait_ms=500", json!({}))
+            .await;
+        (r, std::time::Instant::now())
+    };
+    let successor = async {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        let key = SessionKey {
+            scope: "default".into(),
+            session_id: SessionId::parse("heir").unwrap(),
+        };
+        app.server
+            .registry
+            .send(Passivate {
+                key: key.into(),
+                generation: 1,
+            })
+            .await
+            .unwrap();
+        // The predecessor still holds the wait; this starts generation 2 behind it.
+        let r = app
+            .post("/v1/sessions/heir/events", crate::common::event("after", 2))
+            .await;
+        (r, std::time::Instant::now())
+    };
+    let ((waited, wait_done), (next, next_done)) =
+        futures_util::future::join(waiting, successor).await;
+    assert_eq!(waited.status, 204, "{}", waited.text);
+    assert_eq!(next.status, 201, "{}", next.text);
+    assert!(
+        next_done >= wait_done,
+        "the successor answered before its predecessor's last request ended"
+    );
+    assert_eq!(next.body["events"][0]["seq"], 2, "{}", next.text);
+    let live = app.server.registry.send(LiveSessionCount).await.unwrap();
+    assert_eq!(live, 1);
 }

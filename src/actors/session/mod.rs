@@ -17,7 +17,7 @@ mod reorder;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::web;
@@ -67,6 +67,9 @@ struct Lookups {
 /// What every session actor needs from the rest of the system, shared by all of them (one
 /// copy per actor cost about 120 bytes each).
 pub struct SessionDeps {
+    /// Weak: see [`Registry::start`]. Upgraded for the rare message to it (passivate,
+    /// stopped); a strong address per actor cost each about 100 bytes.
+    pub registry: actix::WeakAddr<Registry>,
     pub writer: Addr<Writer>,
     pub pool: DbPool,
     pub settings: SessionSettings,
@@ -82,17 +85,13 @@ struct NextWaiters {
 }
 
 pub struct SessionActor {
-    key: SessionKey,
+    /// Shared with the registry's map entry.
+    key: Arc<SessionKey>,
     generation: u64,
-    /// Kept apart from `deps`: the registry holds `deps`, and its own address in them would
-    /// keep it alive forever.
-    registry: Addr<Registry>,
     deps: Arc<SessionDeps>,
     /// Resolves when the previous actor of this session has stopped. Loading waits for it, so
     /// the state read from the database holds everything that actor committed.
     predecessor: Option<oneshot::Receiver<()>>,
-    /// Dropped with the actor: that is how a successor learns this one is gone.
-    _gone: oneshot::Sender<()>,
     /// The committed session; `None` until it exists in the database.
     session: Option<crate::domain::session::Session>,
     dedup: DedupCache,
@@ -114,7 +113,8 @@ pub struct SessionActor {
     next_sequence: i64,
     /// Sequenced requests ahead of a gap.
     reorder: ReorderBuffer,
-    gap_timer: Option<SpawnHandle>,
+    /// A gap timer is armed (it is never cancelled: firing with nothing expired is harmless).
+    gap_timer_armed: bool,
     /// The longest-waiting gap has timed out: give it up in the next group.
     gap_expired: bool,
     queue: VecDeque<Op>,
@@ -123,35 +123,31 @@ pub struct SessionActor {
     /// The registry routes no more messages here: stop once the queue is done.
     shutting_down: bool,
     passivation_requested: bool,
-    last_activity: Instant,
+    /// Registry sweeps since the last activity: time kept in sweeps rather than `Instant`s,
+    /// which cost every actor 32 bytes (see [`Self::sweeps_covering`]).
+    idle_sweeps: u32,
     /// When the group in flight started (the sweep reports one that takes too long).
-    busy_since: Option<Instant>,
-    reported_stuck: bool,
+    busy_sweeps: u32,
 }
 
 impl SessionActor {
-    /// Starts the actor for `key`; returns its address and the receiver that resolves when it
-    /// has stopped.
+    /// Starts the actor for `key`, which loads once `predecessor` (if any) resolves.
     pub fn start(
-        key: SessionKey,
+        key: Arc<SessionKey>,
         generation: u64,
-        registry: Addr<Registry>,
         deps: Arc<SessionDeps>,
         predecessor: Option<oneshot::Receiver<()>>,
-    ) -> (Addr<SessionActor>, oneshot::Receiver<()>) {
-        let (gone, gone_rx) = oneshot::channel();
+    ) -> Addr<SessionActor> {
         let dedup = DedupCache::new(deps.settings.dedup_cache);
-        let addr = SessionActor::create(move |ctx| {
+        SessionActor::create(move |ctx| {
             // Unbounded mailbox: a bounded one parks the sender and retries later, which could
             // reorder messages. Load is bounded at the writer queue instead.
             ctx.set_mailbox_capacity(0);
             SessionActor {
                 key,
                 generation,
-                registry,
                 deps,
                 predecessor,
-                _gone: gone,
                 session: None,
                 dedup,
                 interactions: BTreeMap::new(),
@@ -163,22 +159,20 @@ impl SessionActor {
                 next_waiters: None,
                 next_sequence: 0,
                 reorder: ReorderBuffer::default(),
-                gap_timer: None,
+                gap_timer_armed: false,
                 gap_expired: false,
                 queue: VecDeque::new(),
                 busy: false,
                 shutting_down: false,
                 passivation_requested: false,
-                last_activity: Instant::now(),
-                busy_since: None,
-                reported_stuck: false,
+                idle_sweeps: 0,
+                busy_sweeps: 0,
             }
-        });
-        (addr, gone_rx)
+        })
     }
 
     fn enqueue(&mut self, op: Op, ctx: &mut Context<Self>) {
-        self.last_activity = Instant::now();
+        self.idle_sweeps = 0;
         self.queue.push_back(op);
         self.pump(ctx);
     }
@@ -197,7 +191,7 @@ impl SessionActor {
             }
             return;
         }
-        self.last_activity = Instant::now();
+        self.idle_sweeps = 0;
         let (ops, behind) = self.take_group();
         self.arm_gap_timer(ctx);
         if ops.is_empty() {
@@ -309,18 +303,19 @@ impl SessionActor {
     }
 
     fn arm_gap_timer(&mut self, ctx: &mut Context<Self>) {
-        if self.gap_timer.is_some() {
+        if self.gap_timer_armed {
             return;
         }
         let Some(wait) = self.reorder.next_expiry(self.deps.settings.reorder_gap) else {
             return;
         };
-        self.gap_timer = Some(ctx.run_later(wait, |actor, ctx| {
-            actor.gap_timer = None;
+        self.gap_timer_armed = true;
+        ctx.run_later(wait, |actor, ctx| {
+            actor.gap_timer_armed = false;
             actor.gap_expired = true;
             actor.pump(ctx);
             actor.arm_gap_timer(ctx);
-        }));
+        });
     }
 
     /// What the group needs from the database that memory cannot answer.
@@ -642,26 +637,32 @@ impl SessionActor {
             && self.reorder.is_empty()
     }
 
+    /// How many consecutive sweeps guarantee that at least `span` has passed since something
+    /// that happened before the first of them: the first may come at once, each later one a
+    /// sweep interval after the previous.
+    fn sweeps_covering(&self, span: Duration) -> u32 {
+        let interval = super::registry::sweep_interval(self.deps.settings.idle_timeout);
+        let whole = span.as_nanos().div_ceil(interval.as_nanos().max(1));
+        u32::try_from(whole).unwrap_or(u32::MAX).saturating_add(1)
+    }
+
     /// The periodic sweep: a group in flight for too long is logged and counted once.
     fn report_if_stuck(&mut self) {
-        match (self.busy, self.busy_since) {
-            (true, Some(since)) if since.elapsed() >= STUCK_AFTER && !self.reported_stuck => {
-                self.reported_stuck = true;
-                crate::metrics::STUCK_SESSIONS.inc();
-                log::warn!(
-                    "session {}/{}: a write has been in flight for {:?}; {} requests queued",
-                    self.key.scope,
-                    self.key.session_id,
-                    since.elapsed(),
-                    self.queue.len()
-                );
-            }
-            (true, None) => self.busy_since = Some(Instant::now()),
-            (false, _) => {
-                self.busy_since = None;
-                self.reported_stuck = false;
-            }
-            _ => {}
+        if !self.busy {
+            self.busy_sweeps = 0;
+            return;
+        }
+        self.busy_sweeps = self.busy_sweeps.saturating_add(1);
+        // Exactly once: at the sweep that reaches the bound.
+        if self.busy_sweeps == self.sweeps_covering(STUCK_AFTER) {
+            crate::metrics::STUCK_SESSIONS.inc();
+            log::warn!(
+                "session {}/{}: a write has been in flight for more than {:?}; {} requests queued",
+                self.key.scope,
+                self.key.session_id,
+                STUCK_AFTER,
+                self.queue.len()
+            );
         }
     }
 
@@ -729,7 +730,10 @@ impl Actor for SessionActor {
     }
 
     fn stopped(&mut self, _: &mut Context<Self>) {
-        self.registry.do_send(SessionStopped {
+        let Some(registry) = self.deps.registry.upgrade() else {
+            return; // shutting down
+        };
+        registry.do_send(SessionStopped {
             key: self.key.clone(),
             generation: self.generation,
         });
@@ -834,7 +838,7 @@ impl Handler<Wake> for SessionActor {
     type Result = ();
 
     fn handle(&mut self, _: Wake, _: &mut Context<Self>) {
-        self.last_activity = Instant::now();
+        self.idle_sweeps = 0;
     }
 }
 
@@ -845,12 +849,16 @@ impl Handler<Sweep> for SessionActor {
     fn handle(&mut self, _: Sweep, _: &mut Context<Self>) {
         self.prune_waiters();
         self.report_if_stuck();
+        self.idle_sweeps = self.idle_sweeps.saturating_add(1);
         if self.is_idle()
             && !self.passivation_requested
-            && self.last_activity.elapsed() >= self.deps.settings.idle_timeout
+            && self.idle_sweeps >= self.sweeps_covering(self.deps.settings.idle_timeout)
         {
             self.passivation_requested = true;
-            self.registry.do_send(Passivate {
+            let Some(registry) = self.deps.registry.upgrade() else {
+                return; // shutting down
+            };
+            registry.do_send(Passivate {
                 key: self.key.clone(),
                 generation: self.generation,
             });
