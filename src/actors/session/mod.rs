@@ -84,6 +84,43 @@ struct NextWaiters {
     next_id: u64,
 }
 
+/// The session's interactions in memory and the callers waiting on them. Made on first use and
+/// boxed: most sessions never have an interaction, and inline these maps cost every live actor
+/// about 100 bytes. Its absence means what [`InteractionState::default`] says.
+struct InteractionState {
+    /// Committed interactions in memory: every open one, plus recent finished ones.
+    known: BTreeMap<String, Interaction>,
+    /// `known` holds every interaction of the session.
+    complete: bool,
+    /// Ids looked up and known not to exist (only this actor creates interactions).
+    absent: BTreeSet<String>,
+    next_position: i64,
+    /// Armed deadline timers of pending interactions.
+    deadlines: BTreeMap<String, SpawnHandle>,
+    /// `wait` callers by interaction id.
+    waiters: BTreeMap<String, Vec<WaitReply>>,
+    /// `commands/next` callers waiting for a command; `None` while there are none.
+    next_waiters: Option<Box<NextWaiters>>,
+}
+
+impl Default for InteractionState {
+    /// A session without interactions: all of them (none) are known, the first gets position 1.
+    fn default() -> Self {
+        Self {
+            known: BTreeMap::new(),
+            complete: true,
+            absent: BTreeSet::new(),
+            next_position: 1,
+            deadlines: BTreeMap::new(),
+            waiters: BTreeMap::new(),
+            next_waiters: None,
+        }
+    }
+}
+
+/// What the planner sees of a session that has no [`InteractionState`].
+static NO_INTERACTIONS: BTreeMap<String, Interaction> = BTreeMap::new();
+
 pub struct SessionActor {
     /// Shared with the registry's map entry.
     key: Arc<SessionKey>,
@@ -95,20 +132,8 @@ pub struct SessionActor {
     /// The committed session; `None` until it exists in the database.
     session: Option<crate::domain::session::Session>,
     dedup: DedupCache,
-    /// Committed interactions in memory: every open one, plus recent finished ones.
-    interactions: BTreeMap<String, Interaction>,
-    /// `interactions` holds every interaction of the session.
-    interactions_complete: bool,
-    /// Ids looked up and known not to exist (only this actor creates interactions).
-    absent: BTreeSet<String>,
-    next_position: i64,
-    /// Armed deadline timers of pending interactions.
-    deadlines: BTreeMap<String, SpawnHandle>,
-    /// `wait` callers by interaction id.
-    waiters: BTreeMap<String, Vec<WaitReply>>,
-    /// `commands/next` callers waiting for a command; `None` while there are none, which is
-    /// almost always (inline, the queue and its id counter cost every live actor 32 bytes).
-    next_waiters: Option<Box<NextWaiters>>,
+    /// `None` until the session has an interaction or a caller waiting for one.
+    inter: Option<Box<InteractionState>>,
     /// The client `sequence` expected next (committed).
     next_sequence: i64,
     /// Sequenced requests ahead of a gap.
@@ -150,13 +175,7 @@ impl SessionActor {
                 predecessor,
                 session: None,
                 dedup,
-                interactions: BTreeMap::new(),
-                interactions_complete: true,
-                absent: BTreeSet::new(),
-                next_position: 1,
-                deadlines: BTreeMap::new(),
-                waiters: BTreeMap::new(),
-                next_waiters: None,
+                inter: None,
                 next_sequence: 0,
                 reorder: ReorderBuffer::default(),
                 gap_timer_armed: false,
@@ -346,11 +365,14 @@ impl SessionActor {
                 Op::Ensure { .. } | Op::Next { .. } | Op::Timeout { .. } | Op::SkipTo(_) => {}
             }
         }
-        let unknown = |id: &String| !self.interactions.contains_key(id);
+        let inter = self.inter.as_deref();
+        let unknown = |id: &String| !inter.is_some_and(|i| i.known.contains_key(id));
+        let complete = inter.map_or(true, |i| i.complete);
+        let absent = |id: &String| inter.is_some_and(|i| i.absent.contains(id));
         needs.dedup_keys = dedup_keys.into_iter().collect();
         needs.interaction_ids = ids
             .into_iter()
-            .filter(|id| unknown(id) && !self.interactions_complete && !self.absent.contains(id))
+            .filter(|id| unknown(id) && !complete && !absent(id))
             .collect();
         let has_events = self.session.as_ref().is_some_and(|s| s.event_count > 0);
         needs.count_events_for = creates
@@ -364,13 +386,16 @@ impl SessionActor {
     /// returns what the plan needs besides. Found dedup keys go to the plan, not into the
     /// bounded cache: inserting them there could evict a key the plan relies on.
     fn absorb(&mut self, found: Found) -> Lookups {
-        for i in found.interactions {
-            self.interactions.insert(i.id.as_str().to_owned(), i);
+        if !found.interactions.is_empty() || !found.absent.is_empty() {
+            let inter = self.interactions_mut();
+            for i in found.interactions {
+                inter.known.insert(i.id.as_str().to_owned(), i);
+            }
+            if inter.absent.len() + found.absent.len() > ABSENT_CACHE {
+                inter.absent.clear();
+            }
+            inter.absent.extend(found.absent);
         }
-        if self.absent.len() + found.absent.len() > ABSENT_CACHE {
-            self.absent.clear();
-        }
-        self.absent.extend(found.absent);
         Lookups {
             stored_keys: found.dedup.into_iter().collect(),
             event_counts: found.event_counts,
@@ -380,13 +405,18 @@ impl SessionActor {
 
     /// Plans a group against the committed state and sends its write to the writer.
     fn plan_and_write(&mut self, ops: Vec<Op>, lookups: Lookups, ctx: &mut Context<Self>) {
+        // Out of the state while the planner reads it; back below if any are still waiting.
+        let mut parked = self
+            .inter
+            .as_deref_mut()
+            .and_then(|i| i.next_waiters.take());
         let mut planner = Planner::new(
             Committed {
                 key: &self.key,
                 session: self.session.as_ref(),
-                interactions: &self.interactions,
+                interactions: self.inter.as_ref().map_or(&NO_INTERACTIONS, |i| &i.known),
                 dedup: &self.dedup,
-                next_position: self.next_position,
+                next_position: self.inter.as_ref().map_or(1, |i| i.next_position),
                 stored_keys: &lookups.stored_keys,
                 event_counts: &lookups.event_counts,
                 next_sequence: self.next_sequence,
@@ -397,10 +427,12 @@ impl SessionActor {
         for op in ops {
             planner.apply(op);
         }
-        let mut parked = self.next_waiters.take().unwrap_or_default();
-        planner.serve_next(&mut parked.queue);
-        self.next_waiters = (!parked.queue.is_empty()).then_some(parked);
+        let mut none_parked = VecDeque::new();
+        planner.serve_next(parked.as_mut().map_or(&mut none_parked, |p| &mut p.queue));
         let mut plan = planner.finish();
+        if let Some(parked) = parked.filter(|p| !p.queue.is_empty()) {
+            self.interactions_mut().next_waiters = Some(parked);
+        }
         let Some(write) = plan.write.take() else {
             // Nothing to store (duplicates, reads, refusals): everything earlier has committed
             // already, so the answers are durable as they stand.
@@ -443,26 +475,27 @@ impl SessionActor {
         for (key, seq) in new_keys {
             self.dedup.insert(&key, seq);
         }
-        for (id, interaction) in plan.interactions {
-            self.absent.remove(&id);
-            self.interactions.insert(id, interaction);
+        let touches_interactions = !plan.interactions.is_empty() || !plan.waits.is_empty();
+        if touches_interactions || self.inter.is_some() {
+            let inter = self.interactions_mut();
+            for (id, interaction) in plan.interactions {
+                inter.absent.remove(&id);
+                inter.known.insert(id, interaction);
+            }
+            inter.next_position = plan.next_position;
+            for (id, reply) in plan.waits {
+                inter.waiters.entry(id).or_default().push(reply);
+            }
         }
-        self.next_position = plan.next_position;
         self.next_sequence = plan.next_sequence;
         plan.replies.into_iter().for_each(Reply::succeed);
-        for (id, reply) in plan.waits {
-            self.waiters.entry(id).or_default().push(reply);
-        }
         for id in &plan.completed {
             self.wake_waiters(id);
         }
         for (wait, reply) in plan.unserved_next {
             self.park_next(wait, reply, ctx);
         }
-        let ids: Vec<String> = self.interactions.keys().cloned().collect();
-        for id in ids {
-            self.sync_deadline(&id, Duration::ZERO, ctx);
-        }
+        self.sync_deadlines(ctx);
         self.evict_finished_interactions();
         self.busy = false;
         self.pump(ctx);
@@ -487,11 +520,19 @@ impl SessionActor {
         self.pump(ctx);
     }
 
+    /// The interaction state, made now if the session had none.
+    fn interactions_mut(&mut self) -> &mut InteractionState {
+        self.inter.get_or_insert_with(Default::default)
+    }
+
     fn wake_waiters(&mut self, id: &str) {
-        let Some(waiters) = self.waiters.remove(id) else {
+        let Some(inter) = self.inter.as_deref_mut() else {
             return;
         };
-        if let Some(i) = self.interactions.get(id) {
+        let Some(waiters) = inter.waiters.remove(id) else {
+            return;
+        };
+        if let Some(i) = inter.known.get(id) {
             for reply in waiters {
                 let _ = reply.send(Ok(i.clone()));
             }
@@ -503,7 +544,10 @@ impl SessionActor {
             let _ = reply.send(Ok(None));
             return;
         }
-        let parked = self.next_waiters.get_or_insert_with(Default::default);
+        let parked = self
+            .interactions_mut()
+            .next_waiters
+            .get_or_insert_with(Default::default);
         // Ids only tell apart the waiters parked at the same time, so a counter that starts
         // over with an empty queue is enough.
         parked.next_id += 1;
@@ -512,7 +556,10 @@ impl SessionActor {
         // The actor owns the wait's end, so a command is never handed to a caller that has
         // already been told "nothing".
         ctx.run_later(wait, move |actor, _| {
-            let Some(parked) = actor.next_waiters.as_mut() else {
+            let Some(inter) = actor.inter.as_deref_mut() else {
+                return;
+            };
+            let Some(parked) = inter.next_waiters.as_mut() else {
                 return;
             };
             if let Some(pos) = parked.queue.iter().position(|w| w.id == id) {
@@ -521,30 +568,35 @@ impl SessionActor {
                 }
             }
             if parked.queue.is_empty() {
-                actor.next_waiters = None;
+                inter.next_waiters = None;
             }
         });
     }
 
     /// Arms the deadline timer of a pending interaction, or disarms a finished one's.
     fn sync_deadline(&mut self, id: &str, at_least: Duration, ctx: &mut Context<Self>) {
-        let deadline = self
-            .interactions
+        let Some(inter) = self.inter.as_deref_mut() else {
+            return;
+        };
+        let deadline = inter
+            .known
             .get(id)
             .filter(|i| i.status == InteractionStatus::Pending)
             .and_then(|i| i.deadline);
         match deadline {
-            Some(deadline) if !self.deadlines.contains_key(id) => {
+            Some(deadline) if !inter.deadlines.contains_key(id) => {
                 let remaining = Duration::from_millis((deadline - now_millis()).max(0) as u64);
                 let id_owned = id.to_owned();
                 let handle = ctx.run_later(remaining.max(at_least), move |actor, ctx| {
-                    actor.deadlines.remove(&id_owned);
+                    if let Some(inter) = actor.inter.as_deref_mut() {
+                        inter.deadlines.remove(&id_owned);
+                    }
                     actor.enqueue(Op::Timeout { id: id_owned }, ctx);
                 });
-                self.deadlines.insert(id.to_owned(), handle);
+                inter.deadlines.insert(id.to_owned(), handle);
             }
             None => {
-                if let Some(handle) = self.deadlines.remove(id) {
+                if let Some(handle) = inter.deadlines.remove(id) {
                     ctx.cancel_future(handle);
                 }
             }
@@ -552,23 +604,37 @@ impl SessionActor {
         }
     }
 
+    /// [`Self::sync_deadline`] for every interaction in memory.
+    fn sync_deadlines(&mut self, ctx: &mut Context<Self>) {
+        let Some(inter) = self.inter.as_deref() else {
+            return;
+        };
+        let ids: Vec<String> = inter.known.keys().cloned().collect();
+        for id in ids {
+            self.sync_deadline(&id, Duration::ZERO, ctx);
+        }
+    }
+
     /// Keeps memory bounded: finished interactions beyond the cache are dropped (they are
     /// looked up again when needed).
     fn evict_finished_interactions(&mut self) {
-        if self.interactions.len() <= INTERACTION_CACHE {
+        let Some(inter) = self.inter.as_deref_mut() else {
+            return;
+        };
+        if inter.known.len() <= INTERACTION_CACHE {
             return;
         }
-        let mut finished: Vec<(i64, String)> = self
-            .interactions
+        let mut finished: Vec<(i64, String)> = inter
+            .known
             .values()
             .filter(|i| !i.status.is_open())
             .map(|i| (i.position, i.id.as_str().to_owned()))
             .collect();
         finished.sort();
-        let excess = self.interactions.len() - INTERACTION_CACHE;
+        let excess = inter.known.len() - INTERACTION_CACHE;
         for (_, id) in finished.into_iter().take(excess) {
-            self.interactions.remove(&id);
-            self.interactions_complete = false;
+            inter.known.remove(&id);
+            inter.complete = false;
         }
     }
 
@@ -605,18 +671,20 @@ impl SessionActor {
         for op in self.queue.drain(..) {
             op.fail(error.clone());
         }
-        for (_, waiters) in std::mem::take(&mut self.waiters) {
-            for reply in waiters {
-                let _ = reply.send(Err(error.clone()));
+        if let Some(inter) = self.inter.as_deref_mut() {
+            for (_, waiters) in std::mem::take(&mut inter.waiters) {
+                for reply in waiters {
+                    let _ = reply.send(Err(error.clone()));
+                }
             }
-        }
-        for waiter in self
-            .next_waiters
-            .take()
-            .map(|p| p.queue)
-            .unwrap_or_default()
-        {
-            let _ = waiter.reply.send(Err(error.clone()));
+            for waiter in inter
+                .next_waiters
+                .take()
+                .map(|p| p.queue)
+                .unwrap_or_default()
+            {
+                let _ = waiter.reply.send(Err(error.clone()));
+            }
         }
         for buffered in self.reorder.drain() {
             self.deps
@@ -631,9 +699,9 @@ impl SessionActor {
     fn is_idle(&self) -> bool {
         !self.busy
             && self.queue.is_empty()
-            && self.deadlines.is_empty()
-            && self.waiters.is_empty()
-            && self.next_waiters.is_none()
+            && self.inter.as_deref().map_or(true, |i| {
+                i.deadlines.is_empty() && i.waiters.is_empty() && i.next_waiters.is_none()
+            })
             && self.reorder.is_empty()
     }
 
@@ -668,14 +736,17 @@ impl SessionActor {
 
     /// Drops waiters whose callers went away (closed connections), so they cannot pile up.
     fn prune_waiters(&mut self) {
-        self.waiters.retain(|_, replies| {
+        let Some(inter) = self.inter.as_deref_mut() else {
+            return;
+        };
+        inter.waiters.retain(|_, replies| {
             replies.retain(|r| !r.is_closed());
             !replies.is_empty()
         });
-        if let Some(parked) = self.next_waiters.as_mut() {
+        if let Some(parked) = inter.next_waiters.as_mut() {
             parked.queue.retain(|w| !w.reply.is_closed());
             if parked.queue.is_empty() {
-                self.next_waiters = None;
+                inter.next_waiters = None;
             }
         }
     }
@@ -708,17 +779,17 @@ impl SessionActor {
             self.dedup.insert(key, *seq);
         }
         self.dedup.complete = loaded.keys_complete;
-        self.interactions_complete = loaded.interactions_complete;
-        self.next_position = loaded.max_position + 1;
         self.next_sequence = loaded.next_sequence;
-        for i in loaded.interactions {
-            self.interactions.insert(i.id.as_str().to_owned(), i);
+        if loaded.max_position > 0 || !loaded.interactions_complete {
+            let inter = self.interactions_mut();
+            inter.complete = loaded.interactions_complete;
+            inter.next_position = loaded.max_position + 1;
+            for i in loaded.interactions {
+                inter.known.insert(i.id.as_str().to_owned(), i);
+            }
         }
         // Deadlines survive restarts: one that passed while nobody watched fires now.
-        let ids: Vec<String> = self.interactions.keys().cloned().collect();
-        for id in ids {
-            self.sync_deadline(&id, Duration::ZERO, ctx);
-        }
+        self.sync_deadlines(ctx);
     }
 }
 
