@@ -87,6 +87,12 @@ pub struct GetSnapshot;
 #[rtype(result = "usize")]
 pub struct LiveSessionCount;
 
+/// How many session actors the registry has started since it began (every start, including
+/// restarts after passivation or a crash; for tests that must know passivation happened).
+#[derive(Message)]
+#[rtype(result = "u64")]
+pub struct StartedSessionCount;
+
 // ---------------------------------------------------------------------------------------------
 // Registry → SessionActor (through ToSession)
 

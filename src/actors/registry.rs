@@ -19,7 +19,7 @@ use tokio::sync::oneshot;
 
 use super::messages::{
     GetSnapshot, LiveSessionCount, Passivate, PeekSession, SessionKey, SessionStopped, Shutdown,
-    Sweep, ToSession,
+    StartedSessionCount, Sweep, ToSession,
 };
 use super::session::{SessionActor, SessionDeps};
 use super::writer::Writer;
@@ -210,6 +210,14 @@ impl Handler<PeekSession> for Registry {
 }
 
 /// Count the live session actors.
+impl Handler<StartedSessionCount> for Registry {
+    type Result = u64;
+
+    fn handle(&mut self, _: StartedSessionCount, _: &mut Context<Self>) -> u64 {
+        self.next_generation - 1
+    }
+}
+
 impl Handler<LiveSessionCount> for Registry {
     type Result = usize;
 

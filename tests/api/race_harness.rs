@@ -57,6 +57,9 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
     eprintln!("race harness seed: {seed} (replay with ORCH_RACE_SEED={seed})");
     let Some(app) = TestApp::start_with(backend, |c| {
         c.sessions.reorder_gap = Duration::from_millis(300);
+        // Actors whose work is done passivate within the run, so later requests race their
+        // successors' start (and the registry's hand-over from one generation to the next).
+        c.sessions.idle_timeout = Duration::from_millis(100);
     })
     .await
     else {
@@ -179,6 +182,18 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
         }
     }))
     .await;
+
+    let started = app
+        .server
+        .registry
+        .send(orchestrator::actors::messages::StartedSessionCount)
+        .await
+        .unwrap();
+    eprintln!("race harness: {started} session actors started for {SESSIONS} sessions");
+    assert!(
+        started > SESSIONS as u64,
+        "seed {seed}: no actor was passivated and restarted during the run"
+    );
 
     // Every answer is one the contract allows; nothing 5xx.
     let mut acknowledged: HashMap<&str, HashSet<&str>> = HashMap::new();
