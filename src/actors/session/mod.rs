@@ -133,7 +133,7 @@ pub struct SessionActor {
     session: Option<crate::domain::session::Session>,
     dedup: DedupCache,
     /// `None` until the session has an interaction or a caller waiting for one.
-    inter: Option<Box<InteractionState>>,
+    interactions: Option<Box<InteractionState>>,
     /// The client `sequence` expected next (committed).
     next_sequence: i64,
     /// Sequenced requests ahead of a gap.
@@ -175,7 +175,7 @@ impl SessionActor {
                 predecessor,
                 session: None,
                 dedup,
-                inter: None,
+                interactions: None,
                 next_sequence: 0,
                 reorder: ReorderBuffer::default(),
                 gap_timer_armed: false,
@@ -365,7 +365,7 @@ impl SessionActor {
                 Op::Ensure { .. } | Op::Next { .. } | Op::Timeout { .. } | Op::SkipTo(_) => {}
             }
         }
-        let inter = self.inter.as_deref();
+        let inter = self.interactions.as_deref();
         let unknown = |id: &String| !inter.is_some_and(|i| i.known.contains_key(id));
         let complete = inter.map_or(true, |i| i.complete);
         let absent = |id: &String| inter.is_some_and(|i| i.absent.contains(id));
@@ -407,16 +407,19 @@ impl SessionActor {
     fn plan_and_write(&mut self, ops: Vec<Op>, lookups: Lookups, ctx: &mut Context<Self>) {
         // Out of the state while the planner reads it; back below if any are still waiting.
         let mut parked = self
-            .inter
+            .interactions
             .as_deref_mut()
             .and_then(|i| i.next_waiters.take());
         let mut planner = Planner::new(
             Committed {
                 key: &self.key,
                 session: self.session.as_ref(),
-                interactions: self.inter.as_ref().map_or(&NO_INTERACTIONS, |i| &i.known),
+                interactions: self
+                    .interactions
+                    .as_ref()
+                    .map_or(&NO_INTERACTIONS, |i| &i.known),
                 dedup: &self.dedup,
-                next_position: self.inter.as_ref().map_or(1, |i| i.next_position),
+                next_position: self.interactions.as_ref().map_or(1, |i| i.next_position),
                 stored_keys: &lookups.stored_keys,
                 event_counts: &lookups.event_counts,
                 next_sequence: self.next_sequence,
@@ -476,7 +479,7 @@ impl SessionActor {
             self.dedup.insert(&key, seq);
         }
         let touches_interactions = !plan.interactions.is_empty() || !plan.waits.is_empty();
-        if touches_interactions || self.inter.is_some() {
+        if touches_interactions || self.interactions.is_some() {
             let inter = self.interactions_mut();
             for (id, interaction) in plan.interactions {
                 inter.absent.remove(&id);
@@ -522,11 +525,11 @@ impl SessionActor {
 
     /// The interaction state, made now if the session had none.
     fn interactions_mut(&mut self) -> &mut InteractionState {
-        self.inter.get_or_insert_with(Default::default)
+        self.interactions.get_or_insert_with(Default::default)
     }
 
     fn wake_waiters(&mut self, id: &str) {
-        let Some(inter) = self.inter.as_deref_mut() else {
+        let Some(inter) = self.interactions.as_deref_mut() else {
             return;
         };
         let Some(waiters) = inter.waiters.remove(id) else {
@@ -556,7 +559,7 @@ impl SessionActor {
         // The actor owns the wait's end, so a command is never handed to a caller that has
         // already been told "nothing".
         ctx.run_later(wait, move |actor, _| {
-            let Some(inter) = actor.inter.as_deref_mut() else {
+            let Some(inter) = actor.interactions.as_deref_mut() else {
                 return;
             };
             let Some(parked) = inter.next_waiters.as_mut() else {
@@ -575,7 +578,7 @@ impl SessionActor {
 
     /// Arms the deadline timer of a pending interaction, or disarms a finished one's.
     fn sync_deadline(&mut self, id: &str, at_least: Duration, ctx: &mut Context<Self>) {
-        let Some(inter) = self.inter.as_deref_mut() else {
+        let Some(inter) = self.interactions.as_deref_mut() else {
             return;
         };
         let deadline = inter
@@ -588,7 +591,7 @@ impl SessionActor {
                 let remaining = Duration::from_millis((deadline - now_millis()).max(0) as u64);
                 let id_owned = id.to_owned();
                 let handle = ctx.run_later(remaining.max(at_least), move |actor, ctx| {
-                    if let Some(inter) = actor.inter.as_deref_mut() {
+                    if let Some(inter) = actor.interactions.as_deref_mut() {
                         inter.deadlines.remove(&id_owned);
                     }
                     actor.enqueue(Op::Timeout { id: id_owned }, ctx);
@@ -606,7 +609,7 @@ impl SessionActor {
 
     /// [`Self::sync_deadline`] for every interaction in memory.
     fn sync_deadlines(&mut self, ctx: &mut Context<Self>) {
-        let Some(inter) = self.inter.as_deref() else {
+        let Some(inter) = self.interactions.as_deref() else {
             return;
         };
         let ids: Vec<String> = inter.known.keys().cloned().collect();
@@ -618,7 +621,7 @@ impl SessionActor {
     /// Keeps memory bounded: finished interactions beyond the cache are dropped (they are
     /// looked up again when needed).
     fn evict_finished_interactions(&mut self) {
-        let Some(inter) = self.inter.as_deref_mut() else {
+        let Some(inter) = self.interactions.as_deref_mut() else {
             return;
         };
         if inter.known.len() <= INTERACTION_CACHE {
@@ -671,7 +674,7 @@ impl SessionActor {
         for op in self.queue.drain(..) {
             op.fail(error.clone());
         }
-        if let Some(inter) = self.inter.as_deref_mut() {
+        if let Some(inter) = self.interactions.as_deref_mut() {
             for (_, waiters) in std::mem::take(&mut inter.waiters) {
                 for reply in waiters {
                     let _ = reply.send(Err(error.clone()));
@@ -699,7 +702,7 @@ impl SessionActor {
     fn is_idle(&self) -> bool {
         !self.busy
             && self.queue.is_empty()
-            && self.inter.as_deref().map_or(true, |i| {
+            && self.interactions.as_deref().map_or(true, |i| {
                 i.deadlines.is_empty() && i.waiters.is_empty() && i.next_waiters.is_none()
             })
             && self.reorder.is_empty()
@@ -736,7 +739,7 @@ impl SessionActor {
 
     /// Drops waiters whose callers went away (closed connections), so they cannot pile up.
     fn prune_waiters(&mut self) {
-        let Some(inter) = self.inter.as_deref_mut() else {
+        let Some(inter) = self.interactions.as_deref_mut() else {
             return;
         };
         inter.waiters.retain(|_, replies| {
