@@ -708,13 +708,10 @@ impl SessionActor {
             && self.reorder.is_empty()
     }
 
-    /// How many consecutive sweeps guarantee that at least `span` has passed since something
-    /// that happened before the first of them: the first may come at once, each later one a
-    /// sweep interval after the previous.
+    /// [`sweeps_covering`] at this server's sweep interval.
     fn sweeps_covering(&self, span: Duration) -> u32 {
         let interval = super::registry::sweep_interval(self.deps.settings.idle_timeout);
-        let whole = span.as_nanos().div_ceil(interval.as_nanos().max(1));
-        u32::try_from(whole).unwrap_or(u32::MAX).saturating_add(1)
+        sweeps_covering(span, interval)
     }
 
     /// The periodic sweep: a group in flight for too long is logged and counted once.
@@ -812,6 +809,13 @@ impl Actor for SessionActor {
             generation: self.generation,
         });
     }
+}
+
+/// How many consecutive sweeps, `interval` apart, guarantee that at least `span` has passed
+/// since something that happened before the first of them: the first may come at once.
+fn sweeps_covering(span: Duration, interval: Duration) -> u32 {
+    let whole = span.as_nanos().div_ceil(interval.as_nanos().max(1));
+    u32::try_from(whole).unwrap_or(u32::MAX).saturating_add(1)
 }
 
 /// Returns the answer of a queued operation once its group has committed.
@@ -1180,5 +1184,28 @@ fn event_row(
         sequence: event.sequence,
         out_of_order,
         data: event.data_json(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sweep_counts_cover_the_span_even_when_the_first_sweep_comes_at_once() {
+        let ms = Duration::from_millis;
+        // Idle 100 ms, sweeps every 50 ms: the sweeps at 0+, 50+ and 100+ ms after activity.
+        assert_eq!(sweeps_covering(ms(100), ms(50)), 3);
+        // Not a whole number of intervals: round up, then the extra first sweep.
+        assert_eq!(sweeps_covering(ms(120), ms(50)), 4);
+        // The stuck report at the default 5 s interval: 30 s is 6 intervals, plus one.
+        assert_eq!(sweeps_covering(Duration::from_secs(30), ms(5000)), 7);
+        assert_eq!(sweeps_covering(Duration::ZERO, ms(50)), 1);
+        assert_eq!(
+            sweeps_covering(Duration::from_secs(u64::MAX), Duration::from_nanos(1)),
+            u32::MAX
+        );
+        // A zero interval cannot divide by zero.
+        assert_eq!(sweeps_covering(ms(1), Duration::ZERO), 1_000_001);
     }
 }
