@@ -217,9 +217,9 @@ pub struct Passivate {
     pub generation: u64,
 }
 
-/// "I have stopped" (passivated or crashed): the registry forgets this generation, and a
-/// successor waiting for it may load. Sent from `stopped`, after which the actor handles
-/// nothing more; it never has a write in flight when it stops.
+/// "I have stopped" (passivated, crashed or panicked): the registry forgets this generation,
+/// and a successor waiting for it may load. Sent when the actor is dropped, after which nothing
+/// of it runs; it never has a write in flight when it stops.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct SessionStopped {

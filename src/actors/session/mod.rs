@@ -799,8 +799,13 @@ impl Actor for SessionActor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         self.load(ctx);
     }
+}
 
-    fn stopped(&mut self, _: &mut Context<Self>) {
+/// "Stopped" is reported when the actor is dropped, not from `stopped`: a panic in a handler
+/// ends the actor's task without `stopped`, and a successor waiting for this report would then
+/// wait forever. Dropped means gone in every case: nothing of this actor runs afterwards.
+impl Drop for SessionActor {
+    fn drop(&mut self) {
         let Some(registry) = self.deps.registry.upgrade() else {
             return; // shutting down
         };
