@@ -193,6 +193,13 @@ pub type Ticket<T> = tokio::sync::oneshot::Receiver<Result<T, SessionError>>;
 #[rtype(result = "()")]
 pub struct Wake;
 
+/// Makes the session actor panic. Only for the test that a panicking actor still releases its
+/// successor; nothing in the service sends it, and it cannot be reached over HTTP.
+#[doc(hidden)]
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct PanicForTest;
+
 /// Registry → SessionActor: you have been passivated; finish what you hold, then stop.
 #[derive(Message)]
 #[rtype(result = "()")]

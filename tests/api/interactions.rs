@@ -736,6 +736,7 @@ both_backends!(
     a_dropped_wait_releases_its_waiter,
     a_draining_actor_stops_once_its_last_wait_ends,
     a_successor_loads_only_after_its_predecessor_stopped,
+    a_panicking_actor_still_releases_its_successor,
 );
 
 /// An actor told to shut down while a `commands/next` caller waits on it stops once that wait
@@ -909,4 +910,47 @@ async fn a_successor_loads_only_after_its_predecessor_stopped(backend: Backend) 
     assert_eq!(next.body["events"][0]["seq"], 2, "{}", next.text);
     let live = app.server.registry.send(LiveSessionCount).await.unwrap();
     assert_eq!(live, 1);
+}
+
+/// A session actor that panics must still report "stopped" (a successor may be waiting for that
+/// report before it loads), and the session goes on where the committed state left it.
+async fn a_panicking_actor_still_releases_its_successor(backend: Backend) {
+    use orchestrator::actors::messages::{
+        PanicForTest, SessionKey, StartedSessionCount, ToSession,
+    };
+    use orchestrator::domain::ids::SessionId;
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let first = app
+        .post(
+            "/v1/sessions/boom/events",
+            crate::common::event("before", 1),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let key = SessionKey {
+        scope: "default".into(),
+        session_id: SessionId::parse("boom").unwrap(),
+    };
+    let panicked = app
+        .server
+        .registry
+        .send(ToSession {
+            key,
+            msg: PanicForTest,
+        })
+        .await
+        .unwrap();
+    assert!(panicked.is_err(), "the actor answered instead of panicking");
+    let next = actix_rt::time::timeout(
+        Duration::from_secs(10),
+        app.post("/v1/sessions/boom/events", crate::common::event("after", 2)),
+    )
+    .await
+    .expect("the successor of a panicked actor serves the session");
+    assert_eq!(next.status, 201, "{}", next.text);
+    assert_eq!(next.body["events"][0]["seq"], 2, "{}", next.text);
+    let started = app.server.registry.send(StartedSessionCount).await.unwrap();
+    assert_eq!(started, 2, "one successor, started once");
 }

@@ -801,9 +801,10 @@ impl Actor for SessionActor {
     }
 }
 
-/// "Stopped" is reported when the actor is dropped, not from `stopped`: a panic in a handler
-/// ends the actor's task without `stopped`, and a successor waiting for this report would then
-/// wait forever. Dropped means gone in every case: nothing of this actor runs afterwards.
+/// "Stopped" is reported when the actor is dropped: a successor waits for this report, so it
+/// must come on every end (stop, crash, a panic in a handler). actix 0.13 also runs `stopped`
+/// when a handler panics (dropping its context polls it once more), but the drop is the
+/// guarantee that does not rest on that; and nothing of the actor runs after it.
 impl Drop for SessionActor {
     fn drop(&mut self) {
         let Some(registry) = self.deps.registry.upgrade() else {
@@ -913,6 +914,15 @@ impl Handler<super::messages::GetSnapshot> for SessionActor {
 
     fn handle(&mut self, _: super::messages::GetSnapshot, _: &mut Context<Self>) -> Self::Result {
         self.session.clone()
+    }
+}
+
+/// See [`super::messages::PanicForTest`].
+impl Handler<super::messages::PanicForTest> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: super::messages::PanicForTest, _: &mut Context<Self>) {
+        panic!("PanicForTest: session {}", self.key.session_id);
     }
 }
 
