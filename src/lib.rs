@@ -138,9 +138,10 @@ async fn wake_sessions_with_deadlines(
     registry: &actix::Addr<Registry>,
 ) -> Result<(), StartError> {
     let pool = pool.clone();
-    let sessions = web::block(move || -> Result<_, StoreError> {
-        let mut conn = pool.get()?;
-        Ok(store::interactions::sessions_with_open(&mut conn)?)
+    let sessions = web::block(move || {
+        store::with_connection(&pool, |conn| {
+            Ok::<_, StoreError>(store::interactions::sessions_with_open(conn)?)
+        })
     })
     .await
     .map_err(|e| StartError::Blocking(e.to_string()))??;

@@ -194,6 +194,9 @@ pub struct Committer {
     /// The connection commits run on, kept between batches so its page cache stays warm;
     /// dropped after a failure so the next batch starts on a fresh one.
     conn: Option<PooledConnection>,
+    /// When `conn` last committed: one idle for longer is pinged first, as the pool does with
+    /// its connections, so a database restart costs no failed batch.
+    last_commit: std::time::Instant,
     /// The id the next notification gets; `None` after a failure, re-read from the database,
     /// because a failed commit may leave us unsure what was written.
     next_notification_id: Option<i64>,
@@ -210,6 +213,9 @@ impl Handler<CommitBatch> for Committer {
     fn handle(&mut self, msg: CommitBatch, _: &mut SyncContext<Self>) -> Self::Result {
         let result = self.commit(msg.0);
         if result.is_err() {
+            if let Some(conn) = self.conn.as_mut() {
+                conn.mark_failed();
+            }
             self.conn = None;
             self.next_notification_id = None;
         }
@@ -222,12 +228,25 @@ impl Committer {
         Self {
             pool,
             conn: None,
+            last_commit: std::time::Instant::now(),
             next_notification_id: None,
         }
     }
 
     /// Commits `writes` and answers the newest notification id.
     fn commit(&mut self, writes: Vec<SessionWrite>) -> Result<i64, StoreError> {
+        if self.last_commit.elapsed() >= store::TRUSTED_AFTER_USE {
+            if let Some(mut idle) = self.conn.take() {
+                match store::ping(&mut idle) {
+                    Ok(()) => self.conn = Some(idle),
+                    Err(e) => {
+                        log::info!("the committer's idle connection was lost ({e}); reconnecting");
+                        idle.mark_failed();
+                    }
+                }
+            }
+        }
+        self.last_commit = std::time::Instant::now();
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => {
@@ -265,11 +284,7 @@ impl Handler<Checkpoint> for Checkpointer {
     type Result = ();
 
     fn handle(&mut self, _: Checkpoint, _: &mut SyncContext<Self>) {
-        let done = self
-            .pool
-            .get()
-            .map_err(StoreError::from)
-            .and_then(|mut conn| store::checkpoint(&mut conn));
+        let done = store::with_connection(&self.pool, store::checkpoint);
         // Nothing is lost when a checkpoint fails: the pages stay in the WAL for the next one.
         let result = match done {
             Ok(()) => "ok",

@@ -227,11 +227,7 @@ where
     F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
 {
     let pool = state.pool.clone();
-    Ok(web::block(move || {
-        let mut conn = pool.get()?;
-        query(&mut conn)
-    })
-    .await??)
+    Ok(web::block(move || crate::store::with_connection(&pool, query)).await??)
 }
 
 /// Checks a `limit` query parameter: default 100, 1 to 1000.

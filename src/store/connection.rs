@@ -111,22 +111,87 @@ pub struct DbConnectionManager {
     lock_wait: Duration,
 }
 
+/// How long after its last successful use a connection is handed out without a `SELECT 1`
+/// first. Under load connections come back within milliseconds, so the check (a round trip on
+/// PostgreSQL before every look-up and every read) is spared; one that sat idle longer, which
+/// a database restart may have cut, is still tested.
+pub const TRUSTED_AFTER_USE: Duration = Duration::from_secs(1);
+
+/// A pooled connection, whether work on it failed, and when it last came back to the pool. A
+/// connection whose work failed (a dead socket, a broken transaction, anything) is not trusted
+/// again: it is closed when it comes back, and the pool opens a new one when needed.
+pub struct TrackedConnection {
+    conn: DbConnection,
+    failed: bool,
+    returned_at: std::time::Instant,
+}
+
+impl TrackedConnection {
+    /// The work done on this connection failed: close it instead of reusing it.
+    pub fn mark_failed(&mut self) {
+        self.failed = true;
+    }
+}
+
+impl std::ops::Deref for TrackedConnection {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for TrackedConnection {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
 impl r2d2::ManageConnection for DbConnectionManager {
-    type Connection = DbConnection;
+    type Connection = TrackedConnection;
     type Error = StoreError;
 
-    fn connect(&self) -> Result<DbConnection, StoreError> {
-        self.target.open(self.lock_wait)
+    fn connect(&self) -> Result<TrackedConnection, StoreError> {
+        Ok(TrackedConnection {
+            conn: self.target.open(self.lock_wait)?,
+            failed: false,
+            returned_at: std::time::Instant::now(),
+        })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), StoreError> {
-        with_backend!(conn, |c| c.batch_execute("SELECT 1"))?;
-        Ok(())
+    /// Called before a connection is handed out.
+    fn is_valid(&self, conn: &mut TrackedConnection) -> Result<(), StoreError> {
+        if conn.returned_at.elapsed() < TRUSTED_AFTER_USE {
+            return Ok(());
+        }
+        ping(conn)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// Called when a connection comes back to the pool.
+    fn has_broken(&self, conn: &mut TrackedConnection) -> bool {
+        conn.returned_at = std::time::Instant::now();
+        conn.failed
     }
+}
+
+/// One round trip that fails when the connection no longer works.
+pub fn ping(conn: &mut DbConnection) -> Result<(), StoreError> {
+    with_backend!(conn, |c| c.batch_execute("SELECT 1"))?;
+    Ok(())
+}
+
+/// Runs `work` on a pooled connection; if it fails, the connection is closed rather than
+/// handed out again (see [`TrackedConnection`]).
+pub fn with_connection<T>(
+    pool: &DbPool,
+    work: impl FnOnce(&mut DbConnection) -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    let mut conn = pool.get()?;
+    let result = work(&mut conn);
+    if result.is_err() {
+        conn.mark_failed();
+    }
+    result
 }
 
 pub type DbPool = r2d2::Pool<DbConnectionManager>;
@@ -225,6 +290,51 @@ mod tests {
         ));
         assert!(DatabaseTarget::parse(Some("mysql://x")).is_err());
         assert!(DatabaseTarget::parse(Some("sqlite://")).is_err());
+    }
+
+    /// A per-connection setting tells a reused connection from a new one.
+    fn cache_size(conn: &mut DbConnection) -> i64 {
+        use diesel::dsl::sql;
+        use diesel::sql_types::BigInt;
+        use diesel::RunQueryDsl;
+        let DbConnection::Sqlite(c) = conn else {
+            unreachable!("a SQLite pool");
+        };
+        diesel::select(sql::<BigInt>(
+            "(SELECT cache_size FROM pragma_cache_size())",
+        ))
+        .get_result(c)
+        .unwrap()
+    }
+
+    #[test]
+    fn a_connection_whose_work_failed_is_closed_not_reused() {
+        let path = std::env::temp_dir().join(format!("orch-pool-{}.db", std::process::id()));
+        let target = DatabaseTarget::Sqlite(path.clone());
+        let settings = PoolSettings {
+            max_size: 1,
+            connection_timeout: Duration::from_secs(5),
+        };
+        let pool = connect(&target, &settings).unwrap();
+        let mark = |conn: &mut DbConnection| -> Result<(), StoreError> {
+            conn.batch_execute("PRAGMA cache_size = -1234")?;
+            Ok(())
+        };
+        with_connection(&pool, mark).unwrap();
+        let reused = with_connection(&pool, |conn| Ok(cache_size(conn))).unwrap();
+        assert_eq!(reused, -1234, "a connection whose work succeeded is reused");
+
+        let failed: Result<(), StoreError> = with_connection(&pool, |conn| {
+            conn.batch_execute("SELECT * FROM no_such_table")?;
+            Ok(())
+        });
+        assert!(failed.is_err());
+        let fresh = with_connection(&pool, |conn| Ok(cache_size(conn))).unwrap();
+        assert_ne!(fresh, -1234, "the failed connection was handed out again");
+        drop(pool);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
     }
 
     #[test]

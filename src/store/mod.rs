@@ -13,8 +13,9 @@ mod write;
 
 pub(crate) use connection::with_backend;
 pub use connection::{
-    checkpoint, connect, prepare_writer_connection, DatabaseTarget, DbConnection,
-    DbConnectionManager, DbPool, PoolSettings, PooledConnection, DEFAULT_SQLITE_FILE,
+    checkpoint, connect, ping, prepare_writer_connection, with_connection, DatabaseTarget,
+    DbConnection, DbConnectionManager, DbPool, PoolSettings, PooledConnection, DEFAULT_SQLITE_FILE,
+    TRUSTED_AFTER_USE,
 };
 pub use write::{commit_batch, NewNotification, SessionWrite};
 

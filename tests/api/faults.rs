@@ -174,3 +174,32 @@ async fn sqlite_write_lock_gives_503_then_recovers() {
         "nothing of the refused requests was stored"
     );
 }
+
+/// PostgreSQL cuts every connection of this database while the service is idle (a restart, a
+/// failover, an administrator). Pooled connections idle for over a second are checked before
+/// use, and so is the committer's, so the next reads and writes succeed without a 503.
+#[actix_rt::test]
+async fn connections_cut_while_idle_are_replaced_without_an_error() {
+    let Some(app) = TestApp::start(crate::common::Backend::Postgres).await else {
+        return;
+    };
+    let r = app
+        .post("/v1/sessions/cut/events", event("before", 1))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(app.get("/v1/sessions/cut/events").await.status, 200);
+
+    // Terminate the backends but keep accepting new connections.
+    set_database_reachable(&app.database, false);
+    set_database_reachable(&app.database, true);
+    actix_rt::time::sleep(orchestrator::store::TRUSTED_AFTER_USE + Duration::from_millis(300))
+        .await;
+
+    let r = app.get("/v1/sessions/cut/events").await;
+    assert_eq!(r.status, 200, "a read after the cut: {}", r.text);
+    let r = app.post("/v1/sessions/cut/events", event("after", 2)).await;
+    assert_eq!(r.status, 201, "a write after the cut: {}", r.text);
+    let r = app.post("/v1/sessions/other/events", event("new", 3)).await;
+    assert_eq!(r.status, 201, "a new session after the cut: {}", r.text);
+    assert_eq!(app.all_events("cut").await.len(), 2);
+}

@@ -9,7 +9,7 @@ use super::super::messages::SessionKey;
 use crate::domain::interaction::Interaction;
 use crate::domain::session::Session;
 use crate::store::models::{InteractionRow, SessionRow};
-use crate::store::{self, DbPool, StoreError};
+use crate::store::{self, DbConnection, DbPool, StoreError};
 
 /// Interactions a session keeps in memory beyond its open ones.
 pub(super) const INTERACTION_CACHE: usize = 256;
@@ -33,9 +33,16 @@ pub(super) fn load_state(
     key: &SessionKey,
     dedup_cache: usize,
 ) -> Result<LoadedState, StoreError> {
-    let mut conn = pool.get()?;
+    store::with_connection(pool, |conn| load_state_on(conn, key, dedup_cache))
+}
+
+fn load_state_on(
+    conn: &mut DbConnection,
+    key: &SessionKey,
+    dedup_cache: usize,
+) -> Result<LoadedState, StoreError> {
     let (scope, id) = (key.scope.as_str(), key.session_id.as_str());
-    let session = store::sessions::find(&mut conn, scope, id)?
+    let session = store::sessions::find(conn, scope, id)?
         .map(SessionRow::into_session)
         .transpose()?;
     let Some(session) = session else {
@@ -49,15 +56,15 @@ pub(super) fn load_state(
             next_sequence: 0,
         });
     };
-    let recent_keys = store::events::recent_dedup_keys(&mut conn, scope, id, dedup_cache as i64)?;
-    let max_position = store::interactions::max_position(&mut conn, scope, id)?;
+    let recent_keys = store::events::recent_dedup_keys(conn, scope, id, dedup_cache as i64)?;
+    let max_position = store::interactions::max_position(conn, scope, id)?;
     let next_sequence =
-        store::events::max_sequence(&mut conn, scope, id)?.map_or(0, |s| s.saturating_add(1));
+        store::events::max_sequence(conn, scope, id)?.map_or(0, |s| s.saturating_add(1));
     let interactions_complete = max_position <= INTERACTION_CACHE as i64;
     let rows = if interactions_complete {
-        store::interactions::list(&mut conn, scope, id, None, INTERACTION_CACHE as i64)?
+        store::interactions::list(conn, scope, id, None, INTERACTION_CACHE as i64)?
     } else {
-        store::interactions::open_for_session(&mut conn, scope, id)?
+        store::interactions::open_for_session(conn, scope, id)?
     };
     Ok(LoadedState {
         keys_complete: session.event_count <= dedup_cache as i64,
@@ -105,14 +112,21 @@ pub(super) struct Found {
 }
 
 pub(super) fn look_up(pool: &DbPool, key: &SessionKey, needs: Needs) -> Result<Found, StoreError> {
-    let mut conn = pool.get()?;
+    store::with_connection(pool, |conn| look_up_on(conn, key, needs))
+}
+
+fn look_up_on(
+    conn: &mut DbConnection,
+    key: &SessionKey,
+    needs: Needs,
+) -> Result<Found, StoreError> {
     let (scope, id) = (key.scope.as_str(), key.session_id.as_str());
     let mut found = Found::default();
     if !needs.dedup_keys.is_empty() {
-        found.dedup = store::events::find_dedup_keys(&mut conn, scope, id, &needs.dedup_keys)?;
+        found.dedup = store::events::find_dedup_keys(conn, scope, id, &needs.dedup_keys)?;
     }
     if !needs.interaction_ids.is_empty() {
-        let rows = store::interactions::find_many(&mut conn, scope, id, &needs.interaction_ids)?;
+        let rows = store::interactions::find_many(conn, scope, id, &needs.interaction_ids)?;
         found.interactions = rows
             .into_iter()
             .map(InteractionRow::into_interaction)
@@ -124,7 +138,7 @@ pub(super) fn look_up(pool: &DbPool, key: &SessionKey, needs: Needs) -> Result<F
             .collect();
     }
     if !needs.sequences.is_empty() {
-        for (seq, key) in store::events::find_sequences(&mut conn, scope, id, &needs.sequences)? {
+        for (seq, key) in store::events::find_sequences(conn, scope, id, &needs.sequences)? {
             if let Some(seq) = seq {
                 found.sequences.insert(seq, key);
             }
@@ -136,7 +150,7 @@ pub(super) fn look_up(pool: &DbPool, key: &SessionKey, needs: Needs) -> Result<F
         .filter(|i| !found.interactions.iter().any(|f| f.id.as_str() == i))
         .collect();
     if !to_count.is_empty() {
-        for (iid, n) in store::interactions::event_counts(&mut conn, scope, id, &to_count)? {
+        for (iid, n) in store::interactions::event_counts(conn, scope, id, &to_count)? {
             if let Some(iid) = iid {
                 found.event_counts.insert(iid, n);
             }
