@@ -107,7 +107,25 @@ pub struct Resp {
     pub text: String,
 }
 
+/// The key of session `sid` in the default scope, for messages sent to the registry directly.
+pub fn default_scope_key(sid: &str) -> orchestrator::actors::messages::SessionKey {
+    orchestrator::actors::messages::SessionKey {
+        scope: "default".into(),
+        session_id: orchestrator::domain::ids::SessionId::parse(sid).unwrap(),
+    }
+}
+
 impl TestApp {
+    /// Tells the registry that generation `generation` of `sid`'s actor is idle: the registry
+    /// stops routing to it and the actor drains, as when its idle timeout passes.
+    pub async fn passivate(&self, sid: &str, generation: u64) {
+        let msg = orchestrator::actors::messages::Passivate {
+            key: default_scope_key(sid).into(),
+            generation,
+        };
+        self.server.registry.send(msg).await.unwrap();
+    }
+
     /// Starts the service on a fresh database with default settings.
     pub async fn start(backend: Backend) -> Option<TestApp> {
         Self::start_with(backend, |_| {}).await

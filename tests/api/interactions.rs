@@ -746,8 +746,6 @@ both_backends!(
 /// timer kept it alive forever and every later request to the session hung behind it (this
 /// test failed with the code before the registry-wide sweep).
 async fn a_draining_actor_stops_once_its_last_wait_ends(backend: Backend) {
-    use orchestrator::actors::messages::{Passivate, SessionKey};
-    use orchestrator::domain::ids::SessionId;
     let Some(app) = TestApp::start_with(backend, |c| {
         c.sessions.idle_timeout = Duration::from_secs(3600)
     })
@@ -760,18 +758,7 @@ async fn a_draining_actor_stops_once_its_last_wait_ends(backend: Backend) {
     let waiting = app.post("/v1/sessions/drain/commands/next?wait_ms=400", json!({}));
     let passivate = async {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
-        let key = SessionKey {
-            scope: "default".into(),
-            session_id: SessionId::parse("drain").unwrap(),
-        };
-        app.server
-            .registry
-            .send(Passivate {
-                key: key.into(),
-                generation: 1,
-            })
-            .await
-            .unwrap();
+        app.passivate("drain", 1).await;
         let live = app
             .server
             .registry
@@ -857,8 +844,7 @@ async fn a_dropped_wait_releases_its_waiter(backend: Backend) {
 /// once the draining one has reported stopped: its answer comes after the predecessor's last
 /// one, and its event continues the predecessor's numbering.
 async fn a_successor_loads_only_after_its_predecessor_stopped(backend: Backend) {
-    use orchestrator::actors::messages::{LiveSessionCount, Passivate, SessionKey};
-    use orchestrator::domain::ids::SessionId;
+    use orchestrator::actors::messages::LiveSessionCount;
     let Some(app) = TestApp::start_with(backend, |c| {
         c.sessions.idle_timeout = Duration::from_secs(3600)
     })
@@ -881,18 +867,7 @@ async fn a_successor_loads_only_after_its_predecessor_stopped(backend: Backend) 
     };
     let successor = async {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
-        let key = SessionKey {
-            scope: "default".into(),
-            session_id: SessionId::parse("heir").unwrap(),
-        };
-        app.server
-            .registry
-            .send(Passivate {
-                key: key.into(),
-                generation: 1,
-            })
-            .await
-            .unwrap();
+        app.passivate("heir", 1).await;
         // The predecessor still holds the wait; this starts generation 2 behind it.
         let r = app
             .post("/v1/sessions/heir/events", crate::common::event("after", 2))
@@ -915,10 +890,7 @@ async fn a_successor_loads_only_after_its_predecessor_stopped(backend: Backend) 
 /// A session actor that panics must still report "stopped" (a successor may be waiting for that
 /// report before it loads), and the session goes on where the committed state left it.
 async fn a_panicking_actor_still_releases_its_successor(backend: Backend) {
-    use orchestrator::actors::messages::{
-        PanicForTest, SessionKey, StartedSessionCount, ToSession,
-    };
-    use orchestrator::domain::ids::SessionId;
+    use orchestrator::actors::messages::{PanicForTest, StartedSessionCount, ToSession};
     let Some(app) = TestApp::start(backend).await else {
         return;
     };
@@ -929,10 +901,7 @@ async fn a_panicking_actor_still_releases_its_successor(backend: Backend) {
         )
         .await;
     assert_eq!(first.status, 201, "{}", first.text);
-    let key = SessionKey {
-        scope: "default".into(),
-        session_id: SessionId::parse("boom").unwrap(),
-    };
+    let key = crate::common::default_scope_key("boom");
     let panicked = app
         .server
         .registry
