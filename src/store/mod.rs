@@ -7,6 +7,7 @@ pub mod events;
 pub mod interactions;
 pub mod models;
 pub mod notifications;
+mod pg_bulk;
 pub mod schema;
 pub mod sessions;
 mod write;

@@ -17,3 +17,4 @@ mod queries;
 mod race_harness;
 mod scopes_and_limits;
 mod sessions;
+mod store_writes;

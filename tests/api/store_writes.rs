@@ -1,0 +1,247 @@
+//! The group-commit transaction below HTTP, on both backends: every column it writes reads
+//! back as written (NULLs and values alike), updates change what they should and nothing else,
+//! and a failing statement leaves nothing of its batch behind. PostgreSQL and SQLite build
+//! these statements differently (arrays through `UNNEST` against multi-row `VALUES`), so
+//! both are held to the same rows.
+
+use std::time::Duration;
+
+use orchestrator::store::models::{EventRow, InteractionRow, SessionRow};
+use orchestrator::store::{
+    self, commit_batch, events, interactions, notifications, sessions, DbPool, NewNotification,
+    PoolSettings, SessionWrite,
+};
+
+use crate::common::{both_backends, fresh_database, Backend};
+
+fn pool(backend: Backend) -> Option<DbPool> {
+    let target = fresh_database(backend)?;
+    let settings = PoolSettings {
+        max_size: 2,
+        connection_timeout: Duration::from_secs(5),
+    };
+    Some(store::connect(&target, &settings).expect("connect and migrate"))
+}
+
+fn session(id: &str, conversation: Option<&str>) -> SessionRow {
+    SessionRow {
+        scope: "tenant-a".into(),
+        session_id: id.into(),
+        status: "active".into(),
+        external_conversation_id: conversation.map(str::to_owned),
+        metadata: r#"{"k":"v é"}"#.into(),
+        created_at: 1_700_000_000_000,
+        updated_at: 1_700_000_000_001,
+        event_count: 2,
+        last_seq: 2,
+        interactions_pending: 1,
+        interactions_completed: 0,
+        interactions_timed_out: 0,
+        interactions_cancelled: 0,
+    }
+}
+
+fn event(session_id: &str, seq: i64, filled: bool) -> EventRow {
+    EventRow {
+        scope: "tenant-a".into(),
+        session_id: session_id.into(),
+        seq,
+        event_id: filled.then(|| format!("ev-{seq}")),
+        dedup_key: format!("e:{seq}"),
+        event_type: "tool_use".into(),
+        occurred_at_us: 1_700_000_000_000_123 + seq,
+        received_at: 1_700_000_000_000 + seq,
+        interaction_id: filled.then(|| "i-1".to_owned()),
+        sequence: filled.then_some(seq * 10),
+        out_of_order: filled,
+        data: format!(r#"{{"n":{seq},"s":"line\nbreak"}}"#),
+    }
+}
+
+fn interaction(id: &str, position: i64) -> InteractionRow {
+    InteractionRow {
+        scope: "tenant-a".into(),
+        session_id: "s1".into(),
+        interaction_id: id.into(),
+        kind: "approval".into(),
+        payload: r#"{"q":"deploy?"}"#.into(),
+        status: "pending".into(),
+        outcome: None,
+        result: None,
+        completed_by: None,
+        position,
+        created_at: 1_700_000_000_002,
+        timeout_ms: 30_000,
+        deadline: Some(1_700_000_030_002),
+        completed_at: None,
+        event_count: 0,
+    }
+}
+
+fn notification(kind: &'static str) -> NewNotification {
+    NewNotification {
+        kind,
+        at: 1_700_000_000_003,
+        body: r#"{"event_count":2}"#.into(),
+    }
+}
+
+fn write(session: SessionRow, create: bool) -> SessionWrite {
+    SessionWrite {
+        session,
+        create,
+        events: Vec::new(),
+        new_interactions: Vec::new(),
+        changed_interactions: Vec::new(),
+        notifications: Vec::new(),
+    }
+}
+
+async fn every_column_reads_back_as_written(backend: Backend) {
+    let Some(pool) = pool(backend) else { return };
+    let mut conn = pool.get().unwrap();
+
+    let mut first = write(session("s1", None), true);
+    first.events = vec![event("s1", 1, false), event("s1", 2, true)];
+    first.new_interactions = vec![interaction("i-1", 1), interaction("i-2", 2)];
+    first.notifications = vec![
+        notification("session.created"),
+        notification("events.appended"),
+    ];
+    let mut second = write(session("s2", Some("conv-9")), true);
+    second.events = vec![event("s2", 1, true)];
+    second.notifications = vec![notification("session.created")];
+    let next = commit_batch(&mut conn, vec![first.clone(), second.clone()], 41).unwrap();
+    assert_eq!(next, 44, "three notifications numbered from 41");
+
+    for expected in [&first.session, &second.session] {
+        let stored = sessions::find(&mut conn, "tenant-a", &expected.session_id).unwrap();
+        assert_eq!(stored.as_ref(), Some(expected));
+    }
+    let filter = events::EventFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    assert_eq!(
+        events::list(&mut conn, "tenant-a", "s1", &filter).unwrap(),
+        first.events
+    );
+    assert_eq!(
+        events::list(&mut conn, "tenant-a", "s2", &filter).unwrap(),
+        second.events
+    );
+    for expected in &first.new_interactions {
+        let stored =
+            interactions::find(&mut conn, "tenant-a", "s1", &expected.interaction_id).unwrap();
+        assert_eq!(stored.as_ref(), Some(expected));
+    }
+    let stored = notifications::list(&mut conn, "tenant-a", 0, None, 10).unwrap();
+    let summary: Vec<_> = stored
+        .iter()
+        .map(|n| {
+            (
+                n.id,
+                n.session_id.as_str(),
+                n.kind.as_str(),
+                n.at,
+                n.body.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (
+                41,
+                "s1",
+                "session.created",
+                1_700_000_000_003,
+                r#"{"event_count":2}"#
+            ),
+            (
+                42,
+                "s1",
+                "events.appended",
+                1_700_000_000_003,
+                r#"{"event_count":2}"#
+            ),
+            (
+                43,
+                "s2",
+                "session.created",
+                1_700_000_000_003,
+                r#"{"event_count":2}"#
+            ),
+        ]
+    );
+
+    // The next group: the session and one interaction change, the other interaction stays.
+    let mut changed_session = session("s1", Some("conv-1"));
+    changed_session.status = "ended".into();
+    changed_session.updated_at += 50;
+    changed_session.event_count = 3;
+    changed_session.last_seq = 3;
+    changed_session.interactions_pending = 0;
+    changed_session.interactions_completed = 1;
+    let mut completed = interaction("i-1", 1);
+    completed.status = "completed".into();
+    completed.outcome = Some("approved".into());
+    completed.result = Some("null".into());
+    completed.completed_by = Some("result".into());
+    completed.deadline = None;
+    completed.completed_at = Some(1_700_000_000_050);
+    completed.event_count = 1;
+    let mut update = write(changed_session.clone(), false);
+    update.events = vec![event("s1", 3, true)];
+    update.changed_interactions = vec![completed.clone()];
+    update.notifications = vec![notification("interaction.completed")];
+    assert_eq!(commit_batch(&mut conn, vec![update], 44).unwrap(), 45);
+
+    let stored = sessions::find(&mut conn, "tenant-a", "s1").unwrap();
+    assert_eq!(stored, Some(changed_session));
+    let stored = interactions::find(&mut conn, "tenant-a", "s1", "i-1").unwrap();
+    assert_eq!(stored, Some(completed));
+    let untouched = interactions::find(&mut conn, "tenant-a", "s1", "i-2").unwrap();
+    assert_eq!(untouched.as_ref(), Some(&first.new_interactions[1]));
+    assert_eq!(
+        events::list(&mut conn, "tenant-a", "s1", &filter)
+            .unwrap()
+            .len(),
+        3
+    );
+}
+
+async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
+    let Some(pool) = pool(backend) else { return };
+    let mut conn = pool.get().unwrap();
+    let mut first = write(session("s1", None), true);
+    first.events = vec![event("s1", 1, false)];
+    first.notifications = vec![notification("session.created")];
+    commit_batch(&mut conn, vec![first], 1).unwrap();
+
+    // A new session, fine on its own, shares a batch with an event whose seq is taken.
+    let mut fresh = write(session("s3", None), true);
+    fresh.events = vec![event("s3", 1, true)];
+    fresh.notifications = vec![notification("session.created")];
+    let mut clash = write(session("s1", None), false);
+    clash.events = vec![event("s1", 1, true)];
+    let failed = commit_batch(&mut conn, vec![fresh, clash], 2);
+    assert!(failed.is_err(), "a primary-key clash fails the batch");
+
+    assert_eq!(sessions::find(&mut conn, "tenant-a", "s3").unwrap(), None);
+    let all = notifications::list(&mut conn, "tenant-a", 0, None, 10).unwrap();
+    assert_eq!(all.len(), 1, "no notification of the failed batch");
+
+    // Creating a session twice is refused too, never turned into an update.
+    let again = write(session("s1", Some("other")), true);
+    assert!(commit_batch(&mut conn, vec![again], 2).is_err());
+    let stored = sessions::find(&mut conn, "tenant-a", "s1")
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.external_conversation_id, None);
+}
+
+both_backends!(
+    every_column_reads_back_as_written,
+    a_failing_statement_stores_nothing_of_its_batch,
+);
