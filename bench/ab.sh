@@ -2,7 +2,7 @@
 # Interleaved A/B of two server binaries with the benchmark tool: this VM's speed drifts by
 # ±25 % within an hour, so a before/after comparison only means something when the two builds
 # take turns in the same window. Runs A, B, A, B, … ROUNDS times, each on a fresh database,
-# and prints the tool's result rows tagged with the binary.
+# and prints the tool's result rows (and the server's commit summary) tagged with the binary.
 #
 # Usage: bash bench/ab.sh BINARY_A BINARY_B DATABASE_URL ROUNDS [bench flags…]
 #   e.g. bash bench/ab.sh /tmp/orch-before target/release/orchestrator sqlite:///tmp/ab.db 3 \
@@ -32,7 +32,7 @@ for round in $(seq 1 "$rounds"); do
         binary="$a"; [ "$side" = B ] && binary="$b"
         fresh_database
         "$tool" --database-url "$url" --binary "$binary" "$@" 2>/dev/null \
-            | grep -E '^\| [a-z]' | grep -v '^| scenario' \
+            | grep -E '^\| [a-z]|^server-side' | grep -v '^| scenario' \
             | sed "s#^#round $round, $side ($(basename "$binary")): #"
     done
 done

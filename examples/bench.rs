@@ -122,6 +122,7 @@ async fn commit_summary(base: &str) -> String {
     let mut count = 0.0;
     let mut seconds_in_commits = 0.0;
     let mut events_committed = 0.0;
+    let mut writes_committed = 0.0;
     let value = |n: &str| n.trim().parse::<f64>().unwrap_or(0.0);
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("orchestrator_commit_seconds_bucket{le=\"") {
@@ -138,6 +139,8 @@ async fn commit_summary(base: &str) -> String {
             seconds_in_commits = value(n);
         } else if let Some(n) = line.strip_prefix("orchestrator_commit_batch_events_sum ") {
             events_committed = value(n);
+        } else if let Some(n) = line.strip_prefix("orchestrator_commit_batch_writes_sum ") {
+            writes_committed = value(n);
         }
     }
     let bound = |q: f64| {
@@ -147,16 +150,19 @@ async fn commit_summary(base: &str) -> String {
             .map_or(f64::INFINITY, |(le, _)| le * 1000.0)
     };
     // The total inside commits, against the run's length, says how busy the committer was;
-    // per event, what one event costs it.
+    // per session write (one session's requests in one commit), what one costs it.
+    let commits = count.max(1.0);
     format!(
         "server-side group commits: {count:.0}, p50 ≤ {} ms, p99 ≤ {} ms; {:.2} s inside \
-         commits in all, {:.1} events and {:.2} ms per commit, {:.0} µs per event",
+         commits in all; per commit {:.1} session writes, {:.1} events, {:.2} ms; {:.0} µs \
+         per session write",
         bound(0.5),
         bound(0.99),
         seconds_in_commits,
-        events_committed / count.max(1.0),
-        seconds_in_commits * 1e3 / count.max(1.0),
-        seconds_in_commits * 1e6 / events_committed.max(1.0),
+        writes_committed / commits,
+        events_committed / commits,
+        seconds_in_commits * 1e3 / commits,
+        seconds_in_commits * 1e6 / writes_committed.max(1.0),
     )
 }
 

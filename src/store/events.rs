@@ -10,13 +10,11 @@ use super::{with_backend, DbConnection};
 const INSERT_CHUNK: usize = 500;
 
 pub fn insert_many(conn: &mut DbConnection, rows: &[EventRow]) -> QueryResult<usize> {
-    let c = match conn {
-        DbConnection::Pg(c) => return super::pg_bulk::insert_events(c, rows),
-        DbConnection::Sqlite(c) => c,
-    };
     let mut inserted = 0;
     for chunk in rows.chunks(INSERT_CHUNK) {
-        inserted += diesel::insert_into(dsl::events).values(chunk).execute(c)?;
+        inserted += with_backend!(&mut *conn, |c| diesel::insert_into(dsl::events)
+            .values(chunk)
+            .execute(c))?;
     }
     Ok(inserted)
 }

@@ -10,15 +10,14 @@ use super::{with_backend, DbConnection};
 const OPEN: [&str; 2] = ["queued", "pending"];
 
 pub fn insert_many(conn: &mut DbConnection, rows: &[InteractionRow]) -> QueryResult<usize> {
-    let c = match conn {
-        DbConnection::Pg(c) => return super::pg_bulk::insert_interactions(c, rows),
-        DbConnection::Sqlite(c) => c,
-    };
+    if rows.is_empty() {
+        return Ok(0);
+    }
     let mut inserted = 0;
     for chunk in rows.chunks(500) {
-        inserted += diesel::insert_into(dsl::interactions)
+        inserted += with_backend!(&mut *conn, |c| diesel::insert_into(dsl::interactions)
             .values(chunk)
-            .execute(c)?;
+            .execute(c))?;
     }
     Ok(inserted)
 }
@@ -28,14 +27,10 @@ pub fn insert_many(conn: &mut DbConnection, rows: &[InteractionRow]) -> QueryRes
 /// interactions (each session has one write per batch, and its changes are keyed by id).
 pub fn update_many(conn: &mut DbConnection, rows: &[InteractionRow]) -> QueryResult<usize> {
     use diesel::upsert::excluded;
-    let c = match conn {
-        DbConnection::Pg(c) => return super::pg_bulk::update_interactions(c, rows),
-        DbConnection::Sqlite(c) => c,
-    };
     let mut written = 0;
-    // 15 columns × 500 rows stays far below SQLite's bound-parameter limit.
+    // 15 columns × 500 rows stays far below both backends' bound-parameter limits.
     for chunk in rows.chunks(500) {
-        written += diesel::insert_into(dsl::interactions)
+        written += with_backend!(&mut *conn, |c| diesel::insert_into(dsl::interactions)
             .values(chunk)
             .on_conflict((dsl::scope, dsl::session_id, dsl::interaction_id))
             .do_update()
@@ -48,7 +43,7 @@ pub fn update_many(conn: &mut DbConnection, rows: &[InteractionRow]) -> QueryRes
                 dsl::completed_at.eq(excluded(dsl::completed_at)),
                 dsl::event_count.eq(excluded(dsl::event_count)),
             ))
-            .execute(c)?;
+            .execute(c))?;
     }
     Ok(written)
 }

@@ -17,15 +17,11 @@ pub fn max_id(conn: &mut DbConnection) -> QueryResult<i64> {
 }
 
 pub fn insert_many(conn: &mut DbConnection, rows: &[NotificationRow]) -> QueryResult<usize> {
-    let c = match conn {
-        DbConnection::Pg(c) => return super::pg_bulk::insert_notifications(c, rows),
-        DbConnection::Sqlite(c) => c,
-    };
     let mut inserted = 0;
     for chunk in rows.chunks(INSERT_CHUNK) {
-        inserted += diesel::insert_into(dsl::notifications)
+        inserted += with_backend!(&mut *conn, |c| diesel::insert_into(dsl::notifications)
             .values(chunk)
-            .execute(c)?;
+            .execute(c))?;
     }
     Ok(inserted)
 }

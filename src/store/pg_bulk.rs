@@ -1,10 +1,11 @@
-//! PostgreSQL's side of the group commit's bulk writes: one statement text per table whatever
-//! the number of rows, each column sent as one array parameter and turned back into rows by
-//! `UNNEST`. A multi-row `VALUES` list has a different text for every row count, so diesel
-//! cannot keep it prepared: PostgreSQL parsed and planned a statement of some 1,300 parameters
-//! in every commit, in an extra round trip, and the committer built its text. The unnest form is
-//! prepared once per connection and reused. SQLite keeps the `VALUES` lists (no round trips, and
-//! it has no array type).
+//! PostgreSQL's group commit as one statement: every table's rows of the batch go in one
+//! `WITH … INSERT …` whose sub-statements each insert (or upsert) one table from arrays, a
+//! column per array parameter, turned back into rows by `UNNEST`. Run on its own, the statement
+//! is its own transaction: all or nothing, durable when it returns, in one round trip. Its text
+//! never changes (an empty array inserts no row), so diesel keeps it prepared per connection.
+//! Before, a commit was BEGIN, one multi-row `VALUES` statement per table and COMMIT: eight
+//! round trips, each statement with a new text for every row count, parsed and planned anew
+//! with some 1,300 parameters. SQLite keeps that form (no round trips, no array type).
 
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment, QueryId};
@@ -22,47 +23,65 @@ enum ColumnArray<'a> {
     Bool(Vec<bool>),
 }
 
-/// `head` `UNNEST($1, $2, …)` `tail`: the statement text depends only on the table, so
-/// diesel's statement cache (keyed by the text) keeps it prepared.
-struct UnnestStatement<'a> {
-    head: &'static str,
+/// One sub-statement: `insert` `SELECT * FROM UNNEST($n, …)` `tail`.
+struct Section<'a> {
+    name: &'static str,
+    insert: &'static str,
     columns: Vec<ColumnArray<'a>>,
     tail: &'static str,
 }
 
-impl QueryFragment<Pg> for UnnestStatement<'_> {
+/// `WITH name AS (section), … SELECT 1`: the statement text depends only on the sections'
+/// fixed parts, so diesel's statement cache (keyed by the text) keeps it prepared.
+struct GroupCommitStatement<'a> {
+    sections: Vec<Section<'a>>,
+}
+
+impl QueryFragment<Pg> for GroupCommitStatement<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(self.head);
-        out.push_sql(" SELECT * FROM UNNEST(");
-        for (i, column) in self.columns.iter().enumerate() {
+        out.push_sql("WITH ");
+        for (i, section) in self.sections.iter().enumerate() {
             if i > 0 {
                 out.push_sql(", ");
             }
-            match column {
-                ColumnArray::Text(v) => out.push_bind_param::<Array<Text>, _>(v)?,
-                ColumnArray::NullableText(v) => {
-                    out.push_bind_param::<Array<Nullable<Text>>, _>(v)?
+            out.push_sql(section.name);
+            out.push_sql(" AS (");
+            out.push_sql(section.insert);
+            out.push_sql(" SELECT * FROM UNNEST(");
+            for (j, column) in section.columns.iter().enumerate() {
+                if j > 0 {
+                    out.push_sql(", ");
                 }
-                ColumnArray::BigInt(v) => out.push_bind_param::<Array<BigInt>, _>(v)?,
-                ColumnArray::NullableBigInt(v) => {
-                    out.push_bind_param::<Array<Nullable<BigInt>>, _>(v)?
-                }
-                ColumnArray::Bool(v) => out.push_bind_param::<Array<Bool>, _>(v)?,
+                column.push_bind(&mut out)?;
             }
+            out.push_sql(")");
+            out.push_sql(section.tail);
+            out.push_sql(")");
         }
-        out.push_sql(")");
-        out.push_sql(self.tail);
+        out.push_sql(" SELECT 1");
         Ok(())
     }
 }
 
-// No static id: the cache key is the statement text, which is fixed per table.
-impl QueryId for UnnestStatement<'_> {
+impl ColumnArray<'_> {
+    fn push_bind<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        match self {
+            ColumnArray::Text(v) => out.push_bind_param::<Array<Text>, _>(v),
+            ColumnArray::NullableText(v) => out.push_bind_param::<Array<Nullable<Text>>, _>(v),
+            ColumnArray::BigInt(v) => out.push_bind_param::<Array<BigInt>, _>(v),
+            ColumnArray::NullableBigInt(v) => out.push_bind_param::<Array<Nullable<BigInt>>, _>(v),
+            ColumnArray::Bool(v) => out.push_bind_param::<Array<Bool>, _>(v),
+        }
+    }
+}
+
+// No static id: the cache key is the statement text, which never changes.
+impl QueryId for GroupCommitStatement<'_> {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;
 }
 
-impl RunQueryDsl<PgConnection> for UnnestStatement<'_> {}
+impl RunQueryDsl<PgConnection> for GroupCommitStatement<'_> {}
 
 fn text<'a, R>(rows: &'a [R], field: impl Fn(&'a R) -> &'a str) -> ColumnArray<'a> {
     ColumnArray::Text(rows.iter().map(field).collect())
@@ -81,13 +100,6 @@ fn bigint<R>(rows: &[R], field: impl Fn(&R) -> i64) -> ColumnArray<'_> {
 
 fn nullable_bigint<R>(rows: &[R], field: impl Fn(&R) -> Option<i64>) -> ColumnArray<'_> {
     ColumnArray::NullableBigInt(rows.iter().map(field).collect())
-}
-
-fn run(conn: &mut PgConnection, statement: UnnestStatement<'_>, rows: usize) -> QueryResult<usize> {
-    if rows == 0 {
-        return Ok(0);
-    }
-    statement.execute(conn)
 }
 
 const SESSION_COLUMNS: &str = "INSERT INTO sessions (scope, session_id, status, \
@@ -113,54 +125,92 @@ fn session_columns(rows: &[SessionRow]) -> Vec<ColumnArray<'_>> {
     ]
 }
 
-/// New sessions: a plain INSERT, so a second creation of one fails the batch loudly.
-pub fn insert_sessions(conn: &mut PgConnection, rows: &[SessionRow]) -> QueryResult<usize> {
-    let statement = UnnestStatement {
-        head: SESSION_COLUMNS,
-        columns: session_columns(rows),
-        tail: "",
-    };
-    run(conn, statement, rows.len())
+/// The rows of one group commit, table by table.
+pub struct BatchRows {
+    /// New sessions: a plain INSERT, so a second creation of one fails the batch loudly.
+    pub created_sessions: Vec<SessionRow>,
+    /// Existing sessions: every column but the creation time takes the new value.
+    pub updated_sessions: Vec<SessionRow>,
+    pub events: Vec<EventRow>,
+    pub new_interactions: Vec<InteractionRow>,
+    /// Changed interactions: what never changes after creation stays.
+    pub changed_interactions: Vec<InteractionRow>,
+    pub notifications: Vec<NotificationRow>,
 }
 
-/// Existing sessions take every column of their new row but the creation time.
-pub fn update_sessions(conn: &mut PgConnection, rows: &[SessionRow]) -> QueryResult<usize> {
-    let statement = UnnestStatement {
-        head: SESSION_COLUMNS,
-        columns: session_columns(rows),
-        tail: " ON CONFLICT (scope, session_id) DO UPDATE SET status = EXCLUDED.status, \
-               external_conversation_id = EXCLUDED.external_conversation_id, \
-               metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at, \
-               event_count = EXCLUDED.event_count, last_seq = EXCLUDED.last_seq, \
-               interactions_pending = EXCLUDED.interactions_pending, \
-               interactions_completed = EXCLUDED.interactions_completed, \
-               interactions_timed_out = EXCLUDED.interactions_timed_out, \
-               interactions_cancelled = EXCLUDED.interactions_cancelled",
-    };
-    run(conn, statement, rows.len())
-}
-
-pub fn insert_events(conn: &mut PgConnection, rows: &[EventRow]) -> QueryResult<usize> {
-    let statement = UnnestStatement {
-        head: "INSERT INTO events (scope, session_id, seq, event_id, dedup_key, event_type, \
-               occurred_at_us, received_at, interaction_id, sequence, out_of_order, data)",
-        columns: vec![
-            text(rows, |r| &r.scope),
-            text(rows, |r| &r.session_id),
-            bigint(rows, |r| r.seq),
-            nullable_text(rows, |r| r.event_id.as_deref()),
-            text(rows, |r| &r.dedup_key),
-            text(rows, |r| &r.event_type),
-            bigint(rows, |r| r.occurred_at_us),
-            bigint(rows, |r| r.received_at),
-            nullable_text(rows, |r| r.interaction_id.as_deref()),
-            nullable_bigint(rows, |r| r.sequence),
-            ColumnArray::Bool(rows.iter().map(|r| r.out_of_order).collect()),
-            text(rows, |r| &r.data),
+/// Commits `rows` in one statement, outside any open transaction (it is its own).
+pub fn commit(conn: &mut PgConnection, rows: &BatchRows) -> QueryResult<()> {
+    let statement = GroupCommitStatement {
+        sections: vec![
+            Section {
+                name: "created_sessions",
+                insert: SESSION_COLUMNS,
+                columns: session_columns(&rows.created_sessions),
+                tail: "",
+            },
+            Section {
+                name: "updated_sessions",
+                insert: SESSION_COLUMNS,
+                columns: session_columns(&rows.updated_sessions),
+                tail: " ON CONFLICT (scope, session_id) DO UPDATE SET status = EXCLUDED.status, \
+                       external_conversation_id = EXCLUDED.external_conversation_id, \
+                       metadata = EXCLUDED.metadata, updated_at = EXCLUDED.updated_at, \
+                       event_count = EXCLUDED.event_count, last_seq = EXCLUDED.last_seq, \
+                       interactions_pending = EXCLUDED.interactions_pending, \
+                       interactions_completed = EXCLUDED.interactions_completed, \
+                       interactions_timed_out = EXCLUDED.interactions_timed_out, \
+                       interactions_cancelled = EXCLUDED.interactions_cancelled",
+            },
+            Section {
+                name: "new_events",
+                insert: "INSERT INTO events (scope, session_id, seq, event_id, dedup_key, \
+                         event_type, occurred_at_us, received_at, interaction_id, sequence, \
+                         out_of_order, data)",
+                columns: event_columns(&rows.events),
+                tail: "",
+            },
+            Section {
+                name: "new_interactions",
+                insert: INTERACTION_COLUMNS,
+                columns: interaction_columns(&rows.new_interactions),
+                tail: "",
+            },
+            Section {
+                name: "changed_interactions",
+                insert: INTERACTION_COLUMNS,
+                columns: interaction_columns(&rows.changed_interactions),
+                tail: " ON CONFLICT (scope, session_id, interaction_id) DO UPDATE SET \
+                       status = EXCLUDED.status, outcome = EXCLUDED.outcome, \
+                       result = EXCLUDED.result, completed_by = EXCLUDED.completed_by, \
+                       deadline = EXCLUDED.deadline, completed_at = EXCLUDED.completed_at, \
+                       event_count = EXCLUDED.event_count",
+            },
+            Section {
+                name: "new_notifications",
+                insert: "INSERT INTO notifications (id, scope, session_id, kind, at, body)",
+                columns: notification_columns(&rows.notifications),
+                tail: "",
+            },
         ],
-        tail: "",
     };
-    run(conn, statement, rows.len())
+    statement.execute(conn).map(drop)
+}
+
+fn event_columns(rows: &[EventRow]) -> Vec<ColumnArray<'_>> {
+    vec![
+        text(rows, |r| &r.scope),
+        text(rows, |r| &r.session_id),
+        bigint(rows, |r| r.seq),
+        nullable_text(rows, |r| r.event_id.as_deref()),
+        text(rows, |r| &r.dedup_key),
+        text(rows, |r| &r.event_type),
+        bigint(rows, |r| r.occurred_at_us),
+        bigint(rows, |r| r.received_at),
+        nullable_text(rows, |r| r.interaction_id.as_deref()),
+        nullable_bigint(rows, |r| r.sequence),
+        ColumnArray::Bool(rows.iter().map(|r| r.out_of_order).collect()),
+        text(rows, |r| &r.data),
+    ]
 }
 
 const INTERACTION_COLUMNS: &str = "INSERT INTO interactions (scope, session_id, \
@@ -187,43 +237,13 @@ fn interaction_columns(rows: &[InteractionRow]) -> Vec<ColumnArray<'_>> {
     ]
 }
 
-pub fn insert_interactions(conn: &mut PgConnection, rows: &[InteractionRow]) -> QueryResult<usize> {
-    let statement = UnnestStatement {
-        head: INTERACTION_COLUMNS,
-        columns: interaction_columns(rows),
-        tail: "",
-    };
-    run(conn, statement, rows.len())
-}
-
-/// Changed interactions take their new state; what never changes after creation stays.
-pub fn update_interactions(conn: &mut PgConnection, rows: &[InteractionRow]) -> QueryResult<usize> {
-    let statement = UnnestStatement {
-        head: INTERACTION_COLUMNS,
-        columns: interaction_columns(rows),
-        tail: " ON CONFLICT (scope, session_id, interaction_id) DO UPDATE SET \
-               status = EXCLUDED.status, outcome = EXCLUDED.outcome, result = EXCLUDED.result, \
-               completed_by = EXCLUDED.completed_by, deadline = EXCLUDED.deadline, \
-               completed_at = EXCLUDED.completed_at, event_count = EXCLUDED.event_count",
-    };
-    run(conn, statement, rows.len())
-}
-
-pub fn insert_notifications(
-    conn: &mut PgConnection,
-    rows: &[NotificationRow],
-) -> QueryResult<usize> {
-    let statement = UnnestStatement {
-        head: "INSERT INTO notifications (id, scope, session_id, kind, at, body)",
-        columns: vec![
-            bigint(rows, |r| r.id),
-            text(rows, |r| &r.scope),
-            text(rows, |r| &r.session_id),
-            text(rows, |r| &r.kind),
-            bigint(rows, |r| r.at),
-            text(rows, |r| &r.body),
-        ],
-        tail: "",
-    };
-    run(conn, statement, rows.len())
+fn notification_columns(rows: &[NotificationRow]) -> Vec<ColumnArray<'_>> {
+    vec![
+        bigint(rows, |r| r.id),
+        text(rows, |r| &r.scope),
+        text(rows, |r| &r.session_id),
+        text(rows, |r| &r.kind),
+        bigint(rows, |r| r.at),
+        text(rows, |r| &r.body),
+    ]
 }

@@ -56,26 +56,23 @@ pub fn list(
 }
 
 pub fn insert_many(conn: &mut DbConnection, rows: &[SessionRow]) -> QueryResult<usize> {
-    match conn {
-        _ if rows.is_empty() => Ok(0),
-        DbConnection::Pg(c) => super::pg_bulk::insert_sessions(c, rows),
-        DbConnection::Sqlite(c) => diesel::insert_into(dsl::sessions).values(rows).execute(c),
+    if rows.is_empty() {
+        return Ok(0);
     }
+    with_backend!(conn, |c| diesel::insert_into(dsl::sessions)
+        .values(rows)
+        .execute(c))
 }
 
-/// Writes the new state of existing sessions: one multi-row upsert (per chunk on SQLite)
-/// instead of one UPDATE per session (a round trip each on PostgreSQL). Rows are whole, so
-/// every column but the creation time takes the new value.
+/// Writes the new state of existing sessions: one multi-row upsert per chunk instead of one
+/// UPDATE per session (a round trip each on PostgreSQL). Rows are whole, so every column takes
+/// the new value.
 pub fn update_many(conn: &mut DbConnection, rows: &[SessionRow]) -> QueryResult<usize> {
     use diesel::upsert::excluded;
-    let c = match conn {
-        DbConnection::Pg(c) => return super::pg_bulk::update_sessions(c, rows),
-        DbConnection::Sqlite(c) => c,
-    };
     let mut written = 0;
     // 13 columns × 500 rows stays far below SQLite's bound-parameter limit.
     for chunk in rows.chunks(500) {
-        written += diesel::insert_into(dsl::sessions)
+        written += with_backend!(&mut *conn, |c| diesel::insert_into(dsl::sessions)
             .values(chunk)
             .on_conflict((dsl::scope, dsl::session_id))
             .do_update()
@@ -91,7 +88,7 @@ pub fn update_many(conn: &mut DbConnection, rows: &[SessionRow]) -> QueryResult<
                 dsl::interactions_timed_out.eq(excluded(dsl::interactions_timed_out)),
                 dsl::interactions_cancelled.eq(excluded(dsl::interactions_cancelled)),
             ))
-            .execute(c)?;
+            .execute(c))?;
     }
     Ok(written)
 }

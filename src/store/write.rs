@@ -1,11 +1,12 @@
 //! The group-commit transaction: many sessions' writes (session rows, events, notifications)
 //! committed together, all or nothing. Notification ids are assigned here, by the single
-//! committer, so they increase in commit order.
+//! committer, so they increase in commit order. On PostgreSQL the whole batch is one statement
+//! (see `pg_bulk`); on SQLite, a transaction of multi-row INSERTs.
 
 use diesel::Connection;
 
 use super::models::{EventRow, InteractionRow, NotificationRow, SessionRow};
-use super::{events, interactions, notifications, sessions, DbConnection};
+use super::{events, interactions, notifications, pg_bulk, sessions, DbConnection};
 
 /// A notification waiting for its id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,7 +68,22 @@ pub fn commit_batch(
         new_interactions.extend(write.new_interactions);
         changed_interactions.extend(write.changed_interactions);
     }
-    transaction(conn, |tx| {
+    if let DbConnection::Pg(pg) = conn {
+        // One statement, its own transaction: one round trip instead of eight.
+        pg_bulk::commit(
+            pg,
+            &pg_bulk::BatchRows {
+                created_sessions: created,
+                updated_sessions: updated,
+                events: event_rows,
+                new_interactions,
+                changed_interactions,
+                notifications: notification_rows,
+            },
+        )?;
+        return Ok(next_id);
+    }
+    conn.transaction::<_, diesel::result::Error, _>(|tx| {
         // New sessions are plain INSERTs: a second creation of one fails the batch loudly.
         sessions::insert_many(tx, &created)?;
         sessions::update_many(tx, &updated)?;
@@ -78,12 +94,4 @@ pub fn commit_batch(
         Ok(())
     })?;
     Ok(next_id)
-}
-
-/// Runs `body` in a transaction of whichever backend `conn` is.
-fn transaction<T>(
-    conn: &mut DbConnection,
-    body: impl FnOnce(&mut DbConnection) -> diesel::QueryResult<T>,
-) -> diesel::QueryResult<T> {
-    conn.transaction(body)
 }
