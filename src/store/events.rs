@@ -9,6 +9,8 @@ use super::{with_backend, DbConnection};
 /// Rows per INSERT statement: 12 columns × 500 stays far below SQLite's bound-parameter limit.
 const INSERT_CHUNK: usize = 500;
 
+/// diesel's multi-row `INSERT … VALUES`, in chunks. The group commit has its own statements
+/// (`statements`); this is the benchmark's raw limit, which is defined as exactly this.
 pub fn insert_many(conn: &mut DbConnection, rows: &[EventRow]) -> QueryResult<usize> {
     let mut inserted = 0;
     for chunk in rows.chunks(INSERT_CHUNK) {

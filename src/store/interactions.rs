@@ -9,45 +9,6 @@ use super::{with_backend, DbConnection};
 
 const OPEN: [&str; 2] = ["queued", "pending"];
 
-pub fn insert_many(conn: &mut DbConnection, rows: &[InteractionRow]) -> QueryResult<usize> {
-    if rows.is_empty() {
-        return Ok(0);
-    }
-    let mut inserted = 0;
-    for chunk in rows.chunks(500) {
-        inserted += with_backend!(&mut *conn, |c| diesel::insert_into(dsl::interactions)
-            .values(chunk)
-            .execute(c))?;
-    }
-    Ok(inserted)
-}
-
-/// Writes the new state of existing interactions, all in one statement per 500 rows: one
-/// UPDATE per interaction cost a round trip each on PostgreSQL. The rows must be distinct
-/// interactions (each session has one write per batch, and its changes are keyed by id).
-pub fn update_many(conn: &mut DbConnection, rows: &[InteractionRow]) -> QueryResult<usize> {
-    use diesel::upsert::excluded;
-    let mut written = 0;
-    // 15 columns × 500 rows stays far below both backends' bound-parameter limits.
-    for chunk in rows.chunks(500) {
-        written += with_backend!(&mut *conn, |c| diesel::insert_into(dsl::interactions)
-            .values(chunk)
-            .on_conflict((dsl::scope, dsl::session_id, dsl::interaction_id))
-            .do_update()
-            .set((
-                dsl::status.eq(excluded(dsl::status)),
-                dsl::outcome.eq(excluded(dsl::outcome)),
-                dsl::result.eq(excluded(dsl::result)),
-                dsl::completed_by.eq(excluded(dsl::completed_by)),
-                dsl::deadline.eq(excluded(dsl::deadline)),
-                dsl::completed_at.eq(excluded(dsl::completed_at)),
-                dsl::event_count.eq(excluded(dsl::event_count)),
-            ))
-            .execute(c))?;
-    }
-    Ok(written)
-}
-
 pub fn find(
     conn: &mut DbConnection,
     scope: &str,

@@ -7,9 +7,9 @@ pub mod events;
 pub mod interactions;
 pub mod models;
 pub mod notifications;
-mod pg_bulk;
 pub mod schema;
 pub mod sessions;
+mod statements;
 mod write;
 
 pub(crate) use connection::with_backend;

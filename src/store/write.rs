@@ -1,12 +1,11 @@
 //! The group-commit transaction: many sessions' writes (session rows, events, notifications)
 //! committed together, all or nothing. Notification ids are assigned here, by the single
-//! committer, so they increase in commit order. On PostgreSQL the whole batch is one statement
-//! (see `pg_bulk`); on SQLite, a transaction of multi-row INSERTs.
+//! committer, so they increase in commit order. The statements themselves are in `statements`.
 
 use diesel::Connection;
 
 use super::models::{EventRow, InteractionRow, NotificationRow, SessionRow};
-use super::{events, interactions, notifications, pg_bulk, sessions, DbConnection};
+use super::{statements, DbConnection};
 
 /// A notification waiting for its id.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,30 +67,20 @@ pub fn commit_batch(
         new_interactions.extend(write.new_interactions);
         changed_interactions.extend(write.changed_interactions);
     }
-    if let DbConnection::Pg(pg) = conn {
-        // One statement, its own transaction: one round trip instead of eight.
-        pg_bulk::commit(
-            pg,
-            &pg_bulk::BatchRows {
-                created_sessions: created,
-                updated_sessions: updated,
-                events: event_rows,
-                new_interactions,
-                changed_interactions,
-                notifications: notification_rows,
-            },
-        )?;
-        return Ok(next_id);
+    let rows = statements::BatchRows {
+        created_sessions: created,
+        updated_sessions: updated,
+        events: event_rows,
+        new_interactions,
+        changed_interactions,
+        notifications: notification_rows,
+    };
+    match conn {
+        // One statement, its own transaction: one round trip.
+        DbConnection::Pg(pg) => statements::commit_postgres(pg, &rows)?,
+        DbConnection::Sqlite(sqlite) => {
+            sqlite.transaction(|tx| statements::write_sqlite(tx, &rows))?
+        }
     }
-    conn.transaction::<_, diesel::result::Error, _>(|tx| {
-        // New sessions are plain INSERTs: a second creation of one fails the batch loudly.
-        sessions::insert_many(tx, &created)?;
-        sessions::update_many(tx, &updated)?;
-        events::insert_many(tx, &event_rows)?;
-        interactions::insert_many(tx, &new_interactions)?;
-        interactions::update_many(tx, &changed_interactions)?;
-        notifications::insert_many(tx, &notification_rows)?;
-        Ok(())
-    })?;
     Ok(next_id)
 }

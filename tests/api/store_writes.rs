@@ -241,7 +241,53 @@ async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
     assert_eq!(stored.external_conversation_id, None);
 }
 
+/// More rows than one statement takes (SQLite writes them in chunks of 64 and the rest one by
+/// one): all of them land, each once, with its own values.
+async fn a_large_batch_reads_back_whole(backend: Backend) {
+    let Some(pool) = pool(backend) else { return };
+    let mut conn = pool.get().unwrap();
+    let sessions: Vec<SessionWrite> = (0..70)
+        .map(|s| {
+            let id = format!("s{s}");
+            let mut w = write(session(&id, None), true);
+            // 70 sessions × 3 events: 210 events, 70 sessions and 140 notifications.
+            w.events = (1..=3).map(|seq| event(&id, seq, seq % 2 == 0)).collect();
+            w.notifications = vec![
+                notification("session.created"),
+                notification("events.appended"),
+            ];
+            w
+        })
+        .collect();
+    let expected = sessions.clone();
+    assert_eq!(commit_batch(&mut conn, sessions, 1).unwrap(), 141);
+
+    let filter = events::EventFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    for w in &expected {
+        let id = &w.session.session_id;
+        assert_eq!(
+            sessions::find(&mut conn, "tenant-a", id).unwrap().as_ref(),
+            Some(&w.session)
+        );
+        assert_eq!(
+            events::list(&mut conn, "tenant-a", id, &filter).unwrap(),
+            w.events
+        );
+    }
+    let stored = notifications::list(&mut conn, "tenant-a", 0, None, 500).unwrap();
+    let ids: Vec<i64> = stored.iter().map(|n| n.id).collect();
+    assert_eq!(ids, (1..=140).collect::<Vec<_>>());
+    assert!(stored
+        .iter()
+        .enumerate()
+        .all(|(i, n)| n.session_id == format!("s{}", i / 2)));
+}
+
 both_backends!(
     every_column_reads_back_as_written,
     a_failing_statement_stores_nothing_of_its_batch,
+    a_large_batch_reads_back_whole,
 );
