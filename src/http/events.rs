@@ -19,7 +19,7 @@ use crate::store::{self, events::EventFilter, models::EventRow};
 
 /// `POST /v1/sessions/{id}/events`: 201 when something new was stored, 200 when all were
 /// duplicates.
-#[utoipa::path(post, path = "/v1/sessions/{session_id}/events", tag = "events",
+#[utoipa::path(post, operation_id = "post_events", path = "/v1/sessions/{session_id}/events", tag = "events",
     params(crate::http::openapi::SessionPath),
     request_body(content = crate::http::openapi::EventsBody, description = "One event, or {\"events\": [...]}"),
     responses(
@@ -154,7 +154,7 @@ impl TryFrom<EventRow> for EventDto {
 }
 
 /// `GET /v1/sessions/{id}/events?event_type=&interaction_id=&after_seq=&limit=&offset=&order=`.
-#[utoipa::path(get, path = "/v1/sessions/{session_id}/events", tag = "events",
+#[utoipa::path(get, operation_id = "list_events", path = "/v1/sessions/{session_id}/events", tag = "events",
     params(crate::http::openapi::SessionPath, ListQuery),
     responses((status = 200, description = "Ordered by seq", body = EventList), crate::http::openapi::BadRequest,
         crate::http::openapi::Unauthorized,

@@ -119,7 +119,7 @@ fn created(session_id: &str, (interaction, created): (Interaction, bool)) -> Htt
 }
 
 /// `POST /v1/sessions/{id}/interactions {"interaction_id"?, "kind", "payload"?, "timeout_ms"?}`
-#[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
+#[utoipa::path(post, operation_id = "create_interaction", path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
     params(crate::http::openapi::SessionPath),
     request_body(content = crate::http::openapi::NewInteractionBody),
     responses(
@@ -305,7 +305,7 @@ async fn act(
 }
 
 /// `POST …/interactions/{iid}/result {"status": "ok"|"error", "output": any}`
-#[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/result", tag = "interactions",
+#[utoipa::path(post, operation_id = "post_interaction_result", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/result", tag = "interactions",
     params(crate::http::openapi::InteractionPath),
     request_body(content = crate::http::openapi::ResultBody, description = "Result of a command: status ok or error"),
     responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::openapi::BadRequest,
@@ -343,7 +343,7 @@ pub async fn result(
 }
 
 /// `POST …/interactions/{iid}/resolve {"response": any}`: approved.
-#[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/resolve", tag = "interactions",
+#[utoipa::path(post, operation_id = "resolve_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/resolve", tag = "interactions",
     params(crate::http::openapi::InteractionPath),
     request_body(content = crate::http::openapi::ResolveBody, description = "Approve"),
     responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::openapi::BadRequest,
@@ -373,7 +373,7 @@ pub async fn resolve(
 }
 
 /// `POST …/interactions/{iid}/reject {"reason": string}`: rejected.
-#[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/reject", tag = "interactions",
+#[utoipa::path(post, operation_id = "reject_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/reject", tag = "interactions",
     params(crate::http::openapi::InteractionPath),
     request_body(content = crate::http::openapi::RejectBody, description = "Reject"),
     responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::openapi::BadRequest,
@@ -401,7 +401,7 @@ pub async fn reject(
 }
 
 /// `POST …/interactions/{iid}/cancel`
-#[utoipa::path(post, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/cancel", tag = "interactions",
+#[utoipa::path(post, operation_id = "cancel_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/cancel", tag = "interactions",
     params(crate::http::openapi::InteractionPath),
     responses((status = 200, description = "Cancelled (or already cancelled)", body = ActionResponse), crate::http::openapi::Unauthorized,
         crate::http::openapi::NotFound,
@@ -439,7 +439,7 @@ async fn find_interaction(
 }
 
 /// `GET …/interactions/{iid}`
-#[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions/{interaction_id}", tag = "interactions",
+#[utoipa::path(get, operation_id = "get_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}", tag = "interactions",
     params(crate::http::openapi::InteractionPath),
     responses((status = 200, description = "The interaction", body = InteractionDto), crate::http::openapi::Unauthorized,
         crate::http::openapi::NotFound,
@@ -457,7 +457,7 @@ pub async fn get(
 
 /// `GET …/interactions/{iid}/wait?timeout_ms=`: as soon as it is no longer queued/pending, or
 /// at the timeout with its current state. The session actor wakes the waiter; nothing polls.
-#[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions/{interaction_id}/wait", tag = "interactions",
+#[utoipa::path(get, operation_id = "wait_for_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/wait", tag = "interactions",
     params(crate::http::openapi::InteractionPath, WaitQuery),
     responses((status = 200, description = "No longer queued/pending, or its state at the timeout", body = InteractionDto), crate::http::openapi::BadRequest,
         crate::http::openapi::Unauthorized,
@@ -494,7 +494,7 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/sessions/{id}/interactions?status=&limit=`, in creation order.
-#[utoipa::path(get, path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
+#[utoipa::path(get, operation_id = "list_interactions", path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
     params(crate::http::openapi::SessionPath, ListQuery),
     responses((status = 200, description = "In creation order", body = InteractionList), crate::http::openapi::BadRequest,
         crate::http::openapi::Unauthorized,

@@ -127,7 +127,7 @@ async fn page(
 /// `GET /v1/notifications?after=&session_id=&limit=&wait_ms=`. With `wait_ms`, waits until
 /// something newer exists (or the time is up). `next_after` is the id to pass as `after` next
 /// time: the last one returned, or the given `after` when nothing is newer.
-#[utoipa::path(get, path = "/v1/notifications", tag = "notifications", params(ListQuery),
+#[utoipa::path(get, operation_id = "list_notifications", path = "/v1/notifications", tag = "notifications", params(ListQuery),
     responses((status = 200, description = "Oldest first after the cursor", body = NotificationList), crate::http::openapi::BadRequest,
         crate::http::openapi::Unauthorized,
         crate::http::openapi::Unavailable))]
@@ -253,7 +253,7 @@ impl StreamState {
 /// and no repeat. The stream is pulled by the connection, one page at a time, so a consumer
 /// costs at most one page of memory; one that is behind and takes longer than
 /// ORCH_STREAM_SLOW_MS to accept a page is disconnected and resumes from its last id.
-#[utoipa::path(get, path = "/v1/stream", tag = "notifications",
+#[utoipa::path(get, operation_id = "stream_notifications", path = "/v1/stream", tag = "notifications",
     params(StreamQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this notification id")),
     responses((status = 200, description = "Server-Sent Events: id = notification id, event = type, data = the notification JSON", content_type = "text/event-stream"), crate::http::openapi::BadRequest,
         crate::http::openapi::Unauthorized))]

@@ -195,9 +195,84 @@ pub struct RejectBody {
         notifications::stream,
     ),
     components(schemas(Problem, EventsBody, EventInput, EventBatch)),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &InteractionLinks)
 )]
 pub struct ApiDoc;
+
+/// OpenAPI links from the responses that create something to the operations on it: a session
+/// (PUT) to what takes its `session_id`, an interaction or command to what takes its
+/// `interaction_id`. Clients and stateful API testers (schemathesis) can then follow real ids
+/// instead of guessing ones that do not exist.
+struct InteractionLinks;
+
+/// (path, creating operation, operations linked to, whether they also take the new interaction).
+const LINKS: [(&str, &str, &[&str], bool); 3] = [
+    (
+        "/v1/sessions/{session_id}",
+        "put_session",
+        &[
+            "get_session",
+            "post_events",
+            "create_interaction",
+            "enqueue_command",
+        ],
+        false,
+    ),
+    (
+        "/v1/sessions/{session_id}/interactions",
+        "create_interaction",
+        INTERACTION_OPERATIONS,
+        true,
+    ),
+    (
+        "/v1/sessions/{session_id}/commands",
+        "enqueue_command",
+        INTERACTION_OPERATIONS,
+        true,
+    ),
+];
+
+const INTERACTION_OPERATIONS: &[&str] = &[
+    "get_interaction",
+    "wait_for_interaction",
+    "post_interaction_result",
+    "resolve_interaction",
+    "reject_interaction",
+    "cancel_interaction",
+];
+
+impl utoipa::Modify for InteractionLinks {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::link::LinkBuilder;
+        use utoipa::openapi::RefOr;
+        for (path, creator, targets, with_interaction) in LINKS {
+            let item = openapi.paths.paths.get_mut(path);
+            let operation = item.and_then(|item| item.put.as_mut().or(item.post.as_mut()));
+            let Some(operation) = operation else {
+                // The document test fails on a missing link; nothing to serve wrongly here.
+                log::error!("OpenAPI links: no operation {creator} at {path}");
+                continue;
+            };
+            // 201 created it; 200 is the same thing again (an idempotent repeat or update).
+            for status in ["200", "201"] {
+                let Some(RefOr::T(response)) = operation.responses.responses.get_mut(status) else {
+                    continue;
+                };
+                for target in targets {
+                    let mut link = LinkBuilder::new()
+                        .operation_id(*target)
+                        .parameter("session_id", "$request.path.session_id");
+                    if with_interaction {
+                        link = link.parameter("interaction_id", "$response.body#/interaction_id");
+                    }
+                    response
+                        .links
+                        .insert((*target).to_owned(), link.build().into());
+                }
+            }
+        }
+    }
+}
 
 /// Declares the bearer key scheme (used when ORCH_API_KEYS is set).
 struct BearerAuth;
@@ -218,8 +293,47 @@ impl utoipa::Modify for BearerAuth {
 }
 
 /// The document as served.
-pub fn document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    camel_case_links(&mut document);
+    document
+}
+
+/// utoipa 5.5 serializes a Link object's fields in snake case (`operation_id`), where OpenAPI
+/// names them `operationId` and `requestBody`; tools then ignore the links. Renamed here, in the
+/// only place links exist: the responses of each operation.
+fn camel_case_links(document: &mut serde_json::Value) {
+    let Some(paths) = document.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    let operations = paths
+        .values_mut()
+        .filter_map(|item| item.as_object_mut())
+        .flat_map(|item| item.values_mut());
+    for operation in operations {
+        let Some(responses) = operation
+            .get_mut("responses")
+            .and_then(|r| r.as_object_mut())
+        else {
+            continue;
+        };
+        let links = responses
+            .values_mut()
+            .filter_map(|r| r.get_mut("links").and_then(|l| l.as_object_mut()))
+            .flat_map(|links| links.values_mut())
+            .filter_map(|link| link.as_object_mut());
+        for link in links {
+            for (snake, camel) in [
+                ("operation_id", "operationId"),
+                ("operation_ref", "operationRef"),
+                ("request_body", "requestBody"),
+            ] {
+                if let Some(value) = link.remove(snake) {
+                    link.insert(camel.to_owned(), value);
+                }
+            }
+        }
+    }
 }
 
 /// The OpenAPI 3 document of this API.

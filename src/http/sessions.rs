@@ -73,7 +73,7 @@ impl From<&Session> for SessionDto {
 }
 
 /// `PUT /v1/sessions/{id}` `{"metadata": {...}}`: 201 when created now, 200 when it existed.
-#[utoipa::path(put, path = "/v1/sessions/{session_id}", tag = "sessions",
+#[utoipa::path(put, operation_id = "put_session", path = "/v1/sessions/{session_id}", tag = "sessions",
     params(crate::http::openapi::SessionPath),
     request_body(content = Option<crate::http::openapi::PutSessionBody>, description = "Optional body"),
     responses(
@@ -124,7 +124,7 @@ pub async fn put(
 }
 
 /// `GET /v1/sessions/{id}`.
-#[utoipa::path(get, path = "/v1/sessions/{session_id}", tag = "sessions",
+#[utoipa::path(get, operation_id = "get_session", path = "/v1/sessions/{session_id}", tag = "sessions",
     params(crate::http::openapi::SessionPath),
     responses((status = 200, description = "The session", body = SessionDto), crate::http::openapi::Unauthorized,
         crate::http::openapi::NotFound,
@@ -185,7 +185,7 @@ pub struct ListQuery {
 }
 
 /// `GET /v1/sessions?status=&limit=&after=`: newest activity first.
-#[utoipa::path(get, path = "/v1/sessions", tag = "sessions", params(ListQuery),
+#[utoipa::path(get, operation_id = "list_sessions", path = "/v1/sessions", tag = "sessions", params(ListQuery),
     responses((status = 200, description = "Newest activity first", body = SessionList), crate::http::openapi::BadRequest,
         crate::http::openapi::Unauthorized,
         crate::http::openapi::Unavailable))]

@@ -95,3 +95,50 @@ async fn the_served_document_matches_the_checked_in_copy() {
         assert!(schemas.contains_key(name), "schema {name} missing");
     }
 }
+
+/// Operation ids are unique (OpenAPI requires it; links and generated clients rely on it), and
+/// every link names an existing operation and fills each of its path parameters.
+#[actix_rt::test]
+async fn operation_ids_are_unique_and_links_resolve() {
+    let document = orchestrator::http::openapi::document();
+    let mut operations = std::collections::BTreeMap::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap().to_owned();
+            let previous = operations.insert(id.clone(), (path.clone(), operation.clone()));
+            assert!(
+                previous.is_none(),
+                "operationId {id} twice ({method} {path})"
+            );
+        }
+    }
+    let mut links = 0;
+    for (_, operation) in operations.values() {
+        for response in operation["responses"].as_object().unwrap().values() {
+            let Some(map) = response.get("links").and_then(Value::as_object) else {
+                continue;
+            };
+            for link in map.values() {
+                links += 1;
+                let target = link["operationId"].as_str().unwrap();
+                let (path, _) = operations.get(target).expect("the linked operation exists");
+                let filled = link["parameters"].as_object().unwrap();
+                let taken: Vec<&str> = path
+                    .split('/')
+                    .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+                    .collect();
+                let mut names: Vec<&str> = filled.keys().map(String::as_str).collect();
+                names.sort_unstable();
+                let mut expected = taken.clone();
+                expected.sort_unstable();
+                assert_eq!(
+                    names, expected,
+                    "{target}: each path parameter, and only those"
+                );
+            }
+        }
+    }
+    // A PUT session links to four operations on the session; creating an interaction and
+    // queueing a command link to six on the new interaction; each from its 200 and its 201.
+    assert_eq!(links, 2 * 4 + 2 * 2 * 6);
+}
