@@ -1,4 +1,4 @@
-//! The group commit's write statements, each table's written once for both backends: its
+//! The group commit's write statements, each table described once for both backends: its
 //! INSERT head, the upsert tail, and the row's values in column order. Both backends get a
 //! statement text that never changes, so diesel prepares it once per connection and reuses it.
 //! diesel's own multi-row `VALUES` (and on SQLite its upserts) get a new text for every row
@@ -265,12 +265,12 @@ pub fn commit_postgres(conn: &mut PgConnection, rows: &BatchRows) -> QueryResult
 
 /// Writes `rows` on SQLite inside the caller's transaction.
 pub fn write_sqlite(conn: &mut SqliteConnection, rows: &BatchRows) -> QueryResult<()> {
-    each_row(conn, &CREATED_SESSIONS, &rows.created_sessions)?;
-    each_row(conn, &UPDATED_SESSIONS, &rows.updated_sessions)?;
-    each_row(conn, &NEW_EVENTS, &rows.events)?;
-    each_row(conn, &NEW_INTERACTIONS, &rows.new_interactions)?;
-    each_row(conn, &CHANGED_INTERACTIONS, &rows.changed_interactions)?;
-    each_row(conn, &NEW_NOTIFICATIONS, &rows.notifications)
+    write_table(conn, &CREATED_SESSIONS, &rows.created_sessions)?;
+    write_table(conn, &UPDATED_SESSIONS, &rows.updated_sessions)?;
+    write_table(conn, &NEW_EVENTS, &rows.events)?;
+    write_table(conn, &NEW_INTERACTIONS, &rows.new_interactions)?;
+    write_table(conn, &CHANGED_INTERACTIONS, &rows.changed_interactions)?;
+    write_table(conn, &NEW_NOTIFICATIONS, &rows.notifications)
 }
 
 /// Rows per multi-row statement on SQLite. Every full chunk has the same text, so it stays
@@ -279,7 +279,7 @@ pub fn write_sqlite(conn: &mut SqliteConnection, rows: &BatchRows) -> QueryResul
 /// prepared one per row is slower than one per chunk for large batches.
 const SQLITE_CHUNK: usize = 64;
 
-fn each_row<R>(conn: &mut SqliteConnection, table: &Table<R>, rows: &[R]) -> QueryResult<()> {
+fn write_table<R>(conn: &mut SqliteConnection, table: &Table<R>, rows: &[R]) -> QueryResult<()> {
     let mut chunks = rows.chunks_exact(SQLITE_CHUNK);
     for chunk in chunks.by_ref() {
         values_statement(table, chunk).execute(conn)?;
