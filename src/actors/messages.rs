@@ -69,6 +69,22 @@ where
     type Result = Result<M::Result, MailboxError>;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Registry → SessionActor
+
+/// A message the registry forwards, as the actor receives it: the actor counts them, and asks
+/// to be passivated with that count, so the registry can tell whether anything it forwarded
+/// is still on its way (see [`Passivate`]).
+pub struct Forwarded<M>(pub M);
+
+impl<M> Message for Forwarded<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    type Result = M::Result;
+}
+
 /// The committed state of a session from its live actor, sparing the database a read. The
 /// registry answers `None` when no actor is live (the caller then reads the database).
 #[derive(Message)]
@@ -217,11 +233,19 @@ pub struct Sweep;
 
 /// "I have been idle long enough": the registry stops routing to this generation and replies
 /// with [`Shutdown`], which lands behind every message already forwarded.
+///
+/// `received` is how many forwarded messages the actor had received when it found itself
+/// idle. The registry passivates only if that is every message it forwarded: one still in the
+/// mailbox (sent just before this request was handled) may arm a deadline or a long poll, and
+/// the actor would then drain for as long as those run while its successor, and every request
+/// to the session, waited. Refused, the actor asks again at a later sweep. `None` skips the
+/// check: tests use it to force a passivation while the actor is busy.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Passivate {
     pub key: Arc<SessionKey>,
     pub generation: u64,
+    pub received: Option<u64>,
 }
 
 /// "I have stopped" (passivated, crashed or panicked): the registry forgets this generation,

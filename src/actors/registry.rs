@@ -3,8 +3,9 @@
 //! or start the same actor, never two. It forwards each message into the actor's mailbox as it
 //! handles it, so a session sees its messages in arrival order.
 //!
-//! Passivation: an idle actor asks to be passivated; the registry stops routing to it and sends
-//! it [`Shutdown`], which lands behind everything already forwarded. If a message for that
+//! Passivation: an idle actor asks to be passivated, saying how many forwarded messages it has
+//! received; if that is all of them, the registry stops routing to it and sends it
+//! [`Shutdown`], which then finds it still idle. If a message for that
 //! session comes while the old actor is still finishing, the new actor is started with a
 //! "predecessor gone" signal that the registry releases when the old one reports stopped, and
 //! loads only after it, so it never reads state older than a commit. The signal exists only
@@ -18,8 +19,8 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::messages::{
-    GetSnapshot, LiveSessionCount, Passivate, PeekSession, SessionKey, SessionStopped, Shutdown,
-    StartedSessionCount, Sweep, ToSession,
+    Forwarded, GetSnapshot, LiveSessionCount, Passivate, PeekSession, SessionKey, SessionStopped,
+    Shutdown, StartedSessionCount, Sweep, ToSession,
 };
 use super::session::{SessionActor, SessionDeps};
 use super::writer::Writer;
@@ -29,6 +30,8 @@ use crate::store::DbPool;
 struct Live {
     addr: Addr<SessionActor>,
     generation: u64,
+    /// Messages forwarded to it; see [`Passivate`].
+    forwarded: u64,
 }
 
 /// An actor told to stop (or found stopped) that has not yet reported [`SessionStopped`].
@@ -84,11 +87,12 @@ impl Registry {
     }
 
     /// The live actor of `key`, started now if there is none.
-    fn actor_for(&mut self, key: &SessionKey) -> Addr<SessionActor> {
-        if let Some(live) = self.live.get(key) {
-            if live.addr.connected() {
-                return live.addr.clone();
-            }
+    fn actor_for(&mut self, key: &SessionKey) -> &mut Live {
+        let connected = self.live.get(key).map(|live| live.addr.connected());
+        if connected == Some(true) {
+            return self.live.get_mut(key).expect("checked above");
+        }
+        if connected == Some(false) {
             // Stopped (crashed) before its SessionStopped reached us: its successor must still
             // wait for that report.
             if let Some((key, dead)) = self.live.remove_entry(key) {
@@ -104,14 +108,12 @@ impl Registry {
             gone
         });
         let addr = SessionActor::start(key.clone(), generation, self.deps.clone(), predecessor);
-        self.live.insert(
-            key,
-            Live {
-                addr: addr.clone(),
-                generation,
-            },
-        );
-        addr
+        // Vacant: a connected actor returned above, a stopped one was removed.
+        self.live.entry(key).or_insert(Live {
+            addr,
+            generation,
+            forwarded: 0,
+        })
     }
 
     fn start_draining(&mut self, key: Arc<SessionKey>, generation: u64) {
@@ -142,13 +144,15 @@ impl<M> Handler<ToSession<M>> for Registry
 where
     M: Message + Send + 'static,
     M::Result: Send,
-    SessionActor: Handler<M>,
+    SessionActor: Handler<Forwarded<M>>,
 {
     type Result = ResponseFuture<Result<M::Result, MailboxError>>;
 
     fn handle(&mut self, msg: ToSession<M>, _: &mut Context<Self>) -> Self::Result {
         // `send` puts the message in the mailbox now; only the answer is awaited later.
-        let request = self.actor_for(&msg.key).send(msg.msg);
+        let live = self.actor_for(&msg.key);
+        live.forwarded += 1;
+        let request = live.addr.send(Forwarded(msg.msg));
         Box::pin(request)
     }
 }
@@ -158,10 +162,9 @@ impl Handler<Passivate> for Registry {
     type Result = ();
 
     fn handle(&mut self, msg: Passivate, _: &mut Context<Self>) {
-        let current = self
-            .live
-            .get(&msg.key)
-            .is_some_and(|l| l.generation == msg.generation);
+        let current = self.live.get(&msg.key).is_some_and(|l| {
+            l.generation == msg.generation && msg.received.map_or(true, |r| r == l.forwarded)
+        });
         if !current {
             return;
         }

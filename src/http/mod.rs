@@ -194,7 +194,7 @@ pub(crate) async fn ask_session<M, T>(
 where
     M: Message<Result = Result<T, SessionError>> + Send + 'static,
     T: Send + 'static,
-    SessionActor: Handler<M>,
+    SessionActor: Handler<crate::actors::messages::Forwarded<M>>,
 {
     Ok(state.registry.send(ToSession { key, msg }).await???)
 }
@@ -210,7 +210,7 @@ pub(crate) async fn wait_on_session<M, T>(
 where
     M: Message<Result = crate::actors::messages::Ticket<T>> + Send + 'static,
     T: Send + 'static,
-    SessionActor: Handler<M>,
+    SessionActor: Handler<crate::actors::messages::Forwarded<M>>,
 {
     let ticket = state.registry.send(ToSession { key, msg }).await??;
     match ticket.await {

@@ -122,6 +122,7 @@ impl TestApp {
         let msg = orchestrator::actors::messages::Passivate {
             key: default_scope_key(sid).into(),
             generation,
+            received: None,
         };
         self.server.registry.send(msg).await.unwrap();
     }

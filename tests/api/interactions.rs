@@ -8,7 +8,7 @@ use actix_web::http::Method;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::common::{both_backends, fresh_database, Backend, Client, ServerProcess, TestApp};
+use crate::common::{self, both_backends, fresh_database, Backend, Client, ServerProcess, TestApp};
 
 fn ts(second: u32) -> String {
     format!("2026-11-22T10:{:02}:{:02}Z", second / 60, second % 60)
@@ -737,7 +737,67 @@ both_backends!(
     a_draining_actor_stops_once_its_last_wait_ends,
     a_successor_loads_only_after_its_predecessor_stopped,
     a_panicking_actor_still_releases_its_successor,
+    a_passivation_request_that_missed_a_message_is_refused,
 );
+
+/// The registry's sweep found an actor idle, and a request for its session reached the
+/// registry before the actor's passivation request did: that request arms a 60 s deadline.
+/// Passivating the actor then would leave it draining until the deadline fired, and every
+/// later request to the session waiting for it (the race harness saw creates answered after
+/// 60 s). The actor says how many forwarded messages it had seen; a stale count is refused and
+/// it stays the session's actor. A request that saw everything is honoured.
+async fn a_passivation_request_that_missed_a_message_is_refused(backend: Backend) {
+    use orchestrator::actors::messages::{Passivate, StartedSessionCount};
+    let Some(app) = TestApp::start_with(backend, |c| {
+        c.sessions.idle_timeout = Duration::from_secs(3600)
+    })
+    .await
+    else {
+        return;
+    };
+    let started = || app.server.registry.send(StartedSessionCount);
+    session(&app, "late").await; // the first actor: generation 1, one message received
+    let body = json!({"interaction_id": "i0", "kind": "approval", "timeout_ms": 60_000});
+    let r = app.post("/v1/sessions/late/interactions", body).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+
+    // Sent when the actor had seen only the PUT.
+    let stale = Passivate {
+        key: common::default_scope_key("late").into(),
+        generation: 1,
+        received: Some(1),
+    };
+    app.server.registry.send(stale).await.unwrap();
+    let body = json!({"interaction_id": "i1", "kind": "approval", "timeout_ms": 60_000});
+    let next = app.post("/v1/sessions/late/interactions", body);
+    let r = actix_rt::time::timeout(Duration::from_secs(20), next)
+        .await
+        .expect("answered while i0's deadline is still running, not when it fires");
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        started().await.unwrap(),
+        1,
+        "the actor was kept, no successor"
+    );
+
+    // A session whose actor has seen every message it was sent is passivated.
+    session(&app, "done").await; // generation 2, one message
+    let current = Passivate {
+        key: common::default_scope_key("done").into(),
+        generation: 2,
+        received: Some(1),
+    };
+    app.server.registry.send(current).await.unwrap();
+    let r = app.get("/v1/sessions/done").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = app.put("/v1/sessions/done", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        started().await.unwrap(),
+        3,
+        "a successor serves the session"
+    );
+}
 
 /// An actor told to shut down while a `commands/next` caller waits on it stops once that wait
 /// has ended, so its successor can start. The wait's end runs no group, so nothing calls the

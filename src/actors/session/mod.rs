@@ -26,8 +26,8 @@ use tokio::sync::oneshot;
 
 use super::messages::{
     ActOnInteraction, Action, ActionOutcome, AppendEvents, AppendOutcome, CreateInteraction,
-    EnsureOutcome, EnsureSession, NextCommand, Passivate, SessionError, SessionKey, SessionStopped,
-    Shutdown, SubmitWrite, Sweep, WaitForInteraction, Wake, WriteError,
+    EnsureOutcome, EnsureSession, Forwarded, NextCommand, Passivate, SessionError, SessionKey,
+    SessionStopped, Shutdown, SubmitWrite, Sweep, WaitForInteraction, Wake, WriteError,
 };
 use super::registry::Registry;
 use super::writer::Writer;
@@ -148,6 +148,8 @@ pub struct SessionActor {
     /// The registry routes no more messages here: stop once the queue is done.
     shutting_down: bool,
     passivation_requested: bool,
+    /// Messages the registry forwarded that this actor has received; see [`Passivate`].
+    received: u64,
     /// Registry sweeps since the last activity: time kept in sweeps rather than `Instant`s,
     /// which cost every actor 32 bytes (see [`Self::sweeps_covering`]).
     idle_sweeps: u32,
@@ -184,6 +186,7 @@ impl SessionActor {
                 busy: false,
                 shutting_down: false,
                 passivation_requested: false,
+                received: 0,
                 idle_sweeps: 0,
                 busy_sweeps: 0,
             }
@@ -954,8 +957,63 @@ impl Handler<Sweep> for SessionActor {
             registry.do_send(Passivate {
                 key: self.key.clone(),
                 generation: self.generation,
+                received: Some(self.received),
             });
         }
+    }
+}
+
+/// What the registry forwards: counted (see [`Passivate`]), then handled as itself. Every
+/// message type the registry forwards is listed here (it can forward only those).
+macro_rules! forwarded {
+    // Handlers whose result type serves any message with the same result.
+    ($($message:ty),* $(,)?) => {$(
+        impl Handler<Forwarded<$message>> for SessionActor {
+            type Result = <SessionActor as Handler<$message>>::Result;
+
+            fn handle(
+                &mut self,
+                msg: Forwarded<$message>,
+                ctx: &mut Context<Self>,
+            ) -> Self::Result {
+                self.note_forwarded();
+                <Self as Handler<$message>>::handle(self, msg.0, ctx)
+            }
+        }
+    )*};
+    // Handlers answering `MessageResult<M>`, which is tied to its message type.
+    (message_result: $($message:ty),* $(,)?) => {$(
+        impl Handler<Forwarded<$message>> for SessionActor {
+            type Result = MessageResult<Forwarded<$message>>;
+
+            fn handle(
+                &mut self,
+                msg: Forwarded<$message>,
+                ctx: &mut Context<Self>,
+            ) -> Self::Result {
+                self.note_forwarded();
+                MessageResult(<Self as Handler<$message>>::handle(self, msg.0, ctx).0)
+            }
+        }
+    )*};
+}
+
+forwarded!(
+    EnsureSession,
+    AppendEvents,
+    CreateInteraction,
+    ActOnInteraction,
+    Wake,
+    super::messages::PanicForTest,
+);
+forwarded!(message_result: WaitForInteraction, NextCommand);
+
+impl SessionActor {
+    /// Counts a message from the registry (see [`Passivate`]); after one, a refused
+    /// passivation request may be made again once idle.
+    fn note_forwarded(&mut self) {
+        self.received += 1;
+        self.passivation_requested = false;
     }
 }
 
