@@ -10,10 +10,8 @@ use crate::domain::interaction::{CompletedBy, Interaction, InteractionStatus, Ou
 use crate::domain::session::{InteractionCounts, Session, SessionStatus};
 
 /// A whole session row; written whole on create and update (the session actor owns the state).
-#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = sessions)]
-#[diesel(treat_none_as_null = true)]
-#[diesel(treat_none_as_default_value = false)]
 pub struct SessionRow {
     pub scope: String,
     pub session_id: String,
@@ -51,9 +49,8 @@ pub struct EventRow {
 }
 
 /// A notification in the outbox. `body` holds the type-specific fields as a JSON object.
-#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = notifications)]
-#[diesel(treat_none_as_default_value = false)]
 pub struct NotificationRow {
     pub id: i64,
     pub scope: String,
@@ -113,10 +110,8 @@ impl SessionRow {
 }
 
 /// An interaction row. `result` is `None` while the result slot is empty.
-#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = interactions)]
-#[diesel(treat_none_as_null = true)]
-#[diesel(treat_none_as_default_value = false)]
 pub struct InteractionRow {
     pub scope: String,
     pub session_id: String,
