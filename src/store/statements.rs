@@ -239,6 +239,7 @@ const NEW_NOTIFICATIONS: Table<NotificationRow> = Table {
 };
 
 /// The rows of one group commit, table by table.
+#[derive(Default)]
 pub struct BatchRows {
     pub created_sessions: Vec<SessionRow>,
     pub updated_sessions: Vec<SessionRow>,

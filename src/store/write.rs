@@ -39,16 +39,11 @@ pub fn commit_batch(
     writes: Vec<SessionWrite>,
     next_notification_id: i64,
 ) -> Result<i64, diesel::result::Error> {
-    let mut created = Vec::new();
-    let mut updated = Vec::new();
-    let mut event_rows = Vec::new();
-    let mut new_interactions = Vec::new();
-    let mut changed_interactions = Vec::new();
-    let mut notification_rows = Vec::new();
+    let mut rows = statements::BatchRows::default();
     let mut next_id = next_notification_id;
     for write in writes {
         for n in write.notifications {
-            notification_rows.push(NotificationRow {
+            rows.notifications.push(NotificationRow {
                 id: next_id,
                 scope: write.session.scope.clone(),
                 session_id: write.session.session_id.clone(),
@@ -59,22 +54,14 @@ pub fn commit_batch(
             next_id += 1;
         }
         if write.create {
-            created.push(write.session);
+            rows.created_sessions.push(write.session);
         } else {
-            updated.push(write.session);
+            rows.updated_sessions.push(write.session);
         }
-        event_rows.extend(write.events);
-        new_interactions.extend(write.new_interactions);
-        changed_interactions.extend(write.changed_interactions);
+        rows.events.extend(write.events);
+        rows.new_interactions.extend(write.new_interactions);
+        rows.changed_interactions.extend(write.changed_interactions);
     }
-    let rows = statements::BatchRows {
-        created_sessions: created,
-        updated_sessions: updated,
-        events: event_rows,
-        new_interactions,
-        changed_interactions,
-        notifications: notification_rows,
-    };
     match conn {
         // One statement, its own transaction: one round trip.
         DbConnection::Pg(pg) => statements::commit_postgres(pg, &rows)?,
