@@ -107,9 +107,29 @@ fn spawn_server(binary: &str, database_url: &str) -> (std::process::Child, Strin
     (child, format!("http://{addr}"))
 }
 
+/// CPU time a process has used so far (user + system), from `/proc/PID/stat`: with the
+/// server's, an A/B shows a change in the work per request even when the 2-core machine's
+/// scheduling noise hides it in the latencies. `NaN` where there is no `/proc`.
+fn cpu_seconds(pid: u32) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return f64::NAN;
+    };
+    // Fields after the parenthesised command name, which may itself hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        // Linux reports clock ticks of 1/100 s (USER_HZ) on every common architecture.
+        (Some(user), Some(system)) => (user + system) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 /// The server's own commit times, from its `/metrics` histogram: how much of a request's
 /// latency is the group commit. Bucket bounds, so "≤".
-async fn commit_summary(base: &str) -> String {
+async fn commit_summary(base: &str, server: u32) -> String {
     let (_, body, _) = call(
         &http_client(1),
         awc::http::Method::GET,
@@ -155,7 +175,7 @@ async fn commit_summary(base: &str) -> String {
     format!(
         "server-side group commits: {count:.0}, p50 ≤ {} ms, p99 ≤ {} ms; {:.2} s inside \
          commits in all; per commit {:.1} session writes, {:.1} events, {:.2} ms; {:.0} µs \
-         per session write",
+         per session write; server CPU {:.2} s (user + system, over its whole run)",
         bound(0.5),
         bound(0.99),
         seconds_in_commits,
@@ -163,6 +183,7 @@ async fn commit_summary(base: &str) -> String {
         events_committed / commits,
         seconds_in_commits * 1e3 / commits,
         seconds_in_commits * 1e6 / writes_committed.max(1.0),
+        cpu_seconds(server),
     )
 }
 
@@ -614,7 +635,7 @@ fn main() {
                 a.seconds,
                 a.rate,
             ));
-            let commits = actix_rt::System::new().block_on(commit_summary(&base));
+            let commits = actix_rt::System::new().block_on(commit_summary(&base, child.id()));
             let _ = child.kill();
             let _ = child.wait();
             println!("| scenario | backend | clients | completions/s | create p50/p99 ms | result p50/p99 ms | result → notification p50 / p99 / p999 ms | non-2xx | notifications missing |");
@@ -651,7 +672,7 @@ fn main() {
                 a.rate,
                 interval,
             ));
-            let commits = actix_rt::System::new().block_on(commit_summary(&base));
+            let commits = actix_rt::System::new().block_on(commit_summary(&base, child.id()));
             let _ = child.kill();
             let _ = child.wait();
             println!("| scenario | backend | pollers | polls/s | p50 ms | p99 ms | p999 ms | non-2xx | events written/s |");
@@ -698,7 +719,7 @@ fn main() {
             a.seconds,
             scenario_batch,
         ));
-        let commits = actix_rt::System::new().block_on(commit_summary(&base));
+        let commits = actix_rt::System::new().block_on(commit_summary(&base, child.id()));
         let _ = child.kill();
         let _ = child.wait();
         eprintln!(
