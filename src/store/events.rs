@@ -114,6 +114,23 @@ pub fn max_sequence(
         .first(c))
 }
 
+/// Whether any stored event of the session names an interaction (a probe of the partial
+/// `events_by_interaction` index, so it stays cheap however long the session is).
+pub fn any_names_interaction(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+) -> QueryResult<bool> {
+    let found: Option<i64> = with_backend!(conn, |c| dsl::events
+        .filter(dsl::scope.eq(scope))
+        .filter(dsl::session_id.eq(session_id))
+        .filter(dsl::interaction_id.is_not_null())
+        .select(dsl::seq)
+        .first(c)
+        .optional())?;
+    Ok(found.is_some())
+}
+
 /// Which of `sequences` the session has stored, with the dedup key of the event holding each.
 pub fn find_sequences(
     conn: &mut DbConnection,

@@ -723,8 +723,84 @@ async fn deadlines_fire_after_a_crash(backend: Backend) {
     }
 }
 
+/// A create starts its interaction's event count with the stored events that named it before
+/// it existed, however the actor learns of them: it counts them itself (it saw them arrive, or
+/// loaded a session none of whose events named an interaction), asks the database (it loaded
+/// a session whose events name interactions), or, past 1,024 ids nobody created, gives up
+/// counting and asks the database again.
+async fn early_events_count_however_the_actor_learned_of_them(backend: Backend) {
+    use orchestrator::actors::messages::StartedSessionCount;
+    let Some(app) = TestApp::start_with(backend, |c| {
+        c.sessions.idle_timeout = Duration::from_secs(3600)
+    })
+    .await
+    else {
+        return;
+    };
+    let naming = |id: &str, second: u32| json!({"event_type": "tool_use", "interaction_id": id, "timestamp": ts(second)});
+    let post = |sid: &str, body: Value| {
+        let app = &app;
+        let url = format!("/v1/sessions/{sid}/events");
+        async move {
+            let r = app.post(url, body).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+        }
+    };
+    let restart = |sid: &'static str| {
+        let app = &app;
+        async move {
+            let latest = app.server.registry.send(StartedSessionCount).await.unwrap();
+            app.passivate(sid, latest).await;
+        }
+    };
+    let event_count = |sid: &str, id: &str| {
+        let app = &app;
+        let (sid, id) = (sid.to_owned(), id.to_owned());
+        async move {
+            let r = interaction(app, &sid, &id, json!({})).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            r.body["event_count"].as_i64().unwrap()
+        }
+    };
+
+    // The database counts: the actor that saw the first event is gone, and its successor
+    // loaded a session whose events name an interaction.
+    post("db", naming("a1", 1)).await;
+    restart("db").await;
+    post("db", naming("a1", 2)).await;
+    assert_eq!(event_count("db", "a1").await, 2);
+
+    // The actor counts: none of the stored events it loaded named an interaction.
+    post("mem", crate::common::event("start", 1)).await;
+    restart("mem").await;
+    post("mem", naming("b1", 2)).await;
+    post("mem", naming("b2", 3)).await;
+    post("mem", naming("b1", 4)).await;
+    assert_eq!(event_count("mem", "b1").await, 2);
+    assert_eq!(event_count("mem", "b2").await, 1);
+    assert_eq!(event_count("mem", "b3").await, 0);
+
+    // 1,200 ids nobody created: the actor stops counting them and asks the database.
+    for first in [0, 600] {
+        let events: Vec<Value> = (first..first + 600)
+            .map(|n| naming(&format!("c{n}"), 1))
+            .collect();
+        post("many", json!({ "events": events })).await;
+    }
+    post("many", naming("c5", 2)).await;
+    assert_eq!(event_count("many", "c5").await, 2);
+    assert_eq!(event_count("many", "c1199").await, 1);
+    post("many", naming("late", 3)).await;
+    assert_eq!(event_count("many", "late").await, 1);
+    assert_eq!(event_count("many", "never-named").await, 0);
+    for sid in ["db", "mem", "many"] {
+        assert_consistent(&app, sid).await;
+    }
+}
+
 both_backends!(
     result_and_end_event_in_either_order,
+    early_events_count_however_the_actor_learned_of_them,
     results_race_end_events,
     concurrent_decisions_have_one_winner,
     deadlines_time_out_once,

@@ -26,6 +26,9 @@ pub(super) struct LoadedState {
     pub max_position: i64,
     /// The client `sequence` expected next: one past the highest stored.
     pub next_sequence: i64,
+    /// No stored event names an interaction, so none names one that does not exist yet:
+    /// the actor can count such events itself from here on.
+    pub no_events_name_interactions: bool,
 }
 
 pub(super) fn load_state(
@@ -54,12 +57,14 @@ fn load_state_on(
             interactions_complete: true,
             max_position: 0,
             next_sequence: 0,
+            no_events_name_interactions: true,
         });
     };
     let recent_keys = store::events::recent_dedup_keys(conn, scope, id, dedup_cache as i64)?;
     let max_position = store::interactions::max_position(conn, scope, id)?;
     let next_sequence =
         store::events::max_sequence(conn, scope, id)?.map_or(0, |s| s.saturating_add(1));
+    let no_events_name_interactions = !store::events::any_names_interaction(conn, scope, id)?;
     let interactions_complete = max_position <= INTERACTION_CACHE as i64;
     let rows = if interactions_complete {
         store::interactions::list(conn, scope, id, None, INTERACTION_CACHE as i64)?
@@ -77,6 +82,7 @@ fn load_state_on(
         interactions_complete,
         max_position,
         next_sequence,
+        no_events_name_interactions,
     })
 }
 
@@ -85,7 +91,8 @@ fn load_state_on(
 pub(super) struct Needs {
     pub dedup_keys: Vec<String>,
     pub interaction_ids: Vec<String>,
-    /// Ids about to be created: how many stored events already name them.
+    /// Ids about to be created: how many stored events already name them (asked only while
+    /// the actor does not keep that count itself, see `InteractionState::orphan_events`).
     pub count_events_for: Vec<String>,
     /// Client sequences behind the expected one: stored already, or late?
     pub sequences: Vec<i64>,

@@ -101,6 +101,12 @@ struct InteractionState {
     waiters: BTreeMap<String, Vec<WaitReply>>,
     /// `commands/next` callers waiting for a command; `None` while there are none.
     next_waiters: Option<Box<NextWaiters>>,
+    /// How many stored events name each interaction id that does not exist yet, so that a
+    /// create starts its interaction's event count without asking the database (hooks post
+    /// events before their approvals, so nearly every create would). `None` while unknown:
+    /// after loading a session whose stored events name interactions; creates then count in
+    /// the database.
+    orphan_events: Option<HashMap<String, i64>>,
 }
 
 impl Default for InteractionState {
@@ -114,6 +120,27 @@ impl Default for InteractionState {
             deadlines: BTreeMap::new(),
             waiters: BTreeMap::new(),
             next_waiters: None,
+            orphan_events: Some(HashMap::new()),
+        }
+    }
+}
+
+impl InteractionState {
+    /// Keeps the orphan counts in step with a committed group: the interactions it created
+    /// took theirs, and its events naming ids that still do not exist add to them. Past
+    /// [`ABSENT_CACHE`] ids the counts are dropped, and creates count in the database again.
+    fn adopt_orphan_events(&mut self, created: &[String], new: HashMap<String, i64>) {
+        let Some(counts) = self.orphan_events.as_mut() else {
+            return;
+        };
+        for id in created {
+            counts.remove(id);
+        }
+        for (id, n) in new {
+            *counts.entry(id).or_default() += n;
+        }
+        if counts.len() > ABSENT_CACHE {
+            self.orphan_events = None;
         }
     }
 }
@@ -378,9 +405,10 @@ impl SessionActor {
             .filter(|id| unknown(id) && !complete && !absent(id))
             .collect();
         let has_events = self.session.as_ref().is_some_and(|s| s.event_count > 0);
+        let orphans_counted = inter.map_or(true, |i| i.orphan_events.is_some());
         needs.count_events_for = creates
             .into_iter()
-            .filter(|id| unknown(id) && has_events)
+            .filter(|id| unknown(id) && has_events && !orphans_counted)
             .collect();
         needs
     }
@@ -424,7 +452,11 @@ impl SessionActor {
                 dedup: &self.dedup,
                 next_position: self.interactions.as_ref().map_or(1, |i| i.next_position),
                 stored_keys: &lookups.stored_keys,
-                event_counts: &lookups.event_counts,
+                event_counts: self
+                    .interactions
+                    .as_deref()
+                    .and_then(|i| i.orphan_events.as_ref())
+                    .unwrap_or(&lookups.event_counts),
                 next_sequence: self.next_sequence,
                 stored_sequences: &lookups.sequences,
             },
@@ -481,9 +513,12 @@ impl SessionActor {
         for (key, seq) in new_keys {
             self.dedup.insert(&key, seq);
         }
-        let touches_interactions = !plan.interactions.is_empty() || !plan.waits.is_empty();
+        let touches_interactions = !plan.interactions.is_empty()
+            || !plan.waits.is_empty()
+            || !plan.orphan_events.is_empty();
         if touches_interactions || self.interactions.is_some() {
             let inter = self.interactions_mut();
+            inter.adopt_orphan_events(&plan.created, plan.orphan_events);
             for (id, interaction) in plan.interactions {
                 inter.absent.remove(&id);
                 inter.known.insert(id, interaction);
@@ -790,6 +825,9 @@ impl SessionActor {
             for i in loaded.interactions {
                 inter.known.insert(i.id.as_str().to_owned(), i);
             }
+        }
+        if !loaded.no_events_name_interactions {
+            self.interactions_mut().orphan_events = None;
         }
         // Deadlines survive restarts: one that passed while nobody watched fires now.
         self.sync_deadlines(ctx);

@@ -38,7 +38,8 @@ pub(super) struct Committed<'a> {
     pub next_position: i64,
     /// Dedup keys of this group found in the database (beyond the cache), with their seqs.
     pub stored_keys: &'a HashMap<String, i64>,
-    /// Stored events naming interactions that do not exist yet, by id (from the look-up).
+    /// Stored events naming interactions that do not exist yet, by id (kept by the actor, or
+    /// from the look-up).
     pub event_counts: &'a HashMap<String, i64>,
     /// The client `sequence` expected next.
     pub next_sequence: i64,
@@ -55,6 +56,10 @@ pub(super) struct Plan {
     /// Interactions as they stand after the group (created or changed).
     pub interactions: HashMap<String, Interaction>,
     pub completed: Vec<String>,
+    /// Interactions this group created, in order.
+    pub created: Vec<String>,
+    /// Events of this group naming interactions that still do not exist, by id.
+    pub orphan_events: HashMap<String, i64>,
     pub next_position: i64,
     /// `wait` callers whose interaction is still open: parked after the commit.
     pub waits: Vec<(String, WaitReply)>,
@@ -594,6 +599,8 @@ impl<'a> Planner<'a> {
             new_keys: self.new_keys.into_iter().collect(),
             interactions: self.touched,
             completed: self.completed,
+            created: self.created,
+            orphan_events: self.orphan_events,
             next_position: self.next_position,
             waits: self.waits,
             unserved_next: self.next_requests,
