@@ -84,6 +84,9 @@ pub struct Config {
     /// An SSE consumer that is behind and takes longer than this to accept one page of
     /// notifications is disconnected (it resumes with Last-Event-ID).
     pub stream_slow_consumer: Duration,
+    /// The newest committed notifications kept in memory for streams and long-polls near the
+    /// head of the outbox (0: every read goes to the database).
+    pub notification_cache: usize,
 }
 
 /// Request limits (contract §1).
@@ -146,6 +149,7 @@ impl Config {
             db_timeout: Duration::from_secs(5),
             http_workers: None,
             stream_slow_consumer: Duration::from_secs(30),
+            notification_cache: 8192,
         }
     }
 
@@ -211,6 +215,10 @@ struct Cli {
     /// notifications) before it is disconnected; it resumes with Last-Event-ID
     #[arg(long, env = "ORCH_STREAM_SLOW_MS", default_value_t = 30_000)]
     stream_slow_ms: u64,
+    /// Newest committed notifications kept in memory for live streams and long-polls
+    /// (0: every read goes to the database)
+    #[arg(long, env = "ORCH_NOTIFICATION_CACHE", default_value_t = 8192)]
+    notification_cache: usize,
     /// HTTP worker threads (default: one per core)
     #[arg(long, env = "ORCH_HTTP_WORKERS")]
     http_workers: Option<usize>,
@@ -253,6 +261,7 @@ impl Cli {
         config.db_timeout = Duration::from_millis(self.db_timeout_ms.max(1));
         config.http_workers = self.http_workers.filter(|n| *n > 0);
         config.stream_slow_consumer = Duration::from_millis(self.stream_slow_ms);
+        config.notification_cache = self.notification_cache;
         if !config.api_keys.is_enabled()
             && !config.listen.ip().is_loopback()
             && !self.allow_insecure

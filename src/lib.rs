@@ -69,12 +69,13 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .map_err(|e| StartError::Blocking(e.to_string()))??;
     log::info!("database ready: {}", config.database.describe());
 
-    let (committed_tx, committed_rx) = tokio::sync::watch::channel(0);
+    let (feed, committed_rx) = store::NotificationFeed::new(config.notification_cache);
+    let feed = std::sync::Arc::new(feed);
     let wal_checkpoints = matches!(config.database, store::DatabaseTarget::Sqlite(_));
     let writer = Writer::start(
         pool.clone(),
         config.writer.clone(),
-        committed_tx,
+        feed.clone(),
         wal_checkpoints,
     );
     let registry = Registry::start(pool.clone(), writer.clone(), config.sessions.clone());
@@ -87,6 +88,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         limits: config.limits.clone(),
         default_interaction_timeout_ms: config.sessions.default_interaction_timeout_ms,
         notifications_committed: committed_rx,
+        notification_feed: feed,
         stream_slow_consumer: config.stream_slow_consumer,
     });
 

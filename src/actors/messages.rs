@@ -274,10 +274,10 @@ pub enum WriteError {
     Storage(String),
 }
 
-/// Commit these writes in one transaction (sent to the sync committer thread). The reply is
-/// the id of the newest notification committed so far.
+/// Commit these writes in one transaction (sent to the sync committer thread), which has
+/// published their notifications by the time it answers.
 #[derive(Message)]
-#[rtype(result = "Result<i64, StoreError>")]
+#[rtype(result = "Result<(), StoreError>")]
 pub struct CommitBatch(pub Vec<SessionWrite>);
 
 /// Copy committed WAL pages into the SQLite file (sent to the checkpointer thread).

@@ -6,23 +6,25 @@
 //!
 //! The committer is a sync actor on one thread that owns the blocking diesel work. One thread
 //! keeps commit order equal to notification-id order and per-session order, on both backends.
-//! After each commit the writer publishes the newest notification id on a watch channel:
-//! long-polls and SSE streams wake on it instead of polling the database.
+//! After each commit the committer publishes the commit's notifications on the
+//! [`NotificationFeed`] (before answering anyone): long-polls and SSE streams wake on it and
+//! read the new rows from memory, instead of polling the database.
 //!
 //! On SQLite a third thread, the checkpointer, copies the WAL into the database file after
 //! commits (at most every [`CHECKPOINT_INTERVAL`]). A commit checkpoints by itself only once
 //! the WAL passes 10,000 pages, and then little is left to copy.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use actix::prelude::*;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 use super::messages::{
     Checkpoint, CommitBatch, GetWriterLoad, SubmitWrite, WriteError, WriterLoad,
 };
 use crate::config::WriterSettings;
-use crate::store::{self, DbPool, PooledConnection, SessionWrite, StoreError};
+use crate::store::{self, DbPool, NotificationFeed, PooledConnection, SessionWrite, StoreError};
 
 struct Queued {
     write: SessionWrite,
@@ -35,8 +37,6 @@ pub struct Writer {
     queue: VecDeque<Queued>,
     /// Writes handed to the committer and not yet answered; they count against the capacity.
     in_flight: usize,
-    /// The newest committed notification id, for whoever waits for news.
-    committed: watch::Sender<i64>,
     /// SQLite only.
     checkpoints: Option<Checkpoints>,
 }
@@ -56,7 +56,7 @@ impl Writer {
     pub fn start(
         pool: DbPool,
         settings: WriterSettings,
-        committed: watch::Sender<i64>,
+        feed: Arc<NotificationFeed>,
         wal_checkpoints: bool,
     ) -> Addr<Writer> {
         let checkpoints = wal_checkpoints.then(|| {
@@ -67,7 +67,7 @@ impl Writer {
                 last: std::time::Instant::now(),
             }
         });
-        let committer = SyncArbiter::start(1, move || Committer::new(pool.clone()));
+        let committer = SyncArbiter::start(1, move || Committer::new(pool.clone(), feed.clone()));
         Writer::create(|ctx| {
             // Unbounded mailbox: the bound that matters is `queue_capacity`, answered with 503.
             ctx.set_mailbox_capacity(0);
@@ -76,7 +76,6 @@ impl Writer {
                 settings,
                 queue: VecDeque::new(),
                 in_flight: 0,
-                committed,
                 checkpoints,
             }
         })
@@ -95,13 +94,7 @@ impl Writer {
             .into_actor(self)
             .map(move |result, writer, ctx| {
                 let outcome = match result {
-                    Ok(Ok(newest)) => {
-                        // Only wakes watchers when something new was written.
-                        writer.committed.send_if_modified(|current| {
-                            let newer = newest > *current;
-                            *current = (*current).max(newest);
-                            newer
-                        });
+                    Ok(Ok(())) => {
                         writer.checkpoint_soon(ctx);
                         Ok(())
                     }
@@ -200,6 +193,8 @@ pub struct Committer {
     /// The id the next notification gets; `None` after a failure, re-read from the database,
     /// because a failed commit may leave us unsure what was written.
     next_notification_id: Option<i64>,
+    /// Where committed notifications are published.
+    feed: Arc<NotificationFeed>,
 }
 
 impl Actor for Committer {
@@ -208,7 +203,7 @@ impl Actor for Committer {
 
 /// Commit a batch in one transaction.
 impl Handler<CommitBatch> for Committer {
-    type Result = Result<i64, StoreError>;
+    type Result = Result<(), StoreError>;
 
     fn handle(&mut self, msg: CommitBatch, _: &mut SyncContext<Self>) -> Self::Result {
         let result = self.commit(msg.0);
@@ -218,23 +213,26 @@ impl Handler<CommitBatch> for Committer {
             }
             self.conn = None;
             self.next_notification_id = None;
+            // The commit may have reached the database even so.
+            self.feed.forget();
         }
         result
     }
 }
 
 impl Committer {
-    fn new(pool: DbPool) -> Self {
+    fn new(pool: DbPool, feed: Arc<NotificationFeed>) -> Self {
         Self {
             pool,
             conn: None,
             last_commit: std::time::Instant::now(),
             next_notification_id: None,
+            feed,
         }
     }
 
-    /// Commits `writes` and answers the newest notification id.
-    fn commit(&mut self, writes: Vec<SessionWrite>) -> Result<i64, StoreError> {
+    /// Commits `writes` and publishes their notifications.
+    fn commit(&mut self, writes: Vec<SessionWrite>) -> Result<(), StoreError> {
         if self.last_commit.elapsed() >= store::TRUSTED_AFTER_USE {
             if let Some(mut idle) = self.conn.take() {
                 match store::ping(&mut idle) {
@@ -265,9 +263,10 @@ impl Committer {
         let started = std::time::Instant::now();
         let result = store::commit_batch(conn, writes, next);
         crate::metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
-        let next = result?;
-        self.next_notification_id = Some(next);
-        Ok(next - 1)
+        let committed = result?;
+        self.next_notification_id = Some(committed.next_id);
+        self.feed.publish(next, committed.notifications);
+        Ok(())
     }
 }
 

@@ -38,6 +38,8 @@ pub struct AppState {
     pub stream_slow_consumer: std::time::Duration,
     /// The newest committed notification id; changes wake long-polls and streams.
     pub notifications_committed: tokio::sync::watch::Receiver<i64>,
+    /// The newest committed notifications, read before the database.
+    pub notification_feed: std::sync::Arc<crate::store::NotificationFeed>,
 }
 
 /// Registers every route, the extractor error handlers and the JSON 404/405 answers.

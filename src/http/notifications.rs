@@ -1,8 +1,10 @@
 //! `GET /v1/notifications` (listing and long-poll) and `GET /v1/stream` (Server-Sent Events):
 //! the outbox of the caller's scope, oldest first after a cursor. Both read committed rows by
 //! id, and ids increase in commit order, so a reader resuming from any id sees exactly the tail,
-//! with no gap and no repeat. Waiting is on the writer's "newest committed id" watch channel,
-//! never a polling loop on the database.
+//! with no gap and no repeat. Near the head the rows come from the committer's in-memory
+//! [`NotificationFeed`](crate::store::NotificationFeed), further back from the database.
+//! Waiting is on the feed's "newest committed id" watch channel, never a polling loop on the
+//! database.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -111,6 +113,14 @@ async fn page(
     session_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<NotificationRow>, ApiError> {
+    let recent = usize::try_from(limit).ok().and_then(|limit| {
+        state
+            .notification_feed
+            .read(scope, after, session_id, limit)
+    });
+    if let Some(rows) = recent {
+        return Ok(rows);
+    }
     let (scope, session_id) = (scope.to_owned(), session_id.map(str::to_owned));
     read(state, move |conn| {
         Ok(store::notifications::list(

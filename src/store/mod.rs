@@ -4,6 +4,7 @@
 
 mod connection;
 pub mod events;
+mod feed;
 pub mod interactions;
 pub mod models;
 pub mod notifications;
@@ -18,7 +19,8 @@ pub use connection::{
     DbConnection, DbConnectionManager, DbPool, PoolSettings, PooledConnection, DEFAULT_SQLITE_FILE,
     TRUSTED_AFTER_USE,
 };
-pub use write::{commit_batch, NewNotification, SessionWrite};
+pub use feed::NotificationFeed;
+pub use write::{commit_batch, Committed, NewNotification, SessionWrite};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]

@@ -31,14 +31,23 @@ pub struct SessionWrite {
     pub notifications: Vec<NewNotification>,
 }
 
+/// What a committed batch leaves behind.
+#[derive(Debug)]
+pub struct Committed {
+    /// The id the next notification gets.
+    pub next_id: i64,
+    /// The batch's notifications as stored, ids ascending.
+    pub notifications: Vec<NotificationRow>,
+}
+
 /// Commits `writes` in one transaction, numbering notifications from `next_notification_id`.
-/// Returns the next free id; on error nothing was stored. Takes the writes by value: their rows
-/// (event bodies included) move into the statements instead of being copied.
+/// On error nothing was stored. Takes the writes by value: their rows (event bodies included)
+/// move into the statements instead of being copied.
 pub fn commit_batch(
     conn: &mut DbConnection,
     writes: Vec<SessionWrite>,
     next_notification_id: i64,
-) -> Result<i64, diesel::result::Error> {
+) -> Result<Committed, diesel::result::Error> {
     let mut rows = statements::BatchRows::default();
     let mut next_id = next_notification_id;
     for write in writes {
@@ -69,5 +78,8 @@ pub fn commit_batch(
             sqlite.transaction(|tx| statements::write_sqlite(tx, &rows))?
         }
     }
-    Ok(next_id)
+    Ok(Committed {
+        next_id,
+        notifications: rows.notifications,
+    })
 }

@@ -111,8 +111,11 @@ async fn every_column_reads_back_as_written(backend: Backend) {
     let mut second = write(session("s2", Some("conv-9")), true);
     second.events = vec![event("s2", 1, true)];
     second.notifications = vec![notification("session.created")];
-    let next = commit_batch(&mut conn, vec![first.clone(), second.clone()], 41).unwrap();
-    assert_eq!(next, 44, "three notifications numbered from 41");
+    let committed = commit_batch(&mut conn, vec![first.clone(), second.clone()], 41).unwrap();
+    assert_eq!(
+        committed.next_id, 44,
+        "three notifications numbered from 41"
+    );
 
     for expected in [&first.session, &second.session] {
         let stored = sessions::find(&mut conn, "tenant-a", &expected.session_id).unwrap();
@@ -136,6 +139,10 @@ async fn every_column_reads_back_as_written(backend: Backend) {
         assert_eq!(stored.as_ref(), Some(expected));
     }
     let stored = notifications::list(&mut conn, "tenant-a", 0, None, 10).unwrap();
+    assert_eq!(
+        committed.notifications, stored,
+        "the rows handed to the notification feed are the rows stored"
+    );
     let summary: Vec<_> = stored
         .iter()
         .map(|n| {
@@ -195,7 +202,10 @@ async fn every_column_reads_back_as_written(backend: Backend) {
     update.events = vec![event("s1", 3, true)];
     update.changed_interactions = vec![completed.clone()];
     update.notifications = vec![notification("interaction.completed")];
-    assert_eq!(commit_batch(&mut conn, vec![update], 44).unwrap(), 45);
+    assert_eq!(
+        commit_batch(&mut conn, vec![update], 44).unwrap().next_id,
+        45
+    );
 
     let stored = sessions::find(&mut conn, "tenant-a", "s1").unwrap();
     assert_eq!(stored, Some(changed_session));
@@ -260,7 +270,7 @@ async fn a_large_batch_reads_back_whole(backend: Backend) {
         })
         .collect();
     let expected = sessions.clone();
-    assert_eq!(commit_batch(&mut conn, sessions, 1).unwrap(), 141);
+    assert_eq!(commit_batch(&mut conn, sessions, 1).unwrap().next_id, 141);
 
     let filter = events::EventFilter {
         limit: 10,

@@ -1,0 +1,213 @@
+//! The newest committed notifications, in memory. The committer publishes each commit's
+//! notification rows here right after the commit (and only then wakes the watchers), so live
+//! SSE streams and long-polls read the head of the outbox without a blocking-pool hop and a
+//! database query per commit; a reader further behind than the feed holds reads the
+//! database as before. The feed holds exactly what the database holds above the id it
+//! covers from: rows enter only once committed, in id order, and after a failed commit (which
+//! may still have reached the database) it forgets everything until the next commit tells it
+//! where it stands again.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use tokio::sync::watch;
+
+use super::models::NotificationRow;
+
+pub struct NotificationFeed {
+    recent: Mutex<Recent>,
+    /// The newest committed notification id, for whoever waits for news.
+    newest: watch::Sender<i64>,
+    capacity: usize,
+}
+
+#[derive(Default)]
+struct Recent {
+    /// Committed rows, ids ascending and without gaps.
+    rows: VecDeque<NotificationRow>,
+    /// Every committed notification with a greater id is in `rows`; `None` while unknown
+    /// (before the first commit, and after a failed one).
+    complete_after: Option<i64>,
+}
+
+impl NotificationFeed {
+    /// A feed keeping the newest `capacity` notifications (0: none, every read goes to the
+    /// database), and the receiving side of its "newest committed id" channel.
+    pub fn new(capacity: usize) -> (Self, watch::Receiver<i64>) {
+        let (newest, receiver) = watch::channel(0);
+        let feed = Self {
+            recent: Mutex::new(Recent::default()),
+            newest,
+            capacity,
+        };
+        (feed, receiver)
+    }
+
+    /// Takes one commit's notifications (ids ascending from `first_id`, committed) and wakes
+    /// the watchers. The rows are in the feed before anyone hears of them, so a reader woken
+    /// by this commit finds them.
+    pub fn publish(&self, first_id: i64, rows: Vec<NotificationRow>) {
+        let newest = rows.last().map(|r| r.id);
+        if self.capacity > 0 {
+            let mut recent = self.lock();
+            let follows_on = recent
+                .complete_after
+                .is_some_and(|after| recent.rows.back().map_or(after, |r| r.id) == first_id - 1);
+            if !follows_on {
+                // Only the database knows what lies before this commit.
+                recent.rows.clear();
+                recent.complete_after = Some(first_id - 1);
+            }
+            recent.rows.extend(rows);
+            while recent.rows.len() > self.capacity {
+                let evicted = recent.rows.pop_front().map(|r| r.id);
+                recent.complete_after = evicted;
+            }
+        }
+        if let Some(newest) = newest {
+            self.newest.send_if_modified(|current| {
+                let newer = newest > *current;
+                *current = (*current).max(newest);
+                newer
+            });
+        }
+    }
+
+    /// A commit failed and may or may not have reached the database: the feed no longer knows
+    /// the head of the outbox until the next commit.
+    pub fn forget(&self) {
+        *self.lock() = Recent::default();
+    }
+
+    /// Notifications of `scope` (and `session_id`, when given) with ids above `after`, oldest
+    /// first, at most `limit`; `None` when the feed does not hold everything above `after`,
+    /// and the database must answer.
+    pub fn read(
+        &self,
+        scope: &str,
+        after: i64,
+        session_id: Option<&str>,
+        limit: usize,
+    ) -> Option<Vec<NotificationRow>> {
+        let recent = self.lock();
+        let complete_after = recent.complete_after?;
+        if after < complete_after {
+            return None;
+        }
+        // Ids are consecutive, so the first row above `after` is found by subtraction.
+        let skip = recent.rows.front().map_or(0, |first| {
+            usize::try_from(after - first.id + 1).unwrap_or(0)
+        });
+        Some(
+            recent
+                .rows
+                .iter()
+                .skip(skip)
+                .filter(|r| r.scope == scope && session_id.map_or(true, |s| r.session_id == s))
+                .take(limit)
+                .cloned()
+                .collect(),
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
+        match self.recent.lock() {
+            Ok(recent) => recent,
+            // A panic while the lock was held may have left the rows half-updated: forget
+            // them, and the database answers until the next commit.
+            Err(poisoned) => {
+                let mut recent = poisoned.into_inner();
+                *recent = Recent::default();
+                self.recent.clear_poison();
+                recent
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, scope: &str, session: &str) -> NotificationRow {
+        NotificationRow {
+            id,
+            scope: scope.into(),
+            session_id: session.into(),
+            kind: "events.appended".into(),
+            at: 0,
+            body: "{}".into(),
+        }
+    }
+
+    fn ids(rows: Option<Vec<NotificationRow>>) -> Option<Vec<i64>> {
+        rows.map(|rows| rows.into_iter().map(|r| r.id).collect())
+    }
+
+    #[test]
+    fn covers_from_its_first_commit_and_filters_by_scope_and_session() {
+        let (feed, newest) = NotificationFeed::new(100);
+        assert_eq!(ids(feed.read("a", 0, None, 10)), None, "nothing known yet");
+        feed.publish(
+            11,
+            vec![row(11, "a", "s1"), row(12, "b", "s1"), row(13, "a", "s2")],
+        );
+        assert_eq!(*newest.borrow(), 13);
+        assert_eq!(ids(feed.read("a", 9, None, 10)), None, "10 may exist");
+        assert_eq!(ids(feed.read("a", 10, None, 10)), Some(vec![11, 13]));
+        assert_eq!(ids(feed.read("a", 11, None, 10)), Some(vec![13]));
+        assert_eq!(ids(feed.read("a", 10, Some("s2"), 10)), Some(vec![13]));
+        assert_eq!(ids(feed.read("b", 10, None, 10)), Some(vec![12]));
+        assert_eq!(ids(feed.read("a", 10, None, 1)), Some(vec![11]));
+        assert_eq!(ids(feed.read("a", 13, None, 10)), Some(vec![]));
+        assert_eq!(
+            ids(feed.read("a", 50, None, 10)),
+            Some(vec![]),
+            "ahead: nothing"
+        );
+    }
+
+    #[test]
+    fn evicts_the_oldest_and_then_sends_older_cursors_to_the_database() {
+        let (feed, _) = NotificationFeed::new(3);
+        feed.publish(1, vec![row(1, "a", "s"), row(2, "a", "s")]);
+        feed.publish(3, vec![row(3, "a", "s"), row(4, "a", "s")]);
+        assert_eq!(ids(feed.read("a", 0, None, 10)), None, "1 was evicted");
+        assert_eq!(ids(feed.read("a", 1, None, 10)), Some(vec![2, 3, 4]));
+        // A commit without notifications changes nothing.
+        feed.publish(5, vec![]);
+        assert_eq!(ids(feed.read("a", 1, None, 10)), Some(vec![2, 3, 4]));
+    }
+
+    #[test]
+    fn after_a_failed_commit_it_starts_over_at_the_next_one() {
+        let (feed, newest) = NotificationFeed::new(10);
+        feed.publish(1, vec![row(1, "a", "s")]);
+        feed.forget();
+        assert_eq!(ids(feed.read("a", 1, None, 10)), None);
+        // The failed commit did reach the database with ids 2 and 3; the committer re-read
+        // the highest id and goes on from 4.
+        feed.publish(4, vec![row(4, "a", "s")]);
+        assert_eq!(
+            ids(feed.read("a", 1, None, 10)),
+            None,
+            "2 and 3 are not here"
+        );
+        assert_eq!(ids(feed.read("a", 3, None, 10)), Some(vec![4]));
+        assert_eq!(*newest.borrow(), 4);
+        // A commit that does not follow on (it cannot happen without `forget`, but the feed
+        // must not serve a gap if it did) also starts over.
+        feed.publish(9, vec![row(9, "a", "s")]);
+        assert_eq!(ids(feed.read("a", 4, None, 10)), None);
+        assert_eq!(ids(feed.read("a", 8, None, 10)), Some(vec![9]));
+    }
+
+    #[test]
+    fn with_no_capacity_every_read_goes_to_the_database_and_watchers_still_wake() {
+        let (feed, newest) = NotificationFeed::new(0);
+        feed.publish(1, vec![row(1, "a", "s")]);
+        assert_eq!(ids(feed.read("a", 0, None, 10)), None);
+        assert_eq!(ids(feed.read("a", 1, None, 10)), None);
+        assert_eq!(*newest.borrow(), 1);
+    }
+}
