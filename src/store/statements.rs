@@ -308,7 +308,13 @@ struct ValuesStatement<'a> {
 
 impl QueryFragment<Sqlite> for ValuesStatement<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Sqlite>) -> QueryResult<()> {
-        out.push_sql(self.insert);
+        // `OR ROLLBACK`: a violated constraint rolls back the whole transaction at once, as
+        // the committer would anyway, instead of undoing just this statement. So SQLite
+        // keeps no statement journal (a copy of each page before the statement changed it,
+        // 8 % of the committer's time in a profile of single events).
+        let into = self.insert.strip_prefix("INSERT").unwrap_or(self.insert);
+        out.push_sql("INSERT OR ROLLBACK");
+        out.push_sql(into);
         out.push_sql(" VALUES ");
         for (r, row) in self.rows.iter().enumerate() {
             out.push_sql(if r > 0 { ", (" } else { "(" });
@@ -452,6 +458,22 @@ impl RunQueryDsl<PgConnection> for GroupCommitStatement<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The SQLite statements put `OR ROLLBACK` after a leading `INSERT`.
+    #[test]
+    fn every_insert_starts_with_insert_into() {
+        let inserts = [
+            CREATED_SESSIONS.insert,
+            UPDATED_SESSIONS.insert,
+            NEW_EVENTS.insert,
+            NEW_INTERACTIONS.insert,
+            CHANGED_INTERACTIONS.insert,
+            NEW_NOTIFICATIONS.insert,
+        ];
+        for insert in inserts {
+            assert!(insert.starts_with("INSERT INTO "), "{insert}");
+        }
+    }
 
     /// Every table lists one kind per column of its INSERT and gives one value per kind, in
     /// the same types; a mismatch would bind a value to the wrong column.

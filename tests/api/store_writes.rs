@@ -249,6 +249,13 @@ async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(stored.external_conversation_id, None);
+
+    // The connection is still good for the next batch (on SQLite the failed statements
+    // rolled back their transaction themselves: `INSERT OR ROLLBACK`).
+    let next = write(session("s4", None), true);
+    commit_batch(&mut conn, vec![next.clone()], 2).unwrap();
+    let stored = sessions::find(&mut conn, "tenant-a", "s4").unwrap();
+    assert_eq!(stored.as_ref(), Some(&next.session));
 }
 
 /// More rows than one statement takes (SQLite writes them in chunks of 64 and the rest one by
