@@ -121,7 +121,8 @@ async fn postgres_outage_gives_503_then_recovers() {
 }
 
 /// SQLite: another process holds the write lock. Writes fail within ORCH_DB_TIMEOUT_MS with
-/// 503 (nothing stored), reads go on (WAL), and writes succeed again once the lock is gone.
+/// 503 (nothing stored), reads go on (WAL), writes succeed again once the lock is gone, and a
+/// stream that was live throughout sees exactly the stored notifications.
 #[actix_rt::test]
 async fn sqlite_write_lock_gives_503_then_recovers() {
     use diesel::connection::SimpleConnection;
@@ -140,14 +141,30 @@ async fn sqlite_write_lock_gives_503_then_recovers() {
         unreachable!()
     };
     let mut blocker = diesel::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
-    blocker.batch_execute("BEGIN EXCLUSIVE").unwrap();
-
-    let during = actix_rt::time::timeout(
-        Duration::from_secs(20),
-        join_all((0..5).map(|i| app.post("/v1/sessions/l/events", event("during", 10 + i)))),
-    )
-    .await
-    .expect("no request hangs on a locked database");
+    let before = app.all_notifications(Some("l")).await;
+    let last_before = before.last().unwrap()["id"].as_i64().unwrap();
+    // A live stream across the outage: the failed commits make the committer's notification
+    // feed forget what it held, and the stream must still go on without a gap or a repeat.
+    let live = app.sse_until("?session_id=l", Some(last_before), |m| {
+        m.2["event_count"] == 2
+    });
+    let outage = async {
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        blocker.batch_execute("BEGIN EXCLUSIVE").unwrap();
+        let during = actix_rt::time::timeout(
+            Duration::from_secs(20),
+            join_all((0..5).map(|i| app.post("/v1/sessions/l/events", event("during", 10 + i)))),
+        )
+        .await
+        .expect("no request hangs on a locked database");
+        // Reads are not blocked by a writer in WAL mode.
+        assert_eq!(app.get("/v1/sessions/l").await.body["event_count"], 1);
+        blocker.batch_execute("ROLLBACK").unwrap();
+        let r = app.post("/v1/sessions/l/events", event("after", 30)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        during
+    };
+    let (streamed, during) = futures_util::future::join(live, outage).await;
     for r in &during {
         assert_eq!(
             (r.status, r.body["code"].as_str()),
@@ -157,12 +174,6 @@ async fn sqlite_write_lock_gives_503_then_recovers() {
         );
         assert_eq!(r.retry_after.as_deref(), Some("1"));
     }
-    // Reads are not blocked by a writer in WAL mode.
-    assert_eq!(app.get("/v1/sessions/l").await.body["event_count"], 1);
-
-    blocker.batch_execute("ROLLBACK").unwrap();
-    let r = app.post("/v1/sessions/l/events", event("after", 30)).await;
-    assert_eq!(r.status, 201, "{}", r.text);
     let events = app.all_events("l").await;
     let types: Vec<&str> = events
         .iter()
@@ -172,6 +183,18 @@ async fn sqlite_write_lock_gives_503_then_recovers() {
         types,
         ["before", "after"],
         "nothing of the refused requests was stored"
+    );
+    let after: Vec<serde_json::Value> =
+        app.all_notifications(Some("l")).await[before.len()..].to_vec();
+    let streamed: Vec<serde_json::Value> = streamed.into_iter().map(|m| m.2).collect();
+    assert_eq!(
+        streamed, after,
+        "the live stream saw exactly what is stored"
+    );
+    assert_eq!(
+        after[0]["id"].as_i64().unwrap(),
+        last_before + 1,
+        "no id was used up by the refused commits"
     );
 }
 
