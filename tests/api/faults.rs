@@ -1,6 +1,7 @@
 //! Faults against the real database: PostgreSQL refusing this test's database under load.
 //! Requests fail fast with 503 `storage_unavailable` (never hang), nothing acknowledged is
-//! lost, and the service recovers by itself when the database is back.
+//! lost, a notification stream followed across the outage misses and repeats nothing, and the
+//! service recovers by itself when the database is back.
 
 use std::time::Duration;
 
@@ -44,58 +45,87 @@ async fn postgres_outage_gives_503_then_recovers() {
     };
     let r = app.post("/v1/sessions/f/events", event("before", 1)).await;
     assert_eq!(r.status, 201);
-
-    set_database_reachable(&app.database, false);
-    let during = join_all((0..20).map(|i| {
-        let path = if i % 2 == 0 {
-            "/v1/sessions/f/events".to_owned()
-        } else {
-            format!("/v1/sessions/g{i}/events")
-        };
-        app.post(path, event("during", 100 + i))
-    }));
-    let during = actix_rt::time::timeout(Duration::from_secs(20), during)
-        .await
-        .expect("no request hangs while the database is down");
-    let mut refused = 0;
-    for r in &during {
-        assert!(r.status == 503 || r.status == 201, "{}", r.text);
-        if r.status == 503 {
-            assert_eq!(r.body["code"], "storage_unavailable", "{}", r.text);
-            assert_eq!(r.retry_after.as_deref(), Some("1"));
-            refused += 1;
+    let before_outage = app.all_notifications(None).await;
+    let last_before = before_outage.last().unwrap()["id"].as_i64().unwrap();
+    // A stream that follows the whole outage, resuming with Last-Event-ID whenever the server
+    // ends it (as a browser's EventSource does), until the marker session after recovery.
+    let follow = async {
+        let mut seen: Vec<serde_json::Value> = Vec::new();
+        while seen.last().map_or(true, |m| m["session_id"] != "end") {
+            let from = seen
+                .last()
+                .map_or(last_before, |m| m["id"].as_i64().unwrap());
+            let part = app
+                .sse_until("", Some(from), |m| m.2["session_id"] == "end")
+                .await;
+            if part.is_empty() {
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+            seen.extend(part.into_iter().map(|m| m.2));
         }
-    }
-    assert!(refused > 0, "the outage was noticed");
-    let r = app.get("/readyz").await;
-    assert_eq!(
-        (r.status, r.body["code"].as_str()),
-        (503, Some("storage_unavailable"))
-    );
-    let r = app.get("/v1/sessions/f").await;
-    assert_eq!(r.status, 503);
-    assert_eq!(
-        app.get("/healthz").await.status,
-        200,
-        "the process itself is alive"
-    );
-
-    set_database_reachable(&app.database, true);
-    // Recovery without a restart: the pool reconnects, crashed session actors reload.
-    let mut recovered = false;
-    for attempt in 0..40 {
-        let r = app
-            .post("/v1/sessions/f/events", event("after", 1000 + attempt))
-            .await;
-        if r.status == 201 {
-            recovered = true;
-            break;
+        seen
+    };
+    let outage = async {
+        set_database_reachable(&app.database, false);
+        let during = join_all((0..20).map(|i| {
+            let path = if i % 2 == 0 {
+                "/v1/sessions/f/events".to_owned()
+            } else {
+                format!("/v1/sessions/g{i}/events")
+            };
+            app.post(path, event("during", 100 + i))
+        }));
+        let during = actix_rt::time::timeout(Duration::from_secs(20), during)
+            .await
+            .expect("no request hangs while the database is down");
+        let mut refused = 0;
+        for r in &during {
+            assert!(r.status == 503 || r.status == 201, "{}", r.text);
+            if r.status == 503 {
+                assert_eq!(r.body["code"], "storage_unavailable", "{}", r.text);
+                assert_eq!(r.retry_after.as_deref(), Some("1"));
+                refused += 1;
+            }
         }
-        assert_eq!(r.status, 503, "{}", r.text);
-        actix_rt::time::sleep(Duration::from_millis(250)).await;
-    }
-    assert!(recovered, "the service came back by itself");
-    assert_eq!(app.get("/readyz").await.status, 200);
+        assert!(refused > 0, "the outage was noticed");
+        let r = app.get("/readyz").await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (503, Some("storage_unavailable"))
+        );
+        let r = app.get("/v1/sessions/f").await;
+        assert_eq!(r.status, 503);
+        assert_eq!(
+            app.get("/healthz").await.status,
+            200,
+            "the process itself is alive"
+        );
+
+        set_database_reachable(&app.database, true);
+        // Recovery without a restart: the pool reconnects, crashed session actors reload.
+        let mut recovered = false;
+        for attempt in 0..40 {
+            let r = app
+                .post("/v1/sessions/f/events", event("after", 1000 + attempt))
+                .await;
+            if r.status == 201 {
+                recovered = true;
+                break;
+            }
+            assert_eq!(r.status, 503, "{}", r.text);
+            actix_rt::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(recovered, "the service came back by itself");
+        assert_eq!(app.get("/readyz").await.status, 200);
+        assert_eq!(app.put("/v1/sessions/end", json!({})).await.status, 201);
+        during
+    };
+    let (streamed, during) = futures_util::future::join(follow, outage).await;
+    let after_outage = app.all_notifications(None).await[before_outage.len()..].to_vec();
+    assert_eq!(
+        streamed, after_outage,
+        "the stream saw exactly what is stored, across the outage and its reconnects"
+    );
     // Exactly the acknowledged events are stored.
     let acknowledged = 1
         + during
