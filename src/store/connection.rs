@@ -206,9 +206,10 @@ const WRITER_CACHE_KIB: i64 = 64 * 1024;
 /// Tunes a connection that the committer keeps for its writes. On SQLite its commits no
 /// longer checkpoint the WAL themselves (the commit that crossed 1,000 pages used to copy them
 /// all and fsync the file before answering): [`checkpoint`] does it on another thread. Its
-/// statement journals stay in memory: every multi-row INSERT inside the group-commit
-/// transaction keeps one, and past 64 KiB SQLite spilled it into a temporary file, created,
-/// written page by page and deleted in every commit (a third of the commit's `pwrite` calls).
+/// statement journals stay in memory: before the INSERTs became `OR ROLLBACK` (which needs
+/// none) every multi-row INSERT kept one, and past 64 KiB SQLite spilled it into a temporary
+/// file, created, written page by page and deleted in every commit (a third of the commit's
+/// `pwrite` calls); what still needs one must not go back to that.
 pub fn prepare_writer_connection(conn: &mut DbConnection) -> Result<(), StoreError> {
     if let DbConnection::Sqlite(c) = conn {
         c.batch_execute(&format!(
