@@ -121,6 +121,18 @@ pub static SESSION_READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
         .expect("static metric definition"),
     )
 });
+pub static NOTIFICATION_READS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "orchestrator_notification_reads_total",
+                "Notification pages read (listings, long-polls, streams) by where they came from",
+            ),
+            &["source"],
+        )
+        .expect("static metric definition"),
+    )
+});
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
@@ -197,6 +209,7 @@ pub fn init() {
     LazyLock::force(&HTTP_REQUESTS);
     for source in ["memory", "database"] {
         SESSION_READS.with_label_values(&[source]);
+        NOTIFICATION_READS.with_label_values(&[source]);
     }
     for result in ["ok", "failed"] {
         WAL_CHECKPOINTS.with_label_values(&[result]);

@@ -119,8 +119,14 @@ async fn page(
             .read(scope, after, session_id, limit)
     });
     if let Some(rows) = recent {
+        crate::metrics::NOTIFICATION_READS
+            .with_label_values(&["memory"])
+            .inc();
         return Ok(rows);
     }
+    crate::metrics::NOTIFICATION_READS
+        .with_label_values(&["database"])
+        .inc();
     let (scope, session_id) = (scope.to_owned(), session_id.map(str::to_owned));
     read(state, move |conn| {
         Ok(store::notifications::list(

@@ -1,5 +1,6 @@
-//! Hot polled reads are answered from the session actor's state: many pollers of one session
-//! do not mean as many database queries. Measured on the binary's own /metrics (a separate
+//! Hot polled reads are answered from memory: many pollers of one session do not mean as many
+//! database queries (the session actor's state), and neither do readers of the newest
+//! notifications (the committer's feed). Measured on the binary's own /metrics (a separate
 //! process, so other tests' reads do not count).
 
 use futures_util::future::join_all;
@@ -7,7 +8,11 @@ use futures_util::future::join_all;
 use crate::common::{both_backends, event, fresh_database, Backend, ServerProcess};
 
 fn counter(metrics: &str, source: &str) -> u64 {
-    let prefix = format!("orchestrator_session_reads_total{{source=\"{source}\"}} ");
+    counter_of(metrics, "orchestrator_session_reads_total", source)
+}
+
+fn counter_of(metrics: &str, name: &str, source: &str) -> u64 {
+    let prefix = format!("{name}{{source=\"{source}\"}} ");
     metrics
         .lines()
         .find_map(|l| l.strip_prefix(&prefix))
@@ -54,4 +59,54 @@ async fn pollers_of_a_hot_session_cost_no_database_reads(backend: Backend) {
     }
 }
 
-both_backends!(pollers_of_a_hot_session_cost_no_database_reads);
+/// Readers of the newest notifications are served from the feed; after a restart the feed
+/// is empty and the same listing comes from the database, with the same content.
+async fn readers_of_the_newest_notifications_cost_no_database_reads(backend: Backend) {
+    let Some(database) = fresh_database(backend) else {
+        return;
+    };
+    let reads = |metrics: &str, source| {
+        counter_of(metrics, "orchestrator_notification_reads_total", source)
+    };
+    let server = ServerProcess::spawn(&database);
+    let http = &server.http;
+    let r = http.post("/v1/sessions/n/events", event("x", 1)).await;
+    assert_eq!(r.status, 201);
+    let before = http.get("/metrics").await.text;
+    let listings = join_all((0..50).map(|_| http.get("/v1/notifications?after=0"))).await;
+    let after = http.get("/metrics").await.text;
+    assert_eq!(
+        reads(&after, "memory") - reads(&before, "memory"),
+        50,
+        "{after}"
+    );
+    assert_eq!(reads(&after, "database"), reads(&before, "database"));
+    let listed = &listings[0].body["notifications"];
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        2,
+        "session.created, events.appended"
+    );
+    assert!(listings.iter().all(|r| &r.body["notifications"] == listed));
+    server.terminate();
+
+    let server = ServerProcess::spawn(&database);
+    let r = server.http.get("/v1/notifications?after=0").await;
+    assert_eq!(
+        &r.body["notifications"], listed,
+        "the same rows from the database"
+    );
+    let metrics = server.http.get("/metrics").await.text;
+    assert_eq!(reads(&metrics, "database"), 1, "{metrics}");
+    server.kill();
+    if let orchestrator::store::DatabaseTarget::Sqlite(path) = database {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+}
+
+both_backends!(
+    pollers_of_a_hot_session_cost_no_database_reads,
+    readers_of_the_newest_notifications_cost_no_database_reads,
+);
