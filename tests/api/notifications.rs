@@ -2,7 +2,7 @@
 //! gap-free sequences for concurrent consumers, scope isolation.
 
 use futures_util::future::join_all;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::common::{both_backends, event, Backend, TestApp};
 use orchestrator::config::ApiKeys;
@@ -103,14 +103,10 @@ async fn sse_resumes_from_every_id(backend: Backend) {
     assert_eq!(r.status, 400);
 }
 
-/// Three consumers follow the stream while 60 events are posted concurrently to three
-/// sessions: all see the same, gap-free, strictly increasing sequence.
-async fn concurrent_consumers_see_identical_sequences(backend: Backend) {
-    let Some(app) = TestApp::start(backend).await else {
-        return;
-    };
-    // Commits group concurrent requests, so the count is not known in advance: a last write
-    // to session "done" marks the end.
+/// Posts 60 events concurrently to sessions c0..c2 while three consumers follow the stream
+/// from the start; returns what each consumer saw. Commits group concurrent requests, so the
+/// count is not known in advance: a last write to session "done" marks the end.
+async fn write_while_three_consumers_follow(app: &TestApp) -> Vec<Vec<(i64, String, Value)>> {
     let writes = async {
         let written = join_all(
             (0..60).map(|i| app.post(format!("/v1/sessions/c{}/events", i % 3), event("x", i))),
@@ -123,6 +119,16 @@ async fn concurrent_consumers_see_identical_sequences(backend: Backend) {
         join_all((0..3).map(|_| app.sse_until("", None, |m| m.2["session_id"] == "done")));
     let (written, seen) = futures_util::future::join(writes, consumers).await;
     assert!(written.iter().all(|r| r.status == 201));
+    seen
+}
+
+/// Three consumers follow the stream while 60 events are posted concurrently to three
+/// sessions: all see the same, gap-free, strictly increasing sequence.
+async fn concurrent_consumers_see_identical_sequences(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let seen = write_while_three_consumers_follow(&app).await;
     let all = app.all_notifications(None).await;
     let listed: Vec<i64> = all.iter().map(|n| n["id"].as_i64().unwrap()).collect();
     assert!(listed.len() >= 4);
@@ -205,19 +211,8 @@ async fn memory_and_database_serve_the_same_outbox(backend: Backend) {
     let Some(app) = TestApp::start_with(backend, small_feed).await else {
         return;
     };
-    let writes = async {
-        let written = join_all(
-            (0..60).map(|i| app.post(format!("/v1/sessions/c{}/events", i % 3), event("x", i))),
-        )
-        .await;
-        app.put("/v1/sessions/done", json!({})).await;
-        written
-    };
     // Live consumers: some pages from memory, some (when they fall behind) from the database.
-    let consumers =
-        join_all((0..3).map(|_| app.sse_until("", None, |m| m.2["session_id"] == "done")));
-    let (written, seen) = futures_util::future::join(writes, consumers).await;
-    assert!(written.iter().all(|r| r.status == 201));
+    let seen = write_while_three_consumers_follow(&app).await;
     let listed = app.all_notifications(None).await;
 
     // After a restart the feed is empty: everything below comes from the database.
@@ -229,8 +224,8 @@ async fn memory_and_database_serve_the_same_outbox(backend: Backend) {
         "the same rows from memory and from the database"
     );
     for consumer in &seen {
-        let streamed: Vec<&serde_json::Value> = consumer.iter().map(|m| &m.2).collect();
-        let expected: Vec<&serde_json::Value> = stored.iter().collect();
+        let streamed: Vec<&Value> = consumer.iter().map(|m| &m.2).collect();
+        let expected: Vec<&Value> = stored.iter().collect();
         assert_eq!(
             streamed, expected,
             "each live consumer saw exactly the stored outbox"
@@ -259,7 +254,7 @@ async fn memory_and_database_serve_the_same_outbox(backend: Backend) {
         walked.extend(page);
     }
     assert_eq!(walked, all);
-    let of_c1: Vec<serde_json::Value> = all
+    let of_c1: Vec<Value> = all
         .iter()
         .filter(|n| n["session_id"] == "c1")
         .cloned()
@@ -268,7 +263,7 @@ async fn memory_and_database_serve_the_same_outbox(backend: Backend) {
     let tail = app
         .sse("", Some(all[all.len() - 3]["id"].as_i64().unwrap()), 2)
         .await;
-    let tail: Vec<&serde_json::Value> = tail.iter().map(|m| &m.2).collect();
+    let tail: Vec<&Value> = tail.iter().map(|m| &m.2).collect();
     assert_eq!(tail, all[all.len() - 2..].iter().collect::<Vec<_>>());
 }
 
