@@ -69,8 +69,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .map_err(|e| StartError::Blocking(e.to_string()))??;
     log::info!("database ready: {}", config.database.describe());
 
-    let (feed, committed_rx) = store::NotificationFeed::new(config.notification_cache);
-    let feed = std::sync::Arc::new(feed);
+    let feed = std::sync::Arc::new(store::NotificationFeed::new(config.notification_cache));
     let wal_checkpoints = matches!(config.database, store::DatabaseTarget::Sqlite(_));
     let writer = Writer::start(
         pool.clone(),
@@ -87,7 +86,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         api_keys: config.api_keys.clone(),
         limits: config.limits.clone(),
         default_interaction_timeout_ms: config.sessions.default_interaction_timeout_ms,
-        notifications_committed: committed_rx,
         notification_feed: feed,
         stream_slow_consumer: config.stream_slow_consumer,
     });

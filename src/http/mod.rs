@@ -36,9 +36,8 @@ pub struct AppState {
     pub default_interaction_timeout_ms: i64,
     /// See [`crate::config::Config::stream_slow_consumer`].
     pub stream_slow_consumer: std::time::Duration,
-    /// The newest committed notification id; changes wake long-polls and streams.
-    pub notifications_committed: tokio::sync::watch::Receiver<i64>,
-    /// The newest committed notifications, read before the database.
+    /// The newest committed notifications, read before the database; its newest id wakes
+    /// long-polls and streams.
     pub notification_feed: std::sync::Arc<crate::store::NotificationFeed>,
 }
 

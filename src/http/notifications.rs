@@ -165,7 +165,7 @@ pub async fn list(
         other => Duration::from_millis(other.unwrap_or(0)),
     };
     let deadline = actix_rt::time::Instant::now() + wait;
-    let mut committed = state.notifications_committed.clone();
+    let mut committed = state.notification_feed.subscribe();
     let rows = loop {
         // Marked seen before the query: a commit that lands after it still wakes us.
         committed.borrow_and_update();
@@ -291,7 +291,7 @@ pub async fn stream(
     };
     let cursor = cursor(last_event_id.or(query.after))?;
     let session_id = session_filter(query.session_id)?;
-    let committed = state.notifications_committed.clone();
+    let committed = state.notification_feed.subscribe();
     let initial = StreamState {
         state,
         scope: scope.0,

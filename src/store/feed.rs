@@ -32,15 +32,18 @@ struct Recent {
 
 impl NotificationFeed {
     /// A feed keeping the newest `capacity` notifications (0: none, every read goes to the
-    /// database), and the receiving side of its "newest committed id" channel.
-    pub fn new(capacity: usize) -> (Self, watch::Receiver<i64>) {
-        let (newest, receiver) = watch::channel(0);
-        let feed = Self {
+    /// database).
+    pub fn new(capacity: usize) -> Self {
+        Self {
             recent: Mutex::new(Recent::default()),
-            newest,
+            newest: watch::channel(0).0,
             capacity,
-        };
-        (feed, receiver)
+        }
+    }
+
+    /// The newest committed notification id, changing with each commit that wrote any.
+    pub fn subscribe(&self) -> watch::Receiver<i64> {
+        self.newest.subscribe()
     }
 
     /// Takes one commit's notifications (ids ascending from `first_id`, committed) and wakes
@@ -146,7 +149,8 @@ mod tests {
 
     #[test]
     fn covers_from_its_first_commit_and_filters_by_scope_and_session() {
-        let (feed, newest) = NotificationFeed::new(100);
+        let feed = NotificationFeed::new(100);
+        let newest = feed.subscribe();
         assert_eq!(ids(feed.read("a", 0, None, 10)), None, "nothing known yet");
         feed.publish(
             11,
@@ -169,7 +173,7 @@ mod tests {
 
     #[test]
     fn evicts_the_oldest_and_then_sends_older_cursors_to_the_database() {
-        let (feed, _) = NotificationFeed::new(3);
+        let feed = NotificationFeed::new(3);
         feed.publish(1, vec![row(1, "a", "s"), row(2, "a", "s")]);
         feed.publish(3, vec![row(3, "a", "s"), row(4, "a", "s")]);
         assert_eq!(ids(feed.read("a", 0, None, 10)), None, "1 was evicted");
@@ -181,7 +185,8 @@ mod tests {
 
     #[test]
     fn after_a_failed_commit_it_starts_over_at_the_next_one() {
-        let (feed, newest) = NotificationFeed::new(10);
+        let feed = NotificationFeed::new(10);
+        let newest = feed.subscribe();
         feed.publish(1, vec![row(1, "a", "s")]);
         feed.forget();
         assert_eq!(ids(feed.read("a", 1, None, 10)), None);
@@ -204,7 +209,8 @@ mod tests {
 
     #[test]
     fn with_no_capacity_every_read_goes_to_the_database_and_watchers_still_wake() {
-        let (feed, newest) = NotificationFeed::new(0);
+        let feed = NotificationFeed::new(0);
+        let newest = feed.subscribe();
         feed.publish(1, vec![row(1, "a", "s")]);
         assert_eq!(ids(feed.read("a", 0, None, 10)), None);
         assert_eq!(ids(feed.read("a", 1, None, 10)), None);
