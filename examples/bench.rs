@@ -10,7 +10,8 @@
 //! Scenarios: `single` (single-event POSTs over 1,000 sessions), `batch` (100-event POSTs),
 //! `raw` (the direct-insert limit only), `interactions` (create → result round trips paced at
 //! `--rate` completions/s, with the latency from sending the result to its
-//! `interaction.completed` notification arriving on `/v1/stream`), and `pollers`
+//! `interaction.completed` notification arriving on `/v1/stream`, against the latency of
+//! committing a completion's rows directly at the same rate), and `pollers`
 //! (`--connections` dashboards polling their session and its new events back to back while
 //! events arrive at `--rate`/s).
 
@@ -617,6 +618,130 @@ fn raw_limit(target: &DatabaseTarget, batch: usize, per_session: usize, seconds:
     written as f64 / started.elapsed().as_secs_f64()
 }
 
+/// The latency floor under the `interactions` scenario: each completion's rows (the changed
+/// interaction, its `interaction.completed` notification, the session row) committed directly,
+/// one transaction each, through the service's own group-commit code on a connection tuned like
+/// the committer's, paced at `rate` completions/s (each after its own create commit, as in the
+/// scenario) for `seconds`, on the same database. A notification cannot arrive before its
+/// commit is durable, so these latencies bound the scenario's from below. Microseconds, sorted.
+fn raw_completion_commits(target: &DatabaseTarget, rate: u64, seconds: u64) -> Vec<u64> {
+    use orchestrator::store::models::{InteractionRow, SessionRow};
+    use orchestrator::store::{NewNotification, SessionWrite};
+    let settings = PoolSettings {
+        max_size: 1,
+        connection_timeout: Duration::from_secs(10),
+    };
+    let pool = store::connect(target, &settings).expect("database");
+    let mut conn = pool.get().expect("connection");
+    store::prepare_writer_connection(&mut conn).expect("writer connection");
+    let mut next_id = store::notifications::max_id(&mut conn).expect("max id") + 1;
+    let scope = format!("raw-commits-{}", std::process::id());
+    let now = 1_795_000_000_000i64;
+    let mut sessions: Vec<SessionRow> = (0..200)
+        .map(|n| SessionRow {
+            scope: scope.clone(),
+            session_id: format!("ix-{n}"),
+            status: "active".into(),
+            external_conversation_id: None,
+            metadata: "{}".into(),
+            created_at: now,
+            updated_at: now,
+            event_count: 0,
+            last_seq: 0,
+            interactions_pending: 0,
+            interactions_completed: 0,
+            interactions_timed_out: 0,
+            interactions_cancelled: 0,
+        })
+        .collect();
+    let mut commit = |conn: &mut store::PooledConnection, write: SessionWrite| {
+        let committed = store::commit_batch(conn, vec![write], next_id).expect("raw commit");
+        next_id = committed.next_id;
+    };
+    for session in &sessions {
+        let create = SessionWrite {
+            session: session.clone(),
+            create: true,
+            events: Vec::new(),
+            new_interactions: Vec::new(),
+            changed_interactions: Vec::new(),
+            notifications: Vec::new(),
+        };
+        commit(&mut conn, create);
+    }
+    let notification = |kind: &'static str, body: String| NewNotification {
+        kind,
+        at: now,
+        body,
+    };
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    let interval = 1.0 / rate.max(1) as f64;
+    let mut i = 0u64;
+    while started.elapsed() < Duration::from_secs(seconds) {
+        let session = &mut sessions[i as usize % 200];
+        let id = format!("b{i}");
+        let mut interaction = InteractionRow {
+            scope: scope.clone(),
+            session_id: session.session_id.clone(),
+            interaction_id: id.clone(),
+            kind: "approval".into(),
+            payload: format!(r#"{{"n":{i}}}"#),
+            status: "pending".into(),
+            outcome: None,
+            result: None,
+            completed_by: None,
+            position: i as i64 + 1,
+            created_at: now,
+            timeout_ms: 30_000,
+            deadline: Some(now + 30_000),
+            completed_at: None,
+            event_count: 0,
+        };
+        session.interactions_pending += 1;
+        let created = SessionWrite {
+            session: session.clone(),
+            create: false,
+            events: Vec::new(),
+            new_interactions: vec![interaction.clone()],
+            changed_interactions: Vec::new(),
+            notifications: vec![notification(
+                "interaction.created",
+                format!(r#"{{"interaction_id":"{id}","kind":"approval","status":"pending"}}"#),
+            )],
+        };
+        commit(&mut conn, created);
+        let due = started + Duration::from_secs_f64(interval * i as f64);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        interaction.status = "completed".into();
+        interaction.outcome = Some("ok".into());
+        interaction.result = Some(format!(r#"{{"n":{i}}}"#));
+        interaction.completed_by = Some("result".into());
+        interaction.completed_at = Some(now);
+        session.interactions_pending -= 1;
+        session.interactions_completed += 1;
+        let completed = SessionWrite {
+            session: session.clone(),
+            create: false,
+            events: Vec::new(),
+            new_interactions: Vec::new(),
+            changed_interactions: vec![interaction],
+            notifications: vec![notification(
+                "interaction.completed",
+                format!(
+                    r#"{{"interaction_id":"{id}","status":"completed","outcome":"ok","completed_by":"result"}}"#
+                ),
+            )],
+        };
+        let t = Instant::now();
+        commit(&mut conn, completed);
+        latencies.push(t.elapsed().as_micros() as u64);
+        i += 1;
+    }
+    latencies.sort_unstable();
+    latencies
+}
+
 fn main() {
     let a = args();
     let target = DatabaseTarget::parse(Some(&a.database_url)).expect("DATABASE_URL");
@@ -638,10 +763,15 @@ fn main() {
             let commits = actix_rt::System::new().block_on(commit_summary(&base, child.id()));
             let _ = child.kill();
             let _ = child.wait();
-            println!("| scenario | backend | clients | completions/s | create p50/p99 ms | result p50/p99 ms | result → notification p50 / p99 / p999 ms | non-2xx | notifications missing |");
-            println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+            eprintln!(
+                "raw: one completion per transaction, {} per second, {} s",
+                a.rate, a.seconds
+            );
+            let raw = raw_completion_commits(&target, a.rate, a.seconds);
+            println!("| scenario | backend | clients | completions/s | create p50/p99 ms | result p50/p99 ms | result → notification p50 / p99 / p999 ms | non-2xx | notifications missing | raw completion commit p50 / p99 / p999 ms |");
+            println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
             println!(
-                "| interactions at {}/s | {backend} | {} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {} | {} |",
+                "| interactions at {}/s | {backend} | {} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} / {:.1} / {:.1} | {} | {} | {:.1} / {:.1} / {:.1} |",
                 a.rate,
                 a.connections,
                 r.completions_per_second,
@@ -653,7 +783,10 @@ fn main() {
                 ms(&r.notified, 0.99),
                 ms(&r.notified, 0.999),
                 r.failed,
-                r.missing
+                r.missing,
+                ms(&raw, 0.5),
+                ms(&raw, 0.99),
+                ms(&raw, 0.999)
             );
             println!("\n{commits}");
             return;
