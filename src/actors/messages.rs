@@ -1,8 +1,9 @@
 //! The whole actor protocol in one place: every message, who sends it to whom, and its reply.
 //!
 //! ```text
-//! HTTP ──ToSession<M>──► Registry ──M──► SessionActor ──SubmitWrite──► Writer ──CommitBatch──► Committer
-//!                           ▲  ──Shutdown──►   │                          (async, batches)      (sync thread)
+//! HTTP ──ToSession<M>──► Registry ──M──► SessionActor ──SubmitWrite──► Writer ──Drain──► Committer
+//!                           ▲  ──Shutdown──►   │                     (admits to the     (sync thread: takes
+//!                           │                  │                      commit queue)      batches, answers)
 //!                           └─ Passivate / SessionStopped ─┘
 //! ```
 
@@ -16,7 +17,7 @@ use crate::domain::ids::{InteractionId, SessionId};
 use crate::domain::interaction::{Decision, Interaction};
 use crate::domain::session::Session;
 use crate::domain::ValidationError;
-use crate::store::{SessionWrite, StoreError};
+use crate::store::SessionWrite;
 
 /// Which session a message is for: session ids are unique per scope.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -274,11 +275,13 @@ pub enum WriteError {
     Storage(String),
 }
 
-/// Commit these writes in one transaction (sent to the sync committer thread), which has
-/// published their notifications by the time it answers.
+/// Writes are waiting in the commit queue and the committer is idle: commit until the queue
+/// is empty (sent to the sync committer thread). Each write is answered by the committer
+/// itself after its commit; the reply to this message only tells the writer that the
+/// committer is still there.
 #[derive(Message)]
-#[rtype(result = "Result<(), StoreError>")]
-pub struct CommitBatch(pub Vec<SessionWrite>);
+#[rtype(result = "()")]
+pub struct Drain;
 
 /// Copy committed WAL pages into the SQLite file (sent to the checkpointer thread).
 #[derive(Message)]

@@ -1,56 +1,81 @@
-//! The writer: group commit for every session. Session actors submit writes; the writer queues
-//! them (bounded: a full queue answers `Overloaded` at once, never a hang), hands the committer
-//! as many as are waiting (up to a batch limit) whenever it is free, and answers each submitter
-//! only after its transaction committed. Batches form by themselves under load: while one
-//! commits, the next accumulates, so an idle server commits at once and a busy one in bulk.
+//! The writer: group commit for every session. Session actors submit writes to the writer
+//! actor, which admits them to the commit queue (bounded: a full queue answers `Overloaded` at
+//! once, never a hang). The committer, a sync actor on its own thread, takes everything
+//! waiting (up to a batch limit) as soon as its previous commit is done, commits it in one
+//! transaction and answers each submitter itself, only after the commit. Batches form by
+//! themselves under load: while one commits, the next accumulates, so an idle server commits
+//! at once and a busy one in bulk.
 //!
-//! The committer is a sync actor on one thread that owns the blocking diesel work. One thread
-//! keeps commit order equal to notification-id order and per-session order, on both backends.
-//! After each commit the committer publishes the commit's notifications on the
-//! [`NotificationFeed`] (before answering anyone): long-polls and SSE streams wake on it and
-//! read the new rows from memory, instead of polling the database.
+//! The committer takes the next batch itself rather than being handed it: a hand-over through
+//! the writer actor cost two thread hops between commits (the committer's answer to the
+//! writer's thread, the next batch back), during which the committer sat idle while writes
+//! waited, and longer whenever the actors' thread was busy. One committer thread keeps commit
+//! order equal to notification-id order and per-session order, on both backends. After each
+//! commit the committer publishes the commit's notifications on the [`NotificationFeed`]
+//! (before answering anyone): long-polls and SSE streams wake on it and read the new rows from
+//! memory, instead of polling the database.
 //!
 //! On SQLite a third thread, the checkpointer, copies the WAL into the database file after
 //! commits (at most every [`CHECKPOINT_INTERVAL`]). A commit checkpoints by itself only once
 //! the WAL passes 10,000 pages, and then little is left to copy.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::messages::{
-    Checkpoint, CommitBatch, GetWriterLoad, SubmitWrite, WriteError, WriterLoad,
-};
+use super::messages::{Checkpoint, Drain, GetWriterLoad, SubmitWrite, WriteError, WriterLoad};
 use crate::config::WriterSettings;
 use crate::store::{self, DbPool, NotificationFeed, PooledConnection, SessionWrite, StoreError};
 
+/// A write waiting for its commit, with the submitter's answer.
 struct Queued {
     write: SessionWrite,
     reply: oneshot::Sender<Result<(), WriteError>>,
 }
 
+/// The writes between admission and commit, shared by the writer (which adds) and the
+/// committer (which takes). One lock, held only to move writes in or out.
+#[derive(Default)]
+struct CommitQueue {
+    state: Mutex<QueueState>,
+}
+
+#[derive(Default)]
+struct QueueState {
+    waiting: VecDeque<Queued>,
+    /// Writes the committer took and has not answered yet; they count against the capacity.
+    in_flight: usize,
+    /// The committer is draining the queue: a new write needs no [`Drain`] to be seen.
+    /// Set by the writer when it sends one, cleared by the committer when it finds the queue
+    /// empty, both under the lock, so no write is left waiting with the committer idle.
+    draining: bool,
+    /// The committer thread is gone: every write is refused.
+    committer_lost: bool,
+}
+
+impl CommitQueue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // A panic while holding the lock leaves plain data behind, still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 pub struct Writer {
     committer: Addr<Committer>,
     settings: WriterSettings,
-    queue: VecDeque<Queued>,
-    /// Writes handed to the committer and not yet answered; they count against the capacity.
-    in_flight: usize,
-    /// SQLite only.
-    checkpoints: Option<Checkpoints>,
+    queue: Arc<CommitQueue>,
 }
 
 /// The most often the WAL is checkpointed while commits go on. Each checkpoint fsyncs the
 /// database file and copies pages that later commits may change again, so running them
 /// back to back would spend the second core on rewriting the same pages.
-pub const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(250);
-
-struct Checkpoints {
-    checkpointer: Addr<Checkpointer>,
-    running: bool,
-    last: std::time::Instant,
-}
+pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Writer {
     pub fn start(
@@ -59,84 +84,59 @@ impl Writer {
         feed: Arc<NotificationFeed>,
         wal_checkpoints: bool,
     ) -> Addr<Writer> {
+        let queue = Arc::new(CommitQueue::default());
         let checkpoints = wal_checkpoints.then(|| {
-            let pool = pool.clone();
+            let running = Arc::new(AtomicBool::new(false));
+            let (pool, flag) = (pool.clone(), running.clone());
             Checkpoints {
-                checkpointer: SyncArbiter::start(1, move || Checkpointer { pool: pool.clone() }),
-                running: false,
-                last: std::time::Instant::now(),
+                checkpointer: SyncArbiter::start(1, move || Checkpointer {
+                    pool: pool.clone(),
+                    running: flag.clone(),
+                }),
+                running,
+                last: Instant::now(),
             }
         });
-        let committer = SyncArbiter::start(1, move || Committer::new(pool.clone(), feed.clone()));
+        let committer = {
+            let (queue, max_batch) = (queue.clone(), settings.max_batch);
+            SyncArbiter::start(1, move || {
+                Committer::new(
+                    pool.clone(),
+                    feed.clone(),
+                    queue.clone(),
+                    max_batch,
+                    checkpoints.clone(),
+                )
+            })
+        };
         Writer::create(|ctx| {
             // Unbounded mailbox: the bound that matters is `queue_capacity`, answered with 503.
             ctx.set_mailbox_capacity(0);
             Writer {
                 committer,
                 settings,
-                queue: VecDeque::new(),
-                in_flight: 0,
-                checkpoints,
+                queue,
             }
         })
     }
 
-    fn flush(&mut self, ctx: &mut Context<Self>) {
-        if self.in_flight > 0 || self.queue.is_empty() {
-            return;
-        }
-        let take = self.queue.len().min(self.settings.max_batch);
-        let (writes, replies): (Vec<_>, Vec<_>) =
-            self.queue.drain(..take).map(|q| (q.write, q.reply)).unzip();
-        self.in_flight = replies.len();
+    /// Wakes the committer. Its answer comes when the queue is empty; an error means its
+    /// thread is gone, and then nobody would ever commit what waits: refuse it all.
+    fn wake_committer(&mut self, ctx: &mut Context<Self>) {
         self.committer
-            .send(CommitBatch(writes))
+            .send(Drain)
             .into_actor(self)
-            .map(move |result, writer, ctx| {
-                let outcome = match result {
-                    Ok(Ok(())) => {
-                        writer.checkpoint_soon(ctx);
-                        Ok(())
+            .map(|result, writer, _| {
+                if let Err(e) = result {
+                    log::error!("committer unreachable: {e}");
+                    let waiting = {
+                        let mut state = writer.queue.lock();
+                        state.committer_lost = true;
+                        std::mem::take(&mut state.waiting)
+                    };
+                    for queued in waiting {
+                        let _ = queued.reply.send(Err(WriteError::Storage(e.to_string())));
                     }
-                    Ok(Err(e)) => {
-                        log::error!("commit of {} session writes failed: {e}", replies.len());
-                        Err(WriteError::Storage(e.to_string()))
-                    }
-                    Err(e) => {
-                        log::error!("committer unreachable: {e}");
-                        Err(WriteError::Storage(e.to_string()))
-                    }
-                };
-                for reply in replies {
-                    // A submitter that went away no longer needs the answer.
-                    let _ = reply.send(outcome.clone());
-                }
-                writer.in_flight = 0;
-                writer.flush(ctx);
-            })
-            .spawn(ctx);
-    }
-}
-
-impl Writer {
-    /// Starts a checkpoint unless one is running or the last began under
-    /// [`CHECKPOINT_INTERVAL`] ago; then the next commit asks again.
-    fn checkpoint_soon(&mut self, ctx: &mut Context<Self>) {
-        let Some(checkpoints) = &mut self.checkpoints else {
-            return;
-        };
-        if checkpoints.running || checkpoints.last.elapsed() < CHECKPOINT_INTERVAL {
-            return;
-        }
-        checkpoints.running = true;
-        checkpoints.last = std::time::Instant::now();
-        checkpoints
-            .checkpointer
-            .send(Checkpoint)
-            .into_actor(self)
-            .map(|_, writer, _| {
-                if let Some(checkpoints) = &mut writer.checkpoints {
-                    checkpoints.running = false;
                 }
             })
             .spawn(ctx);
@@ -152,15 +152,26 @@ impl Handler<SubmitWrite> for Writer {
     type Result = ResponseFuture<Result<(), WriteError>>;
 
     fn handle(&mut self, msg: SubmitWrite, ctx: &mut Context<Self>) -> Self::Result {
-        if self.queue.len() + self.in_flight >= self.settings.queue_capacity {
-            return Box::pin(async { Err(WriteError::Overloaded) });
-        }
         let (reply, answer) = oneshot::channel();
-        self.queue.push_back(Queued {
-            write: msg.0,
-            reply,
-        });
-        self.flush(ctx);
+        let wake = {
+            let mut state = self.queue.lock();
+            if state.committer_lost {
+                return Box::pin(async {
+                    Err(WriteError::Storage("the committer stopped".into()))
+                });
+            }
+            if state.waiting.len() + state.in_flight >= self.settings.queue_capacity {
+                return Box::pin(async { Err(WriteError::Overloaded) });
+            }
+            state.waiting.push_back(Queued {
+                write: msg.0,
+                reply,
+            });
+            !std::mem::replace(&mut state.draining, true)
+        };
+        if wake {
+            self.wake_committer(ctx);
+        }
         Box::pin(async move {
             answer
                 .await
@@ -174,39 +185,126 @@ impl Handler<GetWriterLoad> for Writer {
     type Result = WriterLoad;
 
     fn handle(&mut self, _: GetWriterLoad, _: &mut Context<Self>) -> WriterLoad {
+        let state = self.queue.lock();
         WriterLoad {
-            queued: self.queue.len() + self.in_flight,
+            queued: state.waiting.len() + state.in_flight,
             capacity: self.settings.queue_capacity,
         }
+    }
+}
+
+/// The checkpointer and when it last ran (SQLite only); driven by the committer.
+#[derive(Clone)]
+struct Checkpoints {
+    checkpointer: Addr<Checkpointer>,
+    /// Set while a checkpoint runs; the checkpointer clears it.
+    running: Arc<AtomicBool>,
+    last: Instant,
+}
+
+impl Checkpoints {
+    /// Starts a checkpoint unless one is running or the last began under
+    /// [`CHECKPOINT_INTERVAL`] ago; then a later commit asks again.
+    fn soon(&mut self) {
+        if self.last.elapsed() < CHECKPOINT_INTERVAL || self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.last = Instant::now();
+        self.checkpointer.do_send(Checkpoint);
     }
 }
 
 /// Runs the group-commit transactions on its own thread.
 pub struct Committer {
     pool: DbPool,
+    queue: Arc<CommitQueue>,
+    max_batch: usize,
     /// The connection commits run on, kept between batches so its page cache stays warm;
     /// dropped after a failure so the next batch starts on a fresh one.
     conn: Option<PooledConnection>,
     /// When `conn` last committed: one idle for longer is pinged first, as the pool does with
     /// its connections, so a database restart costs no failed batch.
-    last_commit: std::time::Instant,
+    last_commit: Instant,
     /// The id the next notification gets; `None` after a failure, re-read from the database,
     /// because a failed commit may leave us unsure what was written.
     next_notification_id: Option<i64>,
     /// Where committed notifications are published.
     feed: Arc<NotificationFeed>,
+    checkpoints: Option<Checkpoints>,
+    /// Tests: the next commit panics, as a bug in it would.
+    #[cfg(test)]
+    panic_next: bool,
 }
 
 impl Actor for Committer {
     type Context = SyncContext<Self>;
 }
 
-/// Commit a batch in one transaction.
-impl Handler<CommitBatch> for Committer {
-    type Result = Result<(), StoreError>;
+/// Commit batches until the queue is empty.
+impl Handler<Drain> for Committer {
+    type Result = ();
 
-    fn handle(&mut self, msg: CommitBatch, _: &mut SyncContext<Self>) -> Self::Result {
-        let result = self.commit(msg.0);
+    fn handle(&mut self, _: Drain, _: &mut SyncContext<Self>) {
+        while let Some(batch) = self.take_batch() {
+            let (writes, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|q| (q.write, q.reply)).unzip();
+            let outcome = self.commit_or_reset(writes);
+            match &outcome {
+                Ok(()) => {
+                    if let Some(checkpoints) = &mut self.checkpoints {
+                        checkpoints.soon();
+                    }
+                }
+                Err(e) => log::error!("commit of {} session writes failed: {e}", replies.len()),
+            }
+            let outcome = outcome.map_err(|e| WriteError::Storage(e.to_string()));
+            self.queue.lock().in_flight = 0;
+            for reply in replies {
+                // A submitter that went away no longer needs the answer.
+                let _ = reply.send(outcome.clone());
+            }
+        }
+    }
+}
+
+impl Committer {
+    fn new(
+        pool: DbPool,
+        feed: Arc<NotificationFeed>,
+        queue: Arc<CommitQueue>,
+        max_batch: usize,
+        checkpoints: Option<Checkpoints>,
+    ) -> Self {
+        Self {
+            pool,
+            queue,
+            max_batch: max_batch.max(1),
+            conn: None,
+            last_commit: Instant::now(),
+            next_notification_id: None,
+            feed,
+            checkpoints,
+            #[cfg(test)]
+            panic_next: false,
+        }
+    }
+
+    /// The next batch: everything waiting, up to the batch limit; `None` (and the committer
+    /// counts as idle again) when nothing waits.
+    fn take_batch(&mut self) -> Option<Vec<Queued>> {
+        let mut state = self.queue.lock();
+        if state.waiting.is_empty() {
+            state.draining = false;
+            return None;
+        }
+        let take = state.waiting.len().min(self.max_batch);
+        state.in_flight = take;
+        Some(state.waiting.drain(..take).collect())
+    }
+
+    /// Commits `writes`; after a failure the next batch starts afresh.
+    fn commit_or_reset(&mut self, writes: Vec<SessionWrite>) -> Result<(), StoreError> {
+        let result = self.commit(writes);
         if result.is_err() {
             if let Some(conn) = self.conn.as_mut() {
                 conn.mark_failed();
@@ -218,21 +316,13 @@ impl Handler<CommitBatch> for Committer {
         }
         result
     }
-}
-
-impl Committer {
-    fn new(pool: DbPool, feed: Arc<NotificationFeed>) -> Self {
-        Self {
-            pool,
-            conn: None,
-            last_commit: std::time::Instant::now(),
-            next_notification_id: None,
-            feed,
-        }
-    }
 
     /// Commits `writes` and publishes their notifications.
     fn commit(&mut self, writes: Vec<SessionWrite>) -> Result<(), StoreError> {
+        #[cfg(test)]
+        if std::mem::take(&mut self.panic_next) {
+            panic!("the committer panics, as the test asked");
+        }
         if self.last_commit.elapsed() >= store::TRUSTED_AFTER_USE {
             if let Some(mut idle) = self.conn.take() {
                 match store::ping(&mut idle) {
@@ -244,7 +334,7 @@ impl Committer {
                 }
             }
         }
-        self.last_commit = std::time::Instant::now();
+        self.last_commit = Instant::now();
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => {
@@ -260,7 +350,7 @@ impl Committer {
         crate::metrics::BATCH_WRITES.observe(writes.len() as f64);
         crate::metrics::BATCH_EVENTS
             .observe(writes.iter().map(|w| w.events.len()).sum::<usize>() as f64);
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = store::commit_batch(conn, writes, next);
         crate::metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
         let committed = result?;
@@ -273,6 +363,8 @@ impl Committer {
 /// Runs SQLite WAL checkpoints on their own thread, beside the committer.
 pub struct Checkpointer {
     pool: DbPool,
+    /// Cleared when a checkpoint is done, so the committer may ask for the next.
+    running: Arc<AtomicBool>,
 }
 
 impl Actor for Checkpointer {
@@ -284,6 +376,7 @@ impl Handler<Checkpoint> for Checkpointer {
 
     fn handle(&mut self, _: Checkpoint, _: &mut SyncContext<Self>) {
         let done = store::with_connection(&self.pool, store::checkpoint);
+        self.running.store(false, Ordering::Release);
         // Nothing is lost when a checkpoint fails: the pages stay in the WAL for the next one.
         let result = match done {
             Ok(()) => "ok",
@@ -295,5 +388,129 @@ impl Handler<Checkpoint> for Checkpointer {
         crate::metrics::WAL_CHECKPOINTS
             .with_label_values(&[result])
             .inc();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::models::SessionRow;
+    use crate::store::{DatabaseTarget, PoolSettings};
+
+    /// Tests: make the committer's next commit panic.
+    #[derive(Message)]
+    #[rtype(result = "()")]
+    struct PanicNextCommit;
+
+    impl Handler<PanicNextCommit> for Committer {
+        type Result = ();
+
+        fn handle(&mut self, _: PanicNextCommit, _: &mut SyncContext<Self>) {
+            self.panic_next = true;
+        }
+    }
+
+    fn writer_on_fresh_database(name: &str) -> (Addr<Writer>, Arc<NotificationFeed>) {
+        let path = std::env::temp_dir().join(format!("orch-{name}-{}.db", std::process::id()));
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        let settings = PoolSettings {
+            max_size: 3,
+            connection_timeout: Duration::from_secs(5),
+        };
+        let pool = store::connect(&DatabaseTarget::Sqlite(path), &settings).expect("pool");
+        let feed = Arc::new(NotificationFeed::new(100));
+        let settings = WriterSettings {
+            queue_capacity: 100,
+            max_batch: 10,
+        };
+        (Writer::start(pool, settings, feed.clone(), true), feed)
+    }
+
+    fn new_session(id: &str) -> SubmitWrite {
+        SubmitWrite(SessionWrite {
+            session: SessionRow {
+                scope: "default".into(),
+                session_id: id.into(),
+                status: "active".into(),
+                external_conversation_id: None,
+                metadata: "{}".into(),
+                created_at: 1,
+                updated_at: 1,
+                event_count: 0,
+                last_seq: 0,
+                interactions_pending: 0,
+                interactions_completed: 0,
+                interactions_timed_out: 0,
+                interactions_cancelled: 0,
+            },
+            create: true,
+            events: Vec::new(),
+            new_interactions: Vec::new(),
+            changed_interactions: Vec::new(),
+            notifications: vec![store::NewNotification {
+                kind: "session.created",
+                at: 1,
+                body: "{}".into(),
+            }],
+        })
+    }
+
+    async fn submit(writer: &Addr<Writer>, write: SubmitWrite) -> Result<(), WriteError> {
+        let answer = writer.send(write);
+        actix_rt::time::timeout(Duration::from_secs(10), answer)
+            .await
+            .expect("answered, not left waiting")
+            .expect("writer reachable")
+    }
+
+    #[actix_rt::test]
+    async fn every_submitter_is_answered_after_its_commit() {
+        let (writer, feed) = writer_on_fresh_database("writer-commits");
+        let answers = (0..50).map(|n| submit(&writer, new_session(&format!("s{n}"))));
+        let answers = futures_util::future::join_all(answers).await;
+        assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+        // Each answer came after its commit, which published its notification first.
+        let published = feed
+            .read("default", 0, None, 100)
+            .expect("the feed covers it");
+        assert_eq!(published.len(), 50);
+        let load = writer.send(GetWriterLoad).await.expect("writer");
+        assert_eq!(load.queued, 0);
+    }
+
+    #[actix_rt::test]
+    async fn a_committer_that_dies_leaves_no_write_waiting() {
+        let (writer, _feed) = writer_on_fresh_database("writer-lost");
+        submit(&writer, new_session("before"))
+            .await
+            .expect("committed");
+        let committer = writer.send(GetCommitter).await.expect("writer");
+        committer.send(PanicNextCommit).await.expect("committer");
+        // The write in the panicking commit loses its answer: refused, not hung.
+        let lost = submit(&writer, new_session("during")).await;
+        assert!(matches!(lost, Err(WriteError::Storage(_))), "{lost:?}");
+        // Nobody is left to commit: later writes are refused at once.
+        for n in 0..3 {
+            let refused = submit(&writer, new_session(&format!("after{n}"))).await;
+            assert_eq!(
+                refused,
+                Err(WriteError::Storage("the committer stopped".into()))
+            );
+        }
+    }
+
+    /// Tests: the writer's committer.
+    #[derive(Message)]
+    #[rtype(result = "Addr<Committer>")]
+    struct GetCommitter;
+
+    impl Handler<GetCommitter> for Writer {
+        type Result = MessageResult<GetCommitter>;
+
+        fn handle(&mut self, _: GetCommitter, _: &mut Context<Self>) -> Self::Result {
+            MessageResult(self.committer.clone())
+        }
     }
 }
