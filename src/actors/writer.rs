@@ -491,14 +491,20 @@ mod tests {
         // The write in the panicking commit loses its answer: refused, not hung.
         let lost = submit(&writer, new_session("during")).await;
         assert!(matches!(lost, Err(WriteError::Storage(_))), "{lost:?}");
-        // Nobody is left to commit: later writes are refused at once.
+        // Nobody is left to commit: later writes are refused (those that queued before the
+        // writer heard of it are refused then), none is left waiting.
         for n in 0..3 {
             let refused = submit(&writer, new_session(&format!("after{n}"))).await;
-            assert_eq!(
-                refused,
-                Err(WriteError::Storage("the committer stopped".into()))
+            assert!(
+                matches!(refused, Err(WriteError::Storage(_))),
+                "{refused:?}"
             );
         }
+        let refused = submit(&writer, new_session("long-after")).await;
+        assert_eq!(
+            refused,
+            Err(WriteError::Storage("the committer stopped".into()))
+        );
     }
 
     /// Tests: the writer's committer.
