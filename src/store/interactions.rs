@@ -9,6 +9,12 @@ use super::{with_backend, DbConnection};
 
 const OPEN: [&str; 2] = ["queued", "pending"];
 
+/// An interaction is open exactly while it has no completion time. Look-ups of open ones also
+/// say so, because that is the condition of the partial `interactions_open` index.
+fn is_open_status(status: &str) -> bool {
+    OPEN.contains(&status)
+}
+
 pub fn find(
     conn: &mut DbConnection,
     scope: &str,
@@ -52,6 +58,7 @@ pub fn open_for_session(
     with_backend!(conn, |c| dsl::interactions
         .filter(dsl::scope.eq(scope))
         .filter(dsl::session_id.eq(session_id))
+        .filter(dsl::completed_at.is_null())
         .filter(dsl::status.eq_any(OPEN))
         .order(dsl::position.asc())
         .select(InteractionRow::as_select())
@@ -82,6 +89,9 @@ pub fn list(
             .select(InteractionRow::as_select())
             .into_boxed();
         if let Some(status) = status {
+            if is_open_status(status) {
+                query = query.filter(dsl::completed_at.is_null());
+            }
             query = query.filter(dsl::status.eq(status));
         }
         query.order(dsl::position.asc()).limit(limit).load(c)
@@ -92,6 +102,7 @@ pub fn list(
 /// deadlines that passed while the server was down fire.
 pub fn sessions_with_open(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
     with_backend!(conn, |c| dsl::interactions
+        .filter(dsl::completed_at.is_null())
         .filter(dsl::status.eq("pending"))
         .select((dsl::scope, dsl::session_id))
         .distinct()
