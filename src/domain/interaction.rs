@@ -309,6 +309,49 @@ mod tests {
         Decision::Result { ok: true, output }
     }
 
+    /// The store finds open interactions by `completed_at IS NULL` (the partial
+    /// `interactions_open` index), so every way out of the open states must set it, and
+    /// nothing that keeps an interaction open may.
+    #[test]
+    fn an_interaction_has_a_completion_time_exactly_when_it_is_no_longer_open() {
+        let queued = || Interaction {
+            status: InteractionStatus::Queued,
+            deadline: None,
+            ..pending()
+        };
+        let mut started = queued();
+        started.start(3);
+        let mut transitions: Vec<(&str, Interaction)> = vec![("queued", queued())];
+        transitions.push(("started", started));
+        let mut decided = pending();
+        decided.decide(ok(json!(1)), 5).unwrap();
+        transitions.push(("decided", decided));
+        let mut ended = pending();
+        ended.end_by_event(5);
+        transitions.push(("ended by event", ended));
+        let mut timed_out = pending();
+        timed_out.time_out(5_000);
+        transitions.push(("timed out", timed_out));
+        let mut cancelled = pending();
+        cancelled.cancel(5).unwrap();
+        transitions.push(("cancelled", cancelled));
+        let mut cancelled_queued = queued();
+        cancelled_queued.cancel(5).unwrap();
+        transitions.push(("cancelled while queued", cancelled_queued));
+        let mut refused = queued();
+        assert!(refused.decide(ok(json!(1)), 5).is_err());
+        transitions.push(("queued, decision refused", refused));
+        for (what, i) in transitions {
+            assert_eq!(
+                i.completed_at.is_none(),
+                i.status.is_open(),
+                "{what}: status {:?}, completed_at {:?}",
+                i.status,
+                i.completed_at
+            );
+        }
+    }
+
     #[test]
     fn a_decision_completes_a_pending_interaction_once() {
         let mut i = pending();

@@ -6,13 +6,14 @@ use super::models::InteractionRow;
 use super::schema::events::dsl as ev;
 use super::schema::interactions::dsl;
 use super::{with_backend, DbConnection};
+use crate::domain::interaction::InteractionStatus;
 
 const OPEN: [&str; 2] = ["queued", "pending"];
 
 /// An interaction is open exactly while it has no completion time. Look-ups of open ones also
 /// say so, because that is the condition of the partial `interactions_open` index.
 fn is_open_status(status: &str) -> bool {
-    OPEN.contains(&status)
+    InteractionStatus::parse(status).is_some_and(InteractionStatus::is_open)
 }
 
 pub fn find(
