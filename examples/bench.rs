@@ -618,6 +618,20 @@ fn raw_limit(target: &DatabaseTarget, batch: usize, per_session: usize, seconds:
     written as f64 / started.elapsed().as_secs_f64()
 }
 
+/// A connection tuned like the service's committer, and the id its next notification gets:
+/// what the direct-commit measurements write with.
+fn committer_connection(target: &DatabaseTarget) -> (store::PooledConnection, i64) {
+    let settings = PoolSettings {
+        max_size: 1,
+        connection_timeout: Duration::from_secs(10),
+    };
+    let pool = store::connect(target, &settings).expect("database");
+    let mut conn = pool.get().expect("connection");
+    store::prepare_writer_connection(&mut conn).expect("writer connection");
+    let next_id = store::notifications::max_id(&mut conn).expect("max id") + 1;
+    (conn, next_id)
+}
+
 /// The storage layer alone: the rows the service writes for the scenario's requests (each
 /// session write's events, its `events.appended` notification and its session row) committed
 /// directly through the service's own group-commit code on a connection tuned like the
@@ -627,32 +641,11 @@ fn raw_limit(target: &DatabaseTarget, batch: usize, per_session: usize, seconds:
 fn storage_limit(target: &DatabaseTarget, events_per_write: usize, seconds: u64) -> f64 {
     use orchestrator::store::models::SessionRow;
     use orchestrator::store::{NewNotification, SessionWrite};
-    let settings = PoolSettings {
-        max_size: 1,
-        connection_timeout: Duration::from_secs(10),
-    };
-    let pool = store::connect(target, &settings).expect("database");
-    let mut conn = pool.get().expect("connection");
-    store::prepare_writer_connection(&mut conn).expect("writer connection");
-    let mut next_id = store::notifications::max_id(&mut conn).expect("max id") + 1;
+    let (mut conn, mut next_id) = committer_connection(target);
     let scope = format!("storage-{events_per_write}-{}", std::process::id());
     let now = 1_795_000_000_000i64;
     let mut sessions: Vec<SessionRow> = (0..1000)
-        .map(|n| SessionRow {
-            scope: scope.clone(),
-            session_id: format!("bench-{n}"),
-            status: "active".into(),
-            external_conversation_id: None,
-            metadata: "{}".into(),
-            created_at: now,
-            updated_at: now,
-            event_count: 0,
-            last_seq: 0,
-            interactions_pending: 0,
-            interactions_completed: 0,
-            interactions_timed_out: 0,
-            interactions_cancelled: 0,
-        })
+        .map(|n| SessionRow::new_active(&scope, &format!("bench-{n}"), now))
         .collect();
     let creates = sessions
         .iter()
@@ -734,32 +727,11 @@ fn storage_limit(target: &DatabaseTarget, events_per_write: usize, seconds: u64)
 fn raw_completion_commits(target: &DatabaseTarget, rate: u64, seconds: u64) -> Vec<u64> {
     use orchestrator::store::models::{InteractionRow, SessionRow};
     use orchestrator::store::{NewNotification, SessionWrite};
-    let settings = PoolSettings {
-        max_size: 1,
-        connection_timeout: Duration::from_secs(10),
-    };
-    let pool = store::connect(target, &settings).expect("database");
-    let mut conn = pool.get().expect("connection");
-    store::prepare_writer_connection(&mut conn).expect("writer connection");
-    let mut next_id = store::notifications::max_id(&mut conn).expect("max id") + 1;
+    let (mut conn, mut next_id) = committer_connection(target);
     let scope = format!("raw-commits-{}", std::process::id());
     let now = 1_795_000_000_000i64;
     let mut sessions: Vec<SessionRow> = (0..200)
-        .map(|n| SessionRow {
-            scope: scope.clone(),
-            session_id: format!("ix-{n}"),
-            status: "active".into(),
-            external_conversation_id: None,
-            metadata: "{}".into(),
-            created_at: now,
-            updated_at: now,
-            event_count: 0,
-            last_seq: 0,
-            interactions_pending: 0,
-            interactions_completed: 0,
-            interactions_timed_out: 0,
-            interactions_cancelled: 0,
-        })
+        .map(|n| SessionRow::new_active(&scope, &format!("ix-{n}"), now))
         .collect();
     let mut commit = |conn: &mut store::PooledConnection, write: SessionWrite| {
         let committed = store::commit_batch(conn, vec![write], next_id).expect("raw commit");

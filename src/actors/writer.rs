@@ -430,21 +430,7 @@ mod tests {
 
     fn new_session(id: &str) -> SubmitWrite {
         SubmitWrite(SessionWrite {
-            session: SessionRow {
-                scope: "default".into(),
-                session_id: id.into(),
-                status: "active".into(),
-                external_conversation_id: None,
-                metadata: "{}".into(),
-                created_at: 1,
-                updated_at: 1,
-                event_count: 0,
-                last_seq: 0,
-                interactions_pending: 0,
-                interactions_completed: 0,
-                interactions_timed_out: 0,
-                interactions_cancelled: 0,
-            },
+            session: SessionRow::new_active("default", id, 1),
             create: true,
             events: Vec::new(),
             new_interactions: Vec::new(),

@@ -61,6 +61,26 @@ pub struct NotificationRow {
 }
 
 impl SessionRow {
+    /// The row of a session just created at `at`: active, with no events, interactions or
+    /// metadata yet.
+    pub fn new_active(scope: &str, session_id: &str, at: i64) -> Self {
+        Self {
+            scope: scope.to_owned(),
+            session_id: session_id.to_owned(),
+            status: "active".into(),
+            external_conversation_id: None,
+            metadata: "{}".into(),
+            created_at: at,
+            updated_at: at,
+            event_count: 0,
+            last_seq: 0,
+            interactions_pending: 0,
+            interactions_completed: 0,
+            interactions_timed_out: 0,
+            interactions_cancelled: 0,
+        }
+    }
+
     pub fn from_session(s: &Session) -> Self {
         Self {
             scope: s.scope.clone(),

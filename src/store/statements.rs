@@ -490,21 +490,7 @@ mod tests {
                 ColumnArray::with_capacity(*kind, 1).push(value);
             }
         }
-        let session = SessionRow {
-            scope: "s".into(),
-            session_id: "id".into(),
-            status: "active".into(),
-            external_conversation_id: None,
-            metadata: "{}".into(),
-            created_at: 1,
-            updated_at: 1,
-            event_count: 0,
-            last_seq: 0,
-            interactions_pending: 0,
-            interactions_completed: 0,
-            interactions_timed_out: 0,
-            interactions_cancelled: 0,
-        };
+        let session = SessionRow::new_active("s", "id", 1);
         check(&CREATED_SESSIONS, &session);
         check(&UPDATED_SESSIONS, &session);
         let event = EventRow {
