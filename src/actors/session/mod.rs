@@ -11,6 +11,7 @@
 
 mod cache;
 mod load;
+mod ops;
 mod plan;
 mod reorder;
 
@@ -21,26 +22,22 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::web;
-use serde_json::json;
 use tokio::sync::oneshot;
 
 use super::messages::{
-    ActOnInteraction, Action, ActionOutcome, AppendEvents, AppendOutcome, CreateInteraction,
-    EnsureOutcome, EnsureSession, Forwarded, NextCommand, Passivate, SessionError, SessionKey,
-    SessionStopped, Shutdown, SubmitWrite, Sweep, WaitForInteraction, Wake, WriteError,
+    ActOnInteraction, ActionOutcome, AppendEvents, AppendOutcome, CreateInteraction, EnsureOutcome,
+    EnsureSession, Forwarded, NextCommand, Passivate, SessionError, SessionKey, SessionStopped,
+    Shutdown, SubmitWrite, Sweep, WaitForInteraction, Wake, WriteError,
 };
 use super::registry::Registry;
 use super::writer::Writer;
 use crate::config::SessionSettings;
-use crate::domain::event::NewEvent;
-use crate::domain::ids::InteractionId;
 use crate::domain::interaction::{Interaction, InteractionStatus};
-use crate::domain::session::{SessionStatus, SideEffect};
 use crate::domain::time::now_millis;
-use crate::store::models::EventRow;
-use crate::store::{DbPool, NewNotification};
+use crate::store::DbPool;
 use cache::DedupCache;
 use load::{Found, LoadedState, Needs, INTERACTION_CACHE};
+use ops::{GroupBuilder, Op, Reply};
 use plan::{Committed, NextWaiter, Plan, Planner, WaitReply};
 use reorder::ReorderBuffer;
 
@@ -1068,233 +1065,6 @@ impl Handler<Shutdown> for SessionActor {
         if self.is_idle() {
             ctx.stop();
         }
-    }
-}
-
-/// A queued operation and where its answer goes.
-enum Op {
-    Ensure {
-        metadata: Option<serde_json::Map<String, serde_json::Value>>,
-        reply: oneshot::Sender<Result<EnsureOutcome, SessionError>>,
-    },
-    Append {
-        events: Vec<NewEvent>,
-        reply: oneshot::Sender<Result<AppendOutcome, SessionError>>,
-    },
-    Create {
-        msg: CreateInteraction,
-        reply: oneshot::Sender<Result<(Interaction, bool), SessionError>>,
-    },
-    Act {
-        id: InteractionId,
-        action: Action,
-        reply: oneshot::Sender<Result<ActionOutcome, SessionError>>,
-    },
-    Wait {
-        id: InteractionId,
-        reply: WaitReply,
-    },
-    Next {
-        wait: Duration,
-        reply: plan::NextReply,
-    },
-    /// A deadline timer fired.
-    Timeout {
-        id: String,
-    },
-    /// A gap in client sequences was given up: this is the next expected sequence.
-    SkipTo(i64),
-}
-
-impl Op {
-    /// How much of a group this takes: its events, or one.
-    fn weight(&self) -> usize {
-        match self {
-            Op::Append { events, .. } => events.len().max(1),
-            _ => 1,
-        }
-    }
-
-    /// For a request whose events carry client sequences: the lowest.
-    fn sequence_range(&self) -> Option<i64> {
-        match self {
-            Op::Append { events, .. } => events.iter().filter_map(|e| e.sequence).min(),
-            _ => None,
-        }
-    }
-
-    fn fail(self, error: SessionError) {
-        // A caller that went away (closed connection) no longer needs the answer.
-        match self {
-            Op::Ensure { reply, .. } => drop(reply.send(Err(error))),
-            Op::Append { reply, .. } => drop(reply.send(Err(error))),
-            Op::Create { reply, .. } => drop(reply.send(Err(error))),
-            Op::Act { reply, .. } => drop(reply.send(Err(error))),
-            Op::Wait { reply, .. } => drop(reply.send(Err(error))),
-            Op::Next { reply, .. } => drop(reply.send(Err(error))),
-            Op::Timeout { .. } | Op::SkipTo(_) => {}
-        }
-    }
-}
-
-/// An answer decided by a group, sent after its commit.
-enum Reply {
-    Ensure(
-        oneshot::Sender<Result<EnsureOutcome, SessionError>>,
-        EnsureOutcome,
-    ),
-    Append(
-        oneshot::Sender<Result<AppendOutcome, SessionError>>,
-        Result<AppendOutcome, SessionError>,
-    ),
-    Create(
-        oneshot::Sender<Result<(Interaction, bool), SessionError>>,
-        Result<(Interaction, bool), SessionError>,
-    ),
-    Act(
-        oneshot::Sender<Result<ActionOutcome, SessionError>>,
-        Result<ActionOutcome, SessionError>,
-    ),
-    Wait(WaitReply, Result<Interaction, SessionError>),
-    Next(plan::NextReply, Result<Option<Interaction>, SessionError>),
-}
-
-impl Reply {
-    fn succeed(self) {
-        match self {
-            Reply::Ensure(tx, outcome) => drop(tx.send(Ok(outcome))),
-            Reply::Append(tx, result) => drop(tx.send(result)),
-            Reply::Create(tx, result) => drop(tx.send(result)),
-            Reply::Act(tx, result) => drop(tx.send(result)),
-            Reply::Wait(tx, result) => drop(tx.send(result)),
-            Reply::Next(tx, result) => drop(tx.send(result)),
-        }
-    }
-
-    fn fail(self, error: SessionError) {
-        match self {
-            Reply::Ensure(tx, _) => drop(tx.send(Err(error))),
-            Reply::Append(tx, _) => drop(tx.send(Err(error))),
-            Reply::Create(tx, _) => drop(tx.send(Err(error))),
-            Reply::Act(tx, _) => drop(tx.send(Err(error))),
-            Reply::Wait(tx, _) => drop(tx.send(Err(error))),
-            Reply::Next(tx, _) => drop(tx.send(Err(error))),
-        }
-    }
-
-    fn duplicates(&self) -> u64 {
-        match self {
-            Reply::Append(_, Ok(outcome)) => outcome.duplicates as u64,
-            _ => 0,
-        }
-    }
-}
-
-/// Logs and notifies what an event did to its session.
-fn note_side_effect(
-    key: &SessionKey,
-    state: &(SessionStatus, Option<String>),
-    effect: &SideEffect,
-    now: i64,
-    notifications: &mut Vec<NewNotification>,
-) {
-    match effect {
-        SideEffect::StatusChanged | SideEffect::ConversationLinked => {
-            notifications.push(NewNotification {
-                kind: "session.updated",
-                at: now,
-                body: json!({
-                    "status": state.0.as_str(),
-                    "external_conversation_id": state.1,
-                })
-                .to_string(),
-            });
-        }
-        SideEffect::ConversationConflict { kept, offered } => {
-            crate::metrics::CONVERSATION_CONFLICTS.inc();
-            log::warn!(
-                "session {}/{}: conversation_started offers conversation id {offered:?} but \
-                 {kept:?} is linked; keeping {kept:?}",
-                key.scope,
-                key.session_id
-            );
-        }
-        SideEffect::InvalidStatus(status) => log::warn!(
-            "session {}/{}: session_status_changed with invalid status {status:?}; stored, \
-             status unchanged",
-            key.scope,
-            key.session_id
-        ),
-        SideEffect::MissingConversationId => log::warn!(
-            "session {}/{}: conversation_started without data.conversation_id; stored, no effect",
-            key.scope,
-            key.session_id
-        ),
-        // Interactions apply session_end themselves (see plan.rs).
-        SideEffect::EndsInteraction(_) | SideEffect::None => {}
-    }
-}
-
-/// A group being taken: its operations and what it does to the expected client sequence.
-struct GroupBuilder {
-    ops: Vec<Op>,
-    events: usize,
-    /// The expected sequence as the group stands so far.
-    next: i64,
-    /// Sequences behind the expected one when their request joined.
-    behind: Vec<i64>,
-}
-
-impl GroupBuilder {
-    fn new(next: i64) -> Self {
-        Self {
-            ops: Vec::new(),
-            events: 0,
-            next,
-            behind: Vec::new(),
-        }
-    }
-
-    /// Adds a request, advancing the expected sequence as the plan will.
-    fn add(&mut self, op: Op) {
-        self.events += op.weight();
-        if let Op::Append { events, .. } = &op {
-            let mut sequences: Vec<i64> = events.iter().filter_map(|e| e.sequence).collect();
-            sequences.sort_unstable();
-            for s in sequences {
-                if s < self.next {
-                    self.behind.push(s);
-                }
-                self.next = self.next.max(s.saturating_add(1));
-            }
-        }
-        self.ops.push(op);
-    }
-}
-
-fn event_row(
-    key: &SessionKey,
-    seq: i64,
-    event: &NewEvent,
-    out_of_order: bool,
-    now: i64,
-) -> EventRow {
-    EventRow {
-        scope: key.scope.clone(),
-        session_id: key.session_id.as_str().to_owned(),
-        seq,
-        event_id: event.event_id.as_ref().map(|id| id.as_str().to_owned()),
-        dedup_key: event.dedup_key.clone(),
-        event_type: event.event_type.as_str().to_owned(),
-        occurred_at_us: event.occurred_at_us,
-        received_at: now,
-        interaction_id: event
-            .interaction_id
-            .as_ref()
-            .map(|id| id.as_str().to_owned()),
-        sequence: event.sequence,
-        out_of_order,
-        data: event.data_json(),
     }
 }
 

@@ -14,10 +14,11 @@ use super::super::messages::{
     SessionKey,
 };
 use super::cache::DedupCache;
-use super::{event_row, note_side_effect, Op, Reply};
+use super::ops::{Op, Reply};
+use crate::domain::event::NewEvent;
 use crate::domain::interaction::{Interaction, InteractionStatus, Refusal};
-use crate::domain::session::Session;
-use crate::store::models::{InteractionRow, SessionRow};
+use crate::domain::session::{Session, SessionStatus, SideEffect};
+use crate::store::models::{EventRow, InteractionRow, SessionRow};
 use crate::store::{NewNotification, SessionWrite};
 
 pub(super) type WaitReply = oneshot::Sender<Result<Interaction, SessionError>>;
@@ -607,5 +608,76 @@ impl<'a> Planner<'a> {
             timeouts: self.timeouts,
             next_sequence: self.next_sequence,
         }
+    }
+}
+
+/// Logs and notifies what an event did to its session.
+fn note_side_effect(
+    key: &SessionKey,
+    state: &(SessionStatus, Option<String>),
+    effect: &SideEffect,
+    now: i64,
+    notifications: &mut Vec<NewNotification>,
+) {
+    match effect {
+        SideEffect::StatusChanged | SideEffect::ConversationLinked => {
+            notifications.push(NewNotification {
+                kind: "session.updated",
+                at: now,
+                body: json!({
+                    "status": state.0.as_str(),
+                    "external_conversation_id": state.1,
+                })
+                .to_string(),
+            });
+        }
+        SideEffect::ConversationConflict { kept, offered } => {
+            crate::metrics::CONVERSATION_CONFLICTS.inc();
+            log::warn!(
+                "session {}/{}: conversation_started offers conversation id {offered:?} but \
+                 {kept:?} is linked; keeping {kept:?}",
+                key.scope,
+                key.session_id
+            );
+        }
+        SideEffect::InvalidStatus(status) => log::warn!(
+            "session {}/{}: session_status_changed with invalid status {status:?}; stored, \
+             status unchanged",
+            key.scope,
+            key.session_id
+        ),
+        SideEffect::MissingConversationId => log::warn!(
+            "session {}/{}: conversation_started without data.conversation_id; stored, no effect",
+            key.scope,
+            key.session_id
+        ),
+        // Interactions apply session_end themselves (see plan.rs).
+        SideEffect::EndsInteraction(_) | SideEffect::None => {}
+    }
+}
+
+fn event_row(
+    key: &SessionKey,
+    seq: i64,
+    event: &NewEvent,
+    out_of_order: bool,
+    now: i64,
+) -> EventRow {
+    EventRow {
+        scope: key.scope.clone(),
+        session_id: key.session_id.as_str().to_owned(),
+        seq,
+        event_id: event.event_id.as_ref().map(|id| id.as_str().to_owned()),
+        dedup_key: event.dedup_key.clone(),
+        event_type: event.event_type.as_str().to_owned(),
+        occurred_at_us: event.occurred_at_us,
+        received_at: now,
+        interaction_id: event
+            .interaction_id
+            .as_ref()
+            .map(|id| id.as_str().to_owned()),
+        sequence: event.sequence,
+        out_of_order,
+        data: event.data_json(),
     }
 }
