@@ -35,6 +35,8 @@ struct Args {
     rate: u64,
     /// `pollers`: pause between one poller's polls (0: back to back, the capacity).
     poll_interval_ms: u64,
+    /// `single`, `batch`: events per transaction of the storage-layer-alone measurement.
+    storage_events_per_commit: usize,
 }
 
 fn args() -> Args {
@@ -46,6 +48,7 @@ fn args() -> Args {
         binary: "target/release/orchestrator".into(),
         rate: 1000,
         poll_interval_ms: 0,
+        storage_events_per_commit: 500,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,6 +62,10 @@ fn args() -> Args {
             "--rate" => a.rate = value.parse().unwrap_or(a.rate),
             "--poll-interval-ms" => {
                 a.poll_interval_ms = value.parse().unwrap_or(a.poll_interval_ms)
+            }
+            "--storage-events-per-commit" => {
+                a.storage_events_per_commit =
+                    value.parse().unwrap_or(a.storage_events_per_commit).max(1)
             }
             other => {
                 eprintln!("unknown flag {other}");
@@ -635,10 +642,17 @@ fn committer_connection(target: &DatabaseTarget) -> (store::PooledConnection, i6
 /// The storage layer alone: the rows the service writes for the scenario's requests (each
 /// session write's events, its `events.appended` notification and its session row) committed
 /// directly through the service's own group-commit code on a connection tuned like the
-/// committer's, 500 events per transaction, sessions rotating over 1,000 as in the scenario.
+/// committer's, `events_per_commit` per transaction (500 unless `--storage-events-per-commit`
+/// says otherwise: the service's own commit size, from its summary, isolates what commit size
+/// costs from what sharing the cores costs), sessions rotating over 1,000 as in the scenario.
 /// Against [`raw_limit`] (events alone) it shows what the contract's other rows cost; against
 /// the service, what HTTP and the actors cost. Events per second.
-fn storage_limit(target: &DatabaseTarget, events_per_write: usize, seconds: u64) -> f64 {
+fn storage_limit(
+    target: &DatabaseTarget,
+    events_per_write: usize,
+    events_per_commit: usize,
+    seconds: u64,
+) -> f64 {
     use orchestrator::store::models::SessionRow;
     use orchestrator::store::{NewNotification, SessionWrite};
     let (mut conn, mut next_id) = committer_connection(target);
@@ -661,7 +675,7 @@ fn storage_limit(target: &DatabaseTarget, events_per_write: usize, seconds: u64)
     next_id = store::commit_batch(&mut conn, creates, next_id)
         .expect("sessions")
         .next_id;
-    let writes_per_commit = (500 / events_per_write).max(1);
+    let writes_per_commit = (events_per_commit / events_per_write).max(1);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let (mut written, mut n) = (0u64, 0usize);
@@ -908,7 +922,7 @@ fn main() {
         }
         _ => {}
     }
-    println!("| scenario | backend | connections | events/s | p50 ms | p99 ms | p999 ms | non-2xx | raw limit rows/s (500 rows/transaction) | ratio | raw rows/s (1 row/transaction) | ratio | storage layer alone, events/s | ratio |");
+    println!("| scenario | backend | connections | events/s | p50 ms | p99 ms | p999 ms | non-2xx | raw limit rows/s (500 rows/transaction) | ratio | raw rows/s (1 row/transaction) | ratio | storage layer alone ({} events/transaction), events/s | ratio |", a.storage_events_per_commit);
     println!(
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     );
@@ -950,7 +964,12 @@ fn main() {
             "storage layer alone: the service's rows for {scenario_batch}-event writes, {} s",
             a.seconds
         );
-        let storage = storage_limit(&target, scenario_batch, a.seconds);
+        let storage = storage_limit(
+            &target,
+            scenario_batch,
+            a.storage_events_per_commit,
+            a.seconds,
+        );
         println!(
             "| {} | {backend} | {} | {rate:.0} | {:.1} | {:.1} | {:.1} | {failed} | {raw:.0} | {:.0} % | {raw_single:.0} | {:.0} % | {storage:.0} | {:.0} % |",
             a.scenario,
