@@ -198,6 +198,8 @@ async fn repeated_sigkills_lose_and_double_nothing(backend: Backend) {
         return;
     };
     let mut acked: Vec<(String, String)> = Vec::new();
+    // Results answered 200: (session, interaction, output).
+    let mut results: Vec<(String, String, i64)> = Vec::new();
     for round in 0..3 {
         let server = ServerProcess::spawn(&database);
         let http = &server.http;
@@ -217,8 +219,10 @@ async fn repeated_sigkills_lose_and_double_nothing(backend: Backend) {
         let pid = server.pid();
         let killed = std::cell::Cell::new(false);
         let acked_round = std::cell::RefCell::new(Vec::new());
+        let results_round = std::cell::RefCell::new(Vec::new());
         let calls = (0..300).map(|i| {
-            let (killed, acked_round, sid, server) = (&killed, &acked_round, sid.clone(), &server);
+            let (killed, acked_round, results_round, sid, server) =
+                (&killed, &acked_round, &results_round, sid.clone(), &server);
             async move {
                 actix_rt::time::sleep(Duration::from_millis(i as u64 / 3)).await;
                 let target = format!("d{}", i % 4);
@@ -230,8 +234,11 @@ async fn repeated_sigkills_lose_and_double_nothing(backend: Backend) {
                 };
                 let session = if i % 3 == 0 { sid.clone() } else { target };
                 if i % 7 == 0 {
-                    let result = json!({"status": "ok", "output": i});
-                    server.http.try_post(format!("/v1/sessions/{sid}/interactions/i{}/result", i % 10), result).await;
+                    let (iid, result) = (format!("i{}", i % 10), json!({"status": "ok", "output": i}));
+                    let r = server.http.try_post(format!("/v1/sessions/{sid}/interactions/{iid}/result"), result).await;
+                    if r.is_some_and(|r| r.status == 200) {
+                        results_round.borrow_mut().push((sid.clone(), iid, i as i64));
+                    }
                 }
                 if let Some(r) = server.http.try_post(format!("/v1/sessions/{session}/events"), body).await {
                     if r.status == 201 || r.status == 200 {
@@ -246,6 +253,7 @@ async fn repeated_sigkills_lose_and_double_nothing(backend: Backend) {
         join_all(calls).await;
         assert!(killed.get(), "round {round}: the kill happened under load");
         acked.extend(acked_round.into_inner());
+        results.extend(results_round.into_inner());
         server.kill();
     }
     let server = ServerProcess::spawn(&database);
@@ -275,6 +283,21 @@ async fn repeated_sigkills_lose_and_double_nothing(backend: Backend) {
     }
     for round in 0..3 {
         crate::interactions::assert_consistent(http, &format!("k{round}")).await;
+    }
+    // An acknowledged result is durable too: its interaction holds it (the slot is written
+    // once, so no later result replaced it), whether the result or a session_end completed it.
+    assert!(!results.is_empty(), "no result was acknowledged");
+    for (sid, iid, output) in &results {
+        let i = http
+            .get(format!("/v1/sessions/{sid}/interactions/{iid}"))
+            .await
+            .body;
+        assert_eq!(i["status"], "completed", "{sid}/{iid}: {i}");
+        assert_eq!(
+            i["result"],
+            json!(output),
+            "{sid}/{iid}: acknowledged result lost: {i}"
+        );
     }
     let notes = http.all_notifications(None).await;
     let ids: Vec<i64> = notes.iter().map(|n| n["id"].as_i64().unwrap()).collect();
