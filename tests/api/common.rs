@@ -48,6 +48,12 @@ pub fn fresh_database(backend: Backend) -> Option<DatabaseTarget> {
             };
             let mut admin = PgConnection::establish(&admin_url)
                 .unwrap_or_else(|e| panic!("cannot reach the test PostgreSQL: {e}"));
+            // The name is unique among running test processes; one that exists was left by
+            // an earlier process with the same pid (killed before its tests ended). As with
+            // the SQLite files above, it is garbage.
+            diesel::sql_query(format!("DROP DATABASE IF EXISTS {name}"))
+                .execute(&mut admin)
+                .expect("drop a leftover test database");
             diesel::sql_query(format!("CREATE DATABASE {name}"))
                 .execute(&mut admin)
                 .expect("create test database");
@@ -394,15 +400,50 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         // The stop command is sent now; the runtime ends with the test anyway.
         drop(self.server.handle.stop(false));
-        if self.keep_database {
-            return;
+        if !self.keep_database {
+            remove_database(&self.database);
         }
-        if let DatabaseTarget::Sqlite(path) = &self.database {
+    }
+}
+
+/// Removes its database when dropped, at the end of a test or when it panics: for tests that
+/// use [`fresh_database`] without a [`TestApp`] (which removes its own).
+pub struct RemoveOnDrop(pub DatabaseTarget);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        remove_database(&self.0);
+    }
+}
+
+/// Removes a database that [`fresh_database`] made, best effort: the SQLite files, or the
+/// PostgreSQL database (forcibly, as a stopping server may still hold connections), so a
+/// developer's cluster does not collect one database per test run.
+fn remove_database(database: &DatabaseTarget) {
+    match database {
+        DatabaseTarget::Sqlite(path) => {
             // Only files under the temp dir, which this harness named, are removed.
             if path.starts_with(std::env::temp_dir()) {
                 let path: PathBuf = path.clone();
                 for suffix in ["", "-wal", "-shm"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+        }
+        DatabaseTarget::Postgres(url) => {
+            let (Ok(admin_url), Some((_, name))) = (
+                std::env::var("ORCH_TEST_POSTGRES_URL"),
+                url.rsplit_once('/'),
+            ) else {
+                return;
+            };
+            if !name.starts_with("orch_test_") {
+                return;
+            }
+            if let Ok(mut admin) = PgConnection::establish(&admin_url) {
+                let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                if let Err(e) = diesel::sql_query(drop).execute(&mut admin) {
+                    eprintln!("could not remove test database {name}: {e}");
                 }
             }
         }

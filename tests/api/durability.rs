@@ -6,8 +6,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use serde_json::json;
 
-use crate::common::{both_backends, fresh_database, Backend, Client, ServerProcess};
-use orchestrator::store::DatabaseTarget;
+use crate::common::{both_backends, fresh_database, Backend, Client, RemoveOnDrop, ServerProcess};
 
 /// 400 single-event requests over 8 sessions, each with a unique event_id; the server is
 /// stopped (by `stop`) once `stop_after` acknowledgements have come back.
@@ -74,18 +73,11 @@ async fn assert_all_stored_once(http: &Client, acked: &[(String, String)]) {
     }
 }
 
-fn remove(database: DatabaseTarget) {
-    if let DatabaseTarget::Sqlite(path) = database {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
-    }
-}
-
 async fn acknowledged_events_survive_sigkill(backend: Backend) {
     let Some(database) = fresh_database(backend) else {
         return;
     };
+    let _remove = RemoveOnDrop(database.clone());
     let server = ServerProcess::spawn(&database);
     let pid = server.pid();
     let acked = load_then_stop(&server, 150, move || {
@@ -113,13 +105,13 @@ async fn acknowledged_events_survive_sigkill(backend: Backend) {
         .sum();
     assert_eq!(total, 400);
     server.kill();
-    remove(database);
 }
 
 async fn sigterm_finishes_in_flight_requests(backend: Backend) {
     let Some(database) = fresh_database(backend) else {
         return;
     };
+    let _remove = RemoveOnDrop(database.clone());
     let server = ServerProcess::spawn(&database);
     let pid = server.pid();
     let acked = load_then_stop(&server, 100, move || {
@@ -134,7 +126,6 @@ async fn sigterm_finishes_in_flight_requests(backend: Backend) {
     let server = ServerProcess::spawn(&database);
     assert_all_stored_once(&server.http, &acked).await;
     server.kill();
-    remove(database);
 }
 
 both_backends!(
@@ -150,6 +141,7 @@ async fn the_wal_is_checkpointed_beside_the_committer(backend: Backend) {
     let Some(database) = fresh_database(backend) else {
         return;
     };
+    let _remove = RemoveOnDrop(database.clone());
     let server = ServerProcess::spawn(&database);
     let checkpoints = |metrics: &str| -> u64 {
         let line = "orchestrator_wal_checkpoints_total{result=\"ok\"} ";
@@ -187,7 +179,6 @@ async fn the_wal_is_checkpointed_beside_the_committer(backend: Backend) {
     let server = ServerProcess::spawn(&database);
     assert!(server.http.all_events_len("wal".into()).await >= 1);
     server.kill();
-    remove(database);
 }
 
 /// The binary is SIGKILLed three times under mixed load (events, interactions racing results
@@ -197,6 +188,7 @@ async fn repeated_sigkills_lose_and_double_nothing(backend: Backend) {
     let Some(database) = fresh_database(backend) else {
         return;
     };
+    let _remove = RemoveOnDrop(database.clone());
     let mut acked: Vec<(String, String)> = Vec::new();
     // Results answered 200: (session, interaction, output).
     let mut results: Vec<(String, String, i64)> = Vec::new();
@@ -307,5 +299,4 @@ async fn repeated_sigkills_lose_and_double_nothing(backend: Backend) {
         "notification ids have no gaps or repeats across crashes"
     );
     server.kill();
-    remove(database);
 }

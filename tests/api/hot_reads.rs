@@ -5,7 +5,7 @@
 
 use futures_util::future::join_all;
 
-use crate::common::{both_backends, event, fresh_database, Backend, ServerProcess};
+use crate::common::{both_backends, event, fresh_database, Backend, RemoveOnDrop, ServerProcess};
 
 fn counter(metrics: &str, source: &str) -> u64 {
     counter_of(metrics, "orchestrator_session_reads_total", source)
@@ -24,6 +24,7 @@ async fn pollers_of_a_hot_session_cost_no_database_reads(backend: Backend) {
     let Some(database) = fresh_database(backend) else {
         return;
     };
+    let _remove = RemoveOnDrop(database.clone());
     let server = ServerProcess::spawn(&database);
     let http = &server.http;
     let r = http.post("/v1/sessions/hot/events", event("x", 1)).await;
@@ -65,6 +66,7 @@ async fn readers_of_the_newest_notifications_cost_no_database_reads(backend: Bac
     let Some(database) = fresh_database(backend) else {
         return;
     };
+    let _remove = RemoveOnDrop(database.clone());
     let reads = |metrics: &str, source| {
         counter_of(metrics, "orchestrator_notification_reads_total", source)
     };

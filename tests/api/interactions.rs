@@ -8,7 +8,9 @@ use actix_web::http::Method;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
-use crate::common::{self, both_backends, fresh_database, Backend, Client, ServerProcess, TestApp};
+use crate::common::{
+    self, both_backends, fresh_database, Backend, Client, RemoveOnDrop, ServerProcess, TestApp,
+};
 
 fn ts(second: u32) -> String {
     format!("2026-11-22T10:{:02}:{:02}Z", second / 60, second % 60)
@@ -666,6 +668,7 @@ async fn deadlines_fire_after_a_crash(backend: Backend) {
     let Some(database) = fresh_database(backend) else {
         return;
     };
+    let _remove = RemoveOnDrop(database.clone());
     let server = ServerProcess::spawn(&database);
     session(&server.http, "k").await;
     for n in 0..5 {

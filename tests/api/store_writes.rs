@@ -12,15 +12,17 @@ use orchestrator::store::{
     PoolSettings, SessionWrite,
 };
 
-use crate::common::{both_backends, fresh_database, Backend};
+use crate::common::{both_backends, fresh_database, Backend, RemoveOnDrop};
 
-fn pool(backend: Backend) -> Option<DbPool> {
+/// A pool on a fresh database, and the guard that removes the database after the test.
+fn pool(backend: Backend) -> Option<(DbPool, RemoveOnDrop)> {
     let target = fresh_database(backend)?;
     let settings = PoolSettings {
         max_size: 2,
         connection_timeout: Duration::from_secs(5),
     };
-    Some(store::connect(&target, &settings).expect("connect and migrate"))
+    let pool = store::connect(&target, &settings).expect("connect and migrate");
+    Some((pool, RemoveOnDrop(target)))
 }
 
 fn session(id: &str, conversation: Option<&str>) -> SessionRow {
@@ -98,7 +100,9 @@ fn write(session: SessionRow, create: bool) -> SessionWrite {
 }
 
 async fn every_column_reads_back_as_written(backend: Backend) {
-    let Some(pool) = pool(backend) else { return };
+    let Some((pool, _remove)) = pool(backend) else {
+        return;
+    };
     let mut conn = pool.get().unwrap();
 
     let mut first = write(session("s1", None), true);
@@ -222,7 +226,9 @@ async fn every_column_reads_back_as_written(backend: Backend) {
 }
 
 async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
-    let Some(pool) = pool(backend) else { return };
+    let Some((pool, _remove)) = pool(backend) else {
+        return;
+    };
     let mut conn = pool.get().unwrap();
     let mut first = write(session("s1", None), true);
     first.events = vec![event("s1", 1, false)];
@@ -261,7 +267,9 @@ async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
 /// More rows than one statement takes (SQLite writes them in chunks of 64 and the rest one by
 /// one): all of them land, each once, with its own values.
 async fn a_large_batch_reads_back_whole(backend: Backend) {
-    let Some(pool) = pool(backend) else { return };
+    let Some((pool, _remove)) = pool(backend) else {
+        return;
+    };
     let mut conn = pool.get().unwrap();
     let sessions: Vec<SessionWrite> = (0..70)
         .map(|s| {
