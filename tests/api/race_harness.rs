@@ -370,7 +370,14 @@ fn gather_answers(seed: u64, calls: &[Call], responses: &[Resp]) -> Vec<Answers>
 }
 
 /// I1, I3–I8 for one session of one scope, and I9 for its events and notifications.
-async fn check_session(client: &Client, tag: &str, sid: &str, answers: &Answers, seed: u64) {
+/// Answers whether the session still has an open interaction (which keeps its actor live).
+async fn check_session(
+    client: &Client,
+    tag: &str,
+    sid: &str,
+    answers: &Answers,
+    seed: u64,
+) -> bool {
     let events = client.all_events(sid).await;
     // I1: seq unique and strictly increasing.
     let seqs: Vec<i64> = events.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
@@ -446,11 +453,13 @@ async fn check_session(client: &Client, tag: &str, sid: &str, answers: &Answers,
     );
     // I5 and counters: one interaction.completed per completed interaction, counters = rows.
     assert_consistent(client, sid).await;
+    let mut open = false;
     for iid in ["i0", "i1", "i2"] {
         let i = client
             .get(format!("/v1/sessions/{sid}/interactions/{iid}"))
             .await
             .body;
+        open |= i["status"] == "pending" || i["status"] == "queued";
         let winners = answers
             .completions
             .get(&(sid.to_owned(), iid.to_owned()))
@@ -491,6 +500,7 @@ async fn check_session(client: &Client, tag: &str, sid: &str, answers: &Answers,
         );
     }
     assert_eq!(last, *seqs.last().unwrap_or(&0), "seed {seed}: {tag}/{sid}");
+    open
 }
 
 async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
@@ -570,10 +580,14 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
     actix_rt::time::sleep(Duration::from_millis(800)).await;
 
     let mut seen_ids: HashSet<i64> = HashSet::new();
+    let mut with_open_interactions = 0;
     for (scope, (client, answers)) in clients.iter().zip(&answers).enumerate() {
         let tag = SCOPES[scope].1;
         for s in 0..SESSIONS {
-            check_session(client, tag, &format!("race-{s}"), answers, seed).await;
+            let sid = format!("race-{s}");
+            if check_session(client, tag, &sid, answers, seed).await {
+                with_open_interactions += 1;
+            }
         }
         // I9: the scope lists its own sessions and notifications only.
         let listed = client.get("/v1/sessions?limit=1000").await.body;
@@ -596,6 +610,19 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
             .count();
         assert_eq!(created, SESSIONS, "seed {seed}: {tag}");
     }
+    // I10, memory: once their work is done, actors passivate (idle timeout 100 ms, swept every
+    // 50 ms); only a session with an open interaction keeps one, for its deadline.
+    actix_rt::time::sleep(Duration::from_millis(500)).await;
+    let live = app
+        .server
+        .registry
+        .send(orchestrator::actors::messages::LiveSessionCount)
+        .await
+        .unwrap();
+    assert!(
+        live <= with_open_interactions,
+        "seed {seed}: {live} actors still live, {with_open_interactions} sessions have work left"
+    );
 }
 
 both_backends!(randomized_interleavings_keep_the_invariants);
