@@ -639,6 +639,31 @@ fn committer_connection(target: &DatabaseTarget) -> (store::PooledConnection, i6
     (conn, next_id)
 }
 
+/// Sessions `{prefix}-0` .. `{prefix}-{count - 1}` of `scope`, created at `now` in one
+/// commit; answers their rows and the next notification id.
+fn create_sessions(
+    conn: &mut store::PooledConnection,
+    next_id: i64,
+    scope: &str,
+    prefix: &str,
+    count: usize,
+    now: i64,
+) -> (Vec<orchestrator::store::models::SessionRow>, i64) {
+    use orchestrator::store::models::SessionRow;
+    use orchestrator::store::SessionWrite;
+    let sessions: Vec<SessionRow> = (0..count)
+        .map(|n| SessionRow::new_active(scope, &format!("{prefix}-{n}"), now))
+        .collect();
+    let creates = sessions
+        .iter()
+        .map(|session| SessionWrite::new(session.clone(), true))
+        .collect();
+    let next_id = store::commit_batch(conn, creates, next_id)
+        .expect("sessions")
+        .next_id;
+    (sessions, next_id)
+}
+
 /// The storage layer alone: the rows the service writes for the scenario's requests (each
 /// session write's events, its `events.appended` notification and its session row) committed
 /// directly through the service's own group-commit code on a connection tuned like the
@@ -653,28 +678,12 @@ fn storage_limit(
     events_per_commit: usize,
     seconds: u64,
 ) -> f64 {
-    use orchestrator::store::models::SessionRow;
     use orchestrator::store::{NewNotification, SessionWrite};
-    let (mut conn, mut next_id) = committer_connection(target);
+    let (mut conn, next_id) = committer_connection(target);
     let scope = format!("storage-{events_per_write}-{}", std::process::id());
     let now = 1_795_000_000_000i64;
-    let mut sessions: Vec<SessionRow> = (0..1000)
-        .map(|n| SessionRow::new_active(&scope, &format!("bench-{n}"), now))
-        .collect();
-    let creates = sessions
-        .iter()
-        .map(|session| SessionWrite {
-            session: session.clone(),
-            create: true,
-            events: Vec::new(),
-            new_interactions: Vec::new(),
-            changed_interactions: Vec::new(),
-            notifications: Vec::new(),
-        })
-        .collect();
-    next_id = store::commit_batch(&mut conn, creates, next_id)
-        .expect("sessions")
-        .next_id;
+    let (mut sessions, mut next_id) =
+        create_sessions(&mut conn, next_id, &scope, "bench", 1000, now);
     let writes_per_commit = (events_per_commit / events_per_write).max(1);
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -711,16 +720,13 @@ fn storage_limit(
                     session.event_count, session.last_seq
                 );
                 SessionWrite {
-                    session: session.clone(),
-                    create: false,
                     events,
-                    new_interactions: Vec::new(),
-                    changed_interactions: Vec::new(),
                     notifications: vec![NewNotification {
                         kind: "events.appended",
                         at: now,
                         body,
                     }],
+                    ..SessionWrite::new(session.clone(), false)
                 }
             })
             .collect();
@@ -739,29 +745,16 @@ fn storage_limit(
 /// scenario) for `seconds`, on the same database. A notification cannot arrive before its
 /// commit is durable, so these latencies bound the scenario's from below. Microseconds, sorted.
 fn raw_completion_commits(target: &DatabaseTarget, rate: u64, seconds: u64) -> Vec<u64> {
-    use orchestrator::store::models::{InteractionRow, SessionRow};
+    use orchestrator::store::models::InteractionRow;
     use orchestrator::store::{NewNotification, SessionWrite};
-    let (mut conn, mut next_id) = committer_connection(target);
+    let (mut conn, next_id) = committer_connection(target);
     let scope = format!("raw-commits-{}", std::process::id());
     let now = 1_795_000_000_000i64;
-    let mut sessions: Vec<SessionRow> = (0..200)
-        .map(|n| SessionRow::new_active(&scope, &format!("ix-{n}"), now))
-        .collect();
+    let (mut sessions, mut next_id) = create_sessions(&mut conn, next_id, &scope, "ix", 200, now);
     let mut commit = |conn: &mut store::PooledConnection, write: SessionWrite| {
         let committed = store::commit_batch(conn, vec![write], next_id).expect("raw commit");
         next_id = committed.next_id;
     };
-    for session in &sessions {
-        let create = SessionWrite {
-            session: session.clone(),
-            create: true,
-            events: Vec::new(),
-            new_interactions: Vec::new(),
-            changed_interactions: Vec::new(),
-            notifications: Vec::new(),
-        };
-        commit(&mut conn, create);
-    }
     let notification = |kind: &'static str, body: String| NewNotification {
         kind,
         at: now,
@@ -793,15 +786,12 @@ fn raw_completion_commits(target: &DatabaseTarget, rate: u64, seconds: u64) -> V
         };
         session.interactions_pending += 1;
         let created = SessionWrite {
-            session: session.clone(),
-            create: false,
-            events: Vec::new(),
             new_interactions: vec![interaction.clone()],
-            changed_interactions: Vec::new(),
             notifications: vec![notification(
                 "interaction.created",
                 format!(r#"{{"interaction_id":"{id}","kind":"approval","status":"pending"}}"#),
             )],
+            ..SessionWrite::new(session.clone(), false)
         };
         commit(&mut conn, created);
         let due = started + Duration::from_secs_f64(interval * i as f64);
@@ -814,10 +804,6 @@ fn raw_completion_commits(target: &DatabaseTarget, rate: u64, seconds: u64) -> V
         session.interactions_pending -= 1;
         session.interactions_completed += 1;
         let completed = SessionWrite {
-            session: session.clone(),
-            create: false,
-            events: Vec::new(),
-            new_interactions: Vec::new(),
             changed_interactions: vec![interaction],
             notifications: vec![notification(
                 "interaction.completed",
@@ -825,6 +811,7 @@ fn raw_completion_commits(target: &DatabaseTarget, rate: u64, seconds: u64) -> V
                     r#"{{"interaction_id":"{id}","status":"completed","outcome":"ok","completed_by":"result"}}"#
                 ),
             )],
+            ..SessionWrite::new(session.clone(), false)
         };
         let t = Instant::now();
         commit(&mut conn, completed);

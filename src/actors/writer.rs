@@ -430,16 +430,12 @@ mod tests {
 
     fn new_session(id: &str) -> SubmitWrite {
         SubmitWrite(SessionWrite {
-            session: SessionRow::new_active("default", id, 1),
-            create: true,
-            events: Vec::new(),
-            new_interactions: Vec::new(),
-            changed_interactions: Vec::new(),
             notifications: vec![store::NewNotification {
                 kind: "session.created",
                 at: 1,
                 body: "{}".into(),
             }],
+            ..SessionWrite::new(SessionRow::new_active("default", id, 1), true)
         })
     }
 

@@ -31,6 +31,21 @@ pub struct SessionWrite {
     pub notifications: Vec<NewNotification>,
 }
 
+impl SessionWrite {
+    /// The session row alone (inserted when `create`, else updated): the rows and
+    /// notifications that go with it are added to the returned value.
+    pub fn new(session: SessionRow, create: bool) -> Self {
+        Self {
+            session,
+            create,
+            events: Vec::new(),
+            new_interactions: Vec::new(),
+            changed_interactions: Vec::new(),
+            notifications: Vec::new(),
+        }
+    }
+}
+
 /// What a committed batch leaves behind.
 #[derive(Debug)]
 pub struct Committed {

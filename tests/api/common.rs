@@ -133,6 +133,18 @@ impl TestApp {
         self.server.registry.send(msg).await.unwrap();
     }
 
+    /// Session actors in memory now (the registry's count).
+    pub async fn live_session_actors(&self) -> usize {
+        let count = orchestrator::actors::messages::LiveSessionCount;
+        self.server.registry.send(count).await.unwrap()
+    }
+
+    /// Session actors started since the server started (each generation counts).
+    pub async fn started_session_actors(&self) -> u64 {
+        let count = orchestrator::actors::messages::StartedSessionCount;
+        self.server.registry.send(count).await.unwrap()
+    }
+
     /// Starts the service on a fresh database with default settings.
     pub async fn start(backend: Backend) -> Option<TestApp> {
         Self::start_with(backend, |_| {}).await

@@ -732,7 +732,6 @@ async fn deadlines_fire_after_a_crash(backend: Backend) {
 /// a session whose events name interactions), or, past 1,024 ids nobody created, gives up
 /// counting and asks the database again.
 async fn early_events_count_however_the_actor_learned_of_them(backend: Backend) {
-    use orchestrator::actors::messages::StartedSessionCount;
     let Some(app) = TestApp::start_with(backend, |c| {
         c.sessions.idle_timeout = Duration::from_secs(3600)
     })
@@ -752,7 +751,7 @@ async fn early_events_count_however_the_actor_learned_of_them(backend: Backend) 
     let restart = |sid: &'static str| {
         let app = &app;
         async move {
-            let latest = app.server.registry.send(StartedSessionCount).await.unwrap();
+            let latest = app.started_session_actors().await;
             app.passivate(sid, latest).await;
         }
     };
@@ -826,7 +825,7 @@ both_backends!(
 /// 60 s). The actor says how many forwarded messages it had seen; a stale count is refused and
 /// it stays the session's actor. A request that saw everything is honoured.
 async fn a_passivation_request_that_missed_a_message_is_refused(backend: Backend) {
-    use orchestrator::actors::messages::{Passivate, StartedSessionCount};
+    use orchestrator::actors::messages::Passivate;
     let Some(app) = TestApp::start_with(backend, |c| {
         c.sessions.idle_timeout = Duration::from_secs(3600)
     })
@@ -834,7 +833,7 @@ async fn a_passivation_request_that_missed_a_message_is_refused(backend: Backend
     else {
         return;
     };
-    let started = || app.server.registry.send(StartedSessionCount);
+    let started = || app.started_session_actors();
     session(&app, "late").await; // the first actor: generation 1, one message received
     let body = json!({"interaction_id": "i0", "kind": "approval", "timeout_ms": 60_000});
     let r = app.post("/v1/sessions/late/interactions", body).await;
@@ -853,11 +852,7 @@ async fn a_passivation_request_that_missed_a_message_is_refused(backend: Backend
         .await
         .expect("answered while i0's deadline is still running, not when it fires");
     assert_eq!(r.status, 201, "{}", r.text);
-    assert_eq!(
-        started().await.unwrap(),
-        1,
-        "the actor was kept, no successor"
-    );
+    assert_eq!(started().await, 1, "the actor was kept, no successor");
 
     // A session whose actor has seen every message it was sent is passivated.
     session(&app, "done").await; // generation 2, one message
@@ -871,11 +866,7 @@ async fn a_passivation_request_that_missed_a_message_is_refused(backend: Backend
     assert_eq!(r.status, 200, "{}", r.text);
     let r = app.put("/v1/sessions/done", json!({})).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(
-        started().await.unwrap(),
-        3,
-        "a successor serves the session"
-    );
+    assert_eq!(started().await, 3, "a successor serves the session");
 }
 
 /// An actor told to shut down while a `commands/next` caller waits on it stops once that wait
@@ -898,12 +889,7 @@ async fn a_draining_actor_stops_once_its_last_wait_ends(backend: Backend) {
     let passivate = async {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
         app.passivate("drain", 1).await;
-        let live = app
-            .server
-            .registry
-            .send(orchestrator::actors::messages::LiveSessionCount)
-            .await
-            .unwrap();
+        let live = app.live_session_actors().await;
         assert_eq!(
             live, 0,
             "the registry no longer routes to the draining actor"
@@ -960,12 +946,7 @@ async fn a_dropped_wait_releases_its_waiter(backend: Backend) {
     let mut live = usize::MAX;
     for _ in 0..60 {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
-        live = app
-            .server
-            .registry
-            .send(orchestrator::actors::messages::LiveSessionCount)
-            .await
-            .unwrap();
+        live = app.live_session_actors().await;
         if live == 0 {
             break;
         }
@@ -983,7 +964,6 @@ async fn a_dropped_wait_releases_its_waiter(backend: Backend) {
 /// once the draining one has reported stopped: its answer comes after the predecessor's last
 /// one, and its event continues the predecessor's numbering.
 async fn a_successor_loads_only_after_its_predecessor_stopped(backend: Backend) {
-    use orchestrator::actors::messages::LiveSessionCount;
     let Some(app) = TestApp::start_with(backend, |c| {
         c.sessions.idle_timeout = Duration::from_secs(3600)
     })
@@ -1022,14 +1002,14 @@ async fn a_successor_loads_only_after_its_predecessor_stopped(backend: Backend) 
         "the successor answered before its predecessor's last request ended"
     );
     assert_eq!(next.body["events"][0]["seq"], 2, "{}", next.text);
-    let live = app.server.registry.send(LiveSessionCount).await.unwrap();
+    let live = app.live_session_actors().await;
     assert_eq!(live, 1);
 }
 
 /// A session actor that panics must still report "stopped" (a successor may be waiting for that
 /// report before it loads), and the session goes on where the committed state left it.
 async fn a_panicking_actor_still_releases_its_successor(backend: Backend) {
-    use orchestrator::actors::messages::{PanicForTest, StartedSessionCount, ToSession};
+    use orchestrator::actors::messages::{PanicForTest, ToSession};
     let Some(app) = TestApp::start(backend).await else {
         return;
     };
@@ -1059,6 +1039,6 @@ async fn a_panicking_actor_still_releases_its_successor(backend: Backend) {
     .expect("the successor of a panicked actor serves the session");
     assert_eq!(next.status, 201, "{}", next.text);
     assert_eq!(next.body["events"][0]["seq"], 2, "{}", next.text);
-    let started = app.server.registry.send(StartedSessionCount).await.unwrap();
+    let started = app.started_session_actors().await;
     assert_eq!(started, 2, "one successor, started once");
 }

@@ -558,12 +558,7 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
         .await
         .unwrap_or_else(|_| panic!("seed {seed}: requests still open after {RUN_LIMIT:?}"));
 
-    let started = app
-        .server
-        .registry
-        .send(orchestrator::actors::messages::StartedSessionCount)
-        .await
-        .unwrap();
+    let started = app.started_session_actors().await;
     let sessions = SESSIONS * SCOPES.len();
     eprintln!(
         "race harness: {} requests; {started} session actors started for {sessions} sessions",
@@ -613,12 +608,7 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
     // I10, memory: once their work is done, actors passivate (idle timeout 100 ms, swept every
     // 50 ms); only a session with an open interaction keeps one, for its deadline.
     actix_rt::time::sleep(Duration::from_millis(500)).await;
-    let live = app
-        .server
-        .registry
-        .send(orchestrator::actors::messages::LiveSessionCount)
-        .await
-        .unwrap();
+    let live = app.live_session_actors().await;
     assert!(
         live <= with_open_interactions,
         "seed {seed}: {live} actors still live, {with_open_interactions} sessions have work left"

@@ -4,7 +4,6 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use orchestrator::actors::messages::LiveSessionCount;
 use serde_json::{json, Value};
 
 use crate::common::{both_backends, event, Backend, TestApp};
@@ -356,11 +355,11 @@ async fn idle_sessions_are_passivated_and_reloaded(backend: Backend) {
             .await;
         assert_eq!(r.status, 201);
     }
-    assert_eq!(app.server.registry.send(LiveSessionCount).await.unwrap(), 3);
+    assert_eq!(app.live_session_actors().await, 3);
     let mut live = 3;
     for _ in 0..50 {
         actix_rt::time::sleep(Duration::from_millis(100)).await;
-        live = app.server.registry.send(LiveSessionCount).await.unwrap();
+        live = app.live_session_actors().await;
         if live == 0 {
             break;
         }

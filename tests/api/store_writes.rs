@@ -88,31 +88,20 @@ fn notification(kind: &'static str) -> NewNotification {
     }
 }
 
-fn write(session: SessionRow, create: bool) -> SessionWrite {
-    SessionWrite {
-        session,
-        create,
-        events: Vec::new(),
-        new_interactions: Vec::new(),
-        changed_interactions: Vec::new(),
-        notifications: Vec::new(),
-    }
-}
-
 async fn every_column_reads_back_as_written(backend: Backend) {
     let Some((pool, _remove)) = pool(backend) else {
         return;
     };
     let mut conn = pool.get().unwrap();
 
-    let mut first = write(session("s1", None), true);
+    let mut first = SessionWrite::new(session("s1", None), true);
     first.events = vec![event("s1", 1, false), event("s1", 2, true)];
     first.new_interactions = vec![interaction("i-1", 1), interaction("i-2", 2)];
     first.notifications = vec![
         notification("session.created"),
         notification("events.appended"),
     ];
-    let mut second = write(session("s2", Some("conv-9")), true);
+    let mut second = SessionWrite::new(session("s2", Some("conv-9")), true);
     second.events = vec![event("s2", 1, true)];
     second.notifications = vec![notification("session.created")];
     let committed = commit_batch(&mut conn, vec![first.clone(), second.clone()], 41).unwrap();
@@ -202,7 +191,7 @@ async fn every_column_reads_back_as_written(backend: Backend) {
     completed.deadline = None;
     completed.completed_at = Some(1_700_000_000_050);
     completed.event_count = 1;
-    let mut update = write(changed_session.clone(), false);
+    let mut update = SessionWrite::new(changed_session.clone(), false);
     update.events = vec![event("s1", 3, true)];
     update.changed_interactions = vec![completed.clone()];
     update.notifications = vec![notification("interaction.completed")];
@@ -230,16 +219,16 @@ async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
         return;
     };
     let mut conn = pool.get().unwrap();
-    let mut first = write(session("s1", None), true);
+    let mut first = SessionWrite::new(session("s1", None), true);
     first.events = vec![event("s1", 1, false)];
     first.notifications = vec![notification("session.created")];
     commit_batch(&mut conn, vec![first], 1).unwrap();
 
     // A new session, fine on its own, shares a batch with an event whose seq is taken.
-    let mut fresh = write(session("s3", None), true);
+    let mut fresh = SessionWrite::new(session("s3", None), true);
     fresh.events = vec![event("s3", 1, true)];
     fresh.notifications = vec![notification("session.created")];
-    let mut clash = write(session("s1", None), false);
+    let mut clash = SessionWrite::new(session("s1", None), false);
     clash.events = vec![event("s1", 1, true)];
     let failed = commit_batch(&mut conn, vec![fresh, clash], 2);
     assert!(failed.is_err(), "a primary-key clash fails the batch");
@@ -249,7 +238,7 @@ async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
     assert_eq!(all.len(), 1, "no notification of the failed batch");
 
     // Creating a session twice is refused too, never turned into an update.
-    let again = write(session("s1", Some("other")), true);
+    let again = SessionWrite::new(session("s1", Some("other")), true);
     assert!(commit_batch(&mut conn, vec![again], 2).is_err());
     let stored = sessions::find(&mut conn, "tenant-a", "s1")
         .unwrap()
@@ -258,7 +247,7 @@ async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
 
     // The connection is still good for the next batch (on SQLite the failed statements
     // rolled back their transaction themselves: `INSERT OR ROLLBACK`).
-    let next = write(session("s4", None), true);
+    let next = SessionWrite::new(session("s4", None), true);
     commit_batch(&mut conn, vec![next.clone()], 2).unwrap();
     let stored = sessions::find(&mut conn, "tenant-a", "s4").unwrap();
     assert_eq!(stored.as_ref(), Some(&next.session));
@@ -274,7 +263,7 @@ async fn a_large_batch_reads_back_whole(backend: Backend) {
     let sessions: Vec<SessionWrite> = (0..70)
         .map(|s| {
             let id = format!("s{s}");
-            let mut w = write(session(&id, None), true);
+            let mut w = SessionWrite::new(session(&id, None), true);
             // 70 sessions × 3 events: 210 events, 70 sessions and 140 notifications.
             w.events = (1..=3).map(|seq| event(&id, seq, seq % 2 == 0)).collect();
             w.notifications = vec![
