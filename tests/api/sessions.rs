@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use actix_web::http::Method;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
@@ -127,12 +128,7 @@ async fn session_errors(backend: Backend) {
     );
 
     let r = app
-        .request(
-            actix_web::http::Method::DELETE,
-            "/v1/sessions/s1",
-            None,
-            None,
-        )
+        .request(Method::DELETE, "/v1/sessions/s1", None, None)
         .await;
     assert_eq!(
         (r.status, r.body["code"].as_str()),
@@ -154,6 +150,77 @@ async fn session_errors(backend: Backend) {
         (r.status, r.body["code"].as_str()),
         (404, Some("not_found"))
     );
+}
+
+/// The per-session routes sit in nested scopes (one match of the ids per request). Paths
+/// inside a scope that name no route still answer 404 problem JSON, wrong methods 405 with
+/// their `Allow`, and metrics keep labelling each route by its whole pattern.
+async fn routes_inside_a_session_answer_like_any_other(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    assert_eq!(app.put("/v1/sessions/s1", json!({})).await.status, 201);
+    let created = app
+        .post(
+            "/v1/sessions/s1/interactions",
+            json!({"interaction_id": "i1", "kind": "approval", "payload": {}}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    for path in [
+        "/v1/sessions/s1/",
+        "/v1/sessions/s1/nothing",
+        "/v1/sessions/s1/events/",
+        "/v1/sessions/s1/interactions/",
+        "/v1/sessions/s1/interactions/i1/",
+        "/v1/sessions/s1/interactions/i1/nothing",
+        "/v1/sessions/s1/interactions/i1/result/more",
+        "/v1/sessions/s1/commands/later",
+    ] {
+        let r = app.get(path).await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (404, Some("not_found")),
+            "{path}: {}",
+            r.text
+        );
+    }
+    for (method, path, allow) in [
+        (Method::DELETE, "/v1/sessions/s1", "GET, PUT"),
+        (Method::GET, "/v1/sessions/s1/commands", "POST"),
+        (Method::GET, "/v1/sessions/s1/commands/next", "POST"),
+        (Method::PUT, "/v1/sessions/s1/interactions/i1", "GET"),
+        (
+            Method::GET,
+            "/v1/sessions/s1/interactions/i1/result",
+            "POST",
+        ),
+        (Method::POST, "/v1/sessions/s1/interactions/i1/wait", "GET"),
+    ] {
+        let res = awc::Client::new()
+            .request(method.clone(), format!("{}{path}", app.base_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 405, "{method} {path}");
+        assert_eq!(
+            res.headers().get("allow").unwrap(),
+            allow,
+            "{method} {path}"
+        );
+    }
+    let got = app.get("/v1/sessions/s1/interactions/i1").await;
+    assert_eq!(got.status, 200, "{}", got.text);
+    let metrics = app.get("/metrics").await.text;
+    for label in [
+        "route=\"/v1/sessions/{session_id}/interactions\",status=\"201\"",
+        "route=\"/v1/sessions/{session_id}/interactions/{interaction_id}\",status=\"200\"",
+        "route=\"/v1/sessions/{session_id}/interactions/{interaction_id}/result\",status=\"405\"",
+        "route=\"/v1/sessions/{session_id}\",status=\"405\"",
+        "route=\"unmatched\",status=\"404\"",
+    ] {
+        assert!(metrics.contains(label), "{label} missing from\n{metrics}");
+    }
 }
 
 /// 32 first requests race for a new session: one session, one `session.created`, 32 events
@@ -403,6 +470,7 @@ async fn passivation_under_traffic_loses_nothing(backend: Backend) {
 both_backends!(
     put_creates_once_and_keeps_metadata,
     session_errors,
+    routes_inside_a_session_answer_like_any_other,
     racing_first_events_create_one_session,
     list_pages_by_activity,
     restart_keeps_state_and_dedup,
