@@ -816,7 +816,100 @@ both_backends!(
     a_successor_loads_only_after_its_predecessor_stopped,
     a_panicking_actor_still_releases_its_successor,
     a_passivation_request_that_missed_a_message_is_refused,
+    a_long_session_evicts_finished_interactions_and_keeps_deadlines,
 );
+
+/// A session with more interactions than its actor keeps in memory: finished ones are
+/// evicted and looked up again when asked for (reads, repeated and conflicting decisions),
+/// and an old open one keeps its deadline through hundreds of later commits.
+async fn a_long_session_evicts_finished_interactions_and_keeps_deadlines(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    session(&app, "long").await;
+    let r = interaction(&app, "long", "early-open", json!({"timeout_ms": 2500})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    interaction(&app, "long", "early-done", json!({})).await;
+    let r = app
+        .post(
+            "/v1/sessions/long/interactions/early-done/resolve",
+            json!({"response": "first"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    // 400 more, created and resolved 50 at a time: well past the in-memory cache.
+    for chunk in 0..8 {
+        let ids: Vec<String> = (chunk * 50..chunk * 50 + 50)
+            .map(|n| format!("i{n}"))
+            .collect();
+        let created = join_all(
+            ids.iter()
+                .map(|id| interaction(&app, "long", id, json!({}))),
+        )
+        .await;
+        assert!(created.iter().all(|r| r.status == 201), "{created:?}");
+        let resolved = join_all(ids.iter().map(|id| {
+            app.post(
+                format!("/v1/sessions/long/interactions/{id}/resolve"),
+                json!({"response": id}),
+            )
+        }))
+        .await;
+        assert!(resolved.iter().all(|r| r.status == 200), "{resolved:?}");
+    }
+    let evicted = app.get("/v1/sessions/long/interactions/early-done").await;
+    assert_eq!(
+        (
+            evicted.status,
+            evicted.body["status"].as_str(),
+            &evicted.body["result"]
+        ),
+        (200, Some("completed"), &json!("first")),
+        "{}",
+        evicted.text
+    );
+    let again = app
+        .post(
+            "/v1/sessions/long/interactions/early-done/resolve",
+            json!({"response": "first"}),
+        )
+        .await;
+    assert_eq!(
+        (again.status, again.body["completed_now"].as_bool()),
+        (200, Some(false)),
+        "{}",
+        again.text
+    );
+    let other = app
+        .post(
+            "/v1/sessions/long/interactions/early-done/reject",
+            json!({"reason": "too late"}),
+        )
+        .await;
+    assert_eq!(
+        (other.status, other.body["code"].as_str()),
+        (409, Some("already_completed"))
+    );
+    let timed_out = app
+        .get("/v1/sessions/long/interactions/early-open/wait?timeout_ms=60000")
+        .await;
+    assert_eq!(
+        (timed_out.status, timed_out.body["status"].as_str()),
+        (200, Some("timed_out")),
+        "{}",
+        timed_out.text
+    );
+    let counters = app.get("/v1/sessions/long").await.body["interactions"].clone();
+    assert_eq!(
+        (
+            &counters["completed"],
+            &counters["timed_out"],
+            &counters["pending"]
+        ),
+        (&json!(401), &json!(1), &json!(0))
+    );
+    assert_consistent(&app, "long").await;
+}
 
 /// The registry's sweep found an actor idle, and a request for its session reached the
 /// registry before the actor's passivation request did: that request arms a 60 s deadline.

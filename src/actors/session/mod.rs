@@ -513,11 +513,15 @@ impl SessionActor {
         let touches_interactions = !plan.interactions.is_empty()
             || !plan.waits.is_empty()
             || !plan.orphan_events.is_empty();
+        // Only these can have gained or lost a deadline: the rest were synced when they
+        // last changed (or when the actor loaded them).
+        let mut deadlines_to_sync = plan.timeouts;
         if touches_interactions || self.interactions.is_some() {
             let inter = self.interactions_mut();
             inter.adopt_orphan_events(&plan.created, plan.orphan_events);
             for (id, interaction) in plan.interactions {
                 inter.absent.remove(&id);
+                deadlines_to_sync.push(id.clone());
                 inter.known.insert(id, interaction);
             }
             inter.next_position = plan.next_position;
@@ -533,7 +537,9 @@ impl SessionActor {
         for (wait, reply) in plan.unserved_next {
             self.park_next(wait, reply, ctx);
         }
-        self.sync_deadlines(ctx);
+        for id in &deadlines_to_sync {
+            self.sync_deadline(id, Duration::ZERO, ctx);
+        }
         self.evict_finished_interactions();
         self.busy = false;
         self.pump(ctx);
@@ -642,7 +648,7 @@ impl SessionActor {
         }
     }
 
-    /// [`Self::sync_deadline`] for every interaction in memory.
+    /// [`Self::sync_deadline`] for every interaction in memory (after loading them).
     fn sync_deadlines(&mut self, ctx: &mut Context<Self>) {
         let Some(inter) = self.interactions.as_deref() else {
             return;
@@ -654,12 +660,14 @@ impl SessionActor {
     }
 
     /// Keeps memory bounded: finished interactions beyond the cache are dropped (they are
-    /// looked up again when needed).
+    /// looked up again when needed). It waits for a quarter of the cache in excess and then
+    /// drops down to the cache, so a busy session sorts its finished ones once in a while
+    /// rather than after every commit.
     fn evict_finished_interactions(&mut self) {
         let Some(inter) = self.interactions.as_deref_mut() else {
             return;
         };
-        if inter.known.len() <= INTERACTION_CACHE {
+        if inter.known.len() <= INTERACTION_CACHE + INTERACTION_CACHE / 4 {
             return;
         }
         let mut finished: Vec<(i64, String)> = inter
