@@ -651,7 +651,7 @@ fn note_side_effect(
             key.scope,
             key.session_id
         ),
-        // Interactions apply session_end themselves (see plan.rs).
+        // `Planner::append` completes the named interaction itself.
         SideEffect::EndsInteraction(_) | SideEffect::None => {}
     }
 }
