@@ -212,7 +212,7 @@ impl Handler<PeekSession> for Registry {
     }
 }
 
-/// Count the live session actors.
+/// Every start is a new generation, so the started count is the generations handed out.
 impl Handler<StartedSessionCount> for Registry {
     type Result = u64;
 
@@ -221,6 +221,7 @@ impl Handler<StartedSessionCount> for Registry {
     }
 }
 
+/// Count the live session actors (those still draining are not live).
 impl Handler<LiveSessionCount> for Registry {
     type Result = usize;
 
