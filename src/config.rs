@@ -24,14 +24,21 @@ pub enum ConfigError {
     Invalid(String),
 }
 
-/// Bearer keys and the scope each one opens. Its `Debug` never shows a key.
+/// Bearer keys and the scope each one opens. Only the keys' SHA-256 digests are kept, and a
+/// presented key is compared with every one of them in constant time, so neither the answer
+/// time nor a memory dump tells a key. Its `Debug` never shows a key.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct ApiKeys(HashMap<String, String>);
+pub struct ApiKeys(Vec<([u8; 32], String)>);
+
+fn key_digest(key: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(key.as_bytes()).into()
+}
 
 impl ApiKeys {
     /// `key1:scopeA,key2:scopeB`; a key may contain `:` (the last one separates the scope).
     pub fn parse(spec: &str) -> Result<Self, ConfigError> {
-        let mut keys = HashMap::new();
+        let mut keys: HashMap<[u8; 32], String> = HashMap::new();
         for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
             let (key, scope) = entry
                 .rsplit_once(':')
@@ -44,20 +51,32 @@ impl ApiKeys {
                     "scope {scope:?} must be 1-128 chars of A-Z a-z 0-9 . _ : -"
                 )));
             }
-            if keys.insert(key.to_owned(), scope.to_owned()).is_some() {
+            if keys.insert(key_digest(key), scope.to_owned()).is_some() {
                 return Err(ConfigError::ApiKeys("a key is listed twice".into()));
             }
         }
-        Ok(Self(keys))
+        Ok(Self(keys.into_iter().collect()))
     }
 
     pub fn is_enabled(&self) -> bool {
         !self.0.is_empty()
     }
 
-    /// The scope a presented key opens, if it is known.
+    /// The scope a presented key opens, if it is known. Every stored digest is compared in
+    /// full whatever matches, so the time taken does not depend on the key.
     pub fn scope_of(&self, key: &str) -> Option<&str> {
-        self.0.get(key).map(String::as_str)
+        let presented = key_digest(key);
+        let mut found = None;
+        for (digest, scope) in &self.0 {
+            let difference = digest
+                .iter()
+                .zip(presented.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            if std::hint::black_box(difference) == 0 {
+                found = Some(scope.as_str());
+            }
+        }
+        found
     }
 }
 
@@ -154,7 +173,7 @@ impl Config {
     }
 
     /// Reads flags and environment; exits with usage on `--help` or a malformed flag.
-    pub fn from_env_and_args() -> Result<(Self, Option<String>), ConfigError> {
+    pub fn from_env_and_args() -> Result<(Self, String), ConfigError> {
         Cli::parse().into_config()
     }
 }
@@ -166,14 +185,15 @@ struct Cli {
     /// postgres://…, postgresql://… or sqlite://PATH; unset: ./orchestrator.db (SQLite)
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
-    /// Address and port to listen on
+    /// Address (or host name) and port to listen on
     #[arg(long, env = "ORCH_LISTEN", default_value = "127.0.0.1:8080")]
-    listen: SocketAddr,
+    listen: String,
     /// Bearer keys and their scopes: key1:scopeA,key2:scopeB (unset: auth off, scope "default")
     #[arg(long, env = "ORCH_API_KEYS", hide_env_values = true)]
     api_keys: Option<String>,
-    /// Allow listening on a non-loopback address with auth off
-    #[arg(long, env = "ORCH_ALLOW_INSECURE")]
+    /// Allow listening on a non-loopback address with auth off (true/false, 1/0, yes/no, on/off)
+    #[arg(long, env = "ORCH_ALLOW_INSECURE", num_args = 0..=1, default_value = "false",
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     allow_insecure: bool,
     /// Largest request body in bytes (larger: 413)
     #[arg(long, env = "ORCH_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
@@ -223,12 +243,12 @@ struct Cli {
     #[arg(long, env = "ORCH_HTTP_WORKERS")]
     http_workers: Option<usize>,
     /// Log filter, env_logger syntax (e.g. info, orchestrator=debug)
-    #[arg(long, env = "RUST_LOG")]
-    log: Option<String>,
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log: String,
 }
 
 impl Cli {
-    fn into_config(self) -> Result<(Config, Option<String>), ConfigError> {
+    fn into_config(self) -> Result<(Config, String), ConfigError> {
         let positive = |name: &str, value: usize| {
             if value == 0 {
                 Err(ConfigError::Invalid(format!("{name} must be at least 1")))
@@ -237,7 +257,7 @@ impl Cli {
             }
         };
         let mut config = Config::new(DatabaseTarget::parse(self.database_url.as_deref())?);
-        config.listen = self.listen;
+        config.listen = resolve_listen(&self.listen)?;
         config.api_keys = ApiKeys::parse(self.api_keys.as_deref().unwrap_or(""))?;
         config.limits.max_body_bytes = positive("ORCH_MAX_BODY_BYTES", self.max_body_bytes)?;
         config.limits.max_batch_events = positive("ORCH_MAX_BATCH_EVENTS", self.max_batch_events)?;
@@ -270,6 +290,17 @@ impl Cli {
         }
         Ok((config, self.log))
     }
+}
+
+/// `host:port` where host is an IP address or a name; a name is resolved once, at start-up,
+/// and the server listens on its first address.
+fn resolve_listen(spec: &str) -> Result<SocketAddr, ConfigError> {
+    use std::net::ToSocketAddrs;
+    let invalid = |why: String| ConfigError::Invalid(format!("ORCH_LISTEN {spec:?}: {why}"));
+    spec.to_socket_addrs()
+        .map_err(|e| invalid(format!("{e} (expected host:port)")))?
+        .next()
+        .ok_or_else(|| invalid("the host name has no address".into()))
 }
 
 #[cfg(test)]
@@ -308,6 +339,40 @@ mod tests {
         assert!(cli(&["--listen", "0.0.0.0:8080", "--allow-insecure"]).is_ok());
         assert!(cli(&["--listen", "0.0.0.0:8080", "--api-keys", "k:s"]).is_ok());
         assert!(cli(&["--listen", "127.0.0.1:9000"]).is_ok());
+    }
+
+    #[test]
+    fn accepts_the_usual_spellings_of_a_flag() {
+        for yes in ["1", "true", "yes", "on", "TRUE"] {
+            let config = cli(&[
+                "--listen",
+                "0.0.0.0:8080",
+                &format!("--allow-insecure={yes}"),
+            ]);
+            assert!(config.is_ok(), "{yes}");
+        }
+        for no in ["0", "false", "no", "off"] {
+            let config = cli(&[
+                "--listen",
+                "0.0.0.0:8080",
+                &format!("--allow-insecure={no}"),
+            ]);
+            assert!(
+                matches!(config, Err(ConfigError::InsecureListen(_))),
+                "{no}"
+            );
+        }
+        assert!(cli(&["--allow-insecure=maybe"]).is_err());
+    }
+
+    #[test]
+    fn listens_on_host_names() {
+        let config = cli(&["--listen", "localhost:8083"]).unwrap();
+        assert!(config.listen.ip().is_loopback());
+        assert_eq!(config.listen.port(), 8083);
+        let err = cli(&["--listen", "localhost"]).err().unwrap().to_string();
+        assert!(err.contains("ORCH_LISTEN"), "{err}");
+        assert!(cli(&["--listen", "no-such-host.invalid:80"]).is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod shutdown;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -43,13 +44,55 @@ pub struct RunningServer {
     pub handle: ServerHandle,
     /// The registry, for callers that need to ask it directly (tests, diagnostics).
     pub registry: actix::Addr<Registry>,
+    shutdown: shutdown::ShutdownTrigger,
     serving: actix_rt::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// How long requests that are still running may take to finish once the server stops.
+/// Long-lived requests end at once on the stop signal; what remains are writes waiting for
+/// their commit, which the database's own timeouts bound well below this.
+const SHUTDOWN_GRACE_SECS: u64 = 10;
+
 impl RunningServer {
-    /// Runs until the server stops (SIGTERM/SIGINT, or `handle.stop`).
+    /// Runs until the server stops ([`RunningServer::stop`], or a signal under
+    /// [`RunningServer::serve_until_signalled`]).
     pub async fn wait(self) -> std::io::Result<()> {
         self.serving.await.map_err(std::io::Error::other)?
+    }
+
+    /// Stops gracefully: ends streams and long waits, stops accepting, lets running requests
+    /// finish. Returns once the server has stopped.
+    pub async fn stop(&self) {
+        self.shutdown.trip();
+        self.handle.stop(true).await;
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops gracefully; a second SIGINT (Ctrl-C) while
+    /// stopping exits at once.
+    pub async fn serve_until_signalled(self) -> std::io::Result<()> {
+        use actix_rt::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let handle = self.handle.clone();
+        let (trigger, mut stopping) = (self.shutdown.clone(), self.shutdown_signal());
+        actix_rt::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => log::info!("SIGTERM: stopping"),
+                _ = interrupt.recv() => log::info!("SIGINT: stopping (Ctrl-C again to force)"),
+                _ = stopping.stopping() => {}
+            }
+            trigger.trip();
+            actix_rt::spawn(handle.stop(true));
+            if interrupt.recv().await.is_some() {
+                log::warn!("second SIGINT: exiting without waiting for running requests");
+                std::process::exit(130);
+            }
+        });
+        self.wait().await
+    }
+
+    fn shutdown_signal(&self) -> shutdown::Shutdown {
+        self.shutdown.subscribe()
     }
 }
 
@@ -69,6 +112,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         .map_err(|e| StartError::Blocking(e.to_string()))??;
     log::info!("database ready: {}", config.database.describe());
 
+    let (shutdown_trigger, shutdown) = shutdown::channel();
     let feed = std::sync::Arc::new(store::NotificationFeed::new(config.notification_cache));
     let wal_checkpoints = matches!(config.database, store::DatabaseTarget::Sqlite(_));
     let writer = Writer::start(
@@ -88,6 +132,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         default_interaction_timeout_ms: config.sessions.default_interaction_timeout_ms,
         notification_feed: feed,
         stream_slow_consumer: config.stream_slow_consumer,
+        shutdown,
     });
 
     let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
@@ -95,6 +140,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         App::new()
             .app_data(state.clone())
             .wrap(from_fn(observe_requests))
+            .wrap(from_fn(http::answer_head_like_get))
             // Request id, method, path, status and time; never other headers (keys) or bodies.
             // Left out when RUST_LOG would drop its lines: it formats them either way.
             .wrap(Condition::new(
@@ -111,6 +157,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     // written while the previous one is unacknowledged waited for the client's delayed ACK:
     // 40 ms added to 1-2% of notifications (the bench tool's interactions scenario).
     server = server.tcp_nodelay(true);
+    // Signals are handled by `serve_until_signalled`, which ends long-lived requests first.
+    server = server
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS);
     if let Some(workers) = config.http_workers {
         server = server.workers(workers);
     }
@@ -121,12 +171,19 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             source,
         })?;
     let addr = server.addrs().first().copied().unwrap_or(config.listen);
+    if !config.api_keys.is_enabled() && !addr.ip().is_loopback() {
+        log::warn!(
+            "listening on {addr}, beyond this machine, with auth off: anyone who can reach it \
+             can read and change every session; set ORCH_API_KEYS"
+        );
+    }
     let server: Server = server.run();
     let handle = server.handle();
     Ok(RunningServer {
         addr,
         handle,
         registry,
+        shutdown: shutdown_trigger,
         serving: actix_rt::spawn(server),
     })
 }
@@ -180,6 +237,17 @@ async fn observe_requests(
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let mut response = next.call(req).await?;
+    let stopping = response
+        .request()
+        .app_data::<web::Data<http::AppState>>()
+        .is_some_and(|state| state.shutdown.is_stopping());
+    if stopping {
+        // An idle kept-alive connection would hold the stop until its keep-alive ends.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response
             .headers_mut()

@@ -1,5 +1,5 @@
 //! The `orchestrator` binary: read the configuration, set up logging, run the service until
-//! SIGTERM/SIGINT (actix-web stops accepting, finishes in-flight requests, then returns).
+//! SIGTERM/SIGINT (long-lived requests end, running writes finish, then it returns).
 
 use std::process::ExitCode;
 
@@ -13,14 +13,12 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    env_logger::Builder::new()
-        .parse_filters(log_filter.as_deref().unwrap_or("info"))
-        .init();
+    env_logger::Builder::new().parse_filters(&log_filter).init();
 
     let result = actix_web::rt::System::new().block_on(async move {
         let server = orchestrator::start(config).await?;
         log::info!("listening on http://{}", server.addr);
-        server.wait().await.map_err(|e| e.to_string())?;
+        server.serve_until_signalled().await?;
         Ok::<(), Box<dyn std::error::Error>>(())
     });
     match result {

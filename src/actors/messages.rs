@@ -212,6 +212,7 @@ pub struct Wake;
 
 /// Makes the session actor panic. Only for the test that a panicking actor still releases its
 /// successor; nothing in the service sends it, and it cannot be reached over HTTP.
+#[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
 #[derive(Message)]
 #[rtype(result = "()")]

@@ -163,7 +163,7 @@ impl Handler<Passivate> for Registry {
 
     fn handle(&mut self, msg: Passivate, _: &mut Context<Self>) {
         let current = self.live.get(&msg.key).is_some_and(|l| {
-            l.generation == msg.generation && msg.received.map_or(true, |r| r == l.forwarded)
+            l.generation == msg.generation && msg.received.is_none_or(|r| r == l.forwarded)
         });
         if !current {
             return;

@@ -34,8 +34,31 @@ fn scope_of(req: &HttpRequest) -> Result<CallerScope, ApiError> {
     req.headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .and_then(|key| state.api_keys.scope_of(key.trim()))
+        .and_then(bearer_credentials)
+        .and_then(|key| state.api_keys.scope_of(key))
         .map(|scope| CallerScope(scope.to_owned()))
         .ok_or(ApiError::Unauthorized)
+}
+
+/// The credentials of an `Authorization: Bearer KEY` header. The scheme is matched without
+/// regard to case (RFC 9110 §11.1), and the space after it may be repeated.
+fn bearer_credentials(header: &str) -> Option<&str> {
+    let (scheme, credentials) = header.trim().split_once(' ')?;
+    let credentials = credentials.trim_start();
+    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_credentials;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer k1", "bearer k1", "BEARER  k1", " Bearer k1 "] {
+            assert_eq!(bearer_credentials(header), Some("k1"), "{header:?}");
+        }
+        for header in ["Basic k1", "Bearer", "Bearer ", "Bearerk1", "k1"] {
+            assert_eq!(bearer_credentials(header), None, "{header:?}");
+        }
+    }
 }

@@ -165,7 +165,7 @@ pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<ListQuery>,
+    query: super::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&scope, &path)?;
     let query = query.into_inner();

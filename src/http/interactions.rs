@@ -252,17 +252,21 @@ pub async fn next_command(
     scope: CallerScope,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<NextQuery>,
+    query: super::Query<NextQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&scope, &path)?;
     let wait = wait_duration(query.wait_ms, 0, "wait_ms")?;
     let sid = key.session_id.to_string();
-    Ok(
-        match wait_on_session(&state, key, NextCommand { wait }).await? {
-            Some(command) => HttpResponse::Ok().json(InteractionDto::new(&sid, &command)),
-            None => HttpResponse::NoContent().finish(),
-        },
-    )
+    let mut stopping = state.shutdown.clone();
+    let handed_out = tokio::select! {
+        handed_out = wait_on_session(&state, key, NextCommand { wait }) => handed_out?,
+        // The server is stopping: nothing is handed out (dropping the wait releases it).
+        () = stopping.stopping() => None,
+    };
+    Ok(match handed_out {
+        Some(command) => HttpResponse::Ok().json(InteractionDto::new(&sid, &command)),
+        None => HttpResponse::NoContent().finish(),
+    })
 }
 
 fn path_keys(
@@ -468,16 +472,22 @@ pub async fn wait(
     scope: CallerScope,
     state: web::Data<AppState>,
     path: web::Path<(String, String)>,
-    query: web::Query<WaitQuery>,
+    query: super::Query<WaitQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let (key, id) = path_keys(&scope, &path)?;
     let timeout = wait_duration(query.timeout_ms, 30_000, "timeout_ms")?;
     let sid = key.session_id.to_string();
     let waiting = wait_on_session(&state, key.clone(), WaitForInteraction { id: id.clone() });
-    let interaction = match actix_rt::time::timeout(timeout, waiting).await {
-        Ok(done) => done?,
-        // Still open: answer with its current state (dropping the wait releases the waiter).
-        Err(_) => find_interaction(&state, &key, &id).await?,
+    let mut stopping = state.shutdown.clone();
+    let finished = tokio::select! {
+        finished = actix_rt::time::timeout(timeout, waiting) => finished.ok(),
+        () = stopping.stopping() => None,
+    };
+    let interaction = match finished {
+        Some(done) => done?,
+        // Still open at the timeout or the server's stop: answer with its current state
+        // (dropping the wait releases the waiter).
+        None => find_interaction(&state, &key, &id).await?,
     };
     Ok(HttpResponse::Ok().json(InteractionDto::new(&sid, &interaction)))
 }
@@ -505,7 +515,7 @@ pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,
     path: web::Path<String>,
-    query: web::Query<ListQuery>,
+    query: super::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&scope, &path)?;
     let query = query.into_inner();

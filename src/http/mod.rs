@@ -6,9 +6,11 @@
 mod auth;
 mod events;
 mod health;
+mod index;
 pub(crate) mod interactions;
 mod notifications;
 pub mod openapi;
+mod query;
 mod sessions;
 
 use actix::prelude::*;
@@ -17,6 +19,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 pub use auth::CallerScope;
+pub(crate) use query::Query;
 
 use crate::actors::messages::{SessionError, SessionKey, ToSession};
 use crate::actors::session::SessionActor;
@@ -39,26 +42,26 @@ pub struct AppState {
     /// The newest committed notifications, read before the database; its newest id wakes
     /// long-polls and streams.
     pub notification_feed: std::sync::Arc<crate::store::NotificationFeed>,
+    /// Tripped when the server stops: streams and long waits end at once.
+    pub shutdown: crate::shutdown::Shutdown,
 }
 
 /// Registers every route, the extractor error handlers and the JSON 404/405 answers.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
-        web::QueryConfig::default()
-            .error_handler(|e, _| ApiError::BadRequest(format!("bad query parameter: {e}")).into()),
-    )
-    .app_data(
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
     )
-    .service(resource("/healthz", "GET").route(web::get().to(health::healthz)))
-    .service(resource("/readyz", "GET").route(web::get().to(health::readyz)))
-    .service(resource("/metrics", "GET").route(web::get().to(health::metrics)))
-    .service(resource("/openapi.json", "GET").route(web::get().to(openapi::openapi_json)))
-    .service(resource("/v1/sessions", "GET").route(web::get().to(sessions::list)))
+    .service(resource("/", "GET, HEAD").route(web::get().to(index::index)))
+    .service(resource("/docs/api.md", "GET, HEAD").route(web::get().to(index::api_reference)))
+    .service(resource("/healthz", "GET, HEAD").route(web::get().to(health::healthz)))
+    .service(resource("/readyz", "GET, HEAD").route(web::get().to(health::readyz)))
+    .service(resource("/metrics", "GET, HEAD").route(web::get().to(health::metrics)))
+    .service(resource("/openapi.json", "GET, HEAD").route(web::get().to(openapi::openapi_json)))
+    .service(resource("/v1/sessions", "GET, HEAD").route(web::get().to(sessions::list)))
     .service(session_routes())
-    .service(resource("/v1/notifications", "GET").route(web::get().to(notifications::list)))
-    .service(resource("/v1/stream", "GET").route(web::get().to(notifications::stream)))
+    .service(resource("/v1/notifications", "GET, HEAD").route(web::get().to(notifications::list)))
+    .service(resource("/v1/stream", "GET, HEAD").route(web::get().to(notifications::stream)))
     .default_service(web::to(|req: HttpRequest| async move {
         Err::<HttpResponse, _>(ApiError::RouteNotFound(req.path().to_owned()))
     }));
@@ -76,20 +79,24 @@ const INTERACTION: &str = "/v1/sessions/{session_id}/interactions/{interaction_i
 fn session_routes() -> actix_web::Scope {
     web::scope(SESSION)
         .service(
-            resource_in(SESSION, "/v1/sessions/{session_id}", "GET, PUT")
+            resource_in(SESSION, "/v1/sessions/{session_id}", "GET, HEAD, PUT")
                 .route(web::put().to(sessions::put))
                 .route(web::get().to(sessions::get)),
         )
         .service(
-            resource_in(SESSION, "/v1/sessions/{session_id}/events", "GET, POST")
-                .route(web::post().to(events::post))
-                .route(web::get().to(events::list)),
+            resource_in(
+                SESSION,
+                "/v1/sessions/{session_id}/events",
+                "GET, HEAD, POST",
+            )
+            .route(web::post().to(events::post))
+            .route(web::get().to(events::list)),
         )
         .service(
             resource_in(
                 SESSION,
                 "/v1/sessions/{session_id}/interactions",
-                "GET, POST",
+                "GET, HEAD, POST",
             )
             .route(web::post().to(interactions::create))
             .route(web::get().to(interactions::list)),
@@ -108,7 +115,7 @@ fn session_routes() -> actix_web::Scope {
                     resource_in(
                         INTERACTION,
                         "/v1/sessions/{session_id}/interactions/{interaction_id}",
-                        "GET",
+                        "GET, HEAD",
                     )
                     .route(web::get().to(interactions::get)),
                 )
@@ -148,7 +155,7 @@ fn session_routes() -> actix_web::Scope {
                     resource_in(
                         INTERACTION,
                         "/v1/sessions/{session_id}/interactions/{interaction_id}/wait",
-                        "GET",
+                        "GET, HEAD",
                     )
                     .route(web::get().to(interactions::wait)),
                 ),
@@ -184,6 +191,24 @@ fn resource_in(
                 allow,
             })
         }))
+}
+
+/// Marks a request that arrived as `HEAD` and is being routed as `GET`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeadRequest;
+
+/// `HEAD` is answered on every `GET` route (RFC 9110 §9.3.2): the request is routed as a `GET`
+/// and the connection's codec, which still knows the request was a `HEAD`, sends the headers
+/// without the body.
+pub async fn answer_head_like_get(
+    mut req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    if req.method() == actix_web::http::Method::HEAD {
+        req.head_mut().method = actix_web::http::Method::GET;
+        actix_web::HttpMessage::extensions_mut(&req).insert(HeadRequest);
+    }
+    next.call(req).await
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (413) before buffering it.

@@ -150,7 +150,7 @@ async fn page(
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: super::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let limit = page_limit(query.limit)?;
@@ -174,10 +174,15 @@ pub async fn list(
         if !rows.is_empty() || remaining.is_zero() {
             break rows;
         }
-        match actix_rt::time::timeout(remaining, committed.changed()).await {
-            Ok(Ok(())) => continue,
-            // Time is up, or the writer is gone (shutting down): answer with nothing new.
-            Ok(Err(_)) | Err(_) => break rows,
+        let mut stopping = state.shutdown.clone();
+        tokio::select! {
+            changed = actix_rt::time::timeout(remaining, committed.changed()) => match changed {
+                Ok(Ok(())) => continue,
+                // Time is up, or the writer is gone: answer with nothing new.
+                Ok(Err(_)) | Err(_) => break rows,
+            },
+            // The server is stopping: answer now rather than hold its stop.
+            () = stopping.stopping() => break rows,
         }
     };
     let next_after = rows.last().map_or(after, |r| r.id);
@@ -212,6 +217,8 @@ struct StreamState {
     cursor: i64,
     pending: VecDeque<NotificationRow>,
     committed: tokio::sync::watch::Receiver<i64>,
+    /// The stream ends when the server stops; the client resumes elsewhere or later.
+    stopping: crate::shutdown::Shutdown,
     /// When the last full page was read: the consumer is behind and this is how long it has
     /// been taking to accept that page.
     full_page_since: Option<std::time::Instant>,
@@ -221,6 +228,9 @@ impl StreamState {
     /// The next chunk of the stream; `None` ends it (the client reconnects and resumes).
     async fn next_chunk(&mut self) -> Option<web::Bytes> {
         loop {
+            if self.stopping.is_stopping() {
+                return None;
+            }
             if let Some(row) = self.pending.pop_front() {
                 return Some(sse_message(row));
             }
@@ -255,10 +265,15 @@ impl StreamState {
                 self.pending.extend(rows);
                 continue;
             }
-            match actix_rt::time::timeout(KEEP_ALIVE, self.committed.changed()).await {
-                Ok(Ok(())) => continue,
-                Ok(Err(_)) => return None,
-                Err(_) => return Some(web::Bytes::from_static(b": keep-alive\n\n")),
+            tokio::select! {
+                changed = actix_rt::time::timeout(KEEP_ALIVE, self.committed.changed()) => {
+                    match changed {
+                        Ok(Ok(())) => continue,
+                        Ok(Err(_)) => return None,
+                        Err(_) => return Some(web::Bytes::from_static(b": keep-alive\n\n")),
+                    }
+                }
+                () = self.stopping.stopping() => return None,
             }
         }
     }
@@ -277,7 +292,7 @@ pub async fn stream(
     scope: CallerScope,
     state: web::Data<AppState>,
     req: HttpRequest,
-    query: web::Query<StreamQuery>,
+    query: super::Query<StreamQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let last_event_id = match req.headers().get("Last-Event-ID") {
@@ -292,7 +307,9 @@ pub async fn stream(
     let cursor = cursor(last_event_id.or(query.after))?;
     let session_id = session_filter(query.session_id)?;
     let committed = state.notification_feed.subscribe();
+    let stopping = state.shutdown.clone();
     let initial = StreamState {
+        stopping,
         state,
         scope: scope.0,
         session_id,
@@ -305,7 +322,17 @@ pub async fn stream(
         let chunk = s.next_chunk().await?;
         Some((Ok::<_, actix_web::Error>(chunk), s))
     });
+    if actix_web::HttpMessage::extensions(&req).contains::<super::HeadRequest>() {
+        // The headers a stream would start with; no stream to keep open for nobody.
+        return Ok(HttpResponse::Ok()
+            .content_type("text/event-stream")
+            .insert_header((header::CACHE_CONTROL, "no-cache"))
+            .finish());
+    }
+    // A stream's connection is not reused: when the stream ends (the server stopping, a slow
+    // consumer) the connection closes with it instead of idling until its keep-alive ends.
     Ok(HttpResponse::Ok()
+        .force_close()
         .content_type("text/event-stream")
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .insert_header(("X-Accel-Buffering", "no"))

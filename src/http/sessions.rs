@@ -192,7 +192,7 @@ pub struct ListQuery {
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,
-    query: web::Query<ListQuery>,
+    query: super::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let limit = page_limit(query.limit)?;
@@ -249,7 +249,7 @@ fn encode_cursor(cursor: &ActivityCursor) -> String {
 
 fn decode_cursor(raw: &str) -> Result<ActivityCursor, ApiError> {
     let bad = || ApiError::BadRequest("after: not a cursor this server gave out".into());
-    if raw.len() % 2 != 0 || raw.len() > 600 {
+    if !raw.len().is_multiple_of(2) || raw.len() > 600 {
         return Err(bad());
     }
     let bytes = (0..raw.len())

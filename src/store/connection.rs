@@ -90,7 +90,13 @@ impl DatabaseTarget {
         match self {
             Self::Postgres(url) => Ok(DbConnection::Pg(PgConnection::establish(url)?)),
             Self::Sqlite(path) => {
-                let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+                let mut conn =
+                    SqliteConnection::establish(&path.to_string_lossy()).map_err(|source| {
+                        StoreError::OpenSqlite {
+                            path: path.clone(),
+                            source,
+                        }
+                    })?;
                 // busy_timeout: readers and the writer share the file; wait (boundedly) rather
                 // than fail at once. synchronous=FULL: a 2xx promises durability, also across
                 // power loss.

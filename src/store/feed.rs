@@ -106,7 +106,7 @@ impl NotificationFeed {
                 .rows
                 .iter()
                 .skip(skip)
-                .filter(|r| r.scope == scope && session_id.map_or(true, |s| r.session_id == s))
+                .filter(|r| r.scope == scope && session_id.is_none_or(|s| r.session_id == s))
                 .take(limit)
                 .cloned()
                 .collect(),

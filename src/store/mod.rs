@@ -29,6 +29,11 @@ pub enum StoreError {
     Config(String),
     #[error("cannot connect to the database: {0}")]
     Connect(#[from] diesel::ConnectionError),
+    #[error("cannot open the SQLite file {}: {source}", path.display())]
+    OpenSqlite {
+        path: std::path::PathBuf,
+        source: diesel::ConnectionError,
+    },
     #[error("database query failed: {0}")]
     Query(#[from] diesel::result::Error),
     #[error("no database connection available: {0}")]

@@ -36,6 +36,71 @@ fn help_lists_every_setting() {
     ] {
         assert!(help.contains(name), "{name} missing from --help:\n{help}");
     }
+    let log = help.split("--log <LOG>").nth(1).expect("--log in --help");
+    let log = &log[..log.find("\n  -").unwrap_or(log.len())];
+    assert!(log.contains("[default: info]"), "{log}");
+}
+
+/// Starts the binary with `env` in an empty directory and returns its log once it listens
+/// (or the whole log, if it exits first), then stops it.
+fn start_and_stop(env: &[(&str, &str)]) -> (bool, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "orch-bin-{}-{}",
+        std::process::id(),
+        env.iter().map(|(_, v)| v.len()).sum::<usize>()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = clean_command()
+        .current_dir(&dir)
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut log = String::new();
+    let mut listening = false;
+    for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+        let line = line.unwrap();
+        log.push_str(&line);
+        log.push('\n');
+        if line.contains("listening on http://") {
+            listening = true;
+            break;
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    (listening, log)
+}
+
+#[test]
+fn settings_accept_what_people_type() {
+    let (listening, log) =
+        start_and_stop(&[("ORCH_LISTEN", "0.0.0.0:0"), ("ORCH_ALLOW_INSECURE", "1")]);
+    assert!(listening, "ORCH_ALLOW_INSECURE=1 is accepted:\n{log}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains("WARN") && l.contains("auth off")),
+        "listening beyond loopback without keys is warned about:\n{log}"
+    );
+    let (listening, log) = start_and_stop(&[("ORCH_LISTEN", "localhost:0")]);
+    assert!(listening, "a host name is accepted:\n{log}");
+    assert!(!log.contains("WARN"), "{log}");
+}
+
+#[test]
+fn an_sqlite_file_that_cannot_be_opened_is_named() {
+    let out = clean_command()
+        .env("DATABASE_URL", "sqlite:///nonexistent-dir/never.db")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent-dir/never.db"), "{stderr}");
 }
 
 #[test]

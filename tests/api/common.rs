@@ -21,8 +21,11 @@ pub enum Backend {
 
 static NEXT_DB: AtomicUsize = AtomicUsize::new(0);
 
-/// A fresh, empty database of `backend`; `None` when Postgres is not configured on a
-/// developer's machine. In CI (CI or ORCH_REQUIRE_POSTGRES set) a missing Postgres fails.
+/// A fresh, empty database of `backend`. PostgreSQL databases are made in the cluster named by
+/// ORCH_TEST_POSTGRES_URL or, without it, in a throwaway cluster these tests start themselves
+/// when the PostgreSQL server binaries are installed. `None` only when neither is there on a
+/// developer's machine, which is said on the terminal; in CI (CI or ORCH_REQUIRE_POSTGRES set)
+/// that fails instead.
 pub fn fresh_database(backend: Backend) -> Option<DatabaseTarget> {
     let n = NEXT_DB.fetch_add(1, Ordering::SeqCst);
     let name = format!("orch_test_{}_{n}", std::process::id());
@@ -35,15 +38,14 @@ pub fn fresh_database(backend: Backend) -> Option<DatabaseTarget> {
             Some(DatabaseTarget::Sqlite(path))
         }
         Backend::Postgres => {
-            let Ok(admin_url) = std::env::var("ORCH_TEST_POSTGRES_URL") else {
+            let Some(admin_url) = postgres_admin_url() else {
                 let required = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
                     || std::env::var("ORCH_REQUIRE_POSTGRES").is_ok();
                 assert!(
                     !required,
-                    "PostgreSQL tests are required here but ORCH_TEST_POSTGRES_URL is not set \
-                     (run them through scripts/test, which starts a cluster)"
+                    "PostgreSQL tests are required here, but ORCH_TEST_POSTGRES_URL is not set \
+                     and no PostgreSQL server binaries are installed"
                 );
-                eprintln!("NOTICE: ORCH_TEST_POSTGRES_URL is not set; skipping a PostgreSQL test");
                 return None;
             };
             let mut admin = PgConnection::establish(&admin_url)
@@ -62,6 +64,159 @@ pub fn fresh_database(backend: Backend) -> Option<DatabaseTarget> {
                 .map(|(base, _)| base)
                 .expect("ORCH_TEST_POSTGRES_URL must end in /DBNAME");
             Some(DatabaseTarget::Postgres(format!("{base}/{name}")))
+        }
+    }
+}
+
+/// The cluster PostgreSQL tests make their databases in (see [`fresh_database`]).
+fn postgres_admin_url() -> Option<String> {
+    static ADMIN_URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    ADMIN_URL
+        .get_or_init(|| {
+            if let Ok(url) = std::env::var("ORCH_TEST_POSTGRES_URL") {
+                return Some(url);
+            }
+            let started = throwaway_cluster::start();
+            // Straight to the terminal: libtest captures eprintln! of passing tests.
+            let notice = match &started {
+                Ok(url) => {
+                    format!("NOTICE: PostgreSQL tests run on a throwaway cluster at {url}\n")
+                }
+                Err(why) => format!(
+                    "NOTICE: PostgreSQL tests are SKIPPED: {why}. Set ORCH_TEST_POSTGRES_URL or \
+                     install the PostgreSQL server (scripts/test does both)\n"
+                ),
+            };
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(notice.as_bytes());
+            started.ok()
+        })
+        .clone()
+}
+
+/// A PostgreSQL cluster of the tests' own, in a temporary directory, removed when the test
+/// process exits however it exits (the parent-death signal reaches the shell that owns it).
+mod throwaway_cluster {
+    use std::os::unix::process::CommandExt;
+    use std::path::PathBuf;
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    fn bin_dir() -> Option<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|bin| bin.join("initdb").exists())
+            .collect();
+        dirs.sort_by_key(|d| {
+            let version = d.parent().and_then(|v| v.file_name()).unwrap_or_default();
+            version.to_string_lossy().parse::<u32>().unwrap_or(0)
+        });
+        dirs.pop()
+    }
+
+    /// initdb refuses to run as root; as root the cluster belongs to the postgres user.
+    fn as_owner(program: &std::path::Path) -> Command {
+        if unsafe { libc::geteuid() } == 0 {
+            let mut cmd = Command::new("runuser");
+            cmd.args(["-u", "postgres", "--"]).arg(program);
+            cmd
+        } else {
+            Command::new(program)
+        }
+    }
+
+    pub fn start() -> Result<String, String> {
+        let bin = bin_dir().ok_or("no PostgreSQL server binaries in /usr/lib/postgresql")?;
+        let dir = std::env::temp_dir().join(format!("orch-test-pg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        if unsafe { libc::geteuid() } == 0 {
+            Command::new("chown")
+                .arg("postgres")
+                .arg(&dir)
+                .status()
+                .map_err(|e| e.to_string())?;
+        }
+        let data = dir.join("data");
+        let initdb = as_owner(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-A", "trust", "-U", "postgres", "--no-sync"])
+            .stdout(Stdio::null())
+            .output()
+            .map_err(|e| format!("initdb: {e}"))?;
+        if !initdb.status.success() {
+            return Err(format!(
+                "initdb failed: {}",
+                String::from_utf8_lossy(&initdb.stderr)
+            ));
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| e.to_string())?
+            .port();
+        let owner = if unsafe { libc::geteuid() } == 0 {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        };
+        let (pg_ctl, dir_s, data_s) = (
+            bin.join("pg_ctl").display().to_string(),
+            dir.display().to_string(),
+            data.display().to_string(),
+        );
+        // The shell starts the cluster and, on SIGTERM (sent when the thread that spawned it,
+        // which lives as long as the test process, dies), stops it and removes its files.
+        let script = format!(
+            "trap '{owner}{pg_ctl} -D {data_s} -m immediate stop >/dev/null 2>&1; rm -rf {dir_s}; kill $sleeper 2>/dev/null; exit 0' TERM
+             {owner}{pg_ctl} -D {data_s} -l {dir_s}/log -w -t 60 \
+                 -o '-p {port} -k {dir_s} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off' \
+                 start >/dev/null 2>&1 || exit 1
+             echo started
+             exec >/dev/null 2>&1 </dev/null
+             while :; do sleep 3600 & sleeper=$!; wait $sleeper; done"
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("throwaway-postgres".into())
+            .spawn(move || {
+                let mut shell = Command::new("sh");
+                shell.arg("-c").arg(script).stdout(Stdio::piped());
+                // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+                unsafe {
+                    shell.pre_exec(|| {
+                        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                        Ok(())
+                    });
+                }
+                let spawned = shell.spawn();
+                let _ = tx.send(spawned.map_err(|e| e.to_string()).and_then(|mut child| {
+                    use std::io::Read;
+                    let mut line = [0u8; 8];
+                    let read = child.stdout.take().map(|mut out| out.read(&mut line));
+                    match read {
+                        Some(Ok(n)) if n > 0 => Ok(()),
+                        _ => Err("pg_ctl start failed".to_owned()),
+                    }
+                }));
+                // The shell's parent-death signal is tied to this thread: it must outlive
+                // every test.
+                loop {
+                    std::thread::park();
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        rx.recv().map_err(|e| e.to_string())??;
+        let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            use diesel::Connection;
+            match diesel::PgConnection::establish(&url) {
+                Ok(_) => return Ok(url),
+                Err(e) if Instant::now() > deadline => return Err(format!("{url}: {e}")),
+                Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            }
         }
     }
 }
@@ -177,7 +332,7 @@ impl TestApp {
     /// Stops the server (gracefully) and gives back its database, e.g. to start another on it.
     pub async fn stop(mut self) -> DatabaseTarget {
         self.keep_database = true;
-        self.server.handle.stop(true).await;
+        self.server.stop().await;
         self.database.clone()
     }
 }
@@ -501,6 +656,11 @@ pub struct ServerProcess {
 
 impl ServerProcess {
     pub fn spawn(database: &DatabaseTarget) -> ServerProcess {
+        Self::spawn_with(database, &[])
+    }
+
+    /// [`ServerProcess::spawn`] with extra environment variables.
+    pub fn spawn_with(database: &DatabaseTarget, env: &[(&str, &str)]) -> ServerProcess {
         use std::io::BufRead;
         let url = match database {
             DatabaseTarget::Postgres(url) => url.clone(),
@@ -511,6 +671,7 @@ impl ServerProcess {
             .env("DATABASE_URL", url)
             .env("ORCH_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("spawn orchestrator");
@@ -538,6 +699,23 @@ impl ServerProcess {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`, ...); the process may be gone already.
+    pub fn signal(&self, name: &str) {
+        let _ = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status();
+    }
+
+    /// Waits for the process to exit without blocking the test's other tasks.
+    pub async fn exited(mut self) -> std::process::ExitStatus {
+        loop {
+            if let Some(status) = self.child.try_wait().expect("exit status") {
+                return status;
+            }
+            actix_rt::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// SIGTERM, then the exit status.

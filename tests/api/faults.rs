@@ -51,7 +51,7 @@ async fn postgres_outage_gives_503_then_recovers() {
     // ends it (as a browser's EventSource does), until the marker session after recovery.
     let follow = async {
         let mut seen: Vec<serde_json::Value> = Vec::new();
-        while seen.last().map_or(true, |m| m["session_id"] != "end") {
+        while seen.last().is_none_or(|m| m["session_id"] != "end") {
             let from = seen
                 .last()
                 .map_or(last_before, |m| m["id"].as_i64().unwrap());

@@ -142,7 +142,7 @@ async fn session_errors(backend: Backend) {
     assert_eq!(res.status().as_u16(), 405);
     assert_eq!(
         res.headers().get("allow").unwrap(),
-        "GET, POST",
+        "GET, HEAD, POST",
         "RFC 9110: 405 lists the methods"
     );
     let r = app.get("/v2/nothing").await;
@@ -186,16 +186,20 @@ async fn routes_inside_a_session_answer_like_any_other(backend: Backend) {
         );
     }
     for (method, path, allow) in [
-        (Method::DELETE, "/v1/sessions/s1", "GET, PUT"),
+        (Method::DELETE, "/v1/sessions/s1", "GET, HEAD, PUT"),
         (Method::GET, "/v1/sessions/s1/commands", "POST"),
         (Method::GET, "/v1/sessions/s1/commands/next", "POST"),
-        (Method::PUT, "/v1/sessions/s1/interactions/i1", "GET"),
+        (Method::PUT, "/v1/sessions/s1/interactions/i1", "GET, HEAD"),
         (
             Method::GET,
             "/v1/sessions/s1/interactions/i1/result",
             "POST",
         ),
-        (Method::POST, "/v1/sessions/s1/interactions/i1/wait", "GET"),
+        (
+            Method::POST,
+            "/v1/sessions/s1/interactions/i1/wait",
+            "GET, HEAD",
+        ),
     ] {
         let res = awc::Client::new()
             .request(method.clone(), format!("{}{path}", app.base_url))

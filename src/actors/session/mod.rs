@@ -328,7 +328,7 @@ impl SessionActor {
         }
         let inter = self.interactions.as_deref();
         let unknown = |id: &String| !inter.is_some_and(|i| i.known.contains_key(id));
-        let complete = inter.map_or(true, |i| i.complete);
+        let complete = inter.is_none_or(|i| i.complete);
         let absent = |id: &String| inter.is_some_and(|i| i.absent.contains(id));
         needs.dedup_keys = dedup_keys.into_iter().collect();
         needs.interaction_ids = ids
@@ -336,7 +336,7 @@ impl SessionActor {
             .filter(|id| unknown(id) && !complete && !absent(id))
             .collect();
         let has_events = self.session.as_ref().is_some_and(|s| s.event_count > 0);
-        let orphans_counted = inter.map_or(true, |i| i.orphan_events.is_some());
+        let orphans_counted = inter.is_none_or(|i| i.orphan_events.is_some());
         needs.count_events_for = creates
             .into_iter()
             .filter(|id| unknown(id) && has_events && !orphans_counted)
@@ -559,7 +559,7 @@ impl SessionActor {
     fn is_idle(&self) -> bool {
         !self.busy
             && self.queue.is_empty()
-            && self.interactions.as_deref().map_or(true, |i| {
+            && self.interactions.as_deref().is_none_or(|i| {
                 i.deadlines.is_empty() && i.waiters.is_empty() && i.next_waiters.is_none()
             })
             && self.reorder.is_empty()
@@ -761,6 +761,7 @@ impl Handler<super::messages::GetSnapshot> for SessionActor {
 }
 
 /// See [`super::messages::PanicForTest`].
+#[cfg(any(test, feature = "test-hooks"))]
 impl Handler<super::messages::PanicForTest> for SessionActor {
     type Result = ();
 
@@ -844,8 +845,9 @@ forwarded!(
     CreateInteraction,
     ActOnInteraction,
     Wake,
-    super::messages::PanicForTest,
 );
+#[cfg(any(test, feature = "test-hooks"))]
+forwarded!(super::messages::PanicForTest);
 forwarded!(message_result: WaitForInteraction, NextCommand);
 
 impl SessionActor {
