@@ -180,7 +180,12 @@ impl Config {
 
 /// Coordinates the sessions of AI coding agents over HTTP.
 #[derive(Debug, Parser)]
-#[command(name = "orchestrator", version, about)]
+#[command(
+    name = "orchestrator",
+    version,
+    about,
+    after_help = "Claude Code hooks: `orchestrator hook --help` (see the README, \"Use with Claude Code\")."
+)]
 struct Cli {
     /// postgres://…, postgresql://… or sqlite://PATH; unset: ./orchestrator.db (SQLite)
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]

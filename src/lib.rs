@@ -7,6 +7,7 @@ pub mod actors;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod hook;
 pub mod http;
 pub mod metrics;
 pub mod shutdown;

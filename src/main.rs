@@ -1,11 +1,16 @@
-//! The `orchestrator` binary: read the configuration, set up logging, run the service until
-//! SIGTERM/SIGINT (long-lived requests end, running writes finish, then it returns).
+//! The `orchestrator` binary: `orchestrator hook …` runs the Claude Code adapter
+//! ([`orchestrator::hook`]); otherwise it reads the configuration, sets up logging and runs the
+//! service until SIGTERM/SIGINT (long-lived requests end, running writes finish, then it
+//! returns).
 
 use std::process::ExitCode;
 
 use orchestrator::config::Config;
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "hook") {
+        return orchestrator::hook::main(std::env::args_os().skip(1));
+    }
     let (config, log_filter) = match Config::from_env_and_args() {
         Ok(parsed) => parsed,
         Err(e) => {

@@ -9,6 +9,7 @@ mod edges;
 mod events;
 mod faults;
 mod fuzz;
+mod hook;
 mod hot_reads;
 mod interactions;
 mod notifications;

@@ -1,0 +1,134 @@
+//! What the hook tells Claude Code about an approval: the decided interaction, or the
+//! fallback when there is none in time, turned into the JSON Claude Code reads on stdout.
+
+use serde_json::{json, Value};
+
+/// What to answer when no decision came in time or the server could not be reached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fallback {
+    /// Hand the decision to Claude Code's own prompt.
+    Ask,
+    /// Refuse the tool use.
+    Deny,
+}
+
+/// A decision about one tool use, with the reason shown to Claude or the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Allow(String),
+    Deny(String),
+    Ask(String),
+}
+
+/// The verdict an interaction holds once it is no longer open; `None` while it is.
+pub fn verdict_of(interaction: &Value, fallback: Fallback) -> Option<Verdict> {
+    let status = interaction["status"].as_str().unwrap_or("");
+    if status == "pending" || status == "queued" {
+        return None;
+    }
+    let result = &interaction["result"];
+    let said = |default: &str| match result {
+        Value::String(text) if !text.is_empty() => text.clone(),
+        Value::Object(fields) => fields
+            .get("reason")
+            .or_else(|| fields.get("message"))
+            .and_then(Value::as_str)
+            .unwrap_or(default)
+            .to_owned(),
+        _ => default.to_owned(),
+    };
+    Some(match interaction["outcome"].as_str() {
+        Some("approved") => Verdict::Allow(said("approved in the orchestrator")),
+        Some("rejected") => Verdict::Deny(said("rejected in the orchestrator")),
+        _ => fall_back(
+            fallback,
+            &format!("the approval ended without a decision ({status})"),
+        ),
+    })
+}
+
+/// The verdict when there is no decision: why, and what `--on-timeout` says to do.
+pub fn fall_back(fallback: Fallback, why: &str) -> Verdict {
+    match fallback {
+        Fallback::Ask => Verdict::Ask(format!("orchestrator: {why}")),
+        Fallback::Deny => Verdict::Deny(format!("orchestrator: {why}")),
+    }
+}
+
+/// The JSON for Claude Code's stdout; `None` prints nothing (Claude Code's own prompt then
+/// decides, which is what `ask` means for a PermissionRequest).
+pub fn hook_output(event_name: &str, verdict: &Verdict) -> Option<Value> {
+    let (decision, reason) = match verdict {
+        Verdict::Allow(reason) => ("allow", reason),
+        Verdict::Deny(reason) => ("deny", reason),
+        Verdict::Ask(reason) => ("ask", reason),
+    };
+    if event_name == "PermissionRequest" {
+        if decision == "ask" {
+            return None;
+        }
+        return Some(json!({"hookSpecificOutput": {
+            "hookEventName": "PermissionRequest",
+            "decision": {"behavior": decision, "message": reason},
+        }}));
+    }
+    Some(json!({"hookSpecificOutput": {
+        "hookEventName": event_name,
+        "permissionDecision": decision,
+        "permissionDecisionReason": reason,
+    }}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decided_interactions_become_verdicts() {
+        let approved =
+            json!({"status": "completed", "outcome": "approved", "result": {"ok": true}});
+        assert_eq!(
+            verdict_of(&approved, Fallback::Ask),
+            Some(Verdict::Allow("approved in the orchestrator".into()))
+        );
+        let rejected =
+            json!({"status": "completed", "outcome": "rejected", "result": "not on main"});
+        assert_eq!(
+            verdict_of(&rejected, Fallback::Ask),
+            Some(Verdict::Deny("not on main".into()))
+        );
+        let open = json!({"status": "pending", "outcome": null});
+        assert_eq!(verdict_of(&open, Fallback::Deny), None);
+        let timed_out = json!({"status": "timed_out", "outcome": null});
+        assert!(matches!(
+            verdict_of(&timed_out, Fallback::Ask),
+            Some(Verdict::Ask(_))
+        ));
+        assert!(matches!(
+            verdict_of(&timed_out, Fallback::Deny),
+            Some(Verdict::Deny(_))
+        ));
+    }
+
+    #[test]
+    fn outputs_follow_the_hook_contract() {
+        let allow = hook_output("PreToolUse", &Verdict::Allow("ok".into())).unwrap();
+        assert_eq!(
+            allow,
+            json!({"hookSpecificOutput": {"hookEventName": "PreToolUse",
+                "permissionDecision": "allow", "permissionDecisionReason": "ok"}})
+        );
+        let ask = hook_output("PreToolUse", &Verdict::Ask("later".into())).unwrap();
+        assert_eq!(ask["hookSpecificOutput"]["permissionDecision"], "ask");
+        let deny = hook_output("PermissionRequest", &Verdict::Deny("no".into())).unwrap();
+        assert_eq!(
+            deny,
+            json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest",
+                "decision": {"behavior": "deny", "message": "no"}}})
+        );
+        assert_eq!(
+            hook_output("PermissionRequest", &Verdict::Ask("x".into())),
+            None
+        );
+    }
+}

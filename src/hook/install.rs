@@ -1,0 +1,186 @@
+//! `orchestrator hook install`: the `hooks` block of Claude Code's settings that runs this
+//! command for every hook event, printed or merged into a `settings.json`.
+
+use serde_json::{json, Map, Value};
+
+/// Every hook event Claude Code documents; tool events take a matcher.
+const EVENTS: &[(&str, bool)] = &[
+    ("SessionStart", false),
+    ("UserPromptSubmit", false),
+    ("PreToolUse", true),
+    ("PermissionRequest", true),
+    ("PostToolUse", true),
+    ("PostToolUseFailure", true),
+    ("Notification", false),
+    ("Stop", false),
+    ("SubagentStart", false),
+    ("SubagentStop", false),
+    ("PreCompact", false),
+    ("SessionEnd", false),
+];
+
+/// Seconds Claude Code gives an observe-only hook; the hook itself stops well before.
+const OBSERVE_TIMEOUT_SECS: u64 = 10;
+/// An approval hook's timeout is the approval timeout plus this, so the hook always answers
+/// before Claude Code would kill it.
+const APPROVAL_MARGIN_SECS: u64 = 30;
+
+/// What the installed hooks run: the binary, `hook`, and the options to pass on.
+pub struct HookCommand {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Set when approvals are on: the events that wait for them get a longer timeout.
+    pub approval_timeout_secs: Option<u64>,
+}
+
+impl HookCommand {
+    /// The command line, each word quoted for the shell Claude Code runs it with.
+    fn line(&self) -> String {
+        std::iter::once(&self.program)
+            .chain(std::iter::once(&"hook".to_owned()))
+            .chain(self.args.iter())
+            .map(|word| shell_quote(word))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn is_ours(&self, command: &str) -> bool {
+        command.starts_with(&format!("{} hook", shell_quote(&self.program)))
+    }
+
+    /// The `hooks` object: every event runs this command.
+    pub fn hooks_block(&self) -> Value {
+        let mut hooks = Map::new();
+        for &(event, tool_event) in EVENTS {
+            let waits = matches!(event, "PreToolUse" | "PermissionRequest");
+            let timeout = match self.approval_timeout_secs {
+                Some(secs) if waits => secs + APPROVAL_MARGIN_SECS,
+                _ => OBSERVE_TIMEOUT_SECS,
+            };
+            let mut entry = json!({"hooks": [{
+                "type": "command",
+                "command": self.line(),
+                "timeout": timeout,
+            }]});
+            if tool_event {
+                entry["matcher"] = json!("*");
+            }
+            hooks.insert(event.to_owned(), json!([entry]));
+        }
+        Value::Object(hooks)
+    }
+
+    /// `settings` with this command's hooks merged in: other hooks are kept, an earlier
+    /// install of this command is replaced.
+    pub fn merge_into(&self, mut settings: Value) -> Result<Value, String> {
+        if !settings.is_object() {
+            return Err("the settings file does not hold a JSON object".into());
+        }
+        let hooks = settings
+            .as_object_mut()
+            .expect("checked above")
+            .entry("hooks")
+            .or_insert_with(|| json!({}));
+        let Some(hooks) = hooks.as_object_mut() else {
+            return Err("\"hooks\" in the settings file is not an object".into());
+        };
+        let Value::Object(ours) = self.hooks_block() else {
+            unreachable!("hooks_block builds an object")
+        };
+        for (event, mut entries) in ours {
+            let list = hooks.entry(event.clone()).or_insert_with(|| json!([]));
+            let Some(list) = list.as_array_mut() else {
+                return Err(format!("hooks.{event} in the settings file is not a list"));
+            };
+            list.retain(|entry| {
+                !entry["hooks"].as_array().is_some_and(|hooks| {
+                    hooks
+                        .iter()
+                        .any(|h| h["command"].as_str().is_some_and(|c| self.is_ours(c)))
+                })
+            });
+            list.append(entries.as_array_mut().expect("built as a list"));
+        }
+        Ok(settings)
+    }
+}
+
+/// Quotes a word for `sh` when it needs it.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:=@,+%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(approve: bool) -> HookCommand {
+        HookCommand {
+            program: "/opt/orch bin/orchestrator".into(),
+            args: if approve {
+                vec!["--approve".into(), "^(Bash|Write)$".into()]
+            } else {
+                vec![]
+            },
+            approval_timeout_secs: approve.then_some(300),
+        }
+    }
+
+    #[test]
+    fn every_event_runs_the_hook_with_timeouts_above_the_approval_timeout() {
+        let block = command(true).hooks_block();
+        for (event, tool) in EVENTS {
+            let entry = &block[event][0];
+            assert_eq!(entry["matcher"].is_string(), *tool, "{event}");
+            let hook = &entry["hooks"][0];
+            assert_eq!(hook["type"], "command");
+            assert_eq!(
+                hook["command"],
+                "'/opt/orch bin/orchestrator' hook --approve '^(Bash|Write)$'"
+            );
+            let timeout = hook["timeout"].as_u64().unwrap();
+            if *event == "PreToolUse" || *event == "PermissionRequest" {
+                assert!(timeout > 300, "{event}: {timeout}");
+            } else {
+                assert_eq!(timeout, OBSERVE_TIMEOUT_SECS);
+            }
+        }
+        assert_eq!(
+            command(false).hooks_block()["PreToolUse"][0]["hooks"][0]["timeout"],
+            10
+        );
+    }
+
+    #[test]
+    fn merging_keeps_other_hooks_and_replaces_an_earlier_install() {
+        let settings = json!({
+            "model": "x",
+            "hooks": {"PreToolUse": [
+                {"matcher": "Bash", "hooks": [{"type": "command", "command": "audit.sh"}]},
+                {"matcher": "*", "hooks": [{"type": "command",
+                    "command": "'/opt/orch bin/orchestrator' hook --approve old"}]},
+            ]},
+        });
+        let merged = command(true).merge_into(settings).unwrap();
+        assert_eq!(merged["model"], "x");
+        let pre = merged["hooks"]["PreToolUse"].as_array().unwrap();
+        assert_eq!(pre.len(), 2, "{pre:?}");
+        assert_eq!(pre[0]["hooks"][0]["command"], "audit.sh");
+        assert!(pre[1]["hooks"][0]["command"]
+            .as_str()
+            .unwrap()
+            .ends_with("'^(Bash|Write)$'"));
+        let again = command(true).merge_into(merged.clone()).unwrap();
+        assert_eq!(again, merged, "installing twice changes nothing");
+        assert!(command(true).merge_into(json!([1])).is_err());
+        assert!(command(true).merge_into(json!({"hooks": []})).is_err());
+    }
+}

@@ -1,0 +1,440 @@
+//! `orchestrator hook`: the Claude Code adapter. Claude Code runs it for each hook event with
+//! the event's JSON on stdin; it turns that into an event of the session (numbered with a
+//! per-session `sequence` so the server applies parallel hooks in the order they started),
+//! delivers it through a local spool so nothing is lost while the server is down, and, for
+//! tool uses that `--approve` matches, opens an approval interaction and prints the decision
+//! in the form Claude Code reads. It uses only the public HTTP API.
+
+mod client;
+mod decision;
+mod input;
+mod install;
+mod state;
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use actix_web::http::Method;
+use clap::{Parser, Subcommand};
+use serde_json::{json, Value};
+
+use client::{Reply, Server};
+use decision::{fall_back, hook_output, verdict_of, Fallback, Verdict};
+use input::HookInput;
+use state::StateDir;
+
+/// How long an observe-only hook may take in all, retries included: it must never slow the
+/// agent down, and an event that does not get through waits in the spool.
+const OBSERVE_BUDGET: Duration = Duration::from_millis(2000);
+/// SessionEnd hooks share about 1.5 s in Claude Code; the process itself needs some of it.
+const SESSION_END_BUDGET: Duration = Duration::from_millis(1000);
+/// `hook flush` may take this long.
+const FLUSH_BUDGET: Duration = Duration::from_secs(60);
+/// The largest hook input read from stdin.
+const MAX_INPUT_BYTES: u64 = 16 << 20;
+/// How much later than the hook's own wait the approval's deadline on the server is.
+const APPROVAL_GRACE_MS: u64 = 5000;
+/// The server's longest interaction wait.
+const MAX_WAIT_MS: u64 = 60_000;
+
+/// Sends Claude Code hook events to the orchestrator (reads one hook input on stdin).
+#[derive(Debug, Parser)]
+#[command(name = "orchestrator hook", version)]
+struct HookCli {
+    #[command(subcommand)]
+    command: Option<HookSubcommand>,
+    /// The orchestrator's address (http only)
+    #[arg(
+        long,
+        env = "ORCH_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// Bearer key, when the server has ORCH_API_KEYS
+    #[arg(long, env = "ORCH_API_KEY", hide_env_values = true, global = true)]
+    api_key: Option<String>,
+    /// Where the sequence counters and the spool live (default: the per-user state directory,
+    /// $XDG_STATE_HOME/orchestrator/hook or ~/.local/state/orchestrator/hook)
+    #[arg(long, env = "ORCH_HOOK_STATE_DIR", global = true)]
+    state_dir: Option<PathBuf>,
+    /// Ask for approval of tool uses whose tool_name matches this regex (PreToolUse and
+    /// PermissionRequest)
+    #[arg(long, global = true)]
+    approve: Option<String>,
+    /// Seconds to wait for an approval
+    #[arg(long, default_value_t = 300, global = true)]
+    approval_timeout: u64,
+    /// What to answer when no decision comes in time or the server is unreachable
+    #[arg(long, value_enum, default_value = "ask", global = true)]
+    on_timeout: Fallback,
+}
+
+#[derive(Debug, Subcommand)]
+enum HookSubcommand {
+    /// Deliver every spooled event now, in sequence order
+    Flush,
+    /// Print the `hooks` block for Claude Code's settings, or merge it into a settings file
+    Install {
+        /// The settings.json to merge into (e.g. .claude/settings.json); printed when absent
+        #[arg(long)]
+        settings: Option<PathBuf>,
+    },
+}
+
+/// Runs `orchestrator hook …`; `args` starts with the sub-command's own name.
+pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let cli = HookCli::parse_from(args);
+    let approve = match cli
+        .approve
+        .as_deref()
+        .map(regex_lite::Regex::new)
+        .transpose()
+    {
+        Ok(approve) => approve,
+        Err(e) => {
+            eprintln!("orchestrator hook: --approve is not a valid regex: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if cli.approval_timeout == 0 || cli.approval_timeout > 86_400 {
+        eprintln!("orchestrator hook: --approval-timeout must be from 1 to 86400 seconds");
+        return ExitCode::from(2);
+    }
+    let state = StateDir::new(cli.state_dir.clone().unwrap_or_else(StateDir::default_root));
+    match &cli.command {
+        Some(HookSubcommand::Install { settings }) => install(&cli, settings.as_deref()),
+        Some(HookSubcommand::Flush) => {
+            let server = Server::new(&cli.url, cli.api_key.clone());
+            actix_rt::System::new().block_on(async {
+                let deadline = Instant::now() + FLUSH_BUDGET;
+                let left = deliver_all(&state, &server, None, deadline).await;
+                if left == 0 {
+                    ExitCode::SUCCESS
+                } else {
+                    eprintln!("orchestrator hook: {left} events are still spooled");
+                    ExitCode::FAILURE
+                }
+            })
+        }
+        None => {
+            let mut text = String::new();
+            if let Err(e) = std::io::stdin()
+                .take(MAX_INPUT_BYTES)
+                .read_to_string(&mut text)
+            {
+                eprintln!("orchestrator hook: reading stdin: {e}");
+                return ExitCode::FAILURE;
+            }
+            let input = match HookInput::parse(&text) {
+                Ok(input) => input,
+                Err(e) => {
+                    // A non-blocking error: Claude Code goes on as if there were no hook.
+                    eprintln!("orchestrator hook: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let server = Server::new(&cli.url, cli.api_key.clone());
+            let wants_approval = matches!(
+                input.event_name.as_str(),
+                "PreToolUse" | "PermissionRequest"
+            ) && approve
+                .as_ref()
+                .zip(input.tool_name())
+                .is_some_and(|(approve, tool)| approve.is_match(tool));
+            actix_rt::System::new().block_on(async {
+                record(&state, &server, &input).await;
+                if wants_approval {
+                    let verdict = ask_for_approval(&cli, &server, &input).await;
+                    if let Some(output) = hook_output(&input.event_name, &verdict) {
+                        println!("{output}");
+                    }
+                }
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+/// Spools the input as an event of its session, then delivers the spool: this session's
+/// first, then whatever other sessions left behind, all within the observe budget.
+async fn record(state: &StateDir, server: &Server, input: &HookInput) {
+    let budget = if input.event_name == "SessionEnd" {
+        SESSION_END_BUDGET
+    } else {
+        OBSERVE_BUDGET
+    };
+    let deadline = Instant::now() + budget;
+    let session = input.session_id.as_str();
+    let now = crate::domain::time::format_millis(crate::domain::time::now_millis());
+    let spooled = state.assign_and_spool(session, &input.event_id(), deadline, |sequence| {
+        input.event(&now, sequence)
+    });
+    if let Err(e) = spooled {
+        eprintln!("orchestrator hook: cannot spool the event: {e}");
+    }
+    deliver_all(state, server, Some(session), deadline).await;
+}
+
+/// Delivers the spools, `first`'s before the others; returns how many events are left.
+async fn deliver_all(
+    state: &StateDir,
+    server: &Server,
+    first: Option<&str>,
+    deadline: Instant,
+) -> usize {
+    let mut sessions = state.sessions_with_spool();
+    if let Some(first) = first {
+        sessions.retain(|s| s != first);
+        sessions.insert(0, first.to_owned());
+    }
+    let mut left = 0;
+    for session in sessions {
+        if let Err(why) = deliver(state, server, &session, deadline).await {
+            eprintln!("orchestrator hook: session {session}: {why}; kept in the spool");
+        }
+        left += state.spooled(&session).map_or(0, |s| s.len());
+    }
+    left
+}
+
+/// Delivers one session's spool in sequence order, under its delivery lock, until done, the
+/// server is unavailable or time is up. Each event leaves the spool only once the server has
+/// acknowledged it (stored, or recognised as a duplicate), so an event is delivered at least
+/// once and, by its event id, stored exactly once.
+async fn deliver(
+    state: &StateDir,
+    server: &Server,
+    session: &str,
+    deadline: Instant,
+) -> Result<(), String> {
+    let _lock = state
+        .lock_delivery(session, deadline)
+        .map_err(|e| e.to_string())?;
+    let path = format!("/v1/sessions/{session}/events");
+    for spooled in state.spooled(session).map_err(|e| e.to_string())? {
+        let mut event = spooled.event.clone();
+        loop {
+            match server
+                .request(Method::POST, &path, Some(&event), deadline)
+                .await
+            {
+                Reply::Answered(200 | 201, _) => {
+                    state.delivered(&spooled).map_err(|e| e.to_string())?;
+                }
+                // The number is taken by another event (the state directory was lost or
+                // shared): store the event without one rather than lose it.
+                Reply::Answered(422, body)
+                    if body["field"] == "sequence" && event.get("sequence").is_some() =>
+                {
+                    event.as_object_mut().map(|e| e.remove("sequence"));
+                    continue;
+                }
+                Reply::Answered(401 | 403, _) => {
+                    return Err("the server refused the API key".into());
+                }
+                Reply::Answered(status @ (400 | 404 | 409 | 413 | 422), body) => {
+                    eprintln!(
+                        "orchestrator hook: the server refused event {} of session {session} \
+                         ({status} {}); set aside",
+                        spooled.sequence,
+                        body["detail"].as_str().unwrap_or("")
+                    );
+                    state
+                        .reject(session, &spooled.path)
+                        .map_err(|e| e.to_string())?;
+                }
+                Reply::Answered(status, _) => return Err(format!("the server answered {status}")),
+                Reply::Unavailable(why) => {
+                    return Err(format!("the server is unavailable ({why})"))
+                }
+            }
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Opens (or joins) the approval of this tool use and waits for its decision, at most the
+/// approval timeout. Without one in time the approval is cancelled, which settles a decision
+/// racing the timeout: whatever the server completed first is the answer.
+async fn ask_for_approval(cli: &HookCli, server: &Server, input: &HookInput) -> Verdict {
+    let fallback = cli.on_timeout;
+    let deadline = Instant::now() + Duration::from_secs(cli.approval_timeout);
+    let session = input.session_id.as_str();
+    // The server's deadline is a little later than the hook's: at its own deadline the hook
+    // cancels the approval, and that cancel, ordered against any decision by the session,
+    // says which came first. If the hook is killed, the server's deadline closes it.
+    let approval = input.approval(cli.approval_timeout * 1000 + APPROVAL_GRACE_MS);
+    let id = approval["interaction_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let base = format!("/v1/sessions/{session}");
+    let request_deadline = || (Instant::now() + Duration::from_secs(5)).min(deadline);
+    let unreachable = |why: String| {
+        eprintln!("orchestrator hook: the orchestrator is unreachable: {why}");
+        fall_back(fallback, "the orchestrator is unreachable")
+    };
+
+    // The session exists once the event is delivered; if it was spooled instead, make sure.
+    let mut interaction = match server
+        .request(
+            Method::POST,
+            &format!("{base}/interactions"),
+            Some(&approval),
+            request_deadline(),
+        )
+        .await
+    {
+        Reply::Answered(200 | 201, body) => body,
+        Reply::Answered(404, _) => {
+            let _ = server
+                .request(Method::PUT, &base, Some(&json!({})), request_deadline())
+                .await;
+            match server
+                .request(
+                    Method::POST,
+                    &format!("{base}/interactions"),
+                    Some(&approval),
+                    request_deadline(),
+                )
+                .await
+            {
+                Reply::Answered(200 | 201, body) => body,
+                Reply::Answered(status, body) => return refused(fallback, status, &body),
+                Reply::Unavailable(why) => return unreachable(why),
+            }
+        }
+        Reply::Answered(status, body) => return refused(fallback, status, &body),
+        Reply::Unavailable(why) => return unreachable(why),
+    };
+    let wait_path = format!("{base}/interactions/{id}/wait");
+    loop {
+        if let Some(verdict) = verdict_of(&interaction, fallback) {
+            return verdict;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let wait_ms = (left.as_millis() as u64).clamp(1, MAX_WAIT_MS);
+        match server
+            .request(
+                Method::GET,
+                &format!("{wait_path}?timeout_ms={wait_ms}"),
+                None,
+                Instant::now() + Duration::from_millis(wait_ms) + Duration::from_secs(5),
+            )
+            .await
+        {
+            Reply::Answered(200, body) => interaction = body,
+            // The server restarted or is briefly unavailable: keep waiting for the decision.
+            Reply::Answered(..) | Reply::Unavailable(_) => {
+                actix_rt::time::sleep(Duration::from_millis(500).min(left)).await;
+            }
+        }
+    }
+    let cancel = format!("{base}/interactions/{id}/cancel");
+    match server
+        .request(
+            Method::POST,
+            &cancel,
+            None,
+            Instant::now() + Duration::from_secs(3),
+        )
+        .await
+    {
+        Reply::Answered(409, body) => verdict_of(&body["interaction"], fallback)
+            .unwrap_or_else(|| fall_back(fallback, "no decision in time")),
+        _ => fall_back(
+            fallback,
+            &format!("no decision within {} s", cli.approval_timeout),
+        ),
+    }
+}
+
+fn refused(fallback: Fallback, status: u16, body: &Value) -> Verdict {
+    eprintln!(
+        "orchestrator hook: the approval could not be opened: {status} {}",
+        body["detail"].as_str().unwrap_or("")
+    );
+    fall_back(fallback, "the approval could not be opened")
+}
+
+/// `hook install`: prints the hooks block, or merges it into `settings`.
+fn install(cli: &HookCli, settings: Option<&std::path::Path>) -> ExitCode {
+    let program = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "orchestrator".into());
+    let mut args = Vec::new();
+    if cli.url != "http://127.0.0.1:8080" {
+        args.extend(["--url".to_owned(), cli.url.clone()]);
+    }
+    if let Some(dir) = &cli.state_dir {
+        args.extend(["--state-dir".to_owned(), dir.display().to_string()]);
+    }
+    if let Some(approve) = &cli.approve {
+        args.extend(["--approve".to_owned(), approve.clone()]);
+        args.extend([
+            "--approval-timeout".to_owned(),
+            cli.approval_timeout.to_string(),
+        ]);
+        if cli.on_timeout == Fallback::Deny {
+            args.extend(["--on-timeout".to_owned(), "deny".to_owned()]);
+        }
+    }
+    let command = install::HookCommand {
+        program,
+        args,
+        approval_timeout_secs: cli.approve.as_ref().map(|_| cli.approval_timeout),
+    };
+    let Some(path) = settings else {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"hooks": command.hooks_block()}))
+                .unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    };
+    let existing = match std::fs::read_to_string(path) {
+        Ok(text) if text.trim().is_empty() => json!({}),
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(value) => value,
+            Err(e) => {
+                eprintln!("orchestrator hook: {} is not JSON: {e}", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
+        Err(e) => {
+            eprintln!("orchestrator hook: reading {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let merged = match command.merge_into(existing) {
+        Ok(merged) => merged,
+        Err(why) => {
+            eprintln!("orchestrator hook: {}: {why}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let text = serde_json::to_string_pretty(&merged).unwrap_or_default() + "\n";
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let temporary = path.with_extension("json.tmp");
+    match std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, path)) {
+        Ok(()) => {
+            eprintln!("orchestrator hook: hooks installed in {}", path.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("orchestrator hook: writing {}: {e}", path.display());
+            ExitCode::FAILURE
+        }
+    }
+}

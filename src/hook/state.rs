@@ -1,0 +1,317 @@
+//! The hook's state directory: per session, the `sequence` counter and the spool of events
+//! not yet delivered. Claude Code runs the hooks of one event in parallel and the hooks of
+//! one session in separate processes, so everything here is coordinated by file locks:
+//!
+//! ```text
+//! sessions/<session>/lock        held while a sequence number is taken
+//! sessions/<session>/next        the next sequence number
+//! sessions/<session>/assigned    "<event_id> <sequence>" of recent events: a retried hook
+//!                                gets its first run's number back
+//! sessions/<session>/spool/      <sequence>.json: events not yet acknowledged by the server
+//! sessions/<session>/rejected/   events the server refused for good (kept for inspection)
+//! sessions/<session>/flush.lock  held while the spool is being delivered
+//! ```
+//!
+//! Taking a number and writing the event into the spool happen under the same lock, so the
+//! spool always holds a run of consecutive numbers and whoever delivers it sends them in order.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The "assigned" log keeps at most this many recent events (a retry comes soon after).
+const ASSIGNED_KEEP: usize = 1024;
+
+/// The state directory of the hook.
+#[derive(Clone, Debug)]
+pub struct StateDir {
+    root: PathBuf,
+}
+
+/// A file lock, released on drop.
+pub struct Locked(#[allow(dead_code)] File);
+
+/// An event waiting in the spool.
+#[derive(Debug)]
+pub struct Spooled {
+    pub sequence: u64,
+    pub path: PathBuf,
+    pub event: Value,
+}
+
+impl StateDir {
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    /// `$ORCH_HOOK_STATE_DIR` is read by the CLI; this is the default without it: the
+    /// per-user state directory (`$XDG_STATE_HOME`, else `~/.local/state`).
+    pub fn default_root() -> PathBuf {
+        let base = std::env::var_os("XDG_STATE_HOME")
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state"))
+            })
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("orchestrator/hook")
+    }
+
+    fn session_dir(&self, session: &str) -> PathBuf {
+        self.root.join("sessions").join(session)
+    }
+
+    /// Takes the next `sequence` of `session` for `event_id` (or the number a run with the same
+    /// event id took before), and spools the event built with it, all under the session's
+    /// lock. Waits for the lock until `deadline`.
+    pub fn assign_and_spool(
+        &self,
+        session: &str,
+        event_id: &str,
+        deadline: Instant,
+        build: impl FnOnce(u64) -> Value,
+    ) -> io::Result<Spooled> {
+        let dir = self.session_dir(session);
+        fs::create_dir_all(dir.join("spool"))?;
+        let _lock = lock_until(&dir.join("lock"), deadline)?;
+        let assigned_path = dir.join("assigned");
+        let assigned = read_to_string_or_empty(&assigned_path)?;
+        let earlier = assigned.lines().rev().find_map(|line| {
+            let (id, sequence) = line.rsplit_once(' ')?;
+            (id == event_id).then(|| sequence.parse::<u64>().ok())?
+        });
+        let sequence = match earlier {
+            Some(sequence) => sequence,
+            None => {
+                let next_path = dir.join("next");
+                let next = read_to_string_or_empty(&next_path)?
+                    .trim()
+                    .parse::<u64>()
+                    .unwrap_or(0);
+                write_atomically(&next_path, format!("{}\n", next + 1).as_bytes())?;
+                let mut lines: Vec<&str> = assigned.lines().collect();
+                let line = format!("{event_id} {next}");
+                lines.push(&line);
+                let keep = lines.len().saturating_sub(ASSIGNED_KEEP);
+                write_atomically(&assigned_path, (lines[keep..].join("\n") + "\n").as_bytes())?;
+                next
+            }
+        };
+        let event = build(sequence);
+        let path = dir.join("spool").join(format!("{sequence:020}.json"));
+        write_atomically(&path, event.to_string().as_bytes())?;
+        Ok(Spooled {
+            sequence,
+            path,
+            event,
+        })
+    }
+
+    /// Sessions that have something spooled.
+    pub fn sessions_with_spool(&self) -> Vec<String> {
+        let Ok(entries) = fs::read_dir(self.root.join("sessions")) else {
+            return Vec::new();
+        };
+        let mut sessions: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|e| {
+                fs::read_dir(e.path().join("spool")).is_ok_and(|mut files| files.next().is_some())
+            })
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        sessions.sort();
+        sessions
+    }
+
+    /// The session's spooled events, lowest sequence first.
+    pub fn spooled(&self, session: &str) -> io::Result<Vec<Spooled>> {
+        let spool = self.session_dir(session).join("spool");
+        let mut found = Vec::new();
+        let entries = match fs::read_dir(&spool) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(found),
+            Err(e) => return Err(e),
+        };
+        for entry in entries {
+            let path = entry?.path();
+            let Some(sequence) = path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .filter(|_| path.extension().is_some_and(|e| e == "json"))
+                .and_then(|s| s.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            // Another process may have delivered and removed it since the listing.
+            let Ok(text) = fs::read_to_string(&path) else {
+                continue;
+            };
+            match serde_json::from_str(&text) {
+                Ok(event) => found.push(Spooled {
+                    sequence,
+                    path,
+                    event,
+                }),
+                Err(_) => self.reject(session, &path)?,
+            }
+        }
+        found.sort_by_key(|s| s.sequence);
+        Ok(found)
+    }
+
+    /// Holds the session's delivery lock, waiting for it until `deadline`.
+    pub fn lock_delivery(&self, session: &str, deadline: Instant) -> io::Result<Locked> {
+        let dir = self.session_dir(session);
+        fs::create_dir_all(&dir)?;
+        lock_until(&dir.join("flush.lock"), deadline)
+    }
+
+    /// The event was delivered (or was already): it leaves the spool.
+    pub fn delivered(&self, spooled: &Spooled) -> io::Result<()> {
+        match fs::remove_file(&spooled.path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// The server refused the event for good: it moves out of the spool, kept for inspection.
+    pub fn reject(&self, session: &str, path: &Path) -> io::Result<()> {
+        let rejected = self.session_dir(session).join("rejected");
+        fs::create_dir_all(&rejected)?;
+        match path.file_name() {
+            Some(name) => fs::rename(path, rejected.join(name)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Takes an exclusive lock on `path`, retrying until `deadline`.
+fn lock_until(path: &Path, deadline: Instant) -> io::Result<Locked> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)?;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Locked(file)),
+            Err(fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("{} is held by another hook", path.display()),
+                ))
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(e),
+        }
+    }
+}
+
+fn read_to_string_or_empty(path: &Path) -> io::Result<String> {
+    match File::open(path) {
+        Ok(mut file) => {
+            let mut text = String::new();
+            file.read_to_string(&mut text)?;
+            Ok(text)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes a file so that a reader (or a crash) sees the old or the new content, never a part.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    {
+        let mut file = File::create(&temporary)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&temporary, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn temp_state(name: &str) -> StateDir {
+        let root = std::env::temp_dir().join(format!("orch-hook-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        StateDir::new(root)
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[test]
+    fn numbers_are_consecutive_and_a_retry_gets_its_own_back() {
+        let state = temp_state("numbers");
+        let take = |id: &str| {
+            state
+                .assign_and_spool("s1", id, soon(), |n| json!({"sequence": n, "id": id}))
+                .unwrap()
+                .sequence
+        };
+        assert_eq!((take("a"), take("b"), take("c")), (0, 1, 2));
+        assert_eq!(take("b"), 1, "a retry of b");
+        assert_eq!(take("d"), 3);
+        let spooled = state.spooled("s1").unwrap();
+        let numbers: Vec<u64> = spooled.iter().map(|s| s.sequence).collect();
+        assert_eq!(numbers, [0, 1, 2, 3]);
+        assert_eq!(spooled[1].event["id"], "b");
+        state.delivered(&spooled[0]).unwrap();
+        state.delivered(&spooled[0]).unwrap();
+        assert_eq!(state.spooled("s1").unwrap().len(), 3);
+        assert_eq!(state.sessions_with_spool(), ["s1"]);
+        let _ = fs::remove_dir_all(&state.root);
+    }
+
+    #[test]
+    fn parallel_takers_get_distinct_gap_free_numbers() {
+        let state = temp_state("parallel");
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let state = state.clone();
+                std::thread::spawn(move || {
+                    state
+                        .assign_and_spool("s", &format!("e{i}"), soon(), |n| json!(n))
+                        .unwrap()
+                        .sequence
+                })
+            })
+            .collect();
+        let mut numbers: Vec<u64> = threads.into_iter().map(|t| t.join().unwrap()).collect();
+        numbers.sort();
+        assert_eq!(numbers, (0..16).collect::<Vec<_>>());
+        let _ = fs::remove_dir_all(&state.root);
+    }
+
+    #[test]
+    fn a_held_lock_times_out_and_a_broken_file_is_set_aside() {
+        let state = temp_state("locks");
+        let held = state.lock_delivery("s", soon()).unwrap();
+        let err = state
+            .lock_delivery("s", Instant::now() + Duration::from_millis(20))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        drop(held);
+        assert!(state.lock_delivery("s", soon()).is_ok());
+        let spool = state.session_dir("s").join("spool");
+        fs::create_dir_all(&spool).unwrap();
+        fs::write(spool.join("00000000000000000004.json"), "{broken").unwrap();
+        assert!(state.spooled("s").unwrap().is_empty());
+        assert!(state
+            .session_dir("s")
+            .join("rejected/00000000000000000004.json")
+            .exists());
+        let _ = fs::remove_dir_all(&state.root);
+    }
+}

@@ -1,0 +1,514 @@
+//! `orchestrator hook` as Claude Code runs it: the real binary, a hook input on stdin, against
+//! the real server on each backend. Hook events become events (parallel hooks numbered in
+//! start order), a retried hook is stored once, a server that is down costs nothing but a
+//! spool that is delivered later, in order and once, and approvals print the decision Claude
+//! Code reads.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use serde_json::{json, Value};
+
+use crate::common::{both_backends, Backend, TestApp};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orchestrator");
+const EVENTS: [&str; 12] = [
+    "SessionStart",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PermissionRequest",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "Notification",
+    "Stop",
+    "SubagentStart",
+    "SubagentStop",
+    "PreCompact",
+    "SessionEnd",
+];
+
+both_backends!(
+    every_hook_event_is_stored_as_sent,
+    parallel_hooks_of_a_new_session_are_numbered_in_order,
+    a_hook_run_twice_is_stored_once,
+    a_server_that_is_down_gets_the_spool_later_in_order_once,
+    approvals_print_the_decision,
+    approvals_fall_back_without_a_decision,
+    racing_deciders_make_one_decision_printed_once,
+);
+
+/// A hook input from tests/fixtures/hooks, for session `session`.
+fn fixture(event: &str, session: &str) -> String {
+    let path = format!(
+        "{}/tests/fixtures/hooks/{event}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read_to_string(path)
+        .expect("fixture")
+        .replace("SESSION", session)
+}
+
+/// A fresh, empty state directory.
+fn state_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("orch-hook-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// An address nothing listens on.
+fn closed_url() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}")
+}
+
+#[derive(Debug)]
+struct HookRun {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `orchestrator hook ARGS` with `input` on stdin, as Claude Code does.
+async fn run_hook(url: &str, state: &Path, args: &[&str], input: &str) -> HookRun {
+    let mut child = Command::new(BIN)
+        .arg("hook")
+        .args(["--url", url, "--state-dir"])
+        .arg(state)
+        .args(args)
+        .env_remove("ORCH_API_KEY")
+        .env_remove("ORCH_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the hook");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            pipe.read_to_string(&mut text).unwrap();
+            text
+        })
+    };
+    let stdout = read(Box::new(child.stdout.take().unwrap()));
+    let stderr = read(Box::new(child.stderr.take().unwrap()));
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    };
+    HookRun {
+        code: status.code(),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+async fn every_hook_event_is_stored_as_sent(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let state = state_dir(&format!("fixtures-{backend:?}"));
+    for event in EVENTS {
+        let run = run_hook(&app.base_url, &state, &[], &fixture(event, "cc-1")).await;
+        assert_eq!(run.code, Some(0), "{event}: {run:?}");
+        assert_eq!(run.stdout, "", "{event}: observe-only hooks print nothing");
+    }
+    let events = app.all_events("cc-1").await;
+    assert_eq!(events.len(), EVENTS.len());
+    for (i, (stored, event)) in events.iter().zip(EVENTS).enumerate() {
+        assert_eq!(stored["event_type"], event);
+        assert_eq!(stored["sequence"], i as u64);
+        let sent: Value = serde_json::from_str(&fixture(event, "cc-1")).unwrap();
+        assert_eq!(
+            stored["data"], sent,
+            "{event}: data is the input as received"
+        );
+        let event_id = stored["event_id"].as_str().unwrap();
+        assert!(event_id.starts_with(&format!("cc:{event}:")), "{event_id}");
+    }
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+async fn parallel_hooks_of_a_new_session_are_numbered_in_order(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let state = state_dir(&format!("parallel-{backend:?}"));
+    let inputs: Vec<String> = (0..20)
+        .map(|i| fixture("PostToolUse", "cc-par").replace("toolu_01POST", &format!("toolu_{i}")))
+        .collect();
+    let runs = join_all(
+        inputs
+            .iter()
+            .map(|input| run_hook(&app.base_url, &state, &[], input)),
+    )
+    .await;
+    for run in &runs {
+        assert_eq!(run.code, Some(0), "{run:?}");
+    }
+    let events = app.all_events("cc-par").await;
+    assert_eq!(events.len(), 20, "one event per hook");
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        sequences,
+        (0..20).collect::<Vec<_>>(),
+        "stored in sequence order, 0-19, no gap, no repeat"
+    );
+    assert!(events.iter().all(|e| e["out_of_order"] == false));
+    let created: Vec<Value> = app
+        .all_notifications(Some("cc-par"))
+        .await
+        .into_iter()
+        .filter(|n| n["type"] == "session.created")
+        .collect();
+    assert_eq!(created.len(), 1, "one session");
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+async fn a_hook_run_twice_is_stored_once(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let state = state_dir(&format!("twice-{backend:?}"));
+    let input = fixture("UserPromptSubmit", "cc-twice");
+    for _ in 0..2 {
+        let run = run_hook(&app.base_url, &state, &[], &input).await;
+        assert_eq!(run.code, Some(0), "{run:?}");
+    }
+    // And once more with a state directory that never saw it: the event id still matches.
+    let other_state = state_dir(&format!("twice-other-{backend:?}"));
+    let run = run_hook(&app.base_url, &other_state, &[], &input).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let events = app.all_events("cc-twice").await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let after = run_hook(&app.base_url, &state, &[], &fixture("Stop", "cc-twice")).await;
+    assert_eq!(after.code, Some(0));
+    let events = app.all_events("cc-twice").await;
+    assert_eq!(events.len(), 2);
+    assert_eq!(
+        events[1]["sequence"], 1,
+        "the retry took no number of its own"
+    );
+    let _ = std::fs::remove_dir_all(&state);
+    let _ = std::fs::remove_dir_all(&other_state);
+}
+
+async fn a_server_that_is_down_gets_the_spool_later_in_order_once(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let state = state_dir(&format!("spool-{backend:?}"));
+    let down = closed_url();
+    for event in ["SessionStart", "UserPromptSubmit", "PreToolUse"] {
+        let run = run_hook(&down, &state, &[], &fixture(event, "cc-down")).await;
+        assert_eq!(run.code, Some(0), "never blocks the agent: {run:?}");
+        assert_eq!(run.stdout, "");
+        assert!(run.stderr.contains("kept in the spool"), "{}", run.stderr);
+    }
+    let run = run_hook(&down, &state, &[], &fixture("Stop", "cc-down-2")).await;
+    assert_eq!(run.code, Some(0));
+    assert_eq!(app.get("/v1/sessions/cc-down").await.status, 404);
+
+    // The next hook run, with the server up, delivers this session's spool first, in order.
+    let run = run_hook(
+        &app.base_url,
+        &state,
+        &[],
+        &fixture("PostToolUse", "cc-down"),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let types: Vec<String> = app
+        .all_events("cc-down")
+        .await
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "SessionStart",
+            "UserPromptSubmit",
+            "PreToolUse",
+            "PostToolUse"
+        ]
+    );
+    // ... and then what other sessions left behind.
+    assert_eq!(app.all_events("cc-down-2").await.len(), 1);
+
+    // `hook flush` delivers too; delivering again stores nothing twice.
+    let run = run_hook(&down, &state, &[], &fixture("SessionEnd", "cc-down")).await;
+    assert_eq!(run.code, Some(0));
+    let flush = run_hook(&app.base_url, &state, &["flush"], "").await;
+    assert_eq!(flush.code, Some(0), "{flush:?}");
+    let again = run_hook(&app.base_url, &state, &["flush"], "").await;
+    assert_eq!(again.code, Some(0), "{again:?}");
+    let events = app.all_events("cc-down").await;
+    assert_eq!(events.len(), 5);
+    let sequences: Vec<u64> = events
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
+    assert_eq!(sequences, [0, 1, 2, 3, 4]);
+    // Nothing is left to deliver; with the server down, flush says so.
+    let run = run_hook(&down, &state, &[], &fixture("Stop", "cc-down-3")).await;
+    assert_eq!(run.code, Some(0));
+    let flush = run_hook(&down, &state, &["flush"], "").await;
+    assert_eq!(flush.code, Some(1), "{flush:?}");
+    assert!(
+        flush.stderr.contains("1 events are still spooled"),
+        "{}",
+        flush.stderr
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// Waits until the approval of `tool_use` in `session` is pending; returns its id.
+async fn pending_approval(app: &TestApp, session: &str, tool_use: &str) -> String {
+    let id = format!("approval-{tool_use}");
+    for _ in 0..500 {
+        let r = app
+            .get(format!("/v1/sessions/{session}/interactions/{id}"))
+            .await;
+        if r.status == 200 {
+            assert_eq!(r.body["status"], "pending");
+            assert_eq!(r.body["kind"], "approval");
+            return id;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("no approval {id} appeared");
+}
+
+async fn approvals_print_the_decision(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let state = state_dir(&format!("approve-{backend:?}"));
+    let approve = ["--approve", "^(Bash|Write)$"];
+
+    // Approved.
+    let input = fixture("PreToolUse", "cc-ok");
+    let hook = run_hook(&app.base_url, &state, &approve, &input);
+    let decide = async {
+        let id = pending_approval(&app, "cc-ok", "toolu_01PRE").await;
+        let got = app
+            .get(format!("/v1/sessions/cc-ok/interactions/{id}"))
+            .await;
+        assert_eq!(got.body["payload"]["tool_name"], "Bash");
+        assert_eq!(got.body["payload"]["tool_input"]["command"], "rm -rf build");
+        assert_eq!(got.body["payload"]["cwd"], "/home/dev/acme");
+        let r = app
+            .post(
+                format!("/v1/sessions/cc-ok/interactions/{id}/resolve"),
+                json!({"response": {"reason": "fine by me"}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+    let (run, ()) = tokio::join!(hook, decide);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap(),
+        json!({"hookSpecificOutput": {"hookEventName": "PreToolUse",
+            "permissionDecision": "allow", "permissionDecisionReason": "fine by me"}})
+    );
+    assert_eq!(run.stdout.lines().count(), 1);
+
+    // Rejected, on a PermissionRequest.
+    let input = fixture("PermissionRequest", "cc-no");
+    let hook = run_hook(&app.base_url, &state, &approve, &input);
+    let decide = async {
+        let id = pending_approval(&app, "cc-no", "toolu_01PERM").await;
+        let r = app
+            .post(
+                format!("/v1/sessions/cc-no/interactions/{id}/reject"),
+                json!({"reason": "not on main"}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+    let (run, ()) = tokio::join!(hook, decide);
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap(),
+        json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest",
+            "decision": {"behavior": "deny", "message": "not on main"}}})
+    );
+
+    // A retried hook joins the same approval, already decided: the same answer at once.
+    let run = run_hook(
+        &app.base_url,
+        &state,
+        &approve,
+        &fixture("PreToolUse", "cc-ok"),
+    )
+    .await;
+    assert_eq!(run.code, Some(0));
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap()["hookSpecificOutput"]
+            ["permissionDecision"],
+        "allow"
+    );
+    let approvals = app.get("/v1/sessions/cc-ok/interactions").await;
+    assert_eq!(approvals.body["interactions"].as_array().unwrap().len(), 1);
+
+    // A tool the regex does not match is only recorded.
+    let input = fixture("PreToolUse", "cc-other").replace("\"Bash\"", "\"Read\"");
+    let run = run_hook(&app.base_url, &state, &approve, &input).await;
+    assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""));
+    let none = app.get("/v1/sessions/cc-other/interactions").await;
+    assert_eq!(none.body["interactions"], json!([]));
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+async fn approvals_fall_back_without_a_decision(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let state = state_dir(&format!("fallback-{backend:?}"));
+    let input = fixture("PreToolUse", "cc-late");
+    let args = ["--approve", "Bash", "--approval-timeout", "1"];
+    let run = run_hook(&app.base_url, &state, &args, &input).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap(),
+        json!({"hookSpecificOutput": {"hookEventName": "PreToolUse",
+            "permissionDecision": "ask",
+            "permissionDecisionReason": "orchestrator: no decision within 1 s"}})
+    );
+    // The approval is closed, so a late decision cannot claim otherwise.
+    let closed = app
+        .get("/v1/sessions/cc-late/interactions/approval-toolu_01PRE")
+        .await;
+    assert_eq!(closed.body["status"], "cancelled", "{}", closed.text);
+
+    let input = fixture("PreToolUse", "cc-late-2");
+    let args = [
+        "--approve",
+        "Bash",
+        "--approval-timeout",
+        "1",
+        "--on-timeout",
+        "deny",
+    ];
+    let run = run_hook(&app.base_url, &state, &args, &input).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap()["hookSpecificOutput"]
+            ["permissionDecision"],
+        "deny"
+    );
+
+    // Server unreachable: the fallback at once, exit 0.
+    let down = closed_url();
+    let run = run_hook(
+        &down,
+        &state,
+        &["--approve", "Bash"],
+        &fixture("PreToolUse", "cc-x"),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap(),
+        json!({"hookSpecificOutput": {"hookEventName": "PreToolUse",
+            "permissionDecision": "ask",
+            "permissionDecisionReason": "orchestrator: the orchestrator is unreachable"}})
+    );
+    let run = run_hook(
+        &down,
+        &state,
+        &["--approve", "Bash", "--on-timeout", "deny"],
+        &fixture("PermissionRequest", "cc-x"),
+    )
+    .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap(),
+        json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest",
+            "decision": {"behavior": "deny",
+                "message": "orchestrator: the orchestrator is unreachable"}}})
+    );
+    // `ask` on a PermissionRequest is no output: Claude Code's own prompt decides.
+    let run = run_hook(
+        &down,
+        &state,
+        &["--approve", "Bash"],
+        &fixture("PermissionRequest", "cc-y"),
+    )
+    .await;
+    assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""));
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+async fn racing_deciders_make_one_decision_printed_once(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let state = state_dir(&format!("race-{backend:?}"));
+    let input = fixture("PreToolUse", "cc-race");
+    let hook = run_hook(&app.base_url, &state, &["--approve", "Bash"], &input);
+    let decide = async {
+        let id = pending_approval(&app, "cc-race", "toolu_01PRE").await;
+        let resolve = app.post(
+            format!("/v1/sessions/cc-race/interactions/{id}/resolve"),
+            json!({"response": "tab one"}),
+        );
+        let reject = app.post(
+            format!("/v1/sessions/cc-race/interactions/{id}/reject"),
+            json!({"reason": "tab two"}),
+        );
+        let (a, b) = tokio::join!(resolve, reject);
+        (a, b)
+    };
+    let (run, (resolved, rejected)) = tokio::join!(hook, decide);
+    let winners: Vec<bool> = [&resolved, &rejected]
+        .iter()
+        .map(|r| r.status == 200 && r.body["completed_now"] == true)
+        .collect();
+    assert_eq!(
+        winners.iter().filter(|w| **w).count(),
+        1,
+        "{resolved:?} {rejected:?}"
+    );
+    let loser = if winners[0] { &rejected } else { &resolved };
+    assert_eq!(loser.status, 409);
+    assert_eq!(run.code, Some(0));
+    assert_eq!(
+        run.stdout.lines().count(),
+        1,
+        "printed once: {}",
+        run.stdout
+    );
+    let printed: Value = serde_json::from_str(&run.stdout).unwrap();
+    let expected = if winners[0] {
+        ("allow", "tab one")
+    } else {
+        ("deny", "tab two")
+    };
+    assert_eq!(
+        printed["hookSpecificOutput"]["permissionDecision"],
+        expected.0
+    );
+    assert_eq!(
+        printed["hookSpecificOutput"]["permissionDecisionReason"],
+        expected.1
+    );
+    let _ = std::fs::remove_dir_all(&state);
+}
