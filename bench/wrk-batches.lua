@@ -1,8 +1,11 @@
 -- wrk script: batched POSTs of 100 unique events each, spread over 1,000 sessions.
 -- Usage: wrk -t2 -c32 -d10s -s bench/wrk-batches.lua http://127.0.0.1:8080
 local counter = 0
+local thread_id = 0
+-- Each thread gets its own number: unseeded math.random gives every thread the same value.
 function setup(thread)
-  thread:set("tid", tostring(math.random(1, 1e9)))
+  thread:set("tid", thread_id)
+  thread_id = thread_id + 1
 end
 request = function()
   counter = counter + 1

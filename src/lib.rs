@@ -5,6 +5,7 @@
 
 pub mod actors;
 pub mod config;
+pub mod dashboard;
 pub mod domain;
 pub mod error;
 pub mod hook;
@@ -134,6 +135,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         notification_feed: feed,
         stream_slow_consumer: config.stream_slow_consumer,
         shutdown,
+        stream_tokens: http::StreamTokens::default(),
     });
 
     let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
@@ -142,12 +144,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             .app_data(state.clone())
             .wrap(from_fn(observe_requests))
             .wrap(from_fn(http::answer_head_like_get))
-            // Request id, method, path, status and time; never other headers (keys) or bodies.
-            // Left out when RUST_LOG would drop its lines: it formats them either way.
+            // Request id, method, path, status and time; never the query string (it may carry
+            // a stream token), other headers (keys) or bodies. Left out when RUST_LOG would
+            // drop its lines: it formats them either way.
             .wrap(Condition::new(
                 access_log,
-                Logger::new("%{x-request-id}o %r %s %Dms"),
+                Logger::new("%{x-request-id}o %{method}xi %U %s %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string()),
             ))
+            .configure(dashboard::configure)
             .configure(http::configure)
     });
     // A client that closes its side ends its request: the handler future is dropped, which

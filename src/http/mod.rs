@@ -4,9 +4,9 @@
 //! route and is shared by `main` and the tests.
 
 mod auth;
+mod docs;
 mod events;
 mod health;
-mod index;
 pub(crate) mod interactions;
 mod notifications;
 pub mod openapi;
@@ -18,7 +18,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::Value;
 
-pub use auth::CallerScope;
+pub use auth::{CallerScope, StreamTokens};
 pub(crate) use query::Query;
 
 use crate::actors::messages::{SessionError, SessionKey, ToSession};
@@ -44,6 +44,8 @@ pub struct AppState {
     pub notification_feed: std::sync::Arc<crate::store::NotificationFeed>,
     /// Tripped when the server stops: streams and long waits end at once.
     pub shutdown: crate::shutdown::Shutdown,
+    /// Mints and checks the tokens that open `/v1/stream` without an `Authorization` header.
+    pub stream_tokens: auth::StreamTokens,
 }
 
 /// Registers every route, the extractor error handlers and the JSON 404/405 answers.
@@ -52,8 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
     )
-    .service(resource("/", "GET, HEAD").route(web::get().to(index::index)))
-    .service(resource("/docs/api.md", "GET, HEAD").route(web::get().to(index::api_reference)))
+    .service(resource("/docs/api.md", "GET, HEAD").route(web::get().to(docs::api_reference)))
     .service(resource("/healthz", "GET, HEAD").route(web::get().to(health::healthz)))
     .service(resource("/readyz", "GET, HEAD").route(web::get().to(health::readyz)))
     .service(resource("/metrics", "GET, HEAD").route(web::get().to(health::metrics)))
@@ -61,7 +62,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/v1/sessions", "GET, HEAD").route(web::get().to(sessions::list)))
     .service(session_routes())
     .service(resource("/v1/notifications", "GET, HEAD").route(web::get().to(notifications::list)))
+    .service(
+        resource("/v1/notifications/latest", "GET, HEAD")
+            .route(web::get().to(notifications::latest)),
+    )
     .service(resource("/v1/stream", "GET, HEAD").route(web::get().to(notifications::stream)))
+    .service(resource("/v1/stream-tokens", "POST").route(web::post().to(auth::create_stream_token)))
     .default_service(web::to(|req: HttpRequest| async move {
         Err::<HttpResponse, _>(ApiError::RouteNotFound(req.path().to_owned()))
     }));

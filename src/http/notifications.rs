@@ -193,6 +193,31 @@ pub async fn list(
     }))
 }
 
+/// The newest notification id of the caller's scope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LatestNotification {
+    /// 0 when the scope has none yet.
+    id: i64,
+}
+
+/// `GET /v1/notifications/latest`: where "from now on" starts. A client that loads its view
+/// and then follows `/v1/stream?after=<this id>` (or long-polls from it) misses nothing that
+/// changed after it asked.
+#[utoipa::path(get, operation_id = "latest_notification", path = "/v1/notifications/latest", tag = "notifications",
+    responses((status = 200, description = "The newest notification id of the scope", body = LatestNotification),
+        crate::http::openapi::Unauthorized, crate::http::openapi::Unavailable))]
+pub async fn latest(
+    scope: CallerScope,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let scope = scope.0;
+    let id = read(&state, move |conn| {
+        Ok(store::notifications::latest_id(conn, &scope)?)
+    })
+    .await?;
+    Ok(HttpResponse::Ok().json(LatestNotification { id }))
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct StreamQuery {
@@ -201,6 +226,9 @@ pub struct StreamQuery {
     after: Option<i64>,
     #[param(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
     session_id: Option<String>,
+    /// A token from `POST /v1/stream-tokens`, instead of an `Authorization` header.
+    #[allow(dead_code)]
+    token: Option<String>,
 }
 
 /// One SSE message.
@@ -289,7 +317,7 @@ impl StreamState {
     responses((status = 200, description = "Server-Sent Events: id = notification id, event = type, data = the notification JSON", content_type = "text/event-stream"), crate::http::openapi::BadRequest,
         crate::http::openapi::Unauthorized))]
 pub async fn stream(
-    scope: CallerScope,
+    super::auth::StreamCaller(scope): super::auth::StreamCaller,
     state: web::Data<AppState>,
     req: HttpRequest,
     query: super::Query<StreamQuery>,

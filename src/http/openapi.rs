@@ -41,7 +41,7 @@ pub struct InteractionPath {
     pub interaction_id: String,
 }
 
-use super::{events, health, interactions, notifications, sessions};
+use super::{auth, events, health, interactions, notifications, sessions};
 
 /// An RFC 9457 problem document; every error has this shape.
 #[derive(Serialize, ToSchema)]
@@ -192,7 +192,9 @@ pub struct RejectBody {
         interactions::enqueue_command,
         interactions::next_command,
         notifications::list,
+        notifications::latest,
         notifications::stream,
+        auth::create_stream_token,
     ),
     components(schemas(Problem, EventsBody, EventInput, EventBatch)),
     modifiers(&BearerAuth, &InteractionLinks)

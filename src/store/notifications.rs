@@ -14,6 +14,16 @@ pub fn max_id(conn: &mut DbConnection) -> QueryResult<i64> {
     Ok(max.unwrap_or(0))
 }
 
+/// The newest notification id of one scope (0 when it has none): a reader that starts after
+/// it sees exactly what comes next.
+pub fn latest_id(conn: &mut DbConnection, scope: &str) -> QueryResult<i64> {
+    let max: Option<i64> = with_backend!(conn, |c| dsl::notifications
+        .filter(dsl::scope.eq(scope))
+        .select(diesel::dsl::max(dsl::id))
+        .first(c))?;
+    Ok(max.unwrap_or(0))
+}
+
 /// Notifications of one scope with ids above `after`, oldest first.
 pub fn list(
     conn: &mut DbConnection,

@@ -173,3 +173,52 @@ fn runs_on_an_embedded_sqlite_file_by_default() {
     assert!(exit.success(), "{exit:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The access log has method, path, status and time: never the query string, which may carry a
+/// stream token, nor the key.
+#[test]
+fn the_access_log_shows_no_query_string_or_key() {
+    let dir = std::env::temp_dir().join(format!("orch-bin-log-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = clean_command()
+        .current_dir(&dir)
+        .args(["--listen", "127.0.0.1:0", "--api-keys", "secret-key-1:team"])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("server exited early").unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim().to_owned();
+        }
+    };
+    let mut stream = TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET /v1/stream?token=secret-token-2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-key-1x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let log: Vec<String> = lines.map_while(Result::ok).collect();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let access = log
+        .iter()
+        .find(|l| l.contains("/v1/stream"))
+        .unwrap_or_else(|| panic!("no access log line: {log:?}"));
+    assert!(access.contains("GET /v1/stream 401"), "{access}");
+    for secret in ["secret-token-2", "secret-key-1", "token="] {
+        assert!(
+            log.iter().all(|l| !l.contains(secret)),
+            "{secret} logged: {log:?}"
+        );
+    }
+}

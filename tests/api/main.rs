@@ -21,3 +21,4 @@ mod scopes_and_limits;
 mod sessions;
 mod shutdown;
 mod store_writes;
+mod stream_tokens;

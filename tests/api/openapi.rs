@@ -66,7 +66,9 @@ async fn the_served_document_matches_the_checked_in_copy() {
         ("/v1/sessions/{session_id}/commands", &["post"]),
         ("/v1/sessions/{session_id}/commands/next", &["post"]),
         ("/v1/notifications", &["get"]),
+        ("/v1/notifications/latest", &["get"]),
         ("/v1/stream", &["get"]),
+        ("/v1/stream-tokens", &["post"]),
     ] {
         for method in methods {
             assert!(
@@ -77,7 +79,7 @@ async fn the_served_document_matches_the_checked_in_copy() {
     }
     assert_eq!(
         paths.len(),
-        18,
+        20,
         "a documented path the test does not know: {:?}",
         paths.keys()
     );

@@ -1,0 +1,161 @@
+"""The dashboard in a real headless Chromium against the real server: live sessions and
+timelines, seq order for events sent out of order, two tabs racing one approval, a server
+restart, and scopes kept apart with auth on."""
+import threading
+import time
+
+from playwright.sync_api import expect
+
+TS = "2026-11-30T10:00:00Z"
+
+
+def event(event_type, **fields):
+    return dict(event_type=event_type, timestamp=TS, **fields)
+
+
+def test_sessions_and_events_appear_live(make_server, tab):
+    server = make_server()
+    page = tab(server.base + "/")
+    expect(page.locator("#live")).to_have_text("live")
+    assert server.call("PUT", "/v1/sessions/live-1", {"metadata": {"repo": "acme"}})[0] == 201
+    row = page.locator('tr[data-session="live-1"]')
+    expect(row.get_by_role("link", name="live-1")).to_be_visible()
+    for n in range(3):
+        assert server.call("POST", "/v1/sessions/live-1/events", event("tool_use", data={"n": n}))[0] == 201
+    expect(row.locator("td.events")).to_have_text("3")
+
+    row.get_by_role("link", name="live-1").click()
+    expect(page.locator("#timeline tbody tr")).to_have_count(3)
+    server.call("POST", "/v1/sessions/live-1/events", event("session_end"))
+    expect(page.locator("#timeline tbody tr")).to_have_count(4)
+    expect(page.locator("#timeline tbody tr").last).to_contain_text("session_end")
+    # The event-type filter, and data that expands.
+    page.get_by_label("Event type").select_option("session_end")
+    expect(page.locator("#timeline tbody tr")).to_have_count(1)
+    page.get_by_label("Event type").select_option("")
+    first = page.locator("#timeline tbody tr").first
+    first.get_by_text("data").click()
+    expect(first.locator("pre")).to_contain_text('"n": 0')
+
+
+def test_the_timeline_is_in_seq_order_for_events_sent_out_of_order(make_server, tab):
+    server = make_server(ORCH_REORDER_GAP_MS=400)
+    server.call("PUT", "/v1/sessions/ord", {})
+    page = tab(server.base + "/#/session/ord")
+    expect(page.locator("#live")).to_have_text("live")
+    # Sequence 2 and 1 arrive before 0: their requests wait for the gap to fill.
+    waiting = [threading.Thread(target=server.call, args=(
+        "POST", "/v1/sessions/ord/events", event(f"e{s}", sequence=s))) for s in (2, 1)]
+    for thread in waiting:
+        thread.start()
+        time.sleep(0.05)
+    server.call("POST", "/v1/sessions/ord/events", event("e0", sequence=0))
+    for thread in waiting:
+        thread.join()
+    rows = page.locator("#timeline tbody tr")
+    expect(rows).to_have_count(3)
+    assert [rows.nth(i).get_attribute("data-sequence") for i in range(3)] == ["0", "1", "2"]
+    assert [int(rows.nth(i).get_attribute("data-seq")) for i in range(3)] == [1, 2, 3]
+    # A gap that is given up: 4 is applied after the wait, 3 arrives late and is flagged.
+    server.call("POST", "/v1/sessions/ord/events", event("e4", sequence=4))
+    server.call("POST", "/v1/sessions/ord/events", event("e3", sequence=3))
+    expect(rows).to_have_count(5)
+    late = page.locator('#timeline tr[data-sequence="3"]')
+    expect(late.locator(".flag")).to_have_text("out of order")
+    seqs = [int(rows.nth(i).get_attribute("data-seq")) for i in range(5)]
+    assert seqs == sorted(seqs)
+
+
+def test_two_tabs_racing_one_approval_make_one_decision(make_server, tab):
+    server = make_server()
+    server.call("PUT", "/v1/sessions/race", {})
+    first = tab(server.base + "/#/approvals")
+    second = tab(server.base + "/#/approvals")
+    for page in (first, second):
+        expect(page.locator("#live")).to_have_text("live")
+    status, _ = server.call("POST", "/v1/sessions/race/interactions", {
+        "interaction_id": "perm-1", "kind": "approval", "timeout_ms": 600000,
+        "payload": {"tool_name": "Bash", "tool_input": {"command": "rm -rf build"}}})
+    assert status == 201
+    for page in (first, second):
+        card = page.locator('article[data-key="race/perm-1"]')
+        expect(card).to_contain_text("rm -rf build")
+        expect(card).to_contain_text("expires in")
+        expect(page.locator("#approval-count")).to_have_text("1")
+    # Both decide at once: the clicks are dispatched back to back, without waiting for either
+    # answer (dispatch_event does not wait for the button to stay visible).
+    second.get_by_role("textbox", name="Reason for rejecting").fill("not on main")
+    first.get_by_role("button", name="Approve").dispatch_event("click")
+    second.get_by_role("button", name="Reject").dispatch_event("click")
+
+    status, interaction = server.call("GET", "/v1/sessions/race/interactions/perm-1")
+    deadline = time.time() + 10
+    while interaction["status"] == "pending" and time.time() < deadline:
+        time.sleep(0.05)
+        status, interaction = server.call("GET", "/v1/sessions/race/interactions/perm-1")
+    assert interaction["status"] == "completed"
+    outcome = interaction["outcome"]
+    assert outcome in ("approved", "rejected")
+    _, listing = server.call("GET", "/v1/notifications?session_id=race")
+    completed = [n for n in listing["notifications"] if n["type"] == "interaction.completed"]
+    assert len(completed) == 1, completed
+    winner, loser = (first, second) if outcome == "approved" else (second, first)
+    word = "Approved" if outcome == "approved" else "Rejected"
+    for page in (first, second):
+        card = page.locator('article[data-key="race/perm-1"]')
+        expect(card).to_have_attribute("data-outcome", outcome)
+        expect(card.get_by_role("button", name="Approve")).to_be_hidden()
+        expect(page.locator("#approval-count")).to_have_text("")
+    expect(winner.locator('article[data-key="race/perm-1"] .status')).to_contain_text(f"{word} here")
+    expect(loser.locator('article[data-key="race/perm-1"] .status')).to_contain_text(f"{word} in another tab")
+
+
+def test_the_page_reconnects_after_a_restart_without_gaps_or_repeats(make_server, tab):
+    server = make_server()
+    server.call("PUT", "/v1/sessions/rs", {})
+    page = tab(server.base + "/#/session/rs")
+    expect(page.locator("#live")).to_have_text("live")
+    for n in range(5):
+        server.call("POST", "/v1/sessions/rs/events", event("before", data={"n": n}))
+    expect(page.locator("#timeline tbody tr")).to_have_count(5)
+    server.stop()
+    expect(page.locator("#live")).to_have_text("reconnecting")
+    server.start()
+    expect(page.locator("#live")).to_have_text("live", timeout=15000)
+    for n in range(5):
+        server.call("POST", "/v1/sessions/rs/events", event("after", data={"n": n}))
+    rows = page.locator("#timeline tbody tr")
+    expect(rows).to_have_count(10)
+    _, stored = server.call("GET", "/v1/sessions/rs/events?limit=1000")
+    shown = [int(rows.nth(i).get_attribute("data-seq")) for i in range(10)]
+    assert shown == [e["seq"] for e in stored["events"]]
+
+
+def test_with_auth_a_page_sees_only_its_scope(make_server, tab):
+    server = make_server(ORCH_API_KEYS="key-alpha:alpha,key-beta:beta")
+    pages = {}
+    for scope in ("alpha", "beta"):
+        page = tab(server.base + "/")
+        expect(page.get_by_role("dialog")).to_be_visible()
+        page.get_by_label("API key").fill(f"key-{scope}")
+        page.get_by_role("button", name="Sign in").click()
+        expect(page.locator("#live")).to_have_text("live")
+        pages[scope] = page
+    # Both scopes have a session "shared"; each has one of its own.
+    for scope in ("alpha", "beta"):
+        key = f"key-{scope}"
+        server.call("PUT", "/v1/sessions/shared", {}, key=key)
+        server.call("PUT", f"/v1/sessions/only-{scope}", {}, key=key)
+        for n in range(2 if scope == "alpha" else 4):
+            server.call("POST", "/v1/sessions/shared/events", event("x", data={"n": n}), key=key)
+    for scope, other, count in (("alpha", "beta", "2"), ("beta", "alpha", "4")):
+        page = pages[scope]
+        expect(page.locator(f'tr[data-session="only-{scope}"]')).to_be_visible()
+        expect(page.locator('tr[data-session="shared"] td.events')).to_have_text(count)
+        expect(page.locator(f'tr[data-session="only-{other}"]')).to_have_count(0)
+    # A page with a wrong key is asked again and shows nothing.
+    page = tab(server.base + "/")
+    page.get_by_label("API key").fill("nope")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_text("That key was not accepted.")).to_be_visible()
+    expect(page.locator("#sessions tbody tr")).to_have_count(0)
