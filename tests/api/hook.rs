@@ -512,3 +512,131 @@ async fn racing_deciders_make_one_decision_printed_once(backend: Backend) {
     );
     let _ = std::fs::remove_dir_all(&state);
 }
+
+/// A 503 (here: the SQLite file's write lock held by another process, so the commit cannot
+/// happen within ORCH_DB_TIMEOUT_MS) is "unavailable" like a refused connection: spooled, exit
+/// 0, delivered by the next run once the lock is gone.
+#[actix_rt::test]
+async fn a_503_spools_like_an_unreachable_server() {
+    use diesel::connection::SimpleConnection;
+    use diesel::Connection;
+    use orchestrator::store::DatabaseTarget;
+    let app = TestApp::start_with(Backend::Sqlite, |c| {
+        c.db_timeout = Duration::from_millis(300);
+    })
+    .await
+    .unwrap();
+    let state = state_dir("503");
+    let run = run_hook(
+        &app.base_url,
+        &state,
+        &[],
+        &fixture("SessionStart", "cc-503"),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let DatabaseTarget::Sqlite(path) = &app.database else {
+        unreachable!()
+    };
+    let mut blocker = diesel::SqliteConnection::establish(&path.to_string_lossy()).unwrap();
+    blocker.batch_execute("BEGIN EXCLUSIVE").unwrap();
+    let run = run_hook(&app.base_url, &state, &[], &fixture("Stop", "cc-503")).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(run.stderr.contains("503"), "{}", run.stderr);
+    blocker.batch_execute("ROLLBACK").unwrap();
+    assert_eq!(app.all_events("cc-503").await.len(), 1);
+    let run = run_hook(&app.base_url, &state, &[], &fixture("SessionEnd", "cc-503")).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let types: Vec<String> = app
+        .all_events("cc-503")
+        .await
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(types, ["SessionStart", "Stop", "SessionEnd"]);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// A server that accepts connections and never answers cannot hold the agent: the run ends
+/// within its budget (2 s, 1 s for SessionEnd), exit 0, the event spooled.
+#[actix_rt::test]
+async fn a_stalled_server_costs_at_most_the_budget() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = state_dir("stalled");
+    for (event, budget) in [("PostToolUse", 2.0), ("SessionEnd", 1.0)] {
+        let started = std::time::Instant::now();
+        let run = run_hook(&url, &state, &[], &fixture(event, "cc-stalled")).await;
+        let took = started.elapsed().as_secs_f64();
+        eprintln!("{event}: {took:.2} s against a stalled server (budget {budget} s)");
+        assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""), "{run:?}");
+        assert!(run.stderr.contains("kept in the spool"), "{}", run.stderr);
+        // Bounded, not hung: the budget plus the process's own start and stop.
+        assert!(took < budget + 3.0, "{event} took {took:.2} s");
+    }
+    drop(listener);
+    let _ = std::fs::remove_dir_all(&state);
+}
+
+/// `hook install` merges the hooks block into a settings file, keeps other settings and hooks,
+/// and replaces its own earlier install.
+#[actix_rt::test]
+async fn install_merges_the_hooks_into_a_settings_file() {
+    let dir = state_dir("install");
+    std::fs::create_dir_all(dir.join(".claude")).unwrap();
+    let settings = dir.join(".claude/settings.json");
+    std::fs::write(
+        &settings,
+        r#"{"model": "opus", "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "notify.sh"}]}]}}"#,
+    )
+    .unwrap();
+    let install = |extra: &'static [&'static str]| {
+        let (settings, dir) = (settings.clone(), dir.clone());
+        async move {
+            let mut args = vec!["install", "--settings", settings.to_str().unwrap()];
+            args.extend_from_slice(extra);
+            run_hook("http://127.0.0.1:9", &dir, &args, "").await
+        }
+    };
+    let run = install(&["--approve", "^Bash$", "--approval-timeout", "120"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let first = std::fs::read_to_string(&settings).unwrap();
+    let run = install(&["--approve", "^Bash$", "--approval-timeout", "120"]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(&settings).unwrap(),
+        first,
+        "idempotent"
+    );
+    let merged: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(merged["model"], "opus");
+    for event in EVENTS {
+        let ours = merged["hooks"][event]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| {
+                e["hooks"][0]["command"]
+                    .as_str()
+                    .unwrap()
+                    .contains(" hook ")
+            })
+            .unwrap_or_else(|| panic!("{event}: {merged}"));
+        let command = ours["hooks"][0]["command"].as_str().unwrap();
+        assert!(command.starts_with(BIN), "{command}");
+        assert!(command.contains("--approve '^Bash$'"), "{command}");
+        let timeout = ours["hooks"][0]["timeout"].as_u64().unwrap();
+        if event == "PreToolUse" || event == "PermissionRequest" {
+            assert!(timeout > 120, "{event}: {timeout}");
+        }
+    }
+    assert_eq!(
+        merged["hooks"]["Stop"][0]["hooks"][0]["command"],
+        "notify.sh"
+    );
+    // Without --settings the block is printed.
+    let run = run_hook("http://127.0.0.1:9", &dir, &["install"], "").await;
+    let printed: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(printed["hooks"].as_object().unwrap().len(), EVENTS.len());
+    let _ = std::fs::remove_dir_all(&dir);
+}

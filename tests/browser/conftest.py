@@ -134,9 +134,22 @@ def tab(browser, request):
     when the test ends."""
     contexts = []
 
-    def open_tab(url):
+    def open_tab(url, notifications=False):
         context = browser.new_context(viewport={"width": 1200, "height": 800})
         contexts.append(context)
+        if notifications:
+            # Notifications allowed, and recorded instead of shown (headless has no desktop).
+            context.grant_permissions(["notifications"])
+            context.add_init_script("""
+                window.shownNotifications = [];
+                window.Notification = class {
+                    static permission = "granted";
+                    static requestPermission() { return Promise.resolve("granted"); }
+                    constructor(title, options) {
+                        window.shownNotifications.push({title, body: options.body});
+                    }
+                };
+            """)
         page = context.new_page()
         page.goto(url)
         return page

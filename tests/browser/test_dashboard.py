@@ -69,7 +69,7 @@ def test_the_timeline_is_in_seq_order_for_events_sent_out_of_order(make_server, 
 def test_two_tabs_racing_one_approval_make_one_decision(make_server, tab):
     server = make_server()
     server.call("PUT", "/v1/sessions/race", {})
-    first = tab(server.base + "/#/approvals")
+    first = tab(server.base + "/#/approvals", notifications=True)
     second = tab(server.base + "/#/approvals")
     for page in (first, second):
         expect(page.locator("#live")).to_have_text("live")
@@ -82,11 +82,17 @@ def test_two_tabs_racing_one_approval_make_one_decision(make_server, tab):
         expect(card).to_contain_text("rm -rf build")
         expect(card).to_contain_text("expires in")
         expect(page.locator("#approval-count")).to_have_text("1")
+    # The tab that allowed notifications got one for the new approval.
+    shown = first.evaluate("window.shownNotifications")
+    assert shown == [{"title": "Approval needed", "body": "Bash: rm -rf build"}], shown
     # Both decide at once: the clicks are dispatched back to back, without waiting for either
     # answer (dispatch_event does not wait for the button to stay visible).
     second.get_by_role("textbox", name="Reason for rejecting").fill("not on main")
-    first.get_by_role("button", name="Approve").dispatch_event("click")
-    second.get_by_role("button", name="Reject").dispatch_event("click")
+    # The first tab decides from the keyboard (focus the button, press Enter), right after the
+    # second tab's click; neither waits for the other's answer.
+    first.get_by_role("button", name="Approve").focus()
+    second.locator('article[data-key="race/perm-1"] button', has_text="Reject").dispatch_event("click")
+    first.keyboard.press("Enter")
 
     status, interaction = server.call("GET", "/v1/sessions/race/interactions/perm-1")
     deadline = time.time() + 10
