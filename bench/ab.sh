@@ -16,21 +16,12 @@ a="$1"; b="$2"; url="$3"; rounds="$4"; shift 4
 tool=target/release/examples/bench
 [ -x "$tool" ] || { echo "build it first: cargo build --release --example bench" >&2; exit 2; }
 
-fresh_database() {
-    case "$url" in
-        sqlite://*) rm -f "${url#sqlite://}" "${url#sqlite://}-wal" "${url#sqlite://}-shm" ;;
-        postgres://*|postgresql://*)
-            local name="${url##*/}" admin="${url%/*}/postgres"
-            psql -q "$admin" -c "SET client_min_messages = warning" \
-                -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" ;;
-        *) echo "unsupported DATABASE_URL: $url" >&2; exit 2 ;;
-    esac
-}
+source bench/fresh-database.sh
 
 for round in $(seq 1 "$rounds"); do
     for side in A B; do
         binary="$a"; [ "$side" = B ] && binary="$b"
-        fresh_database
+        fresh_database "$url"
         "$tool" --database-url "$url" --binary "$binary" "$@" 2>/dev/null \
             | grep -E '^\| [a-z]|^server-side' | grep -v '^| scenario' \
             | sed "s#^#round $round, $side ($(basename "$binary")): #"

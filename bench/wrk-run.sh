@@ -18,16 +18,7 @@ binary="$1"; url="$2"; script="$3"; connections="$4"; seconds="$5"; rounds="$6"
 port=18480
 ticks=$(getconf CLK_TCK)
 
-fresh_database() {
-    case "$url" in
-        sqlite://*) rm -f "${url#sqlite://}" "${url#sqlite://}-wal" "${url#sqlite://}-shm" ;;
-        postgres://*|postgresql://*)
-            local name="${url##*/}" admin="${url%/*}/postgres"
-            psql -q "$admin" -c "SET client_min_messages = warning" \
-                -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" ;;
-        *) echo "unsupported DATABASE_URL: $url" >&2; exit 2 ;;
-    esac
-}
+source bench/fresh-database.sh
 stored() { curl -s "localhost:$port/metrics" | awk '/^orchestrator_events_stored_total/ {print $2}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
@@ -35,7 +26,7 @@ rows=()
 echo "| round | events/s | p50 ms | p99 ms | server CPU µs/event | errors |"
 echo "| --- | --- | --- | --- | --- | --- |"
 for round in $(seq 1 "$rounds"); do
-    fresh_database
+    fresh_database "$url"
     DATABASE_URL="$url" ORCH_LISTEN="127.0.0.1:$port" RUST_LOG=warn "$binary" & pid=$!
     trap 'kill $pid 2>/dev/null || true' EXIT
     for _ in $(seq 1 100); do curl -sf "localhost:$port/readyz" >/dev/null && break; sleep 0.1; done

@@ -280,35 +280,27 @@ async fn ask_for_approval(cli: &HookCli, server: &Server, input: &HookInput) -> 
         fall_back(fallback, "the orchestrator is unreachable")
     };
 
-    // The session exists once the event is delivered; if it was spooled instead, make sure.
-    let mut interaction = match server
-        .request(
+    // The session exists once the event is delivered; if it was spooled instead, create it.
+    let interactions = format!("{base}/interactions");
+    let create = || {
+        server.request(
             Method::POST,
-            &format!("{base}/interactions"),
+            &interactions,
             Some(&approval),
             request_deadline(),
         )
-        .await
-    {
-        Reply::Answered(200 | 201, body) => body,
+    };
+    let created = match create().await {
         Reply::Answered(404, _) => {
             let _ = server
                 .request(Method::PUT, &base, Some(&json!({})), request_deadline())
                 .await;
-            match server
-                .request(
-                    Method::POST,
-                    &format!("{base}/interactions"),
-                    Some(&approval),
-                    request_deadline(),
-                )
-                .await
-            {
-                Reply::Answered(200 | 201, body) => body,
-                Reply::Answered(status, body) => return refused(fallback, status, &body),
-                Reply::Unavailable(why) => return unreachable(why),
-            }
+            create().await
         }
+        other => other,
+    };
+    let mut interaction = match created {
+        Reply::Answered(200 | 201, body) => body,
         Reply::Answered(status, body) => return refused(fallback, status, &body),
         Reply::Unavailable(why) => return unreachable(why),
     };

@@ -11,18 +11,25 @@ both_backends!(
     latest_is_where_from_now_on_starts
 );
 
-async fn a_stream_token_opens_its_own_scope_only(backend: Backend) {
-    let Some(app) = TestApp::start_with(backend, |c| {
+/// A server with auth on and a client for each of its two scopes, alpha and beta.
+async fn two_scopes(backend: Backend) -> Option<(TestApp, Client, Client)> {
+    let app = TestApp::start_with(backend, |c| {
         c.api_keys = ApiKeys::parse("key-a:alpha,key-b:beta").unwrap();
     })
-    .await
-    else {
+    .await?;
+    let client = |key: &str| {
+        let mut client = Client::new(app.base_url.clone());
+        client.key = Some(key.into());
+        client
+    };
+    let (alpha, beta) = (client("key-a"), client("key-b"));
+    Some((app, alpha, beta))
+}
+
+async fn a_stream_token_opens_its_own_scope_only(backend: Backend) {
+    let Some((app, alpha, beta)) = two_scopes(backend).await else {
         return;
     };
-    let mut alpha = Client::new(app.base_url.clone());
-    alpha.key = Some("key-a".into());
-    let mut beta = Client::new(app.base_url.clone());
-    beta.key = Some("key-b".into());
     assert_eq!(
         beta.put("/v1/sessions/only-beta", serde_json::json!({}))
             .await
@@ -72,17 +79,9 @@ async fn a_stream_token_opens_its_own_scope_only(backend: Backend) {
 }
 
 async fn latest_is_where_from_now_on_starts(backend: Backend) {
-    let Some(app) = TestApp::start_with(backend, |c| {
-        c.api_keys = ApiKeys::parse("key-a:alpha,key-b:beta").unwrap();
-    })
-    .await
-    else {
+    let Some((app, alpha, beta)) = two_scopes(backend).await else {
         return;
     };
-    let mut alpha = Client::new(app.base_url.clone());
-    alpha.key = Some("key-a".into());
-    let mut beta = Client::new(app.base_url.clone());
-    beta.key = Some("key-b".into());
     assert_eq!(alpha.get("/v1/notifications/latest").await.body["id"], 0);
     alpha.put("/v1/sessions/s1", serde_json::json!({})).await;
     let all = alpha.all_notifications(None).await;
