@@ -4,6 +4,7 @@
 pub mod event;
 pub mod ids;
 pub mod interaction;
+pub mod json;
 pub mod session;
 pub mod time;
 

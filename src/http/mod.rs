@@ -243,10 +243,13 @@ pub(crate) async fn read_body(
     Ok(body.freeze())
 }
 
-/// Parses a body as JSON (400 when it is not).
+/// Parses a body as JSON (400 when it is not; 422 when a string in it could not be stored,
+/// see [`crate::domain::json`]).
 pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))
+    let value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    crate::domain::json::refuse_nul(&value)?;
+    Ok(value)
 }
 
 /// Validates a session id taken from the path.

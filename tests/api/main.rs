@@ -12,6 +12,7 @@ mod fuzz;
 mod hook;
 mod hot_reads;
 mod interactions;
+mod isolation;
 mod notifications;
 mod openapi;
 mod ordering;

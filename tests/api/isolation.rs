@@ -1,0 +1,152 @@
+//! One tenant's input cannot break another's writes. A NUL character in any string is refused
+//! at validation on both backends: PostgreSQL cannot store it, and a write it cannot store
+//! used to fail the whole group commit, other scopes' writes included, with 503 every time.
+
+use actix_web::http::Method;
+use futures_util::future::join_all;
+use orchestrator::config::ApiKeys;
+use serde_json::json;
+
+use crate::common::{both_backends, Backend, Client, TestApp};
+
+both_backends!(
+    a_nul_in_any_string_is_refused_before_anything_is_stored,
+    a_tenant_sending_nul_does_not_fail_another_tenants_writes,
+);
+
+async fn a_nul_in_any_string_is_refused_before_anything_is_stored(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let conversation = json!({"event_type": "conversation_started",
+        "timestamp": "2026-11-30T10:00:00Z", "data": {"conversation_id": "a\u{0}b"}});
+    let r = app
+        .post("/v1/sessions/n1/events", conversation.clone())
+        .await;
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (422, Some("data.conversation_id")),
+        "{}",
+        r.text
+    );
+    assert_eq!(
+        app.get("/v1/sessions/n1").await.status,
+        404,
+        "nothing stored"
+    );
+
+    let batch = json!({"events": [
+        {"event_type": "x", "timestamp": "2026-11-30T10:00:00Z"},
+        {"event_type": "x", "timestamp": "2026-11-30T10:00:00Z", "data": {"k\u{0}": 1}},
+    ]});
+    let r = app.post("/v1/sessions/n1/events", batch).await;
+    assert_eq!(
+        (r.status, r.body["index"].as_u64()),
+        (422, Some(1)),
+        "{}",
+        r.text
+    );
+
+    let r = app
+        .put("/v1/sessions/n2", json!({"metadata": {"repo": "\u{0}"}}))
+        .await;
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (422, Some("metadata.repo"))
+    );
+    assert_eq!(app.put("/v1/sessions/n2", json!({})).await.status, 201);
+    let r = app
+        .post(
+            "/v1/sessions/n2/interactions",
+            json!({"interaction_id": "i1", "kind": "q", "payload": ["\u{0}"]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["field"].as_str()),
+        (422, Some("payload[0]"))
+    );
+    let created = app
+        .post(
+            "/v1/sessions/n2/interactions",
+            json!({"interaction_id": "i1", "kind": "q"}),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    for (action, body, field) in [
+        (
+            "result",
+            json!({"status": "ok", "output": {"o": "\u{0}"}}),
+            "output.o",
+        ),
+        ("resolve", json!({"response": "\u{0}"}), "response"),
+        ("reject", json!({"reason": "no\u{0}"}), "reason"),
+    ] {
+        let r = app
+            .post(format!("/v1/sessions/n2/interactions/i1/{action}"), body)
+            .await;
+        assert_eq!(
+            (r.status, r.body["field"].as_str()),
+            (422, Some(field)),
+            "{action}"
+        );
+    }
+    let still = app.get("/v1/sessions/n2/interactions/i1").await;
+    assert_eq!(still.body["status"], "pending");
+    // Retrying the refused write is refused the same way, never a 503.
+    let r = app.post("/v1/sessions/n1/events", conversation).await;
+    assert_eq!(r.status, 422);
+}
+
+async fn a_tenant_sending_nul_does_not_fail_another_tenants_writes(backend: Backend) {
+    let Some(app) = TestApp::start_with(backend, |c| {
+        c.api_keys = ApiKeys::parse("key-a:alpha,key-b:beta").unwrap();
+    })
+    .await
+    else {
+        return;
+    };
+    let client = |key: &str| {
+        let mut client = Client::new(app.base_url.clone());
+        client.key = Some(key.into());
+        client
+    };
+    let (alpha, beta) = (client("key-a"), client("key-b"));
+    let bad = (0..200).map(|i| {
+        let alpha = &alpha;
+        async move {
+            let body = json!({"event_type": "conversation_started",
+                "timestamp": "2026-11-30T10:00:00Z", "event_id": format!("bad-{i}"),
+                "data": {"conversation_id": "a\u{0}b"}});
+            alpha
+                .request(
+                    Method::POST,
+                    format!("/v1/sessions/a{}/events", i % 4),
+                    Some(body.to_string().into_bytes()),
+                    None,
+                )
+                .await
+                .status
+        }
+    });
+    let good = (0..200).map(|i| {
+        let beta = &beta;
+        async move {
+            let body = json!({"event_type": "x", "timestamp": "2026-11-30T10:00:00Z",
+                "event_id": format!("good-{i}")});
+            beta.post(format!("/v1/sessions/b{}/events", i % 8), body)
+                .await
+                .status
+        }
+    });
+    let (bad, good) = tokio::join!(join_all(bad), join_all(good));
+    assert!(bad.iter().all(|s| *s == 422), "{bad:?}");
+    assert!(
+        good.iter().all(|s| *s == 201),
+        "beta's writes all commit: {good:?}"
+    );
+    let stored: usize = join_all((0..8).map(|i| beta.all_events_len(format!("b{i}"))))
+        .await
+        .iter()
+        .sum();
+    assert_eq!(stored, 200);
+}
