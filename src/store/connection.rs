@@ -158,8 +158,19 @@ impl r2d2::ManageConnection for DbConnectionManager {
     type Error = StoreError;
 
     fn connect(&self) -> Result<TrackedConnection, StoreError> {
+        let mut conn = self.target.open(self.lock_wait)?;
+        if let DbConnection::Pg(pg) = &mut conn {
+            // No statement waits longer than a request may: a statement that runs, or waits
+            // for a lock, past ORCH_DB_TIMEOUT_MS fails, and its request is answered 503.
+            // (SQLite's lock wait is its busy_timeout, set in `open`.) Migrations run on a
+            // connection of their own, without these limits.
+            let ms = self.lock_wait.as_millis();
+            pg.batch_execute(&format!(
+                "SET statement_timeout = {ms}; SET lock_timeout = {ms};"
+            ))?;
+        }
         Ok(TrackedConnection {
-            conn: self.target.open(self.lock_wait)?,
+            conn,
             failed: false,
             returned_at: std::time::Instant::now(),
         })

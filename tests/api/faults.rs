@@ -256,3 +256,70 @@ async fn connections_cut_while_idle_are_replaced_without_an_error() {
     assert_eq!(r.status, 201, "a new session after the cut: {}", r.text);
     assert_eq!(app.all_events("cut").await.len(), 2);
 }
+
+/// PostgreSQL: another session holds `ACCESS EXCLUSIVE` on the events table for longer than
+/// ORCH_DB_TIMEOUT_MS. The commit waiting for it gives up at the lock timeout, so the write is
+/// answered 503 while the lock is still held (it answered 201 after the lock was released, up
+/// to 14 s later); once the lock is gone the same write commits.
+#[actix_rt::test]
+async fn a_locked_postgres_table_gives_503_within_the_timeout() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let Some(app) = TestApp::start_with(crate::common::Backend::Postgres, |c| {
+        c.db_timeout = Duration::from_millis(500);
+    })
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        app.post("/v1/sessions/lk/events", event("before", 1))
+            .await
+            .status,
+        201
+    );
+    let DatabaseTarget::Postgres(url) = app.database.clone() else {
+        unreachable!()
+    };
+    let held = Arc::new(AtomicBool::new(false));
+    let (locked_tx, locked_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let held = held.clone();
+        std::thread::spawn(move || {
+            use diesel::connection::SimpleConnection;
+            let mut blocker = PgConnection::establish(&url).unwrap();
+            blocker
+                .batch_execute("BEGIN; LOCK TABLE events IN ACCESS EXCLUSIVE MODE;")
+                .unwrap();
+            held.store(true, Ordering::SeqCst);
+            locked_tx.send(()).unwrap();
+            std::thread::sleep(Duration::from_secs(6));
+            held.store(false, Ordering::SeqCst);
+            blocker.batch_execute("ROLLBACK;").unwrap();
+        })
+    };
+    locked_rx.recv().unwrap();
+    let during = app.post("/v1/sessions/lk/events", event("during", 2)).await;
+    let answered_while_held = held.load(Ordering::SeqCst);
+    assert_eq!(
+        (during.status, during.body["code"].as_str()),
+        (503, Some("storage_unavailable")),
+        "{}",
+        during.text
+    );
+    assert!(
+        answered_while_held,
+        "answered only after the lock was released"
+    );
+    while !holder.is_finished() {
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    holder.join().unwrap();
+    // A new client: the server has closed the idle kept-alive connection meanwhile.
+    let client = crate::common::Client::new(app.base_url.clone());
+    let after = client
+        .post("/v1/sessions/lk/events", event("during", 2))
+        .await;
+    assert_eq!(after.status, 201, "{}", after.text);
+    assert_eq!(app.all_events("lk").await.len(), 2);
+}
