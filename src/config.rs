@@ -113,6 +113,8 @@ pub struct Config {
 pub struct Limits {
     pub max_body_bytes: usize,
     pub max_batch_events: usize,
+    /// A request body must have arrived in full within this; beyond it the answer is 408.
+    pub body_timeout: Duration,
 }
 
 /// Group-commit settings of the writer.
@@ -151,6 +153,7 @@ impl Config {
             limits: Limits {
                 max_body_bytes: 4 * 1024 * 1024,
                 max_batch_events: 1000,
+                body_timeout: Duration::from_secs(10),
             },
             writer: WriterSettings {
                 queue_capacity: 10_000,
@@ -206,6 +209,9 @@ struct Cli {
     /// Most events in one batch (more: 413)
     #[arg(long, env = "ORCH_MAX_BATCH_EVENTS", default_value_t = 1000)]
     max_batch_events: usize,
+    /// Milliseconds a request body may take to arrive in full (longer: 408)
+    #[arg(long, env = "ORCH_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    body_timeout_ms: u64,
     /// Session writes that may wait for a commit before callers get 503 overloaded
     #[arg(long, env = "ORCH_WRITER_QUEUE", default_value_t = 10_000)]
     writer_queue: usize,
@@ -266,6 +272,10 @@ impl Cli {
         config.api_keys = ApiKeys::parse(self.api_keys.as_deref().unwrap_or(""))?;
         config.limits.max_body_bytes = positive("ORCH_MAX_BODY_BYTES", self.max_body_bytes)?;
         config.limits.max_batch_events = positive("ORCH_MAX_BATCH_EVENTS", self.max_batch_events)?;
+        config.limits.body_timeout = Duration::from_millis(positive(
+            "ORCH_BODY_TIMEOUT_MS",
+            self.body_timeout_ms as usize,
+        )? as u64);
         config.writer.queue_capacity = positive("ORCH_WRITER_QUEUE", self.writer_queue)?;
         config.writer.max_batch = positive("ORCH_WRITER_MAX_BATCH", self.writer_max_batch)?;
         config.sessions.idle_timeout = Duration::from_secs(self.session_idle_secs.max(1));

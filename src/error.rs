@@ -37,6 +37,8 @@ pub enum ApiError {
     MethodNotAllowed { method: String, allow: &'static str },
     #[error("{0}")]
     PayloadTooLarge(String),
+    #[error("the request body did not arrive within {} ms", .0.as_millis())]
+    RequestTimeout(std::time::Duration),
     #[error(transparent)]
     Validation(#[from] ValidationError),
     #[error("the write queue is full; retry shortly")]
@@ -56,6 +58,7 @@ impl ApiError {
             Self::RouteNotFound(_) => "not_found",
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::Validation(_) => "validation_failed",
             Self::Overloaded => "overloaded",
             Self::StorageUnavailable => "storage_unavailable",
@@ -72,6 +75,7 @@ impl ApiError {
             Self::RouteNotFound(_) => "Not found",
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::PayloadTooLarge(_) => "Payload too large",
+            Self::RequestTimeout(_) => "Request timeout",
             Self::Validation(_) => "Validation failed",
             Self::Overloaded => "Overloaded",
             Self::StorageUnavailable => "Storage unavailable",
@@ -110,6 +114,7 @@ impl ResponseError for ApiError {
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }

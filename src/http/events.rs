@@ -39,7 +39,7 @@ pub async fn post(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&scope, &path)?;
-    let body = read_body(&req, payload, state.limits.max_body_bytes).await?;
+    let body = read_body(&req, payload, &state.limits).await?;
     let events = parse_body(parse_json(&body)?, state.limits.max_batch_events)?;
     let session_id = key.session_id.to_string();
     let outcome = ask_session(&state, key, AppendEvents { events }).await?;

@@ -88,7 +88,7 @@ async fn object_body(
     req: &HttpRequest,
     payload: web::Payload,
 ) -> Result<Map<String, Value>, ApiError> {
-    let body = read_body(req, payload, state.limits.max_body_bytes).await?;
+    let body = read_body(req, payload, &state.limits).await?;
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }

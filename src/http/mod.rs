@@ -217,12 +217,15 @@ pub async fn answer_head_like_get(
     next.call(req).await
 }
 
-/// Reads the whole body, refusing more than `limit` bytes (413) before buffering it.
+/// Reads the whole body, refusing more than the body limit (413) before buffering it, and
+/// giving up (408) when it has not all arrived within the body timeout: a client that
+/// trickles its body must not hold a connection, and its memory, for ever.
 pub(crate) async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
-    limit: usize,
+    limits: &Limits,
 ) -> Result<web::Bytes, ApiError> {
+    let limit = limits.max_body_bytes;
     let too_large = || ApiError::PayloadTooLarge(format!("the body is over {limit} bytes"));
     let declared = req
         .headers()
@@ -232,8 +235,14 @@ pub(crate) async fn read_body(
     if declared.is_some_and(|n| n > limit) {
         return Err(too_large());
     }
+    let deadline = tokio::time::Instant::now() + limits.body_timeout;
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
+    loop {
+        let chunk = match tokio::time::timeout_at(deadline, payload.next()).await {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => break,
+            Err(_) => return Err(ApiError::RequestTimeout(limits.body_timeout)),
+        };
         let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());

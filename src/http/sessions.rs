@@ -93,7 +93,7 @@ pub async fn put(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&scope, &path)?;
-    let body = read_body(&req, payload, state.limits.max_body_bytes).await?;
+    let body = read_body(&req, payload, &state.limits).await?;
     let metadata = if body.iter().all(u8::is_ascii_whitespace) {
         None
     } else {

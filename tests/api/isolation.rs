@@ -12,6 +12,7 @@ use crate::common::{both_backends, Backend, Client, TestApp};
 both_backends!(
     a_nul_in_any_string_is_refused_before_anything_is_stored,
     a_tenant_sending_nul_does_not_fail_another_tenants_writes,
+    a_trickled_body_is_cut_off_with_408,
 );
 
 async fn a_nul_in_any_string_is_refused_before_anything_is_stored(backend: Backend) {
@@ -149,4 +150,49 @@ async fn a_tenant_sending_nul_does_not_fail_another_tenants_writes(backend: Back
         .iter()
         .sum();
     assert_eq!(stored, 200);
+}
+
+/// A client that sends its body a byte at a time (or stops) is answered 408 problem JSON once
+/// ORCH_BODY_TIMEOUT_MS has passed, and its connection is released; nothing is stored.
+async fn a_trickled_body_is_cut_off_with_408(backend: Backend) {
+    let Some(app) = TestApp::start_with(backend, |c| {
+        c.limits.body_timeout = std::time::Duration::from_millis(400);
+    })
+    .await
+    else {
+        return;
+    };
+    let addr = app.base_url.trim_start_matches("http://").to_owned();
+    let response = actix_rt::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .unwrap();
+        write!(
+            stream,
+            "POST /v1/sessions/slow/events HTTP/1.1\r\nHost: x\r\n\
+             Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{{"
+        )
+        .unwrap();
+        // A byte every 100 ms: the body would take 40 s to arrive.
+        for _ in 0..10 {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            if stream.write_all(b" ").is_err() {
+                break;
+            }
+        }
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
+    })
+    .await
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("application/problem+json"), "{response}");
+    assert!(
+        response.contains("\"code\":\"request_timeout\""),
+        "{response}"
+    );
+    assert_eq!(app.get("/v1/sessions/slow").await.status, 404);
 }
