@@ -418,8 +418,7 @@ fn install(cli: &HookCli, settings: Option<&std::path::Path>) -> ExitCode {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(parent);
     }
-    let temporary = path.with_extension("json.tmp");
-    match std::fs::write(&temporary, text).and_then(|()| std::fs::rename(&temporary, path)) {
+    match state::write_atomically(path, text.as_bytes()) {
         Ok(()) => {
             eprintln!("orchestrator hook: hooks installed in {}", path.display());
             ExitCode::SUCCESS

@@ -225,7 +225,7 @@ fn read_to_string_or_empty(path: &Path) -> io::Result<String> {
 }
 
 /// Writes a file so that a reader (or a crash) sees the old or the new content, never a part.
-fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let temporary = path.with_extension(format!("tmp{}", std::process::id()));
     {
         let mut file = File::create(&temporary)?;
