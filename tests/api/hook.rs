@@ -51,11 +51,26 @@ fn fixture(event: &str, session: &str) -> String {
         .replace("SESSION", session)
 }
 
-/// A fresh, empty state directory.
-fn state_dir(name: &str) -> PathBuf {
+/// A fresh, empty state directory, removed when dropped (also when the test fails).
+struct TempState(PathBuf);
+
+impl std::ops::Deref for TempState {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempState {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn state_dir(name: &str) -> TempState {
     let dir = std::env::temp_dir().join(format!("orch-hook-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+    TempState(dir)
 }
 
 /// An address nothing listens on.
@@ -140,7 +155,6 @@ async fn every_hook_event_is_stored_as_sent(backend: Backend) {
         let event_id = stored["event_id"].as_str().unwrap();
         assert!(event_id.starts_with(&format!("cc:{event}:")), "{event_id}");
     }
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 async fn parallel_hooks_of_a_new_session_are_numbered_in_order(backend: Backend) {
@@ -179,7 +193,6 @@ async fn parallel_hooks_of_a_new_session_are_numbered_in_order(backend: Backend)
         .filter(|n| n["type"] == "session.created")
         .collect();
     assert_eq!(created.len(), 1, "one session");
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 async fn a_hook_run_twice_is_stored_once(backend: Backend) {
@@ -206,8 +219,6 @@ async fn a_hook_run_twice_is_stored_once(backend: Backend) {
         events[1]["sequence"], 1,
         "the retry took no number of its own"
     );
-    let _ = std::fs::remove_dir_all(&state);
-    let _ = std::fs::remove_dir_all(&other_state);
 }
 
 async fn a_server_that_is_down_gets_the_spool_later_in_order_once(backend: Backend) {
@@ -277,7 +288,6 @@ async fn a_server_that_is_down_gets_the_spool_later_in_order_once(backend: Backe
         "{}",
         flush.stderr
     );
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// Waits until the approval of `tool_use` in `session` is pending; returns its id.
@@ -376,7 +386,6 @@ async fn approvals_print_the_decision(backend: Backend) {
     assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""));
     let none = app.get("/v1/sessions/cc-other/interactions").await;
     assert_eq!(none.body["interactions"], json!([]));
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 async fn approvals_fall_back_without_a_decision(backend: Backend) {
@@ -454,7 +463,6 @@ async fn approvals_fall_back_without_a_decision(backend: Backend) {
     )
     .await;
     assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""));
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 async fn racing_deciders_make_one_decision_printed_once(backend: Backend) {
@@ -510,7 +518,6 @@ async fn racing_deciders_make_one_decision_printed_once(backend: Backend) {
         printed["hookSpecificOutput"]["permissionDecisionReason"],
         expected.1
     );
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// A 503 (here: the SQLite file's write lock held by another process, so the commit cannot
@@ -554,7 +561,6 @@ async fn a_503_spools_like_an_unreachable_server() {
         .map(|e| e["event_type"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(types, ["SessionStart", "Stop", "SessionEnd"]);
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// A server that accepts connections and never answers cannot hold the agent: the run ends
@@ -575,7 +581,6 @@ async fn a_stalled_server_costs_at_most_the_budget() {
         assert!(took < budget + 3.0, "{event} took {took:.2} s");
     }
     drop(listener);
-    let _ = std::fs::remove_dir_all(&state);
 }
 
 /// `hook install` merges the hooks block into a settings file, keeps other settings and hooks,
@@ -591,7 +596,7 @@ async fn install_merges_the_hooks_into_a_settings_file() {
     )
     .unwrap();
     let install = |extra: &'static [&'static str]| {
-        let (settings, dir) = (settings.clone(), dir.clone());
+        let (settings, dir) = (settings.clone(), dir.to_path_buf());
         async move {
             let mut args = vec!["install", "--settings", settings.to_str().unwrap()];
             args.extend_from_slice(extra);
@@ -638,5 +643,4 @@ async fn install_merges_the_hooks_into_a_settings_file() {
     let run = run_hook("http://127.0.0.1:9", &dir, &["install"], "").await;
     let printed: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(printed["hooks"].as_object().unwrap().len(), EVENTS.len());
-    let _ = std::fs::remove_dir_all(&dir);
 }
