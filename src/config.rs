@@ -100,6 +100,8 @@ pub struct Config {
     pub db_timeout: Duration,
     /// HTTP worker threads; `None` is one per core.
     pub http_workers: Option<usize>,
+    /// Threads running session actors (shards of the registry); `None` is one per core.
+    pub session_threads: Option<usize>,
     /// An SSE consumer that is behind and takes longer than this to accept one page of
     /// notifications is disconnected (it resumes with Last-Event-ID).
     pub stream_slow_consumer: Duration,
@@ -141,6 +143,9 @@ pub struct SessionSettings {
     pub reorder_max_per_session: usize,
     /// Events all sessions together may hold back for reordering.
     pub reorder_max_total: usize,
+    /// Live session actors kept in memory; past it the least recently used idle ones are
+    /// passivated.
+    pub max_live_sessions: usize,
 }
 
 impl Config {
@@ -166,7 +171,9 @@ impl Config {
                 reorder_gap: Duration::from_millis(2000),
                 reorder_max_per_session: 1000,
                 reorder_max_total: 100_000,
+                max_live_sessions: 100_000,
             },
+            session_threads: None,
             db_pool_size: 8,
             db_timeout: Duration::from_secs(5),
             http_workers: None,
@@ -253,6 +260,14 @@ struct Cli {
     /// HTTP worker threads (default: one per core)
     #[arg(long, env = "ORCH_HTTP_WORKERS")]
     http_workers: Option<usize>,
+    /// Threads that run session actors; a session always runs on the same one (default: one
+    /// per core)
+    #[arg(long, env = "ORCH_SESSION_THREADS")]
+    session_threads: Option<usize>,
+    /// Session actors kept in memory; past it the least recently used idle ones are stopped
+    /// (they reload on their next request)
+    #[arg(long, env = "ORCH_MAX_LIVE_SESSIONS", default_value_t = 100_000)]
+    max_live_sessions: usize,
     /// Log filter, env_logger syntax (e.g. info, orchestrator=debug)
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -295,6 +310,9 @@ impl Cli {
         config.db_pool_size = positive("ORCH_DB_POOL_SIZE", self.db_pool_size as usize)? as u32;
         config.db_timeout = Duration::from_millis(self.db_timeout_ms.max(1));
         config.http_workers = self.http_workers.filter(|n| *n > 0);
+        config.session_threads = self.session_threads.filter(|n| *n > 0);
+        config.sessions.max_live_sessions =
+            positive("ORCH_MAX_LIVE_SESSIONS", self.max_live_sessions)?;
         config.stream_slow_consumer = Duration::from_millis(self.stream_slow_ms);
         config.notification_cache = self.notification_cache;
         if !config.api_keys.is_enabled()

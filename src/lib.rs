@@ -21,7 +21,7 @@ use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Condition, Logger, Next};
 use actix_web::{web, App, HttpServer};
 
-use actors::{Registry, Writer};
+use actors::{SessionHandle, Writer};
 use config::Config;
 use store::{PoolSettings, StoreError};
 
@@ -44,8 +44,8 @@ pub struct RunningServer {
     /// The address it listens on (the real port when configured with port 0).
     pub addr: SocketAddr,
     pub handle: ServerHandle,
-    /// The registry, for callers that need to ask it directly (tests, diagnostics).
-    pub registry: actix::Addr<Registry>,
+    /// The sessions, for callers that need to reach them directly (tests, diagnostics).
+    pub sessions: SessionHandle,
     shutdown: shutdown::ShutdownTrigger,
     serving: actix_rt::task::JoinHandle<std::io::Result<()>>,
 }
@@ -123,10 +123,18 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         feed.clone(),
         wal_checkpoints,
     );
-    let registry = Registry::start(pool.clone(), writer.clone(), config.sessions.clone());
-    wake_sessions_with_deadlines(&pool, &registry).await?;
+    let session_threads = config.session_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let sessions = SessionHandle::start(
+        pool.clone(),
+        writer.clone(),
+        config.sessions.clone(),
+        session_threads,
+    );
+    wake_sessions_with_deadlines(&pool, &sessions).await?;
     let state = web::Data::new(http::AppState {
-        registry: registry.clone(),
+        sessions: sessions.clone(),
         writer,
         pool,
         api_keys: config.api_keys.clone(),
@@ -188,7 +196,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         addr,
         handle,
-        registry,
+        sessions,
         shutdown: shutdown_trigger,
         serving: actix_rt::spawn(server),
     })
@@ -198,28 +206,25 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
 /// the server was down fire now (once: the actor's timeout is a committed state change).
 async fn wake_sessions_with_deadlines(
     pool: &store::DbPool,
-    registry: &actix::Addr<Registry>,
+    sessions: &SessionHandle,
 ) -> Result<(), StartError> {
     let pool = pool.clone();
-    let sessions = web::block(move || {
+    let with_open = web::block(move || {
         store::with_connection(&pool, |conn| {
             Ok::<_, StoreError>(store::interactions::sessions_with_open(conn)?)
         })
     })
     .await
     .map_err(|e| StartError::Blocking(e.to_string()))??;
-    if !sessions.is_empty() {
+    if !with_open.is_empty() {
         log::info!(
             "waking {} sessions with pending interactions",
-            sessions.len()
+            with_open.len()
         );
     }
-    for (scope, session_id) in sessions {
+    for (scope, session_id) in with_open {
         match domain::ids::SessionId::parse(&session_id) {
-            Ok(session_id) => registry.do_send(actors::messages::ToSession {
-                key: actors::messages::SessionKey { scope, session_id },
-                msg: actors::messages::Wake,
-            }),
+            Ok(session_id) => sessions.wake(actors::messages::SessionKey { scope, session_id }),
             Err(e) => log::error!("stored session id {session_id:?} is invalid: {e}"),
         }
     }

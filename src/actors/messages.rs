@@ -1,6 +1,7 @@
 //! The whole actor protocol in one place: every message, who sends it to whom, and its reply.
 //!
 //! ```text
+//!                      (one shard of SessionHandle)
 //! HTTP ──ToSession<M>──► Registry ──M──► SessionActor ──SubmitWrite──► Writer ──Drain──► Committer
 //!                           ▲  ──Shutdown──►   │                     (admits to the     (sync thread: takes
 //!                           │                  │                      commit queue)      batches, answers)
@@ -70,6 +71,22 @@ where
     type Result = Result<M::Result, MailboxError>;
 }
 
+/// Like [`ToSession`], but only to a live actor: when the session has none, the message comes
+/// back (`Err`) and no actor is started. For operations on sessions that must already exist,
+/// so that requests for unknown sessions cost no actor.
+pub struct IfLive<M> {
+    pub key: SessionKey,
+    pub msg: M,
+}
+
+impl<M> Message for IfLive<M>
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+{
+    type Result = Result<Result<M::Result, MailboxError>, M>;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Registry → SessionActor
 
@@ -104,14 +121,46 @@ pub struct GetSnapshot;
 #[rtype(result = "usize")]
 pub struct LiveSessionCount;
 
-/// How many session actors the registry has started since it began (every start, including
-/// restarts after passivation or a crash; for tests that must know passivation happened).
+/// The registry is over its cap of live actors and this one is among the least recently used:
+/// if idle, ask to be passivated now (as [`Sweep`] would after the idle timeout).
 #[derive(Message)]
-#[rtype(result = "u64")]
-pub struct StartedSessionCount;
+#[rtype(result = "()")]
+pub struct Evict;
 
 // ---------------------------------------------------------------------------------------------
 // Registry → SessionActor (through ToSession)
+
+/// A message for a session actor, forwarded by the registry.
+pub trait SessionMessage: Message + Send + 'static
+where
+    Self::Result: Send,
+{
+    /// It may be the first message of a session (and so start an actor when the session is
+    /// unknown). One that may not is answered "not found" without starting an actor when the
+    /// session does not exist.
+    const MAY_CREATE: bool;
+}
+
+macro_rules! session_messages {
+    ($($message:ty => $may_create:expr),* $(,)?) => {$(
+        impl SessionMessage for $message {
+            const MAY_CREATE: bool = $may_create;
+        }
+    )*};
+}
+
+session_messages!(
+    EnsureSession => true,
+    AppendEvents => true,
+    // Sent at start-up for sessions known to exist.
+    Wake => true,
+    CreateInteraction => false,
+    ActOnInteraction => false,
+    WaitForInteraction => false,
+    NextCommand => false,
+);
+#[cfg(any(test, feature = "test-hooks"))]
+session_messages!(PanicForTest => true);
 
 /// Create the session if it does not exist (PUT). `metadata` is used only on creation.
 #[derive(Message)]

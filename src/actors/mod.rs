@@ -1,11 +1,14 @@
 //! The actors that serialize all writes: the registry (one session actor per scope and
 //! session), the session actors (each the single writer of its session) and the writer (group
-//! commit). `messages` is the whole protocol between them and the HTTP layer.
+//! commit). `messages` is the whole protocol between them; the rest of the service reaches
+//! sessions through [`SessionHandle`], which shards them over several registries and threads.
 
+mod handle;
 pub mod messages;
 pub mod registry;
 pub mod session;
 pub mod writer;
 
+pub use handle::SessionHandle;
 pub use registry::Registry;
 pub use writer::Writer;

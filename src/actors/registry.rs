@@ -10,17 +10,24 @@
 //! "predecessor gone" signal that the registry releases when the old one reports stopped, and
 //! loads only after it, so it never reads state older than a commit. The signal exists only
 //! for such successors: a channel per actor cost every idle actor about 80 bytes.
+//!
+//! Live actors are capped ([`RegistryDeps::max_live`]): past the cap, the least recently used
+//! are asked to leave ([`Evict`]), and those that are idle passivate as above. An actor that
+//! holds work (a deadline, a waiter, a queue) stays until it is idle.
+//!
+//! A registry is one shard of [`super::SessionHandle`]; it runs on its own thread with the
+//! actors it starts.
 
-use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::messages::{
-    Forwarded, GetSnapshot, LiveSessionCount, Passivate, PeekSession, SessionKey, SessionStopped,
-    Shutdown, StartedSessionCount, Sweep, ToSession,
+    Evict, Forwarded, GetSnapshot, IfLive, LiveSessionCount, Passivate, PeekSession, SessionKey,
+    SessionStopped, Shutdown, Sweep, ToSession,
 };
 use super::session::{SessionActor, SessionDeps};
 use super::writer::Writer;
@@ -32,6 +39,8 @@ struct Live {
     generation: u64,
     /// Messages forwarded to it; see [`Passivate`].
     forwarded: u64,
+    /// Its place in [`Registry::recency`].
+    last_use: u64,
 }
 
 /// An actor told to stop (or found stopped) that has not yet reported [`SessionStopped`].
@@ -41,6 +50,19 @@ struct Draining {
     release: Vec<oneshot::Sender<()>>,
 }
 
+/// What a registry is started with.
+pub struct RegistryDeps {
+    pub pool: DbPool,
+    pub writer: Addr<Writer>,
+    pub settings: SessionSettings,
+    /// The next generation number, shared by every shard.
+    pub generations: Arc<AtomicU64>,
+    /// Live actors this registry keeps before it asks the least recently used to leave.
+    pub max_live: usize,
+    /// Events held back for reordering across all sessions of every shard.
+    pub reorder_total: Arc<AtomicUsize>,
+}
+
 pub struct Registry {
     /// What every session actor shares (one allocation, not a copy per actor).
     deps: Arc<SessionDeps>,
@@ -48,7 +70,11 @@ pub struct Registry {
     /// per live session instead of two.
     live: HashMap<Arc<SessionKey>, Live>,
     draining: HashMap<Arc<SessionKey>, Draining>,
-    next_generation: u64,
+    generations: Arc<AtomicU64>,
+    max_live: usize,
+    /// Live sessions by last use, oldest first: a counter value per forwarded message.
+    recency: BTreeMap<u64, Arc<SessionKey>>,
+    uses: u64,
 }
 
 /// How often every live actor is swept: often enough that an idle actor stops within a
@@ -61,8 +87,17 @@ pub fn sweep_interval(idle_timeout: std::time::Duration) -> std::time::Duration 
 }
 
 impl Registry {
-    pub fn start(pool: DbPool, writer: Addr<Writer>, settings: SessionSettings) -> Addr<Registry> {
-        Registry::create(|ctx| {
+    /// Starts a registry on `arbiter`; the session actors it starts run there too.
+    pub fn start(arbiter: &ArbiterHandle, deps: RegistryDeps) -> Addr<Registry> {
+        let RegistryDeps {
+            pool,
+            writer,
+            settings,
+            generations,
+            max_live,
+            reorder_total,
+        } = deps;
+        Registry::start_in_arbiter(arbiter, move |ctx| {
             ctx.set_mailbox_capacity(0);
             ctx.run_interval(sweep_interval(settings.idle_timeout), |registry, _| {
                 for live in registry.live.values() {
@@ -77,30 +112,74 @@ impl Registry {
                     writer,
                     pool,
                     settings,
-                    reorder_total: Arc::new(AtomicUsize::new(0)),
+                    reorder_total,
                 }),
                 live: HashMap::new(),
                 draining: HashMap::new(),
-                next_generation: 1,
+                generations,
+                max_live,
+                recency: BTreeMap::new(),
+                uses: 0,
             }
         })
     }
 
-    /// The live actor of `key`, started now if there is none.
-    fn actor_for(&mut self, key: &SessionKey) -> &mut Live {
-        let connected = self.live.get(key).map(|live| live.addr.connected());
-        if connected == Some(true) {
-            return self.live.get_mut(key).expect("checked above");
+    /// Marks `key`'s live actor as just used and counts a message forwarded to it.
+    fn touch(&mut self, key: &SessionKey) -> Option<&mut Live> {
+        self.uses += 1;
+        let live = self.live.get_mut(key)?;
+        if let Some(key) = self.recency.remove(&live.last_use) {
+            self.recency.insert(self.uses, key);
         }
-        if connected == Some(false) {
+        live.last_use = self.uses;
+        Some(live)
+    }
+
+    /// Over the cap: asks the least recently used actors to leave. Each is moved to the newest
+    /// end, so one that stays because it holds work is not asked again at once.
+    fn ask_oldest_to_leave(&mut self) {
+        let over = self.live.len().saturating_sub(self.max_live);
+        for _ in 0..over.min(8) {
+            let Some((_, key)) = self.recency.pop_first() else {
+                return;
+            };
+            let Some(live) = self.live.get_mut(&key) else {
+                continue;
+            };
+            live.addr.do_send(Evict);
+            self.uses += 1;
+            live.last_use = self.uses;
+            self.recency.insert(self.uses, key);
+        }
+    }
+
+    /// Forgets `key`'s live entry and its place in the recency order.
+    fn remove_live(&mut self, key: &SessionKey) -> Option<(Arc<SessionKey>, Live)> {
+        let (key, live) = self.live.remove_entry(key)?;
+        self.recency.remove(&live.last_use);
+        Some((key, live))
+    }
+
+    /// The live actor of `key`, or `None` after forgetting one that stopped.
+    fn live_actor(&mut self, key: &SessionKey) -> Option<&mut Live> {
+        let connected = self.live.get(key).map(|live| live.addr.connected())?;
+        if !connected {
             // Stopped (crashed) before its SessionStopped reached us: its successor must still
             // wait for that report.
-            if let Some((key, dead)) = self.live.remove_entry(key) {
+            if let Some((key, dead)) = self.remove_live(key) {
                 self.start_draining(key, dead.generation);
             }
+            return None;
         }
-        let generation = self.next_generation;
-        self.next_generation += 1;
+        self.touch(key)
+    }
+
+    /// The live actor of `key`, started now if there is none.
+    fn actor_for(&mut self, key: &SessionKey) -> &mut Live {
+        if self.live_actor(key).is_some() {
+            return self.live.get_mut(key).expect("live above");
+        }
+        let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let key = Arc::new(key.clone());
         let predecessor = self.draining.get_mut(&key).map(|draining| {
             let (release, gone) = oneshot::channel();
@@ -108,12 +187,22 @@ impl Registry {
             gone
         });
         let addr = SessionActor::start(key.clone(), generation, self.deps.clone(), predecessor);
+        self.uses += 1;
+        self.recency.insert(self.uses, key.clone());
         // Vacant: a connected actor returned above, a stopped one was removed.
-        self.live.entry(key).or_insert(Live {
-            addr,
-            generation,
-            forwarded: 0,
-        })
+        self.live.insert(
+            key.clone(),
+            Live {
+                addr,
+                generation,
+                forwarded: 0,
+                last_use: self.uses,
+            },
+        );
+        if self.live.len() > self.max_live {
+            self.ask_oldest_to_leave();
+        }
+        self.live.get_mut(&key).expect("inserted above")
     }
 
     fn start_draining(&mut self, key: Arc<SessionKey>, generation: u64) {
@@ -157,6 +246,27 @@ where
     }
 }
 
+/// Forward a message to its session's live actor; hand it back when there is none.
+impl<M> Handler<IfLive<M>> for Registry
+where
+    M: Message + Send + 'static,
+    M::Result: Send,
+    SessionActor: Handler<Forwarded<M>>,
+{
+    type Result = ResponseFuture<Result<Result<M::Result, MailboxError>, M>>;
+
+    fn handle(&mut self, msg: IfLive<M>, _: &mut Context<Self>) -> Self::Result {
+        match self.live_actor(&msg.key) {
+            Some(live) => {
+                live.forwarded += 1;
+                let request = live.addr.send(Forwarded(msg.msg));
+                Box::pin(async move { Ok(request.await) })
+            }
+            None => Box::pin(async move { Err(msg.msg) }),
+        }
+    }
+}
+
 /// An idle actor asks to stop: route no more to it, then tell it to shut down.
 impl Handler<Passivate> for Registry {
     type Result = ();
@@ -168,7 +278,7 @@ impl Handler<Passivate> for Registry {
         if !current {
             return;
         }
-        if let Some((key, live)) = self.live.remove_entry(&msg.key) {
+        if let Some((key, live)) = self.remove_live(&msg.key) {
             live.addr.do_send(Shutdown);
             self.start_draining(key, live.generation);
         }
@@ -185,7 +295,7 @@ impl Handler<SessionStopped> for Registry {
             .get(&msg.key)
             .is_some_and(|l| l.generation == msg.generation)
         {
-            self.live.remove(&msg.key);
+            self.remove_live(&msg.key);
         }
         if self
             .draining
@@ -209,15 +319,6 @@ impl Handler<PeekSession> for Registry {
             }
             None => Box::pin(async { None }),
         }
-    }
-}
-
-/// Every start is a new generation, so the started count is the generations handed out.
-impl Handler<StartedSessionCount> for Registry {
-    type Result = u64;
-
-    fn handle(&mut self, _: StartedSessionCount, _: &mut Context<Self>) -> u64 {
-        self.next_generation - 1
     }
 }
 

@@ -7,9 +7,7 @@ use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::sessions::find_session;
-use super::{
-    ask_session, page_limit, parse_json, read, read_body, session_key, AppState, CallerScope,
-};
+use super::{page_limit, parse_json, read, read_body, session_key, AppState, CallerScope};
 use crate::actors::messages::AppendEvents;
 use crate::domain::event::parse_body;
 use crate::domain::ids::{EventType, InteractionId};
@@ -42,7 +40,7 @@ pub async fn post(
     let body = read_body(&req, payload, &state.limits).await?;
     let events = parse_body(parse_json(&body)?, state.limits.max_batch_events)?;
     let session_id = key.session_id.to_string();
-    let outcome = ask_session(&state, key, AppendEvents { events }).await?;
+    let outcome = state.sessions.ask(key, AppendEvents { events }).await?;
     let body = AppendResponse {
         session_id,
         accepted: outcome.accepted,

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{read, AppState};
-use crate::actors::messages::{GetWriterLoad, LiveSessionCount};
+use crate::actors::messages::GetWriterLoad;
 use crate::error::ApiError;
 use crate::store::with_backend;
 
@@ -50,7 +50,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 #[utoipa::path(get, path = "/metrics", tag = "operations", security(()),
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let live = state.registry.send(LiveSessionCount).await?;
+    let live = state.sessions.live_count().await;
     crate::metrics::LIVE_SESSION_ACTORS.set(live as i64);
     let load = state.writer.send(GetWriterLoad).await?;
     crate::metrics::WRITER_QUEUE_DEPTH.set(load.queued as i64);

@@ -10,10 +10,7 @@ use serde_json::{json, Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
 use super::sessions::find_session;
-use super::{
-    ask_session, page_limit, parse_json, read, read_body, session_key, wait_on_session, AppState,
-    CallerScope,
-};
+use super::{page_limit, parse_json, read, read_body, session_key, AppState, CallerScope};
 use crate::actors::messages::{
     ActOnInteraction, Action, CreateInteraction, NextCommand, SessionKey, WaitForInteraction,
 };
@@ -177,7 +174,7 @@ async fn create_interaction(
         queued,
     };
     let sid = key.session_id.to_string();
-    Ok(created(&sid, ask_session(state, key, msg).await?))
+    Ok(created(&sid, state.sessions.ask(key, msg).await?))
 }
 
 /// `POST /v1/sessions/{id}/commands {"interaction_id"?, "payload", "timeout_ms"?}`: queued.
@@ -259,7 +256,7 @@ pub async fn next_command(
     let sid = key.session_id.to_string();
     let mut stopping = state.shutdown.clone();
     let handed_out = tokio::select! {
-        handed_out = wait_on_session(&state, key, NextCommand { wait }) => handed_out?,
+        handed_out = state.sessions.wait(key, NextCommand { wait }) => handed_out?,
         // The server is stopping: nothing is handed out (dropping the wait releases it).
         () = stopping.stopping() => None,
     };
@@ -285,7 +282,11 @@ async fn act(
     action: Action,
 ) -> Result<HttpResponse, ApiError> {
     let sid = key.session_id.to_string();
-    let outcome = match ask_session(state, key, ActOnInteraction { id, action }).await {
+    let answer = state
+        .sessions
+        .ask(key, ActOnInteraction { id, action })
+        .await;
+    let outcome = match answer.map_err(ApiError::from) {
         Ok(outcome) => outcome,
         Err(ApiError::Conflict {
             code,
@@ -477,7 +478,9 @@ pub async fn wait(
     let (key, id) = path_keys(&scope, &path)?;
     let timeout = wait_duration(query.timeout_ms, 30_000, "timeout_ms")?;
     let sid = key.session_id.to_string();
-    let waiting = wait_on_session(&state, key.clone(), WaitForInteraction { id: id.clone() });
+    let waiting = state
+        .sessions
+        .wait(key.clone(), WaitForInteraction { id: id.clone() });
     let mut stopping = state.shutdown.clone();
     let finished = tokio::select! {
         finished = actix_rt::time::timeout(timeout, waiting) => finished.ok(),

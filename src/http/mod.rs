@@ -21,9 +21,8 @@ use serde_json::Value;
 pub use auth::{CallerScope, StreamTokens};
 pub(crate) use query::Query;
 
-use crate::actors::messages::{SessionError, SessionKey, ToSession};
-use crate::actors::session::SessionActor;
-use crate::actors::{Registry, Writer};
+use crate::actors::messages::SessionKey;
+use crate::actors::{SessionHandle, Writer};
 use crate::config::{ApiKeys, Limits};
 use crate::domain::ids::SessionId;
 use crate::error::ApiError;
@@ -31,7 +30,7 @@ use crate::store::{DbConnection, DbPool, StoreError};
 
 /// What every handler can reach.
 pub struct AppState {
-    pub registry: Addr<Registry>,
+    pub sessions: SessionHandle,
     pub writer: Addr<Writer>,
     pub pool: DbPool,
     pub api_keys: ApiKeys,
@@ -267,41 +266,6 @@ pub(crate) fn session_key(scope: &CallerScope, raw_id: &str) -> Result<SessionKe
         scope: scope.0.clone(),
         session_id: SessionId::parse(raw_id)?,
     })
-}
-
-/// Sends `msg` to the session actor of `key` and waits for its answer.
-pub(crate) async fn ask_session<M, T>(
-    state: &AppState,
-    key: SessionKey,
-    msg: M,
-) -> Result<T, ApiError>
-where
-    M: Message<Result = Result<T, SessionError>> + Send + 'static,
-    T: Send + 'static,
-    SessionActor: Handler<crate::actors::messages::Forwarded<M>>,
-{
-    Ok(state.registry.send(ToSession { key, msg }).await???)
-}
-
-/// Like [`ask_session`] for long waits: the session actor hands back a ticket and the answer
-/// arrives on it; dropping this future (the client went away) drops the ticket, which releases
-/// the actor's waiter.
-pub(crate) async fn wait_on_session<M, T>(
-    state: &AppState,
-    key: SessionKey,
-    msg: M,
-) -> Result<T, ApiError>
-where
-    M: Message<Result = crate::actors::messages::Ticket<T>> + Send + 'static,
-    T: Send + 'static,
-    SessionActor: Handler<crate::actors::messages::Forwarded<M>>,
-{
-    let ticket = state.registry.send(ToSession { key, msg }).await??;
-    match ticket.await {
-        Ok(answer) => Ok(answer?),
-        // The actor stopped (storage failure) before answering.
-        Err(_) => Err(ApiError::StorageUnavailable),
-    }
 }
 
 /// Runs a read query on a pooled connection, off the async threads.

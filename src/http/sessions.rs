@@ -5,10 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{
-    ask_session, page_limit, parse_json, read, read_body, session_key, AppState, CallerScope,
-};
-use crate::actors::messages::{EnsureSession, PeekSession};
+use super::{page_limit, parse_json, read, read_body, session_key, AppState, CallerScope};
+use crate::actors::messages::EnsureSession;
 use crate::domain::ids::SessionId;
 use crate::domain::session::{Session, SessionStatus};
 use crate::domain::time::format_millis;
@@ -114,7 +112,7 @@ pub async fn put(
             }
         }
     };
-    let outcome = ask_session(&state, key, EnsureSession { metadata }).await?;
+    let outcome = state.sessions.ask(key, EnsureSession { metadata }).await?;
     let dto = SessionDto::from(&outcome.session);
     Ok(if outcome.created {
         HttpResponse::Created().json(dto)
@@ -152,7 +150,7 @@ pub(crate) async fn find_session(
         scope: scope.to_owned(),
         session_id: session_id.clone(),
     };
-    if let Some(snapshot) = state.registry.send(PeekSession { key }).await? {
+    if let Some(snapshot) = state.sessions.peek(key).await {
         crate::metrics::SESSION_READS
             .with_label_values(&["memory"])
             .inc();

@@ -19,6 +19,16 @@ pub fn find(
         .optional())
 }
 
+/// Whether the session exists, without reading its row.
+pub fn exists(conn: &mut DbConnection, scope: &str, session_id: &str) -> QueryResult<bool> {
+    with_backend!(conn, |c| diesel::select(diesel::dsl::exists(
+        dsl::sessions
+            .filter(dsl::scope.eq(scope))
+            .filter(dsl::session_id.eq(session_id))
+    ))
+    .get_result(c))
+}
+
 /// Where a page of the newest-activity-first listing starts: strictly after this key.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ActivityCursor {

@@ -69,7 +69,7 @@ pub fn fresh_database(backend: Backend) -> Option<DatabaseTarget> {
 }
 
 /// The cluster PostgreSQL tests make their databases in (see [`fresh_database`]).
-fn postgres_admin_url() -> Option<String> {
+pub fn postgres_admin_url() -> Option<String> {
     static ADMIN_URL: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
     ADMIN_URL
         .get_or_init(|| {
@@ -268,7 +268,7 @@ pub struct Resp {
     pub text: String,
 }
 
-/// The key of session `sid` in the default scope, for messages sent to the registry directly.
+/// The key of session `sid` in the default scope, for messages sent to the sessions directly.
 pub fn default_scope_key(sid: &str) -> orchestrator::actors::messages::SessionKey {
     orchestrator::actors::messages::SessionKey {
         scope: "default".into(),
@@ -285,19 +285,17 @@ impl TestApp {
             generation,
             received: None,
         };
-        self.server.registry.send(msg).await.unwrap();
+        self.server.sessions.passivate(msg).await;
     }
 
-    /// Session actors in memory now (the registry's count).
+    /// Session actors in memory now (over all shards).
     pub async fn live_session_actors(&self) -> usize {
-        let count = orchestrator::actors::messages::LiveSessionCount;
-        self.server.registry.send(count).await.unwrap()
+        self.server.sessions.live_count().await
     }
 
     /// Session actors started since the server started (each generation counts).
     pub async fn started_session_actors(&self) -> u64 {
-        let count = orchestrator::actors::messages::StartedSessionCount;
-        self.server.registry.send(count).await.unwrap()
+        self.server.sessions.started_count()
     }
 
     /// Starts the service on a fresh database with default settings.
@@ -598,10 +596,8 @@ fn remove_database(database: &DatabaseTarget) {
             }
         }
         DatabaseTarget::Postgres(url) => {
-            let (Ok(admin_url), Some((_, name))) = (
-                std::env::var("ORCH_TEST_POSTGRES_URL"),
-                url.rsplit_once('/'),
-            ) else {
+            let (Some(admin_url), Some((_, name))) = (postgres_admin_url(), url.rsplit_once('/'))
+            else {
                 return;
             };
             if !name.starts_with("orch_test_") {

@@ -18,7 +18,7 @@ fn set_database_reachable(database: &DatabaseTarget, reachable: bool) {
         unreachable!("a Postgres test")
     };
     let name = url.rsplit('/').next().unwrap().to_owned();
-    let admin = std::env::var("ORCH_TEST_POSTGRES_URL").unwrap();
+    let admin = crate::common::postgres_admin_url().expect("a PostgreSQL cluster");
     let mut admin = PgConnection::establish(&admin).unwrap();
     diesel::sql_query(format!(
         "ALTER DATABASE {name} ALLOW_CONNECTIONS {reachable}"

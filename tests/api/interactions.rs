@@ -938,7 +938,7 @@ async fn a_passivation_request_that_missed_a_message_is_refused(backend: Backend
         generation: 1,
         received: Some(1),
     };
-    app.server.registry.send(stale).await.unwrap();
+    app.server.sessions.passivate(stale).await;
     let body = json!({"interaction_id": "i1", "kind": "approval", "timeout_ms": 60_000});
     let next = app.post("/v1/sessions/late/interactions", body);
     let r = actix_rt::time::timeout(Duration::from_secs(20), next)
@@ -954,7 +954,7 @@ async fn a_passivation_request_that_missed_a_message_is_refused(backend: Backend
         generation: 2,
         received: Some(1),
     };
-    app.server.registry.send(current).await.unwrap();
+    app.server.sessions.passivate(current).await;
     let r = app.get("/v1/sessions/done").await;
     assert_eq!(r.status, 200, "{}", r.text);
     let r = app.put("/v1/sessions/done", json!({})).await;
@@ -1102,7 +1102,7 @@ async fn a_successor_loads_only_after_its_predecessor_stopped(backend: Backend) 
 /// A session actor that panics must still report "stopped" (a successor may be waiting for that
 /// report before it loads), and the session goes on where the committed state left it.
 async fn a_panicking_actor_still_releases_its_successor(backend: Backend) {
-    use orchestrator::actors::messages::{PanicForTest, ToSession};
+    use orchestrator::actors::messages::PanicForTest;
     let Some(app) = TestApp::start(backend).await else {
         return;
     };
@@ -1114,15 +1114,7 @@ async fn a_panicking_actor_still_releases_its_successor(backend: Backend) {
         .await;
     assert_eq!(first.status, 201, "{}", first.text);
     let key = crate::common::default_scope_key("boom");
-    let panicked = app
-        .server
-        .registry
-        .send(ToSession {
-            key,
-            msg: PanicForTest,
-        })
-        .await
-        .unwrap();
+    let panicked = app.server.sessions.forward(key, PanicForTest).await;
     assert!(panicked.is_err(), "the actor answered instead of panicking");
     let next = actix_rt::time::timeout(
         Duration::from_secs(10),

@@ -1,6 +1,7 @@
-//! One tenant's input cannot break another's writes. A NUL character in any string is refused
-//! at validation on both backends: PostgreSQL cannot store it, and a write it cannot store
-//! used to fail the whole group commit, other scopes' writes included, with 503 every time.
+//! One tenant cannot break or starve another. A NUL character in any string is refused at
+//! validation on both backends: PostgreSQL cannot store it, and a write it cannot store used
+//! to fail the whole group commit, other scopes' writes included, with 503 every time.
+//! Requests for sessions that do not exist cost no actor, and live actors are capped.
 
 use actix_web::http::Method;
 use futures_util::future::join_all;
@@ -10,10 +11,143 @@ use serde_json::json;
 use crate::common::{both_backends, Backend, Client, TestApp};
 
 both_backends!(
+    requests_for_unknown_sessions_start_no_actor,
+    live_actors_are_capped_least_recently_used_first,
     a_nul_in_any_string_is_refused_before_anything_is_stored,
     a_tenant_sending_nul_does_not_fail_another_tenants_writes,
     a_trickled_body_is_cut_off_with_408,
 );
+
+/// Every kind of request that needs an existing session answers 404 for an unknown one without
+/// starting its actor (a flood of them used to leave one actor per id alive for the idle
+/// timeout). A session created afterwards is served as usual.
+async fn requests_for_unknown_sessions_start_no_actor(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let interaction = json!({"interaction_id": "i1", "kind": "approval"});
+    let requests = (0..40).map(|n| {
+        let app = &app;
+        let interaction = interaction.clone();
+        async move {
+            let sid = format!("ghost-{n}");
+            let answers = [
+                app.post(
+                    format!("/v1/sessions/{sid}/interactions"),
+                    interaction.clone(),
+                )
+                .await,
+                app.post(
+                    format!("/v1/sessions/{sid}/commands"),
+                    json!({"interaction_id": "c1", "payload": {"run": "ls"}}),
+                )
+                .await,
+                app.post(format!("/v1/sessions/{sid}/commands/next"), json!({}))
+                    .await,
+                app.post(
+                    format!("/v1/sessions/{sid}/interactions/i1/resolve"),
+                    json!({"response": "yes"}),
+                )
+                .await,
+                app.post(
+                    format!("/v1/sessions/{sid}/interactions/i1/cancel"),
+                    json!({}),
+                )
+                .await,
+                app.get(format!(
+                    "/v1/sessions/{sid}/interactions/i1/wait?timeout_ms=10"
+                ))
+                .await,
+                app.get(format!("/v1/sessions/{sid}/interactions/i1")).await,
+                app.get(format!("/v1/sessions/{sid}")).await,
+            ];
+            answers
+                .into_iter()
+                .map(|r| (r.status, r.body["code"].as_str().map(str::to_owned)))
+                .collect::<Vec<_>>()
+        }
+    });
+    for answers in join_all(requests).await {
+        for answer in answers {
+            assert_eq!(answer, (404, Some("session_not_found".to_owned())));
+        }
+    }
+    assert_eq!(app.started_session_actors().await, 0, "no actor started");
+    assert_eq!(app.live_session_actors().await, 0);
+
+    let r = app.put("/v1/sessions/ghost-0", json!({})).await;
+    assert_eq!(r.status, 201);
+    let r = app
+        .post("/v1/sessions/ghost-0/interactions", interaction)
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(app.started_session_actors().await, 1);
+}
+
+/// Past the cap of live actors the least recently used idle ones are passivated; one holding
+/// work (a pending approval's deadline) stays, and every session still answers from its
+/// committed state.
+async fn live_actors_are_capped_least_recently_used_first(backend: Backend) {
+    let cap = 8;
+    let Some(app) = TestApp::start_with(backend, |c| {
+        c.sessions.max_live_sessions = cap;
+        c.session_threads = Some(2);
+        c.sessions.idle_timeout = std::time::Duration::from_secs(3600);
+    })
+    .await
+    else {
+        return;
+    };
+    let approval = json!({"interaction_id": "keep", "kind": "approval", "timeout_ms": 600_000});
+    let r = app.post("/v1/sessions/busy/events", one_event()).await;
+    assert_eq!(r.status, 201);
+    let r = app.post("/v1/sessions/busy/interactions", approval).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    for n in 0..60 {
+        let r = app
+            .post(format!("/v1/sessions/s{n}/events"), one_event())
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let mut live = usize::MAX;
+    for _ in 0..100 {
+        live = app.live_session_actors().await;
+        // Two shards of four each, plus the busy session, which may not leave.
+        if live <= cap + 1 {
+            break;
+        }
+        actix_rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(live <= cap + 1, "{live} actors live with a cap of {cap}");
+    for n in [0, 30, 59] {
+        let r = app.get(format!("/v1/sessions/s{n}")).await;
+        assert_eq!(r.body["event_count"], 1, "{}", r.text);
+        let again = app
+            .post(format!("/v1/sessions/s{n}/events"), one_event())
+            .await;
+        assert_eq!(
+            again.body["duplicates"], 1,
+            "dedup survives passivation: {}",
+            again.text
+        );
+    }
+    let r = app
+        .post(
+            "/v1/sessions/busy/interactions/keep/resolve",
+            json!({"response": "ok"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["completed_now"].as_bool()),
+        (200, Some(true)),
+        "{}",
+        r.text
+    );
+}
+
+fn one_event() -> serde_json::Value {
+    json!({"event_type": "e", "timestamp": "2026-11-30T10:00:00Z", "event_id": "one"})
+}
 
 async fn a_nul_in_any_string_is_refused_before_anything_is_stored(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {

@@ -27,8 +27,8 @@ use tokio::sync::oneshot;
 
 use super::messages::{
     ActOnInteraction, ActionOutcome, AppendEvents, AppendOutcome, CreateInteraction, EnsureOutcome,
-    EnsureSession, Forwarded, NextCommand, Passivate, SessionError, SessionKey, SessionStopped,
-    Shutdown, SubmitWrite, Sweep, WaitForInteraction, Wake, WriteError,
+    EnsureSession, Evict, Forwarded, NextCommand, Passivate, SessionError, SessionKey,
+    SessionStopped, Shutdown, SubmitWrite, Sweep, WaitForInteraction, Wake, WriteError,
 };
 use super::registry::Registry;
 use super::writer::Writer;
@@ -787,20 +787,36 @@ impl Handler<Sweep> for SessionActor {
         self.prune_waiters();
         self.report_if_stuck();
         self.idle_sweeps = self.idle_sweeps.saturating_add(1);
-        if self.is_idle()
-            && !self.passivation_requested
-            && self.idle_sweeps >= self.sweeps_covering(self.deps.settings.idle_timeout)
-        {
-            self.passivation_requested = true;
-            let Some(registry) = self.deps.registry.upgrade() else {
-                return; // shutting down
-            };
-            registry.do_send(Passivate {
-                key: self.key.clone(),
-                generation: self.generation,
-                received: Some(self.received),
-            });
+        if self.idle_sweeps >= self.sweeps_covering(self.deps.settings.idle_timeout) {
+            self.request_passivation_if_idle();
         }
+    }
+}
+
+/// The registry is over its cap and this actor is among the least recently used.
+impl Handler<Evict> for SessionActor {
+    type Result = ();
+
+    fn handle(&mut self, _: Evict, _: &mut Context<Self>) {
+        self.request_passivation_if_idle();
+    }
+}
+
+impl SessionActor {
+    /// Asks the registry to passivate this actor, once, if it holds no work.
+    fn request_passivation_if_idle(&mut self) {
+        if !self.is_idle() || self.passivation_requested {
+            return;
+        }
+        self.passivation_requested = true;
+        let Some(registry) = self.deps.registry.upgrade() else {
+            return; // shutting down
+        };
+        registry.do_send(Passivate {
+            key: self.key.clone(),
+            generation: self.generation,
+            received: Some(self.received),
+        });
     }
 }
 

@@ -1,0 +1,256 @@
+//! The handle the rest of the service uses to reach sessions. It hides the actors: callers
+//! say which session and what to do, and get the session's answer or a [`SessionError`].
+//!
+//! Sessions are sharded over several registries, each on its own thread (an actix arbiter)
+//! together with the session actors it starts. A session always maps to the same shard, so
+//! "exactly one actor per session" and arrival order hold per shard exactly as they did for a
+//! single registry, while sessions on different shards never wait for each other's thread.
+
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use actix::prelude::*;
+
+use super::messages::{
+    Forwarded, IfLive, LiveSessionCount, Passivate, PeekSession, SessionError, SessionKey,
+    SessionMessage, Ticket, ToSession, Wake,
+};
+use super::registry::{Registry, RegistryDeps};
+use super::session::SessionActor;
+use super::writer::Writer;
+use crate::config::SessionSettings;
+use crate::domain::session::Session;
+use crate::store::DbPool;
+
+/// Cheap to clone: every clone reaches the same shards.
+#[derive(Clone)]
+pub struct SessionHandle {
+    shards: Arc<Shards>,
+}
+
+struct Shards {
+    registries: Vec<Addr<Registry>>,
+    /// The threads the registries and their session actors run on; stopped with the handle.
+    arbiters: Vec<Arbiter>,
+    /// Generations are numbered across shards, so a number names one actor of the service.
+    generations: Arc<AtomicU64>,
+    /// For the existence check of sessions that have no live actor.
+    pool: DbPool,
+}
+
+impl Drop for Shards {
+    fn drop(&mut self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
+    }
+}
+
+impl SessionHandle {
+    /// Starts `shards` registries (at least one), each on a new thread. Must run inside an
+    /// actix system.
+    pub fn start(
+        pool: DbPool,
+        writer: Addr<Writer>,
+        settings: SessionSettings,
+        shards: usize,
+    ) -> SessionHandle {
+        let generations = Arc::new(AtomicU64::new(1));
+        let reorder_total = Arc::new(AtomicUsize::new(0));
+        let shard_count = shards.max(1);
+        let mut registries = Vec::with_capacity(shard_count);
+        let mut arbiters = Vec::with_capacity(shard_count);
+        let db = pool.clone();
+        for _ in 0..shard_count {
+            let arbiter = Arbiter::new();
+            let deps = RegistryDeps {
+                pool: pool.clone(),
+                writer: writer.clone(),
+                settings: settings.clone(),
+                generations: generations.clone(),
+                max_live: settings.max_live_sessions.div_ceil(shard_count).max(1),
+                reorder_total: reorder_total.clone(),
+            };
+            registries.push(Registry::start(&arbiter.handle(), deps));
+            arbiters.push(arbiter);
+        }
+        SessionHandle {
+            shards: Arc::new(Shards {
+                registries,
+                arbiters,
+                generations,
+                pool: db,
+            }),
+        }
+    }
+
+    /// The registry that owns `key`'s session.
+    fn registry(&self, key: &SessionKey) -> &Addr<Registry> {
+        let registries = &self.shards.registries;
+        &registries[shard_of(key, registries.len())]
+    }
+
+    /// Sends `msg` to the session of `key` and waits for its answer.
+    pub async fn ask<M, T>(&self, key: SessionKey, msg: M) -> Result<T, SessionError>
+    where
+        M: SessionMessage<Result = Result<T, SessionError>>,
+        T: Send + 'static,
+        SessionActor: Handler<Forwarded<M>>,
+    {
+        self.forward(key, msg).await?
+    }
+
+    /// Like [`Self::ask`] for long waits: the session hands back a ticket and the answer
+    /// arrives on it. Dropping this future (the caller went away) drops the ticket, which
+    /// releases the session's waiter.
+    pub async fn wait<M, T>(&self, key: SessionKey, msg: M) -> Result<T, SessionError>
+    where
+        M: SessionMessage<Result = Ticket<T>>,
+        T: Send + 'static,
+        SessionActor: Handler<Forwarded<M>>,
+    {
+        let ticket = self.forward(key, msg).await?;
+        ticket
+            .await
+            .unwrap_or_else(|_| Err(gone(MailboxError::Closed)))
+    }
+
+    /// Delivers `msg` to the session actor of `key` and returns its reply as sent. An actor is
+    /// started if there is none, unless the message needs an existing session
+    /// ([`SessionMessage::MAY_CREATE`]) and the session does not exist.
+    pub async fn forward<M>(&self, key: SessionKey, msg: M) -> Result<M::Result, SessionError>
+    where
+        M: SessionMessage,
+        M::Result: Send,
+        SessionActor: Handler<Forwarded<M>>,
+    {
+        let registry = self.registry(&key);
+        let mut msg = msg;
+        if !M::MAY_CREATE {
+            let probe = IfLive {
+                key: key.clone(),
+                msg,
+            };
+            match registry.send(probe).await.map_err(gone)? {
+                Ok(reply) => return reply.map_err(gone),
+                Err(returned) => msg = returned,
+            }
+            if !self.exists(&key).await? {
+                return Err(SessionError::SessionNotFound(key.session_id.to_string()));
+            }
+        }
+        registry
+            .send(ToSession { key, msg })
+            .await
+            .map_err(gone)?
+            .map_err(gone)
+    }
+
+    /// Whether the session is stored. A session created after this check is simply later
+    /// than the request that asked.
+    async fn exists(&self, key: &SessionKey) -> Result<bool, SessionError> {
+        let pool = self.shards.pool.clone();
+        let (scope, id) = (key.scope.clone(), key.session_id.as_str().to_owned());
+        let found = actix_web::web::block(move || {
+            crate::store::with_connection(&pool, |conn| {
+                Ok(crate::store::sessions::exists(conn, &scope, &id)?)
+            })
+        })
+        .await
+        .map_err(|e| SessionError::StorageUnavailable(e.to_string()))?;
+        found.map_err(|e| SessionError::StorageUnavailable(e.to_string()))
+    }
+
+    /// The committed session from its live actor, sparing the database a read: `None` when no
+    /// actor is live (the caller reads the database), `Some(None)` when it does not exist.
+    pub async fn peek(&self, key: SessionKey) -> Option<Option<Session>> {
+        let registry = self.registry(&key);
+        registry.send(PeekSession { key }).await.ok().flatten()
+    }
+
+    /// Starts the actor of `key` (at start-up, for sessions whose deadlines must fire).
+    pub fn wake(&self, key: SessionKey) {
+        self.registry(&key).do_send(ToSession { key, msg: Wake });
+    }
+
+    /// Session actors live now, over all shards.
+    pub async fn live_count(&self) -> usize {
+        let counts = self
+            .shards
+            .registries
+            .iter()
+            .map(|registry| registry.send(LiveSessionCount));
+        futures_util::future::join_all(counts)
+            .await
+            .into_iter()
+            .map(|count| count.unwrap_or(0))
+            .sum()
+    }
+
+    /// Session actors started since the service began (every start, including restarts after
+    /// passivation or a crash).
+    pub fn started_count(&self) -> u64 {
+        self.shards.generations.load(Ordering::Relaxed) - 1
+    }
+
+    /// Hands a passivation request to the registry of its session (tests use it to passivate
+    /// at a chosen moment; actors send theirs to their own registry).
+    pub async fn passivate(&self, msg: Passivate) {
+        let _ = self.registry(&msg.key).send(msg).await;
+    }
+}
+
+fn gone(e: MailboxError) -> SessionError {
+    SessionError::StorageUnavailable(format!("the session actor stopped: {e}"))
+}
+
+/// The shard of a session: a hash of its key, the same for the life of the process.
+fn shard_of(key: &SessionKey, shards: usize) -> usize {
+    if shards <= 1 {
+        return 0;
+    }
+    // A fixed hasher (no random seed), so every handle maps a key to the same shard.
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(key);
+    (hash % shards as u64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::SessionId;
+
+    fn key(scope: &str, id: &str) -> SessionKey {
+        SessionKey {
+            scope: scope.into(),
+            session_id: SessionId::parse(id).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_session_always_maps_to_the_same_shard() {
+        let k = key("a", "s-1");
+        let first = shard_of(&k, 4);
+        for _ in 0..100 {
+            assert_eq!(shard_of(&k.clone(), 4), first);
+        }
+        assert_eq!(shard_of(&k, 1), 0);
+        assert_eq!(shard_of(&k, 0), 0);
+    }
+
+    #[test]
+    fn sessions_spread_over_every_shard() {
+        let mut per_shard = [0usize; 4];
+        for n in 0..4000 {
+            per_shard[shard_of(&key("scope", &format!("s-{n}")), 4)] += 1;
+        }
+        for count in per_shard {
+            assert!((700..1300).contains(&count), "{per_shard:?}");
+        }
+        // The same id in two scopes is two sessions, free to land apart.
+        let spread: std::collections::HashSet<usize> = (0..64)
+            .map(|n| shard_of(&key(&format!("scope-{n}"), "same"), 4))
+            .collect();
+        assert!(spread.len() > 1);
+    }
+}
