@@ -16,6 +16,49 @@ use super::{SessionActor, ABSENT_CACHE};
 use crate::domain::interaction::{Interaction, InteractionStatus};
 use crate::domain::time::now_millis;
 
+/// Where each interaction in [`InteractionState::known`] stands, kept in step by
+/// [`InteractionState::remember`] and [`InteractionState::forget`], so that handing out the
+/// next command and evicting finished interactions cost no scan of the session's history.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Standing {
+    /// Queued commands by position: the oldest is handed out next.
+    pub(super) queued_commands: BTreeMap<i64, String>,
+    /// Commands handed out and not finished yet.
+    pub(super) pending_commands: BTreeSet<String>,
+    /// Finished interactions by position: the oldest are evicted first.
+    finished: BTreeMap<i64, String>,
+}
+
+impl Standing {
+    pub(super) const EMPTY: Standing = Standing {
+        queued_commands: BTreeMap::new(),
+        pending_commands: BTreeSet::new(),
+        finished: BTreeMap::new(),
+    };
+
+    fn add(&mut self, i: &Interaction) {
+        let id = i.id.as_str().to_owned();
+        match i.status {
+            InteractionStatus::Queued if i.is_command() => {
+                self.queued_commands.insert(i.position, id);
+            }
+            InteractionStatus::Pending if i.is_command() => {
+                self.pending_commands.insert(id);
+            }
+            InteractionStatus::Queued | InteractionStatus::Pending => {}
+            _ => {
+                self.finished.insert(i.position, id);
+            }
+        }
+    }
+
+    fn remove(&mut self, i: &Interaction) {
+        self.queued_commands.remove(&i.position);
+        self.pending_commands.remove(i.id.as_str());
+        self.finished.remove(&i.position);
+    }
+}
+
 /// `commands/next` callers parked until a command can be handed out or their wait ends.
 #[derive(Default)]
 pub(super) struct NextWaiters {
@@ -27,8 +70,10 @@ pub(super) struct NextWaiters {
 /// boxed: most sessions never have an interaction, and inline these maps cost every live actor
 /// about 100 bytes. Its absence means what [`InteractionState::default`] says.
 pub(super) struct InteractionState {
-    /// Committed interactions in memory: every open one, plus recent finished ones.
+    /// Committed interactions in memory: every open one, plus recent finished ones. Changed
+    /// only through [`Self::remember`] and [`Self::forget`], which keep `standing` in step.
     pub(super) known: BTreeMap<String, Interaction>,
+    pub(super) standing: Standing,
     /// `known` holds every interaction of the session.
     pub(super) complete: bool,
     /// Ids looked up and known not to exist (only this actor creates interactions).
@@ -53,6 +98,7 @@ impl Default for InteractionState {
     fn default() -> Self {
         Self {
             known: BTreeMap::new(),
+            standing: Standing::default(),
             complete: true,
             absent: BTreeSet::new(),
             next_position: 1,
@@ -65,6 +111,23 @@ impl Default for InteractionState {
 }
 
 impl InteractionState {
+    /// Keeps a committed interaction in memory (replacing an older copy).
+    pub(super) fn remember(&mut self, interaction: Interaction) {
+        let id = interaction.id.as_str().to_owned();
+        if let Some(old) = self.known.get(&id) {
+            self.standing.remove(old);
+        }
+        self.standing.add(&interaction);
+        self.known.insert(id, interaction);
+    }
+
+    /// Drops an interaction from memory (it stays committed in the database).
+    pub(super) fn forget(&mut self, id: &str) {
+        if let Some(old) = self.known.remove(id) {
+            self.standing.remove(&old);
+        }
+    }
+
     /// Keeps the orphan counts in step with a committed group: the interactions it created
     /// took theirs, and its events naming ids that still do not exist add to them. Past
     /// [`ABSENT_CACHE`] ids the counts are dropped, and creates count in the database again.
@@ -185,27 +248,17 @@ impl SessionActor {
         }
     }
 
-    /// Keeps memory bounded: finished interactions beyond the cache are dropped (they are
-    /// looked up again when needed). It waits for a quarter of the cache in excess and then
-    /// drops down to the cache, so a busy session sorts its finished ones once in a while
-    /// rather than after every commit.
+    /// Keeps memory bounded: finished interactions beyond the cache are dropped, oldest
+    /// first (they are looked up again when needed).
     pub(super) fn evict_finished_interactions(&mut self) {
         let Some(inter) = self.interactions.as_deref_mut() else {
             return;
         };
-        if inter.known.len() <= INTERACTION_CACHE + INTERACTION_CACHE / 4 {
-            return;
-        }
-        let mut finished: Vec<(i64, String)> = inter
-            .known
-            .values()
-            .filter(|i| !i.status.is_open())
-            .map(|i| (i.position, i.id.as_str().to_owned()))
-            .collect();
-        finished.sort();
-        let excess = inter.known.len() - INTERACTION_CACHE;
-        for (_, id) in finished.into_iter().take(excess) {
-            inter.known.remove(&id);
+        while inter.standing.finished.len() > INTERACTION_CACHE {
+            let Some((_, id)) = inter.standing.finished.pop_first() else {
+                break;
+            };
+            inter.forget(&id);
             inter.complete = false;
         }
     }
@@ -225,5 +278,65 @@ impl SessionActor {
                 inter.next_waiters = None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::InteractionId;
+
+    fn interaction(id: &str, kind: &str, position: i64, status: InteractionStatus) -> Interaction {
+        Interaction {
+            id: InteractionId::parse(id).unwrap(),
+            kind: kind.into(),
+            payload: serde_json::Value::Null,
+            status,
+            outcome: None,
+            result: None,
+            completed_by: None,
+            position,
+            created_at: 0,
+            timeout_ms: 1000,
+            deadline: None,
+            completed_at: None,
+            event_count: 0,
+        }
+    }
+
+    #[test]
+    fn the_standing_follows_every_change() {
+        use InteractionStatus::*;
+        let mut state = InteractionState::default();
+        state.remember(interaction("c1", "command", 1, Queued));
+        state.remember(interaction("c2", "command", 2, Queued));
+        state.remember(interaction("a1", "approval", 3, Pending));
+        assert_eq!(
+            state.standing.queued_commands.values().collect::<Vec<_>>(),
+            ["c1", "c2"]
+        );
+        assert!(
+            state.standing.pending_commands.is_empty(),
+            "approvals are not commands"
+        );
+
+        state.remember(interaction("c1", "command", 1, Pending));
+        assert_eq!(state.standing.queued_commands.len(), 1);
+        assert!(state.standing.pending_commands.contains("c1"));
+
+        state.remember(interaction("c1", "command", 1, Completed));
+        state.remember(interaction("a1", "approval", 3, TimedOut));
+        assert!(state.standing.pending_commands.is_empty());
+        assert_eq!(
+            state.standing.finished.values().collect::<Vec<_>>(),
+            ["c1", "a1"]
+        );
+
+        state.forget("c1");
+        state.forget("c2");
+        state.forget("missing");
+        assert_eq!(state.known.len(), 1);
+        assert!(state.standing.queued_commands.is_empty());
+        assert_eq!(state.standing.finished.values().collect::<Vec<_>>(), ["a1"]);
     }
 }

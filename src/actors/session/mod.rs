@@ -37,7 +37,7 @@ use crate::domain::interaction::Interaction;
 use crate::domain::time::now_millis;
 use crate::store::DbPool;
 use cache::DedupCache;
-use interactions::InteractionState;
+use interactions::{InteractionState, Standing};
 use load::{Found, LoadedState, Needs};
 use ops::{GroupBuilder, Op, Reply};
 use plan::{Committed, Plan, Planner};
@@ -78,6 +78,7 @@ pub struct SessionDeps {
 
 /// What the planner sees of a session that has no [`InteractionState`].
 static NO_INTERACTIONS: BTreeMap<String, Interaction> = BTreeMap::new();
+static NO_STANDING: Standing = Standing::EMPTY;
 
 pub struct SessionActor {
     /// Shared with the registry's map entry.
@@ -351,7 +352,7 @@ impl SessionActor {
         if !found.interactions.is_empty() || !found.absent.is_empty() {
             let inter = self.interactions_mut();
             for i in found.interactions {
-                inter.known.insert(i.id.as_str().to_owned(), i);
+                inter.remember(i);
             }
             if inter.absent.len() + found.absent.len() > ABSENT_CACHE {
                 inter.absent.clear();
@@ -380,6 +381,10 @@ impl SessionActor {
                     .interactions
                     .as_ref()
                     .map_or(&NO_INTERACTIONS, |i| &i.known),
+                standing: self
+                    .interactions
+                    .as_ref()
+                    .map_or(&NO_STANDING, |i| &i.standing),
                 dedup: &self.dedup,
                 next_position: self.interactions.as_ref().map_or(1, |i| i.next_position),
                 stored_keys: &lookups.stored_keys,
@@ -455,8 +460,8 @@ impl SessionActor {
             inter.adopt_orphan_events(&plan.created, plan.orphan_events);
             for (id, interaction) in plan.interactions {
                 inter.absent.remove(&id);
-                deadlines_to_sync.push(id.clone());
-                inter.known.insert(id, interaction);
+                deadlines_to_sync.push(id);
+                inter.remember(interaction);
             }
             inter.next_position = plan.next_position;
             for (id, reply) in plan.waits {
@@ -625,7 +630,7 @@ impl SessionActor {
             inter.complete = loaded.interactions_complete;
             inter.next_position = loaded.max_position + 1;
             for i in loaded.interactions {
-                inter.known.insert(i.id.as_str().to_owned(), i);
+                inter.remember(i);
             }
         }
         if !loaded.no_events_name_interactions {

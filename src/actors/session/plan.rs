@@ -14,6 +14,7 @@ use super::super::messages::{
     SessionKey,
 };
 use super::cache::DedupCache;
+use super::interactions::Standing;
 use super::ops::{Op, Reply};
 use crate::domain::event::NewEvent;
 use crate::domain::interaction::{Interaction, InteractionStatus, Refusal};
@@ -35,6 +36,8 @@ pub(super) struct Committed<'a> {
     pub key: &'a SessionKey,
     pub session: Option<&'a Session>,
     pub interactions: &'a BTreeMap<String, Interaction>,
+    /// Where the committed interactions stand (queued and pending commands).
+    pub standing: &'a Standing,
     pub dedup: &'a DedupCache,
     pub next_position: i64,
     /// Dedup keys of this group found in the database (beyond the cache), with their seqs.
@@ -508,30 +511,10 @@ impl<'a> Planner<'a> {
         }
         let mut fresh: VecDeque<(Duration, NextReply)> = self.next_requests.drain(..).collect();
         loop {
-            let ids: Vec<String> = self
-                .base
-                .interactions
-                .keys()
-                .chain(self.touched.keys())
-                .cloned()
-                .collect();
-            let current: Vec<&Interaction> = ids
-                .iter()
-                .filter_map(|id| self.interaction(id))
-                .filter(|i| i.is_command())
-                .collect();
-            if current
-                .iter()
-                .any(|i| i.status == InteractionStatus::Pending)
-            {
+            if self.a_command_is_pending() {
                 break;
             }
-            let Some(oldest) = current
-                .iter()
-                .filter(|i| i.status == InteractionStatus::Queued)
-                .min_by_key(|i| i.position)
-                .map(|i| i.id.as_str().to_owned())
-            else {
+            let Some(oldest) = self.oldest_queued_command() else {
                 break;
             };
             // The first caller still listening: a parked one, then this group's.
@@ -559,6 +542,38 @@ impl<'a> Planner<'a> {
             self.replies.push(Reply::Next(reply, Ok(Some(command))));
         }
         self.next_requests = fresh.into_iter().collect();
+    }
+
+    /// A command of the session is handed out and not finished: committed (and not changed
+    /// by this group) or changed by this group.
+    fn a_command_is_pending(&self) -> bool {
+        let committed = &self.base.standing.pending_commands;
+        committed.iter().any(|id| !self.touched.contains_key(id))
+            || self
+                .touched
+                .values()
+                .any(|i| i.is_command() && i.status == InteractionStatus::Pending)
+    }
+
+    /// The queued command with the lowest position, committed or created by this group.
+    fn oldest_queued_command(&self) -> Option<String> {
+        let committed = self
+            .base
+            .standing
+            .queued_commands
+            .values()
+            .find(|id| !self.touched.contains_key(*id))
+            .and_then(|id| self.base.interactions.get(id));
+        let this_group = self
+            .touched
+            .values()
+            .filter(|i| i.is_command() && i.status == InteractionStatus::Queued)
+            .min_by_key(|i| i.position);
+        [committed, this_group]
+            .into_iter()
+            .flatten()
+            .min_by_key(|i| i.position)
+            .map(|i| i.id.as_str().to_owned())
     }
 
     pub fn finish(mut self) -> Plan {
@@ -679,5 +694,111 @@ fn event_row(
         sequence: event.sequence,
         out_of_order,
         data: event.data_json(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actors::session::interactions::InteractionState;
+    use crate::domain::ids::{InteractionId, SessionId};
+
+    fn key() -> SessionKey {
+        SessionKey {
+            scope: "s".into(),
+            session_id: SessionId::parse("plan").unwrap(),
+        }
+    }
+
+    fn command(id: &str, position: i64, status: InteractionStatus) -> Interaction {
+        Interaction {
+            id: InteractionId::parse(id).unwrap(),
+            kind: "command".into(),
+            payload: json!({"run": id}),
+            status,
+            outcome: None,
+            result: None,
+            completed_by: None,
+            position,
+            created_at: 0,
+            timeout_ms: 1000,
+            deadline: None,
+            completed_at: None,
+            event_count: 0,
+        }
+    }
+
+    /// Plans one `commands/next` against `committed` and returns what it was handed.
+    fn next_against(committed: &[Interaction]) -> Option<String> {
+        let key = key();
+        let session = Session::new("s".into(), key.session_id.clone(), Default::default(), 0);
+        let mut state = InteractionState::default();
+        for i in committed {
+            state.remember(i.clone());
+        }
+        let dedup = DedupCache::new(8);
+        let empty_keys = HashMap::new();
+        let empty_counts = HashMap::new();
+        let empty_sequences = HashMap::new();
+        let mut planner = Planner::new(
+            Committed {
+                key: &key,
+                session: Some(&session),
+                interactions: &state.known,
+                standing: &state.standing,
+                dedup: &dedup,
+                next_position: 100,
+                stored_keys: &empty_keys,
+                event_counts: &empty_counts,
+                next_sequence: 0,
+                stored_sequences: &empty_sequences,
+            },
+            5,
+        );
+        let (reply, mut answer) = oneshot::channel();
+        planner.apply(Op::Next {
+            wait: Duration::ZERO,
+            reply,
+        });
+        planner.serve_next(&mut VecDeque::new());
+        let plan = planner.finish();
+        let handed_out = plan
+            .interactions
+            .values()
+            .find(|i| i.is_command() && i.status == InteractionStatus::Pending);
+        plan.replies.into_iter().for_each(Reply::succeed);
+        match answer.try_recv() {
+            Ok(Ok(Some(command))) => {
+                assert_eq!(Some(&command), handed_out, "the change is in the plan");
+                assert_eq!(command.deadline, Some(5 + 1000));
+                Some(command.id.as_str().to_owned())
+            }
+            // Not served: left to the actor to park or answer empty.
+            Err(_) => {
+                assert!(plan.unserved_next.len() == 1 && handed_out.is_none());
+                None
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+    }
+
+    #[test]
+    fn next_hands_out_the_oldest_queued_command() {
+        use InteractionStatus::*;
+        let committed = [
+            command("c3", 3, Queued),
+            command("c1", 1, Completed),
+            command("c2", 2, Queued),
+            command("c4", 4, Queued),
+        ];
+        assert_eq!(next_against(&committed).as_deref(), Some("c2"));
+    }
+
+    #[test]
+    fn next_waits_while_a_command_is_pending() {
+        use InteractionStatus::*;
+        let committed = [command("c1", 1, Pending), command("c2", 2, Queued)];
+        assert_eq!(next_against(&committed), None);
+        assert_eq!(next_against(&[command("c1", 1, Cancelled)]), None);
     }
 }
