@@ -11,7 +11,7 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::domain::event::NewEvent;
 use crate::domain::ids::{InteractionId, SessionId};
@@ -166,7 +166,7 @@ session_messages!(PanicForTest => true);
 #[derive(Message)]
 #[rtype(result = "Result<EnsureOutcome, SessionError>")]
 pub struct EnsureSession {
-    pub metadata: Option<Map<String, Value>>,
+    pub metadata: Option<crate::domain::json::JsonText>,
 }
 
 #[derive(Clone, Debug)]

@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use super::ids::InteractionId;
+use super::json::JsonText;
 use super::ValidationError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,11 +130,13 @@ impl Decision {
         }
     }
 
-    fn result(self) -> Value {
+    fn result(self) -> JsonText {
         match self {
-            Self::Result { output, .. } => output,
-            Self::Resolve { response } => response,
-            Self::Reject { reason } => reason.map(Value::String).unwrap_or(Value::Null),
+            Self::Result { output, .. } => JsonText::from_value(&output),
+            Self::Resolve { response } => JsonText::from_value(&response),
+            Self::Reject { reason } => {
+                JsonText::from_value(&reason.map(Value::String).unwrap_or(Value::Null))
+            }
         }
     }
 }
@@ -159,11 +162,12 @@ pub fn parse_timeout_ms(value: Option<&Value>, default_ms: i64) -> Result<i64, V
 pub struct Interaction {
     pub id: InteractionId,
     pub kind: String,
-    pub payload: Value,
+    /// Set at creation, never changed.
+    pub payload: JsonText,
     pub status: InteractionStatus,
     pub outcome: Option<Outcome>,
     /// The result slot; written once.
-    pub result: Option<Value>,
+    pub result: Option<JsonText>,
     pub completed_by: Option<CompletedBy>,
     /// Creation order within the session; commands are handed out in this order.
     pub position: i64,
@@ -287,11 +291,15 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn text(value: Value) -> Option<JsonText> {
+        Some(JsonText::from_value(&value))
+    }
+
     fn pending() -> Interaction {
         Interaction {
             id: InteractionId::parse("i1").unwrap(),
             kind: "approval".into(),
-            payload: json!({}),
+            payload: JsonText::empty_object(),
             status: InteractionStatus::Pending,
             outcome: None,
             result: None,
@@ -396,7 +404,7 @@ mod tests {
         );
         assert_eq!(i.outcome, Some(Outcome::Error));
         assert_eq!(i.completed_by, Some(CompletedBy::Event));
-        assert_eq!(i.result, Some(json!("boom")));
+        assert_eq!(i.result, text(json!("boom")));
         assert_eq!(i.completed_at, Some(3));
         // Written once: the same again is fine, another is refused.
         assert_eq!(
@@ -425,7 +433,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (a.outcome, a.result),
-            (Some(Outcome::Approved), Some(json!({"allow": true})))
+            (Some(Outcome::Approved), text(json!({"allow": true})))
         );
         let mut r = pending();
         r.decide(
@@ -437,7 +445,7 @@ mod tests {
         .unwrap();
         assert_eq!(
             (r.outcome, r.result),
-            (Some(Outcome::Rejected), Some(json!("no")))
+            (Some(Outcome::Rejected), text(json!("no")))
         );
     }
 

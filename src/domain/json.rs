@@ -3,9 +3,58 @@
 //! can), so a string holding one is refused at validation on either backend, before it can
 //! reach, and fail, a group commit shared with other sessions' writes.
 
+use std::sync::Arc;
+
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::ValidationError;
+
+/// A JSON document kept as its text: memory is the size of the text (a parsed `Value` takes
+/// many times that), a clone shares it, and it is written out as it is.
+#[derive(Clone)]
+pub struct JsonText(Arc<RawValue>);
+
+impl JsonText {
+    /// `{}`.
+    pub fn empty_object() -> Self {
+        Self::from_value(&Value::Object(Default::default()))
+    }
+
+    /// The text of `value`.
+    pub fn from_value(value: &Value) -> Self {
+        let raw = serde_json::value::to_raw_value(value)
+            .expect("a serde_json Value always serializes");
+        Self(Arc::from(raw))
+    }
+
+    /// Checks that `text` is JSON and keeps it as it is.
+    pub fn parse(text: String) -> Result<Self, serde_json::Error> {
+        Ok(Self(Arc::from(RawValue::from_string(text)?)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for JsonText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl std::fmt::Debug for JsonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
 
 /// Checks that no string in `value`, key or value, holds a NUL character; the error names the
 /// first one's path (`events[3].data.name`), and its batch index when it is in `events[i]`.

@@ -2,7 +2,7 @@
 //! applies these rules one event at a time, in `seq` order; they are pure so they can be tested
 //! without a database.
 
-use serde_json::{Map, Value};
+use super::json::JsonText;
 
 use super::event::NewEvent;
 use super::ids::SessionId;
@@ -49,7 +49,8 @@ pub struct Session {
     pub session_id: SessionId,
     pub status: SessionStatus,
     pub external_conversation_id: Option<String>,
-    pub metadata: Map<String, Value>,
+    /// Set when the session is created, never changed.
+    pub metadata: JsonText,
     /// Milliseconds since the epoch.
     pub created_at: i64,
     /// Last activity, milliseconds since the epoch; the session list is ordered by it.
@@ -65,7 +66,7 @@ impl Session {
     pub fn new(
         scope: String,
         session_id: SessionId,
-        metadata: Map<String, Value>,
+        metadata: JsonText,
         now: i64,
     ) -> Self {
         Self {
@@ -147,7 +148,7 @@ pub enum SideEffect {
 mod tests {
     use super::*;
     use crate::domain::event::parse_body;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn event(v: Value) -> NewEvent {
         let mut v = v;
@@ -159,7 +160,7 @@ mod tests {
         Session::new(
             "default".into(),
             SessionId::parse("s").unwrap(),
-            Map::new(),
+            JsonText::empty_object(),
             1,
         )
     }

@@ -16,6 +16,7 @@ use crate::actors::messages::{
 };
 use crate::domain::ids::{EventType, InteractionId};
 use crate::domain::interaction::{parse_timeout_ms, Decision, Interaction, InteractionStatus};
+use crate::domain::json::JsonText;
 use crate::domain::time::format_millis;
 use crate::domain::ValidationError;
 use crate::error::ApiError;
@@ -32,13 +33,15 @@ pub struct InteractionDto {
     /// `command` for commands; any kind for approvals and questions.
     kind: String,
     /// Any JSON, as given.
-    payload: Value,
+    #[schema(value_type = Value)]
+    payload: JsonText,
     /// `queued`, `pending`, `completed`, `timed_out` or `cancelled`.
     status: &'static str,
     /// `ok`, `error`, `approved`, `rejected` or `ended`.
     outcome: Option<&'static str>,
     /// The result slot, written once: any JSON.
-    result: Option<Value>,
+    #[schema(value_type = Option<Value>)]
+    result: Option<JsonText>,
     /// `result`, `event`, `timeout` or `cancel`.
     completed_by: Option<&'static str>,
     created_at: String,

@@ -2,7 +2,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use super::{page_limit, parse_json, read, read_body, session_key, AppState, CallerScope};
@@ -11,6 +11,7 @@ use crate::domain::ids::SessionId;
 use crate::domain::session::{Session, SessionStatus};
 use crate::domain::time::format_millis;
 use crate::domain::ValidationError;
+use crate::domain::json::JsonText;
 use crate::error::ApiError;
 use crate::store::sessions::ActivityCursor;
 use crate::store::{self, models::SessionRow};
@@ -23,7 +24,7 @@ pub struct SessionDto {
     status: &'static str,
     external_conversation_id: Option<String>,
     #[schema(value_type = Object)]
-    metadata: Map<String, Value>,
+    metadata: JsonText,
     created_at: String,
     /// Last activity.
     updated_at: String,
@@ -100,7 +101,7 @@ pub async fn put(
             Value::Null => None,
             Value::Object(mut fields) => match fields.remove("metadata") {
                 None | Some(Value::Null) => None,
-                Some(Value::Object(m)) => Some(m),
+                Some(metadata @ Value::Object(_)) => Some(JsonText::from_value(&metadata)),
                 Some(_) => {
                     return Err(ValidationError::field("metadata", "must be a JSON object").into())
                 }

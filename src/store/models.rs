@@ -6,6 +6,7 @@ use diesel::prelude::*;
 use super::schema::{events, interactions, notifications, sessions};
 use super::StoreError;
 use crate::domain::ids::{InteractionId, SessionId};
+use crate::domain::json::JsonText;
 use crate::domain::interaction::{CompletedBy, Interaction, InteractionStatus, Outcome};
 use crate::domain::session::{InteractionCounts, Session, SessionStatus};
 
@@ -81,13 +82,20 @@ impl SessionRow {
         }
     }
 
-    pub fn from_session(s: &Session) -> Self {
+    /// The row of `s`. Metadata never changes after creation, so only a `created` session's
+    /// row carries it; an update leaves the stored metadata alone (see `statements.rs`), and
+    /// a session with megabytes of it is not rewritten on every event.
+    pub fn from_session(s: &Session, created: bool) -> Self {
         Self {
             scope: s.scope.clone(),
             session_id: s.session_id.as_str().to_owned(),
             status: s.status.as_str().to_owned(),
             external_conversation_id: s.external_conversation_id.clone(),
-            metadata: serde_json::to_string(&s.metadata).unwrap_or_else(|_| "{}".into()),
+            metadata: if created {
+                s.metadata.as_str().to_owned()
+            } else {
+                String::new()
+            },
             created_at: s.created_at,
             updated_at: s.updated_at,
             event_count: s.event_count,
@@ -99,7 +107,7 @@ impl SessionRow {
         }
     }
 
-    pub fn into_session(self) -> Result<Session, StoreError> {
+    pub fn into_session(mut self) -> Result<Session, StoreError> {
         let corrupt = |what: &str| {
             StoreError::Corrupt(format!(
                 "session {}/{}: {what}",
@@ -108,7 +116,8 @@ impl SessionRow {
         };
         let status = SessionStatus::parse(&self.status).ok_or_else(|| corrupt("bad status"))?;
         let session_id = SessionId::parse(&self.session_id).map_err(|_| corrupt("bad id"))?;
-        let metadata = serde_json::from_str(&self.metadata).map_err(|_| corrupt("bad metadata"))?;
+        let metadata = JsonText::parse(std::mem::take(&mut self.metadata))
+            .map_err(|_| corrupt("bad metadata"))?;
         Ok(Session {
             scope: self.scope,
             session_id,
@@ -151,16 +160,23 @@ pub struct InteractionRow {
 }
 
 impl InteractionRow {
-    pub fn from_interaction(scope: &str, session_id: &str, i: &Interaction) -> Self {
+    /// The row of `i`. The payload never changes after creation, so only a `created`
+    /// interaction's row carries it; a change leaves the stored payload alone (see
+    /// `statements.rs`).
+    pub fn from_interaction(scope: &str, session_id: &str, i: &Interaction, created: bool) -> Self {
         Self {
             scope: scope.to_owned(),
             session_id: session_id.to_owned(),
             interaction_id: i.id.as_str().to_owned(),
             kind: i.kind.clone(),
-            payload: i.payload.to_string(),
+            payload: if created {
+                i.payload.as_str().to_owned()
+            } else {
+                String::new()
+            },
             status: i.status.as_str().to_owned(),
             outcome: i.outcome.map(|o| o.as_str().to_owned()),
-            result: i.result.as_ref().map(|r| r.to_string()),
+            result: i.result.as_ref().map(|r| r.as_str().to_owned()),
             completed_by: i.completed_by.map(|c| c.as_str().to_owned()),
             position: i.position,
             created_at: i.created_at,
@@ -171,7 +187,7 @@ impl InteractionRow {
         }
     }
 
-    pub fn into_interaction(self) -> Result<Interaction, StoreError> {
+    pub fn into_interaction(mut self) -> Result<Interaction, StoreError> {
         let corrupt = |what: &str| {
             StoreError::Corrupt(format!(
                 "interaction {}/{}/{}: {what}",
@@ -187,13 +203,14 @@ impl InteractionRow {
             None => None,
             Some(c) => Some(CompletedBy::parse(c).ok_or_else(|| corrupt("completed_by"))?),
         };
-        let result = match &self.result {
+        let result = match self.result.take() {
             None => None,
-            Some(r) => Some(serde_json::from_str(r).map_err(|_| corrupt("result"))?),
+            Some(r) => Some(JsonText::parse(r).map_err(|_| corrupt("result"))?),
         };
+        let payload = std::mem::take(&mut self.payload);
         Ok(Interaction {
             id: InteractionId::parse(&self.interaction_id).map_err(|_| corrupt("id"))?,
-            payload: serde_json::from_str(&self.payload).map_err(|_| corrupt("payload"))?,
+            payload: JsonText::parse(payload).map_err(|_| corrupt("payload"))?,
             kind: self.kind,
             status,
             outcome,

@@ -99,7 +99,8 @@ const CREATED_SESSIONS: Table<SessionRow> = Table {
     on_conflict: "",
 };
 
-/// Existing sessions: every column but the creation time takes the new value.
+/// Existing sessions: every column but the creation time and the metadata (set once, at
+/// creation; the row carries none) takes the new value.
 const UPDATED_SESSIONS: Table<SessionRow> = Table {
     name: "updated_sessions",
     insert: SESSION_INSERT,
@@ -107,7 +108,7 @@ const UPDATED_SESSIONS: Table<SessionRow> = Table {
     values: session_values,
     on_conflict: " ON CONFLICT (scope, session_id) DO UPDATE SET status = excluded.status, \
                   external_conversation_id = excluded.external_conversation_id, \
-                  metadata = excluded.metadata, updated_at = excluded.updated_at, \
+                  updated_at = excluded.updated_at, \
                   event_count = excluded.event_count, last_seq = excluded.last_seq, \
                   interactions_pending = excluded.interactions_pending, \
                   interactions_completed = excluded.interactions_completed, \
@@ -201,7 +202,8 @@ const NEW_INTERACTIONS: Table<InteractionRow> = Table {
     on_conflict: "",
 };
 
-/// Changed interactions: what never changes after creation stays.
+/// Changed interactions: what never changes after creation (the payload among it; the row
+/// carries none) stays.
 const CHANGED_INTERACTIONS: Table<InteractionRow> = Table {
     name: "changed_interactions",
     insert: INTERACTION_INSERT,

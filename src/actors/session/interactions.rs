@@ -290,7 +290,7 @@ mod tests {
         Interaction {
             id: InteractionId::parse(id).unwrap(),
             kind: kind.into(),
-            payload: serde_json::Value::Null,
+            payload: crate::domain::json::JsonText::empty_object(),
             status,
             outcome: None,
             result: None,

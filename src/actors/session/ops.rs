@@ -19,7 +19,7 @@ use crate::domain::interaction::Interaction;
 /// A queued operation and where its answer goes.
 pub(super) enum Op {
     Ensure {
-        metadata: Option<serde_json::Map<String, serde_json::Value>>,
+        metadata: Option<crate::domain::json::JsonText>,
         reply: oneshot::Sender<Result<EnsureOutcome, SessionError>>,
     },
     Append {

@@ -18,6 +18,7 @@ use super::interactions::Standing;
 use super::ops::{Op, Reply};
 use crate::domain::event::NewEvent;
 use crate::domain::interaction::{Interaction, InteractionStatus, Refusal};
+use crate::domain::json::JsonText;
 use crate::domain::session::{Session, SessionStatus, SideEffect};
 use crate::store::models::{EventRow, InteractionRow, SessionRow};
 use crate::store::{NewNotification, SessionWrite};
@@ -144,17 +145,14 @@ impl<'a> Planner<'a> {
     }
 
     /// The session, created now (with its `session.created` notification) if it does not exist.
-    fn ensure_session(
-        &mut self,
-        metadata: Option<serde_json::Map<String, serde_json::Value>>,
-    ) -> bool {
+    fn ensure_session(&mut self, metadata: Option<JsonText>) -> bool {
         if self.session.is_some() {
             return false;
         }
         let s = Session::new(
             self.base.key.scope.clone(),
             self.base.key.session_id.clone(),
-            metadata.unwrap_or_default(),
+            metadata.unwrap_or_else(JsonText::empty_object),
             self.now,
         );
         let status = s.status.as_str();
@@ -429,7 +427,7 @@ impl<'a> Planner<'a> {
         let interaction = Interaction {
             id: msg.id,
             kind: msg.kind,
-            payload: msg.payload,
+            payload: JsonText::from_value(&msg.payload),
             status: if msg.queued {
                 InteractionStatus::Queued
             } else {
@@ -585,20 +583,24 @@ impl<'a> Planner<'a> {
                 }
                 let s = self.session.as_ref().expect("matched above");
                 let (scope, sid) = (s.scope.as_str(), s.session_id.as_str());
-                let row = |id: &String| {
+                let row = |id: &String, created: bool| {
                     self.touched
                         .get(id)
-                        .map(|i| InteractionRow::from_interaction(scope, sid, i))
+                        .map(|i| InteractionRow::from_interaction(scope, sid, i, created))
                 };
-                let new_interactions = self.created.iter().filter_map(row).collect();
+                let new_interactions = self
+                    .created
+                    .iter()
+                    .filter_map(|id| row(id, true))
+                    .collect();
                 let changed_interactions = self
                     .touched
                     .keys()
                     .filter(|id| !self.created.contains(id))
-                    .filter_map(row)
+                    .filter_map(|id| row(id, false))
                     .collect();
                 Some(SessionWrite {
-                    session: SessionRow::from_session(s),
+                    session: SessionRow::from_session(s, self.base.session.is_none()),
                     create: self.base.session.is_none(),
                     events: std::mem::take(&mut self.rows),
                     new_interactions,
@@ -714,7 +716,7 @@ mod tests {
         Interaction {
             id: InteractionId::parse(id).unwrap(),
             kind: "command".into(),
-            payload: json!({"run": id}),
+            payload: JsonText::from_value(&json!({"run": id})),
             status,
             outcome: None,
             result: None,
@@ -731,7 +733,8 @@ mod tests {
     /// Plans one `commands/next` against `committed` and returns what it was handed.
     fn next_against(committed: &[Interaction]) -> Option<String> {
         let key = key();
-        let session = Session::new("s".into(), key.session_id.clone(), Default::default(), 0);
+        let metadata = crate::domain::json::JsonText::empty_object();
+        let session = Session::new("s".into(), key.session_id.clone(), metadata, 0);
         let mut state = InteractionState::default();
         for i in committed {
             state.remember(i.clone());
