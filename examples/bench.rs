@@ -654,11 +654,11 @@ fn create_sessions(
     let sessions: Vec<SessionRow> = (0..count)
         .map(|n| SessionRow::new_active(scope, &format!("{prefix}-{n}"), now))
         .collect();
-    let creates = sessions
+    let creates: Vec<SessionWrite> = sessions
         .iter()
         .map(|session| SessionWrite::new(session.clone(), true))
         .collect();
-    let next_id = store::commit_batch(conn, creates, next_id)
+    let next_id = store::commit_batch(conn, &creates, next_id)
         .expect("sessions")
         .next_id;
     (sessions, next_id)
@@ -689,7 +689,7 @@ fn storage_limit(
     let started = Instant::now();
     let (mut written, mut n) = (0u64, 0usize);
     while Instant::now() < deadline {
-        let writes = (0..writes_per_commit)
+        let writes: Vec<SessionWrite> = (0..writes_per_commit)
             .map(|_| {
                 n += 1;
                 let session = &mut sessions[(n * 7919) % 1000];
@@ -730,7 +730,7 @@ fn storage_limit(
                 }
             })
             .collect();
-        next_id = store::commit_batch(&mut conn, writes, next_id)
+        next_id = store::commit_batch(&mut conn, &writes, next_id)
             .expect("storage commit")
             .next_id;
         written += (writes_per_commit * events_per_write) as u64;
@@ -752,7 +752,8 @@ fn raw_completion_commits(target: &DatabaseTarget, rate: u64, seconds: u64) -> V
     let now = 1_795_000_000_000i64;
     let (mut sessions, mut next_id) = create_sessions(&mut conn, next_id, &scope, "ix", 200, now);
     let mut commit = |conn: &mut store::PooledConnection, write: SessionWrite| {
-        let committed = store::commit_batch(conn, vec![write], next_id).expect("raw commit");
+        let committed =
+            store::commit_batch(conn, std::slice::from_ref(&write), next_id).expect("raw commit");
         next_id = committed.next_id;
     };
     let notification = |kind: &'static str, body: String| NewNotification {

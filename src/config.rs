@@ -108,6 +108,8 @@ pub struct Config {
     /// The newest committed notifications kept in memory for streams and long-polls near the
     /// head of the outbox (0: every read goes to the database).
     pub notification_cache: usize,
+    /// The most memory those notifications may take.
+    pub notification_cache_bytes: usize,
 }
 
 /// Request limits (contract §1).
@@ -126,6 +128,9 @@ pub struct WriterSettings {
     pub queue_capacity: usize,
     /// Session writes committed in one transaction at most.
     pub max_batch: usize,
+    /// A commit taking longer than this counts as stalled (readiness fails), and a failed one
+    /// that took less is retried in smaller groups when its writes may be the cause.
+    pub commit_timeout: Duration,
 }
 
 /// Session actor settings.
@@ -163,6 +168,7 @@ impl Config {
             writer: WriterSettings {
                 queue_capacity: 10_000,
                 max_batch: 512,
+                commit_timeout: Duration::from_secs(5),
             },
             sessions: SessionSettings {
                 idle_timeout: Duration::from_secs(300),
@@ -179,6 +185,7 @@ impl Config {
             http_workers: None,
             stream_slow_consumer: Duration::from_secs(30),
             notification_cache: 8192,
+            notification_cache_bytes: 4 * 1024 * 1024,
         }
     }
 
@@ -257,6 +264,9 @@ struct Cli {
     /// (0: every read goes to the database)
     #[arg(long, env = "ORCH_NOTIFICATION_CACHE", default_value_t = 8192)]
     notification_cache: usize,
+    /// The most memory those notifications may take, in bytes
+    #[arg(long, env = "ORCH_NOTIFICATION_CACHE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    notification_cache_bytes: usize,
     /// HTTP worker threads (default: one per core)
     #[arg(long, env = "ORCH_HTTP_WORKERS")]
     http_workers: Option<usize>,
@@ -309,12 +319,14 @@ impl Cli {
             positive("ORCH_REORDER_MAX_TOTAL", self.reorder_max_total)?;
         config.db_pool_size = positive("ORCH_DB_POOL_SIZE", self.db_pool_size as usize)? as u32;
         config.db_timeout = Duration::from_millis(self.db_timeout_ms.max(1));
+        config.writer.commit_timeout = config.db_timeout;
         config.http_workers = self.http_workers.filter(|n| *n > 0);
         config.session_threads = self.session_threads.filter(|n| *n > 0);
         config.sessions.max_live_sessions =
             positive("ORCH_MAX_LIVE_SESSIONS", self.max_live_sessions)?;
         config.stream_slow_consumer = Duration::from_millis(self.stream_slow_ms);
         config.notification_cache = self.notification_cache;
+        config.notification_cache_bytes = self.notification_cache_bytes;
         if !config.api_keys.is_enabled()
             && !config.listen.ip().is_loopback()
             && !self.allow_insecure

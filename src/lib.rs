@@ -115,7 +115,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     log::info!("database ready: {}", config.database.describe());
 
     let (shutdown_trigger, shutdown) = shutdown::channel();
-    let feed = std::sync::Arc::new(store::NotificationFeed::new(config.notification_cache));
+    let feed = std::sync::Arc::new(store::NotificationFeed::new(
+        config.notification_cache,
+        config.notification_cache_bytes,
+    ));
     let wal_checkpoints = matches!(config.database, store::DatabaseTarget::Sqlite(_));
     let writer = Writer::start(
         pool.clone(),
@@ -131,6 +134,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         writer.clone(),
         config.sessions.clone(),
         session_threads,
+        config.db_timeout,
     );
     wake_sessions_with_deadlines(&pool, &sessions).await?;
     let state = web::Data::new(http::AppState {
@@ -139,6 +143,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         pool,
         api_keys: config.api_keys.clone(),
         limits: config.limits.clone(),
+        db_timeout: config.db_timeout,
         default_interaction_timeout_ms: config.sessions.default_interaction_timeout_ms,
         notification_feed: feed,
         stream_slow_consumer: config.stream_slow_consumer,
@@ -171,6 +176,18 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     // written while the previous one is unacknowledged waited for the client's delayed ACK:
     // 40 ms added to 1-2% of notifications (the bench tool's interactions scenario).
     server = server.tcp_nodelay(true);
+    // A client that accepts nothing (its receive window stays shut) is cut off by the kernel
+    // after this long: an SSE consumer that never reads is not polled by actix, so no timer of
+    // ours would see it. Healthy idle connections have nothing unacknowledged and stay.
+    let accept_timeout = config.stream_slow_consumer;
+    server = server.on_connect(move |connection, _| {
+        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
+            let socket = socket2::SockRef::from(tcp);
+            if let Err(e) = socket.set_tcp_user_timeout(Some(accept_timeout)) {
+                log::warn!("cannot set TCP_USER_TIMEOUT: {e}");
+            }
+        }
+    });
     // Signals are handled by `serve_until_signalled`, which ends long-lived requests first.
     server = server
         .disable_signals()

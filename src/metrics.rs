@@ -103,6 +103,12 @@ pub static STUCK_SESSIONS: LazyLock<IntCounter> = LazyLock::new(|| {
         "Session actors found by the periodic sweep with a write in flight for over 30 s",
     )
 });
+pub static SPLIT_COMMITS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "orchestrator_split_commits_total",
+        "Group commits that failed because of a write in them and were retried in two halves",
+    )
+});
 pub static SLOW_STREAMS_DISCONNECTED: LazyLock<IntCounter> = LazyLock::new(|| {
     counter(
         "orchestrator_slow_streams_disconnected_total",
@@ -202,6 +208,7 @@ pub fn init() {
         &REORDER_GAPS_SKIPPED,
         &OUT_OF_ORDER_EVENTS,
         &STUCK_SESSIONS,
+        &SPLIT_COMMITS,
         &SLOW_STREAMS_DISCONNECTED,
     ] {
         LazyLock::force(c);

@@ -9,6 +9,7 @@
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -37,6 +38,10 @@ struct Shards {
     generations: Arc<AtomicU64>,
     /// For the existence check of sessions that have no live actor.
     pool: DbPool,
+    /// How long [`SessionHandle::ask`] waits for an answer (see there).
+    deadline: Duration,
+    /// How long a sequenced request may wait for a gap, besides.
+    reorder_gap: Duration,
 }
 
 impl Drop for Shards {
@@ -48,13 +53,14 @@ impl Drop for Shards {
 }
 
 impl SessionHandle {
-    /// Starts `shards` registries (at least one), each on a new thread. Must run inside an
-    /// actix system.
+    /// Starts `shards` registries (at least one), each on a new thread; `deadline` bounds
+    /// every [`Self::ask`]. Must run inside an actix system.
     pub fn start(
         pool: DbPool,
         writer: Addr<Writer>,
         settings: SessionSettings,
         shards: usize,
+        deadline: Duration,
     ) -> SessionHandle {
         let generations = Arc::new(AtomicU64::new(1));
         let reorder_total = Arc::new(AtomicUsize::new(0));
@@ -81,6 +87,8 @@ impl SessionHandle {
                 arbiters,
                 generations,
                 pool: db,
+                deadline,
+                reorder_gap: settings.reorder_gap,
             }),
         }
     }
@@ -91,18 +99,32 @@ impl SessionHandle {
         &registries[shard_of(key, registries.len())]
     }
 
-    /// Sends `msg` to the session of `key` and waits for its answer.
+    /// Sends `msg` to the session of `key` and waits for its answer, at most the deadline
+    /// the handle was started with (the database timeout; plus the reorder gap for a request
+    /// that may wait for one): when the database stalls, callers get `StorageUnavailable`
+    /// then rather than waiting for it. The operation itself is not withdrawn; it may still
+    /// commit later, which a retry (idempotent) then finds.
     pub async fn ask<M, T>(&self, key: SessionKey, msg: M) -> Result<T, SessionError>
     where
         M: SessionMessage<Result = Result<T, SessionError>>,
         T: Send + 'static,
         SessionActor: Handler<Forwarded<M>>,
     {
-        self.forward(key, msg).await?
+        let mut deadline = self.shards.deadline;
+        if msg.may_wait_for_a_gap() {
+            deadline += self.shards.reorder_gap;
+        }
+        match actix_rt::time::timeout(deadline, self.forward(key, msg)).await {
+            Ok(answer) => answer?,
+            Err(_) => Err(SessionError::StorageUnavailable(format!(
+                "no commit within {} ms",
+                deadline.as_millis()
+            ))),
+        }
     }
 
     /// Like [`Self::ask`] for long waits: the session hands back a ticket and the answer
-    /// arrives on it. Dropping this future (the caller went away) drops the ticket, which
+    /// arrives on it (the wait bounds itself). Dropping this future (the caller went away) drops the ticket, which
     /// releases the session's waiter.
     pub async fn wait<M, T>(&self, key: SessionKey, msg: M) -> Result<T, SessionError>
     where

@@ -139,6 +139,12 @@ where
     /// unknown). One that may not is answered "not found" without starting an actor when the
     /// session does not exist.
     const MAY_CREATE: bool;
+
+    /// It may be held back for a gap in client `sequence` numbers (up to the reorder gap)
+    /// before it is even planned, so its caller waits that much longer for an answer.
+    fn may_wait_for_a_gap(&self) -> bool {
+        false
+    }
 }
 
 macro_rules! session_messages {
@@ -149,9 +155,16 @@ macro_rules! session_messages {
     )*};
 }
 
+impl SessionMessage for AppendEvents {
+    const MAY_CREATE: bool = true;
+
+    fn may_wait_for_a_gap(&self) -> bool {
+        self.events.iter().any(|e| e.sequence.is_some())
+    }
+}
+
 session_messages!(
     EnsureSession => true,
-    AppendEvents => true,
     // Sent at start-up for sessions known to exist.
     Wake => true,
     CreateInteraction => false,
@@ -347,4 +360,8 @@ pub struct GetWriterLoad;
 pub struct WriterLoad {
     pub queued: usize,
     pub capacity: usize,
+    /// A commit has been running for longer than the database timeout.
+    pub stalled: bool,
+    /// The last commit failed, recently, for a reason other than its writes.
+    pub failing: bool,
 }

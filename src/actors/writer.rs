@@ -55,6 +55,11 @@ struct QueueState {
     draining: bool,
     /// The committer thread is gone: every write is refused.
     committer_lost: bool,
+    /// When the commit running now began.
+    committing_since: Option<Instant>,
+    /// When a commit last failed for a reason other than its writes (the database is down,
+    /// locked, slow or full); cleared by the next commit that succeeds.
+    failed_at: Option<Instant>,
 }
 
 impl CommitQueue {
@@ -77,6 +82,9 @@ pub struct Writer {
 /// back to back would spend the second core on rewriting the same pages.
 pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How long a failed commit keeps readiness failed when no commit follows it.
+const FAILURE_REMEMBERED: Duration = Duration::from_secs(10);
+
 impl Writer {
     pub fn start(
         pool: DbPool,
@@ -98,13 +106,13 @@ impl Writer {
             }
         });
         let committer = {
-            let (queue, max_batch) = (queue.clone(), settings.max_batch);
+            let (queue, settings) = (queue.clone(), settings.clone());
             SyncArbiter::start(1, move || {
                 Committer::new(
                     pool.clone(),
                     feed.clone(),
                     queue.clone(),
-                    max_batch,
+                    &settings,
                     checkpoints.clone(),
                 )
             })
@@ -186,9 +194,17 @@ impl Handler<GetWriterLoad> for Writer {
 
     fn handle(&mut self, _: GetWriterLoad, _: &mut Context<Self>) -> WriterLoad {
         let state = self.queue.lock();
+        let timeout = self.settings.commit_timeout;
         WriterLoad {
             queued: state.waiting.len() + state.in_flight,
             capacity: self.settings.queue_capacity,
+            stalled: state
+                .committing_since
+                .is_some_and(|since| since.elapsed() > timeout),
+            // Recent: with no writes coming, readiness must not stay failed for ever.
+            failing: state
+                .failed_at
+                .is_some_and(|at| at.elapsed() < FAILURE_REMEMBERED),
         }
     }
 }
@@ -219,6 +235,8 @@ pub struct Committer {
     pool: DbPool,
     queue: Arc<CommitQueue>,
     max_batch: usize,
+    /// A failed commit that took less than this may have failed because of a write in it.
+    commit_timeout: Duration,
     /// The connection commits run on, kept between batches so its page cache stays warm;
     /// dropped after a failure so the next batch starts on a fresh one.
     conn: Option<PooledConnection>,
@@ -248,21 +266,10 @@ impl Handler<Drain> for Committer {
         while let Some(batch) = self.take_batch() {
             let (writes, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|q| (q.write, q.reply)).unzip();
-            let outcome = self.commit_or_reset(writes);
-            match &outcome {
-                Ok(()) => {
-                    if let Some(checkpoints) = &mut self.checkpoints {
-                        checkpoints.soon();
-                    }
-                }
-                Err(e) => log::error!("commit of {} session writes failed: {e}", replies.len()),
-            }
-            let outcome = outcome.map_err(|e| WriteError::Storage(e.to_string()));
-            self.queue.lock().in_flight = 0;
-            for reply in replies {
-                // A submitter that went away no longer needs the answer.
-                let _ = reply.send(outcome.clone());
-            }
+            self.commit_and_answer(writes, replies);
+            let mut state = self.queue.lock();
+            state.in_flight = 0;
+            state.committing_since = None;
         }
     }
 }
@@ -272,13 +279,14 @@ impl Committer {
         pool: DbPool,
         feed: Arc<NotificationFeed>,
         queue: Arc<CommitQueue>,
-        max_batch: usize,
+        settings: &WriterSettings,
         checkpoints: Option<Checkpoints>,
     ) -> Self {
         Self {
             pool,
             queue,
-            max_batch: max_batch.max(1),
+            max_batch: settings.max_batch.max(1),
+            commit_timeout: settings.commit_timeout,
             conn: None,
             last_commit: Instant::now(),
             next_notification_id: None,
@@ -286,6 +294,55 @@ impl Committer {
             checkpoints,
             #[cfg(test)]
             panic_next: false,
+        }
+    }
+
+    /// Commits `writes` together and answers each. When the commit fails and one of the
+    /// writes may be the cause (see [`blames_the_writes`]), the two halves are committed
+    /// separately, down to single writes: only a write that cannot be stored gets the error,
+    /// and the other sessions' writes commit.
+    fn commit_and_answer(
+        &mut self,
+        mut writes: Vec<SessionWrite>,
+        mut replies: Vec<oneshot::Sender<Result<(), WriteError>>>,
+    ) {
+        let started = Instant::now();
+        let outcome = self.commit_or_reset(&writes);
+        match &outcome {
+            Ok(()) => {
+                self.queue.lock().failed_at = None;
+                if let Some(checkpoints) = &mut self.checkpoints {
+                    checkpoints.soon();
+                }
+            }
+            Err(e)
+                if writes.len() > 1
+                    && blames_the_writes(e, started.elapsed(), self.commit_timeout) =>
+            {
+                log::warn!(
+                    "commit of {} session writes failed ({e}); committing them in two halves",
+                    writes.len()
+                );
+                crate::metrics::SPLIT_COMMITS.inc();
+                let half = writes.len() / 2;
+                let (later_writes, later_replies) =
+                    (writes.split_off(half), replies.split_off(half));
+                self.commit_and_answer(writes, replies);
+                self.commit_and_answer(later_writes, later_replies);
+                return;
+            }
+            Err(e) => {
+                log::error!("commit of {} session writes failed: {e}", replies.len());
+                if writes.len() > 1 || !blames_the_writes(e, started.elapsed(), self.commit_timeout)
+                {
+                    self.queue.lock().failed_at = Some(Instant::now());
+                }
+            }
+        }
+        let outcome = outcome.map_err(|e| WriteError::Storage(e.to_string()));
+        for reply in replies {
+            // A submitter that went away no longer needs the answer.
+            let _ = reply.send(outcome.clone());
         }
     }
 
@@ -299,11 +356,12 @@ impl Committer {
         }
         let take = state.waiting.len().min(self.max_batch);
         state.in_flight = take;
+        state.committing_since = Some(Instant::now());
         Some(state.waiting.drain(..take).collect())
     }
 
     /// Commits `writes`; after a failure the next batch starts afresh.
-    fn commit_or_reset(&mut self, writes: Vec<SessionWrite>) -> Result<(), StoreError> {
+    fn commit_or_reset(&mut self, writes: &[SessionWrite]) -> Result<(), StoreError> {
         let result = self.commit(writes);
         if result.is_err() {
             if let Some(conn) = self.conn.as_mut() {
@@ -318,7 +376,7 @@ impl Committer {
     }
 
     /// Commits `writes` and publishes their notifications.
-    fn commit(&mut self, writes: Vec<SessionWrite>) -> Result<(), StoreError> {
+    fn commit(&mut self, writes: &[SessionWrite]) -> Result<(), StoreError> {
         #[cfg(test)]
         if std::mem::take(&mut self.panic_next) {
             panic!("the committer panics, as the test asked");
@@ -358,6 +416,44 @@ impl Committer {
         self.feed.publish(next, committed.notifications);
         Ok(())
     }
+}
+
+/// Whether a failed commit may have failed because of one of its writes, rather than the
+/// database (unreachable, locked, slow, full, read-only): a statement the database refused,
+/// quickly, on a connection that is still there. Only then does committing the writes in
+/// smaller groups help; for the rest it would repeat the failure for every group.
+fn blames_the_writes(error: &StoreError, took: Duration, timeout: Duration) -> bool {
+    use diesel::result::{DatabaseErrorKind as Kind, Error};
+    let StoreError::Query(Error::DatabaseError(kind, info)) = error else {
+        return false;
+    };
+    if matches!(
+        kind,
+        Kind::ClosedConnection
+            | Kind::UnableToSendCommand
+            | Kind::SerializationFailure
+            | Kind::ReadOnlyTransaction
+    ) {
+        return false;
+    }
+    let message = info.message().to_ascii_lowercase();
+    let environmental = [
+        "lock",
+        "busy",
+        "full",
+        "timeout",
+        "cancel",
+        "disk",
+        "i/o",
+        "connection",
+        "terminat",
+        "read-only",
+        "readonly",
+        "shutdown",
+        "recovery",
+        "memory",
+    ];
+    took < timeout / 4 && !environmental.iter().any(|word| message.contains(word))
 }
 
 /// Runs SQLite WAL checkpoints on their own thread, beside the committer.
@@ -410,7 +506,7 @@ mod tests {
         }
     }
 
-    fn writer_on_fresh_database(name: &str) -> (Addr<Writer>, Arc<NotificationFeed>) {
+    fn writer_on_fresh_database(name: &str) -> (Addr<Writer>, Arc<NotificationFeed>, DbPool) {
         let path = std::env::temp_dir().join(format!("orch-{name}-{}.db", std::process::id()));
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -420,12 +516,17 @@ mod tests {
             connection_timeout: Duration::from_secs(5),
         };
         let pool = store::connect(&DatabaseTarget::Sqlite(path), &settings).expect("pool");
-        let feed = Arc::new(NotificationFeed::new(100));
+        let feed = Arc::new(NotificationFeed::new(100, 1 << 20));
         let settings = WriterSettings {
             queue_capacity: 100,
             max_batch: 10,
+            commit_timeout: Duration::from_secs(5),
         };
-        (Writer::start(pool, settings, feed.clone(), true), feed)
+        (
+            Writer::start(pool.clone(), settings, feed.clone(), true),
+            feed,
+            pool,
+        )
     }
 
     fn new_session(id: &str) -> SubmitWrite {
@@ -449,7 +550,7 @@ mod tests {
 
     #[actix_rt::test]
     async fn every_submitter_is_answered_after_its_commit() {
-        let (writer, feed) = writer_on_fresh_database("writer-commits");
+        let (writer, feed, _) = writer_on_fresh_database("writer-commits");
         let answers = (0..50).map(|n| submit(&writer, new_session(&format!("s{n}"))));
         let answers = futures_util::future::join_all(answers).await;
         assert!(answers.iter().all(Result::is_ok), "{answers:?}");
@@ -462,9 +563,84 @@ mod tests {
         assert_eq!(load.queued, 0);
     }
 
+    /// A write the database refuses (here a second creation of a session, which the plain
+    /// INSERT of new sessions refuses) fails only itself: the others in its group commit.
+    #[actix_rt::test]
+    async fn a_write_that_cannot_be_stored_fails_alone() {
+        let (writer, _feed, pool) = writer_on_fresh_database("writer-split");
+        submit(&writer, new_session("taken"))
+            .await
+            .expect("committed");
+        let writes = (0..10).map(|n| {
+            let id = if n == 6 {
+                "taken".to_owned()
+            } else {
+                format!("s{n}")
+            };
+            submit(&writer, new_session(&id))
+        });
+        let answers = futures_util::future::join_all(writes).await;
+        for (n, answer) in answers.iter().enumerate() {
+            if n == 6 {
+                assert!(matches!(answer, Err(WriteError::Storage(_))), "{answer:?}");
+            } else {
+                assert_eq!(answer, &Ok(()), "write {n}");
+            }
+        }
+        let stored = store::with_connection(&pool, |conn| Ok(store::notifications::max_id(conn)?))
+            .expect("read");
+        assert_eq!(stored, 1 + 9, "every other write committed, once");
+        assert!(
+            crate::metrics::SPLIT_COMMITS.get() >= 1,
+            "the group was split"
+        );
+        let load = writer.send(GetWriterLoad).await.expect("writer");
+        assert!(!load.failing, "the database is fine; one write was not");
+    }
+
+    #[test]
+    fn only_quick_refusals_of_a_statement_blame_the_writes() {
+        use diesel::result::{DatabaseErrorKind as Kind, Error};
+        let refused = |kind, message: &str| {
+            StoreError::Query(Error::DatabaseError(kind, Box::new(message.to_owned())))
+        };
+        let (quick, slow, timeout) = (
+            Duration::from_millis(3),
+            Duration::from_secs(2),
+            Duration::from_secs(5),
+        );
+        let unique = refused(
+            Kind::UniqueViolation,
+            "UNIQUE constraint failed: sessions.id",
+        );
+        assert!(blames_the_writes(&unique, quick, timeout));
+        assert!(
+            !blames_the_writes(&unique, slow, timeout),
+            "slow: the database's"
+        );
+        let encoding = refused(
+            Kind::Unknown,
+            "invalid byte sequence for encoding \"UTF8\": 0x00",
+        );
+        assert!(blames_the_writes(&encoding, quick, timeout));
+        for environmental in [
+            refused(Kind::Unknown, "database is locked"),
+            refused(Kind::Unknown, "database or disk is full"),
+            refused(Kind::Unknown, "canceling statement due to lock timeout"),
+            refused(Kind::ClosedConnection, "server closed the connection"),
+            refused(Kind::SerializationFailure, "could not serialize access"),
+            StoreError::Corrupt("x".into()),
+        ] {
+            assert!(
+                !blames_the_writes(&environmental, quick, timeout),
+                "{environmental}"
+            );
+        }
+    }
+
     #[actix_rt::test]
     async fn a_committer_that_dies_leaves_no_write_waiting() {
-        let (writer, _feed) = writer_on_fresh_database("writer-lost");
+        let (writer, _feed, _) = writer_on_fresh_database("writer-lost");
         submit(&writer, new_session("before"))
             .await
             .expect("committed");

@@ -23,8 +23,8 @@ impl JsonText {
 
     /// The text of `value`.
     pub fn from_value(value: &Value) -> Self {
-        let raw = serde_json::value::to_raw_value(value)
-            .expect("a serde_json Value always serializes");
+        let raw =
+            serde_json::value::to_raw_value(value).expect("a serde_json Value always serializes");
         Self(Arc::from(raw))
     }
 

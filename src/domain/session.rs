@@ -63,12 +63,7 @@ pub struct Session {
 impl Session {
     /// A session created now, by a PUT or by its first event. It starts `active`: something is
     /// talking to it.
-    pub fn new(
-        scope: String,
-        session_id: SessionId,
-        metadata: JsonText,
-        now: i64,
-    ) -> Self {
+    pub fn new(scope: String, session_id: SessionId, metadata: JsonText, now: i64) -> Self {
         Self {
             scope,
             session_id,

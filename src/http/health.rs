@@ -1,5 +1,5 @@
-//! Operational endpoints: liveness, readiness (database answers, write queue not saturated)
-//! and Prometheus metrics. None of them needs a key.
+//! Operational endpoints: liveness, readiness (database answers, commits go through, write
+//! queue not saturated) and Prometheus metrics. None of them needs a key.
 
 use actix_web::{web, HttpResponse};
 use diesel::connection::SimpleConnection;
@@ -30,7 +30,7 @@ pub struct Ready {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
-    responses((status = 200, description = "Database answers, write queue below its limit", body = Ready), crate::http::openapi::Unavailable))]
+    responses((status = 200, description = "Database answers, commits go through (none stalled past the database timeout or failed in the last 10 s), write queue below its limit", body = Ready), crate::http::openapi::Unavailable))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     read(&state, |conn| {
         with_backend!(conn, |c| c.batch_execute("SELECT 1"))?;
@@ -38,6 +38,10 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     })
     .await?;
     let load = state.writer.send(GetWriterLoad).await?;
+    if load.stalled || load.failing {
+        // The database answers reads but cannot commit: stalled, locked, full or gone.
+        return Err(ApiError::StorageUnavailable);
+    }
     if load.queued >= load.capacity {
         return Err(ApiError::Overloaded);
     }

@@ -35,6 +35,8 @@ pub struct AppState {
     pub pool: DbPool,
     pub api_keys: ApiKeys,
     pub limits: Limits,
+    /// A read answers 503 when it has not finished within this.
+    pub db_timeout: std::time::Duration,
     pub default_interaction_timeout_ms: i64,
     /// See [`crate::config::Config::stream_slow_consumer`].
     pub stream_slow_consumer: std::time::Duration,
@@ -268,14 +270,20 @@ pub(crate) fn session_key(scope: &CallerScope, raw_id: &str) -> Result<SessionKe
     })
 }
 
-/// Runs a read query on a pooled connection, off the async threads.
+/// Runs a read on a pooled connection, off the async threads: 503 when it has not finished
+/// within the database timeout, however many queries it makes and however the database
+/// stalls (the query itself runs on until the database's own timeouts end it).
 pub(crate) async fn read<T, F>(state: &AppState, query: F) -> Result<T, ApiError>
 where
     T: Send + 'static,
     F: FnOnce(&mut DbConnection) -> Result<T, StoreError> + Send + 'static,
 {
     let pool = state.pool.clone();
-    Ok(web::block(move || crate::store::with_connection(&pool, query)).await??)
+    let reading = web::block(move || crate::store::with_connection(&pool, query));
+    match actix_rt::time::timeout(state.db_timeout, reading).await {
+        Ok(result) => Ok(result??),
+        Err(_) => Err(ApiError::StorageUnavailable),
+    }
 }
 
 /// Checks a `limit` query parameter: default 100, 1 to 1000.

@@ -19,6 +19,8 @@ pub struct NotificationFeed {
     /// The newest committed notification id, for whoever waits for news.
     newest: watch::Sender<i64>,
     capacity: usize,
+    /// The most the rows may take, counted by [`row_bytes`].
+    max_bytes: usize,
 }
 
 #[derive(Default)]
@@ -28,16 +30,28 @@ struct Recent {
     /// Every committed notification with a greater id is in `rows`; `None` while unknown
     /// (before the first commit, and after a failed one).
     complete_after: Option<i64>,
+    /// What `rows` take, by [`row_bytes`].
+    bytes: usize,
+}
+
+/// What a row takes in memory: its strings and the row itself.
+fn row_bytes(row: &NotificationRow) -> usize {
+    std::mem::size_of::<NotificationRow>()
+        + row.scope.len()
+        + row.session_id.len()
+        + row.kind.len()
+        + row.body.len()
 }
 
 impl NotificationFeed {
-    /// A feed keeping the newest `capacity` notifications (0: none, every read goes to the
-    /// database).
-    pub fn new(capacity: usize) -> Self {
+    /// A feed keeping the newest `capacity` notifications, at most `max_bytes` of them (0:
+    /// none, every read goes to the database).
+    pub fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             recent: Mutex::new(Recent::default()),
             newest: watch::channel(0).0,
             capacity,
+            max_bytes,
         }
     }
 
@@ -59,12 +73,17 @@ impl NotificationFeed {
             if !follows_on {
                 // Only the database knows what lies before this commit.
                 recent.rows.clear();
+                recent.bytes = 0;
                 recent.complete_after = Some(first_id - 1);
             }
+            recent.bytes += rows.iter().map(row_bytes).sum::<usize>();
             recent.rows.extend(rows);
-            while recent.rows.len() > self.capacity {
-                let evicted = recent.rows.pop_front().map(|r| r.id);
-                recent.complete_after = evicted;
+            while recent.rows.len() > self.capacity || recent.bytes > self.max_bytes {
+                let Some(evicted) = recent.rows.pop_front() else {
+                    break;
+                };
+                recent.bytes -= row_bytes(&evicted);
+                recent.complete_after = Some(evicted.id);
             }
         }
         if let Some(newest) = newest {
@@ -149,7 +168,7 @@ mod tests {
 
     #[test]
     fn covers_from_its_first_commit_and_filters_by_scope_and_session() {
-        let feed = NotificationFeed::new(100);
+        let feed = NotificationFeed::new(100, 1 << 20);
         let newest = feed.subscribe();
         assert_eq!(ids(feed.read("a", 0, None, 10)), None, "nothing known yet");
         feed.publish(
@@ -173,7 +192,7 @@ mod tests {
 
     #[test]
     fn evicts_the_oldest_and_then_sends_older_cursors_to_the_database() {
-        let feed = NotificationFeed::new(3);
+        let feed = NotificationFeed::new(3, 1 << 20);
         feed.publish(1, vec![row(1, "a", "s"), row(2, "a", "s")]);
         feed.publish(3, vec![row(3, "a", "s"), row(4, "a", "s")]);
         assert_eq!(ids(feed.read("a", 0, None, 10)), None, "1 was evicted");
@@ -184,8 +203,24 @@ mod tests {
     }
 
     #[test]
+    fn evicts_the_oldest_beyond_its_bytes() {
+        let one = row_bytes(&row(1, "a", "s"));
+        let feed = NotificationFeed::new(100, 3 * one);
+        feed.publish(1, vec![row(1, "a", "s"), row(2, "a", "s")]);
+        feed.publish(3, vec![row(3, "a", "s"), row(4, "a", "s")]);
+        assert_eq!(ids(feed.read("a", 1, None, 10)), Some(vec![2, 3, 4]));
+        assert_eq!(ids(feed.read("a", 0, None, 10)), None, "1 was evicted");
+        let mut large = row(5, "a", "s");
+        large.body = "x".repeat(3 * one);
+        feed.publish(5, vec![large]);
+        assert_eq!(ids(feed.read("a", 4, None, 10)), None, "too large to keep");
+        feed.publish(6, vec![row(6, "a", "s")]);
+        assert_eq!(ids(feed.read("a", 5, None, 10)), Some(vec![6]));
+    }
+
+    #[test]
     fn after_a_failed_commit_it_starts_over_at_the_next_one() {
-        let feed = NotificationFeed::new(10);
+        let feed = NotificationFeed::new(10, 1 << 20);
         let newest = feed.subscribe();
         feed.publish(1, vec![row(1, "a", "s")]);
         feed.forget();
@@ -209,7 +244,7 @@ mod tests {
 
     #[test]
     fn with_no_capacity_every_read_goes_to_the_database_and_watchers_still_wake() {
-        let feed = NotificationFeed::new(0);
+        let feed = NotificationFeed::new(0, 1 << 20);
         let newest = feed.subscribe();
         feed.publish(1, vec![row(1, "a", "s")]);
         assert_eq!(ids(feed.read("a", 0, None, 10)), None);

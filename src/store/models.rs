@@ -6,8 +6,8 @@ use diesel::prelude::*;
 use super::schema::{events, interactions, notifications, sessions};
 use super::StoreError;
 use crate::domain::ids::{InteractionId, SessionId};
-use crate::domain::json::JsonText;
 use crate::domain::interaction::{CompletedBy, Interaction, InteractionStatus, Outcome};
+use crate::domain::json::JsonText;
 use crate::domain::session::{InteractionCounts, Session, SessionStatus};
 
 /// A whole session row; written whole on create and update (the session actor owns the state).

@@ -240,19 +240,20 @@ const NEW_NOTIFICATIONS: Table<NotificationRow> = Table {
     on_conflict: "",
 };
 
-/// The rows of one group commit, table by table.
+/// The rows of one group commit, table by table, borrowed from the writes (which stay with
+/// the committer, to be committed in smaller groups if this one fails).
 #[derive(Default)]
-pub struct BatchRows {
-    pub created_sessions: Vec<SessionRow>,
-    pub updated_sessions: Vec<SessionRow>,
-    pub events: Vec<EventRow>,
-    pub new_interactions: Vec<InteractionRow>,
-    pub changed_interactions: Vec<InteractionRow>,
-    pub notifications: Vec<NotificationRow>,
+pub struct BatchRows<'a> {
+    pub created_sessions: Vec<&'a SessionRow>,
+    pub updated_sessions: Vec<&'a SessionRow>,
+    pub events: Vec<&'a EventRow>,
+    pub new_interactions: Vec<&'a InteractionRow>,
+    pub changed_interactions: Vec<&'a InteractionRow>,
+    pub notifications: Vec<&'a NotificationRow>,
 }
 
 /// Commits `rows` on PostgreSQL in one statement, outside any open transaction (it is its own).
-pub fn commit_postgres(conn: &mut PgConnection, rows: &BatchRows) -> QueryResult<()> {
+pub fn commit_postgres(conn: &mut PgConnection, rows: &BatchRows<'_>) -> QueryResult<()> {
     let statement = GroupCommitStatement {
         sections: vec![
             Section::of(&CREATED_SESSIONS, &rows.created_sessions),
@@ -267,7 +268,7 @@ pub fn commit_postgres(conn: &mut PgConnection, rows: &BatchRows) -> QueryResult
 }
 
 /// Writes `rows` on SQLite inside the caller's transaction.
-pub fn write_sqlite(conn: &mut SqliteConnection, rows: &BatchRows) -> QueryResult<()> {
+pub fn write_sqlite(conn: &mut SqliteConnection, rows: &BatchRows<'_>) -> QueryResult<()> {
     write_table(conn, &CREATED_SESSIONS, &rows.created_sessions)?;
     write_table(conn, &UPDATED_SESSIONS, &rows.updated_sessions)?;
     write_table(conn, &NEW_EVENTS, &rows.events)?;
@@ -282,7 +283,7 @@ pub fn write_sqlite(conn: &mut SqliteConnection, rows: &BatchRows) -> QueryResul
 /// prepared one per row is slower than one per chunk for large batches.
 const SQLITE_CHUNK: usize = 64;
 
-fn write_table<R>(conn: &mut SqliteConnection, table: &Table<R>, rows: &[R]) -> QueryResult<()> {
+fn write_table<R>(conn: &mut SqliteConnection, table: &Table<R>, rows: &[&R]) -> QueryResult<()> {
     let mut chunks = rows.chunks_exact(SQLITE_CHUNK);
     for chunk in chunks.by_ref() {
         values_statement(table, chunk).execute(conn)?;
@@ -293,10 +294,10 @@ fn write_table<R>(conn: &mut SqliteConnection, table: &Table<R>, rows: &[R]) -> 
     Ok(())
 }
 
-fn values_statement<'a, R>(table: &Table<R>, rows: &'a [R]) -> ValuesStatement<'a> {
+fn values_statement<'a, R>(table: &Table<R>, rows: &[&'a R]) -> ValuesStatement<'a> {
     ValuesStatement {
         insert: table.insert,
-        rows: rows.iter().map(table.values).collect(),
+        rows: rows.iter().map(|row| (table.values)(row)).collect(),
         on_conflict: table.on_conflict,
     }
 }
@@ -398,7 +399,7 @@ struct Section<'a> {
 }
 
 impl<'a> Section<'a> {
-    fn of<R>(table: &Table<R>, rows: &'a [R]) -> Self {
+    fn of<R>(table: &Table<R>, rows: &[&'a R]) -> Self {
         let mut columns: Vec<_> = table
             .kinds
             .iter()

@@ -56,35 +56,41 @@ pub struct Committed {
 }
 
 /// Commits `writes` in one transaction, numbering notifications from `next_notification_id`.
-/// On error nothing was stored. Takes the writes by value: their rows (event bodies included)
-/// move into the statements instead of being copied.
+/// On error nothing was stored, and the writes are still the caller's to retry.
 pub fn commit_batch(
     conn: &mut DbConnection,
-    writes: Vec<SessionWrite>,
+    writes: &[SessionWrite],
     next_notification_id: i64,
 ) -> Result<Committed, diesel::result::Error> {
-    let mut rows = statements::BatchRows::default();
+    let mut notifications = Vec::new();
     let mut next_id = next_notification_id;
     for write in writes {
-        for n in write.notifications {
-            rows.notifications.push(NotificationRow {
+        for n in &write.notifications {
+            notifications.push(NotificationRow {
                 id: next_id,
                 scope: write.session.scope.clone(),
                 session_id: write.session.session_id.clone(),
                 kind: n.kind.to_owned(),
                 at: n.at,
-                body: n.body,
+                body: n.body.clone(),
             });
             next_id += 1;
         }
+    }
+    let mut rows = statements::BatchRows {
+        notifications: notifications.iter().collect(),
+        ..Default::default()
+    };
+    for write in writes {
         if write.create {
-            rows.created_sessions.push(write.session);
+            rows.created_sessions.push(&write.session);
         } else {
-            rows.updated_sessions.push(write.session);
+            rows.updated_sessions.push(&write.session);
         }
-        rows.events.extend(write.events);
-        rows.new_interactions.extend(write.new_interactions);
-        rows.changed_interactions.extend(write.changed_interactions);
+        rows.events.extend(&write.events);
+        rows.new_interactions.extend(&write.new_interactions);
+        rows.changed_interactions
+            .extend(&write.changed_interactions);
     }
     match conn {
         // One statement, its own transaction: one round trip.
@@ -93,8 +99,9 @@ pub fn commit_batch(
             sqlite.transaction(|tx| statements::write_sqlite(tx, &rows))?
         }
     }
+    drop(rows);
     Ok(Committed {
         next_id,
-        notifications: rows.notifications,
+        notifications,
     })
 }

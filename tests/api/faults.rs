@@ -187,11 +187,24 @@ async fn sqlite_write_lock_gives_503_then_recovers() {
         )
         .await
         .expect("no request hangs on a locked database");
-        // Reads are not blocked by a writer in WAL mode.
+        // Reads are not blocked by a writer in WAL mode, but the service is not ready: its
+        // commits fail.
         assert_eq!(app.get("/v1/sessions/l").await.body["event_count"], 1);
+        let ready = app.get("/readyz").await;
+        assert_eq!(
+            (ready.status, ready.body["code"].as_str()),
+            (503, Some("storage_unavailable")),
+            "{}",
+            ready.text
+        );
         blocker.batch_execute("ROLLBACK").unwrap();
         let r = app.post("/v1/sessions/l/events", event("after", 30)).await;
         assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(
+            app.get("/readyz").await.status,
+            200,
+            "a commit went through"
+        );
         during
     };
     let (streamed, during) = futures_util::future::join(live, outage).await;
@@ -311,6 +324,30 @@ async fn a_locked_postgres_table_gives_503_within_the_timeout() {
         answered_while_held,
         "answered only after the lock was released"
     );
+    // Not ready once the commit has run past the timeout or failed (both within it).
+    let mut ready = app.get("/readyz").await;
+    for _ in 0..20 {
+        if ready.status != 200 {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        ready = app.get("/readyz").await;
+    }
+    assert_eq!(
+        (ready.status, ready.body["code"].as_str()),
+        (503, Some("storage_unavailable")),
+        "not ready while commits fail: {}",
+        ready.text
+    );
+    // A read that needs the locked table ends at the timeout too.
+    let read_started = std::time::Instant::now();
+    let listing = app.get("/v1/sessions/lk/events").await;
+    assert_eq!(listing.status, 503, "{}", listing.text);
+    assert!(
+        read_started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        read_started.elapsed()
+    );
     while !holder.is_finished() {
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
@@ -322,4 +359,5 @@ async fn a_locked_postgres_table_gives_503_within_the_timeout() {
         .await;
     assert_eq!(after.status, 201, "{}", after.text);
     assert_eq!(app.all_events("lk").await.len(), 2);
+    assert_eq!(client.get("/readyz").await.status, 200);
 }

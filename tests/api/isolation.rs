@@ -330,3 +330,64 @@ async fn a_trickled_body_is_cut_off_with_408(backend: Backend) {
     );
     assert_eq!(app.get("/v1/sessions/slow").await.status, 404);
 }
+
+/// A stream consumer that reads nothing is cut off after `ORCH_STREAM_SLOW_MS`, although
+/// the server never gets to check it (it does not pull a stream whose client accepts nothing):
+/// the connection's TCP_USER_TIMEOUT ends it once the client's window has stayed shut.
+#[actix_rt::test]
+async fn a_stream_consumer_that_never_reads_is_cut_off() {
+    use std::io::{Read, Write};
+    let app = TestApp::start_with(Backend::Sqlite, |c| {
+        c.stream_slow_consumer = std::time::Duration::from_millis(1000);
+    })
+    .await
+    .expect("SQLite");
+    let addr: std::net::SocketAddr = app.base_url.trim_start_matches("http://").parse().unwrap();
+    // A small receive buffer (set before connecting, so the window is small) that is never read.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let mut consumer: std::net::TcpStream = socket.into();
+    consumer
+        .write_all(b"GET /v1/stream HTTP/1.1\r\nHost: test\r\n\r\n")
+        .unwrap();
+    // Far more notifications than the client's window and the server's buffers hold.
+    let big = "x".repeat(2000);
+    for n in 0..40 {
+        let events: Vec<_> = (0..50)
+            .map(|i| {
+                json!({"event_type": "fill", "timestamp": "2026-11-30T10:00:00Z",
+                "event_id": format!("{n}-{i}"), "data": {"text": big}})
+            })
+            .collect();
+        let r = app
+            .post(
+                format!("/v1/sessions/flood{n}/events"),
+                json!({"events": events}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    actix_rt::time::sleep(std::time::Duration::from_secs(4)).await;
+    // Now read: a connection still open would go on delivering (and never end); the cut one
+    // ends in a reset or an end of file.
+    let ended = actix_web::web::block(move || {
+        consumer
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            match consumer.read(&mut buffer) {
+                Ok(0) => return Ok("end of file"),
+                Ok(_) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok("reset"),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(ended.is_ok(), "the stream was not cut off: {ended:?}");
+    // The server goes on serving.
+    assert_eq!(app.get("/healthz").await.status, 200);
+}

@@ -513,6 +513,9 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
         let keys: Vec<String> = SCOPES.iter().map(|(k, s)| format!("{k}:{s}")).collect();
         c.api_keys = ApiKeys::parse(&keys.join(",")).unwrap();
         c.sessions.reorder_gap = Duration::from_millis(300);
+        // Invariants, not deadlines, are under test: on a CI machine running every test at
+        // once an answer can take longer than the default 5 s, and a 503 would fail the run.
+        c.db_timeout = Duration::from_secs(60);
         // Actors whose work is done passivate within the run, so later requests race their
         // successors' start (and the registry's hand-over from one generation to the next).
         c.sessions.idle_timeout = Duration::from_millis(100);

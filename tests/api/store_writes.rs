@@ -104,7 +104,7 @@ async fn every_column_reads_back_as_written(backend: Backend) {
     let mut second = SessionWrite::new(session("s2", Some("conv-9")), true);
     second.events = vec![event("s2", 1, true)];
     second.notifications = vec![notification("session.created")];
-    let committed = commit_batch(&mut conn, vec![first.clone(), second.clone()], 41).unwrap();
+    let committed = commit_batch(&mut conn, &[first.clone(), second.clone()], 41).unwrap();
     assert_eq!(
         committed.next_id, 44,
         "three notifications numbered from 41"
@@ -195,10 +195,7 @@ async fn every_column_reads_back_as_written(backend: Backend) {
     update.events = vec![event("s1", 3, true)];
     update.changed_interactions = vec![completed.clone()];
     update.notifications = vec![notification("interaction.completed")];
-    assert_eq!(
-        commit_batch(&mut conn, vec![update], 44).unwrap().next_id,
-        45
-    );
+    assert_eq!(commit_batch(&mut conn, &[update], 44).unwrap().next_id, 45);
 
     let stored = sessions::find(&mut conn, "tenant-a", "s1").unwrap();
     assert_eq!(stored, Some(changed_session));
@@ -222,7 +219,7 @@ async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
     let mut first = SessionWrite::new(session("s1", None), true);
     first.events = vec![event("s1", 1, false)];
     first.notifications = vec![notification("session.created")];
-    commit_batch(&mut conn, vec![first], 1).unwrap();
+    commit_batch(&mut conn, &[first], 1).unwrap();
 
     // A new session, fine on its own, shares a batch with an event whose seq is taken.
     let mut fresh = SessionWrite::new(session("s3", None), true);
@@ -230,7 +227,7 @@ async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
     fresh.notifications = vec![notification("session.created")];
     let mut clash = SessionWrite::new(session("s1", None), false);
     clash.events = vec![event("s1", 1, true)];
-    let failed = commit_batch(&mut conn, vec![fresh, clash], 2);
+    let failed = commit_batch(&mut conn, &[fresh, clash], 2);
     assert!(failed.is_err(), "a primary-key clash fails the batch");
 
     assert_eq!(sessions::find(&mut conn, "tenant-a", "s3").unwrap(), None);
@@ -239,7 +236,7 @@ async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
 
     // Creating a session twice is refused too, never turned into an update.
     let again = SessionWrite::new(session("s1", Some("other")), true);
-    assert!(commit_batch(&mut conn, vec![again], 2).is_err());
+    assert!(commit_batch(&mut conn, &[again], 2).is_err());
     let stored = sessions::find(&mut conn, "tenant-a", "s1")
         .unwrap()
         .unwrap();
@@ -248,7 +245,7 @@ async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
     // The connection is still good for the next batch (on SQLite the failed statements
     // rolled back their transaction themselves: `INSERT OR ROLLBACK`).
     let next = SessionWrite::new(session("s4", None), true);
-    commit_batch(&mut conn, vec![next.clone()], 2).unwrap();
+    commit_batch(&mut conn, std::slice::from_ref(&next), 2).unwrap();
     let stored = sessions::find(&mut conn, "tenant-a", "s4").unwrap();
     assert_eq!(stored.as_ref(), Some(&next.session));
 }
@@ -274,7 +271,7 @@ async fn a_large_batch_reads_back_whole(backend: Backend) {
         })
         .collect();
     let expected = sessions.clone();
-    assert_eq!(commit_batch(&mut conn, sessions, 1).unwrap().next_id, 141);
+    assert_eq!(commit_batch(&mut conn, &sessions, 1).unwrap().next_id, 141);
 
     let filter = events::EventFilter {
         limit: 10,

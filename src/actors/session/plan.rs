@@ -588,11 +588,7 @@ impl<'a> Planner<'a> {
                         .get(id)
                         .map(|i| InteractionRow::from_interaction(scope, sid, i, created))
                 };
-                let new_interactions = self
-                    .created
-                    .iter()
-                    .filter_map(|id| row(id, true))
-                    .collect();
+                let new_interactions = self.created.iter().filter_map(|id| row(id, true)).collect();
                 let changed_interactions = self
                     .touched
                     .keys()
