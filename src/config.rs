@@ -119,6 +119,9 @@ pub struct Limits {
     pub max_batch_events: usize,
     /// A request body must have arrived in full within this; beyond it the answer is 408.
     pub body_timeout: Duration,
+    /// The most a listing page may hold (its rows' large columns and an overhead per row);
+    /// a page that would hold more ends early and says where to go on.
+    pub max_page_bytes: usize,
 }
 
 /// Group-commit settings of the writer.
@@ -164,6 +167,7 @@ impl Config {
                 max_body_bytes: 4 * 1024 * 1024,
                 max_batch_events: 1000,
                 body_timeout: Duration::from_secs(10),
+                max_page_bytes: 8 * 1024 * 1024,
             },
             writer: WriterSettings {
                 queue_capacity: 10_000,
@@ -226,6 +230,9 @@ struct Cli {
     /// Milliseconds a request body may take to arrive in full (longer: 408)
     #[arg(long, env = "ORCH_BODY_TIMEOUT_MS", default_value_t = 10_000)]
     body_timeout_ms: u64,
+    /// Largest listing page in bytes; a page that would hold more ends early (and says so)
+    #[arg(long, env = "ORCH_MAX_PAGE_BYTES", default_value_t = 8 * 1024 * 1024)]
+    max_page_bytes: usize,
     /// Session writes that may wait for a commit before callers get 503 overloaded
     #[arg(long, env = "ORCH_WRITER_QUEUE", default_value_t = 10_000)]
     writer_queue: usize,
@@ -301,6 +308,7 @@ impl Cli {
             "ORCH_BODY_TIMEOUT_MS",
             self.body_timeout_ms as usize,
         )? as u64);
+        config.limits.max_page_bytes = positive("ORCH_MAX_PAGE_BYTES", self.max_page_bytes)?;
         config.writer.queue_capacity = positive("ORCH_WRITER_QUEUE", self.writer_queue)?;
         config.writer.max_batch = positive("ORCH_WRITER_MAX_BATCH", self.writer_max_batch)?;
         config.sessions.idle_timeout = Duration::from_secs(self.session_idle_secs.max(1));

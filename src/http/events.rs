@@ -86,6 +86,10 @@ pub struct EventAckDto {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventList {
     events: Vec<EventDto>,
+    /// The page ended early because more would have passed the page size limit
+    /// (`ORCH_MAX_PAGE_BYTES`); more events match. Go on after the last `seq` (ascending) or
+    /// at `offset` plus this page's length (descending).
+    truncated: bool,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -201,14 +205,19 @@ pub async fn list(
         .is_some_and(|after| after >= session.last_seq)
         && !filter.descending
     {
-        return Ok(HttpResponse::Ok().json(EventList { events: Vec::new() }));
+        return Ok(HttpResponse::Ok().json(EventList {
+            events: Vec::new(),
+            truncated: false,
+        }));
     }
-    let rows = read(&state, move |conn| {
+    let max_bytes = state.limits.max_page_bytes;
+    let (rows, truncated) = read(&state, move |conn| {
         Ok(store::events::list(
             conn,
             &key.scope,
             key.session_id.as_str(),
             &filter,
+            max_bytes,
         )?)
     })
     .await?;
@@ -216,5 +225,5 @@ pub async fn list(
         .into_iter()
         .map(EventDto::try_from)
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(HttpResponse::Ok().json(EventList { events }))
+    Ok(HttpResponse::Ok().json(EventList { events, truncated }))
 }

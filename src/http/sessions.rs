@@ -209,21 +209,18 @@ pub async fn list(
         .map(decode_cursor)
         .transpose()?;
     let scope = scope.0;
-    let rows = read(&state, move |conn| {
-        store::sessions::list(
-            conn,
-            &scope,
-            status.map(SessionStatus::as_str),
-            after.as_ref(),
-            limit + 1,
-        )?
-        .into_iter()
-        .map(SessionRow::into_session)
-        .collect::<Result<Vec<_>, _>>()
+    let max_bytes = state.limits.max_page_bytes;
+    let (page, has_more) = read(&state, move |conn| {
+        let status = status.map(SessionStatus::as_str);
+        let (rows, more) =
+            store::sessions::page(conn, &scope, status, after.as_ref(), limit, max_bytes)?;
+        let sessions = rows
+            .into_iter()
+            .map(SessionRow::into_session)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((sessions, more))
     })
     .await?;
-    let has_more = rows.len() as i64 > limit;
-    let page = &rows[..rows.len().min(limit as usize)];
     let next_after = match (has_more, page.last()) {
         (true, Some(last)) => Some(encode_cursor(&ActivityCursor {
             updated_at: last.updated_at,

@@ -32,36 +32,54 @@ pub struct EventFilter {
     pub descending: bool,
 }
 
+/// The events `filter` selects, as many as fit in `max_bytes` (see [`super::page`]); `true`
+/// when more would have followed but did not fit.
 pub fn list(
     conn: &mut DbConnection,
     scope: &str,
     session_id: &str,
     filter: &EventFilter,
-) -> QueryResult<Vec<EventRow>> {
-    with_backend!(conn, |c| {
-        let mut query = dsl::events
-            .filter(dsl::scope.eq(scope))
-            .filter(dsl::session_id.eq(session_id))
-            .select(EventRow::as_select())
-            .into_boxed();
-        if let Some(event_type) = &filter.event_type {
-            query = query.filter(dsl::event_type.eq(event_type));
-        }
-        if let Some(interaction_id) = &filter.interaction_id {
-            query = query
-                .filter(dsl::interaction_id.is_not_null())
-                .filter(dsl::interaction_id.eq(interaction_id));
-        }
-        if let Some(after_seq) = filter.after_seq {
-            query = query.filter(dsl::seq.gt(after_seq));
-        }
-        query = if filter.descending {
-            query.order(dsl::seq.desc())
-        } else {
-            query.order(dsl::seq.asc())
-        };
-        query.limit(filter.limit).offset(filter.offset).load(c)
-    })
+    max_bytes: usize,
+) -> QueryResult<(Vec<EventRow>, bool)> {
+    let size = super::page::octet_length(conn, "data");
+    // The same rows, in the same order, twice: their sizes, then those that fit.
+    macro_rules! selected {
+        ($c:ident, $select:expr, $limit:expr) => {{
+            let mut query = dsl::events
+                .filter(dsl::scope.eq(scope))
+                .filter(dsl::session_id.eq(session_id))
+                .select($select)
+                .into_boxed();
+            if let Some(event_type) = &filter.event_type {
+                query = query.filter(dsl::event_type.eq(event_type));
+            }
+            if let Some(interaction_id) = &filter.interaction_id {
+                query = query
+                    .filter(dsl::interaction_id.is_not_null())
+                    .filter(dsl::interaction_id.eq(interaction_id));
+            }
+            if let Some(after_seq) = filter.after_seq {
+                query = query.filter(dsl::seq.gt(after_seq));
+            }
+            query = if filter.descending {
+                query.order(dsl::seq.desc())
+            } else {
+                query.order(dsl::seq.asc())
+            };
+            query.limit($limit).offset(filter.offset).load($c)
+        }};
+    }
+    let sizes: Vec<i64> = with_backend!(&mut *conn, |c| selected!(
+        c,
+        diesel::dsl::sql::<diesel::sql_types::BigInt>(&size),
+        filter.limit
+    ))?;
+    let fit = super::page::rows_within(&sizes, max_bytes);
+    if fit == 0 {
+        return Ok((Vec::new(), false));
+    }
+    let rows = with_backend!(conn, |c| selected!(c, EventRow::as_select(), fit as i64))?;
+    Ok((rows, fit < sizes.len()))
 }
 
 /// The dedup keys of the session's newest `limit` events, newest first, with their seqs.

@@ -8,6 +8,7 @@ mod feed;
 pub mod interactions;
 pub mod models;
 pub mod notifications;
+pub mod page;
 pub mod schema;
 pub mod sessions;
 mod statements;

@@ -36,31 +36,51 @@ pub struct ActivityCursor {
     pub session_id: String,
 }
 
-pub fn list(
+/// A page of the scope's sessions, newest activity first, strictly after `after`: at most
+/// `limit`, and as many as fit in `max_bytes` of metadata (see [`super::page`]). `true` when
+/// more follow.
+pub fn page(
     conn: &mut DbConnection,
     scope: &str,
     status: Option<&str>,
     after: Option<&ActivityCursor>,
     limit: i64,
-) -> QueryResult<Vec<SessionRow>> {
-    with_backend!(conn, |c| {
-        let mut query = dsl::sessions
-            .filter(dsl::scope.eq(scope))
-            .select(SessionRow::as_select())
-            .into_boxed();
-        if let Some(status) = status {
-            query = query.filter(dsl::status.eq(status));
-        }
-        if let Some(cursor) = after {
-            query = query.filter(
-                dsl::updated_at.lt(cursor.updated_at).or(dsl::updated_at
-                    .eq(cursor.updated_at)
-                    .and(dsl::session_id.lt(&cursor.session_id))),
-            );
-        }
-        query
-            .order((dsl::updated_at.desc(), dsl::session_id.desc()))
-            .limit(limit)
-            .load(c)
-    })
+    max_bytes: usize,
+) -> QueryResult<(Vec<SessionRow>, bool)> {
+    let size = super::page::octet_length(conn, "metadata");
+    macro_rules! selected {
+        ($c:ident, $select:expr, $limit:expr) => {{
+            let mut query = dsl::sessions
+                .filter(dsl::scope.eq(scope))
+                .select($select)
+                .into_boxed();
+            if let Some(status) = status {
+                query = query.filter(dsl::status.eq(status));
+            }
+            if let Some(cursor) = after {
+                query = query.filter(
+                    dsl::updated_at.lt(cursor.updated_at).or(dsl::updated_at
+                        .eq(cursor.updated_at)
+                        .and(dsl::session_id.lt(&cursor.session_id))),
+                );
+            }
+            query
+                .order((dsl::updated_at.desc(), dsl::session_id.desc()))
+                .limit($limit)
+                .load($c)
+        }};
+    }
+    // One more than the page: whether more follow.
+    let sizes: Vec<i64> = with_backend!(&mut *conn, |c| selected!(
+        c,
+        diesel::dsl::sql::<diesel::sql_types::BigInt>(&size),
+        limit + 1
+    ))?;
+    let in_page = &sizes[..sizes.len().min(limit as usize)];
+    let fit = super::page::rows_within(in_page, max_bytes);
+    if fit == 0 {
+        return Ok((Vec::new(), false));
+    }
+    let rows = with_backend!(conn, |c| selected!(c, SessionRow::as_select(), fit as i64))?;
+    Ok((rows, fit < sizes.len()))
 }

@@ -119,11 +119,15 @@ async fn every_column_reads_back_as_written(backend: Backend) {
         ..Default::default()
     };
     assert_eq!(
-        events::list(&mut conn, "tenant-a", "s1", &filter).unwrap(),
+        events::list(&mut conn, "tenant-a", "s1", &filter, usize::MAX)
+            .map(|(rows, _)| rows)
+            .unwrap(),
         first.events
     );
     assert_eq!(
-        events::list(&mut conn, "tenant-a", "s2", &filter).unwrap(),
+        events::list(&mut conn, "tenant-a", "s2", &filter, usize::MAX)
+            .map(|(rows, _)| rows)
+            .unwrap(),
         second.events
     );
     for expected in &first.new_interactions {
@@ -204,7 +208,8 @@ async fn every_column_reads_back_as_written(backend: Backend) {
     let untouched = interactions::find(&mut conn, "tenant-a", "s1", "i-2").unwrap();
     assert_eq!(untouched.as_ref(), Some(&first.new_interactions[1]));
     assert_eq!(
-        events::list(&mut conn, "tenant-a", "s1", &filter)
+        events::list(&mut conn, "tenant-a", "s1", &filter, usize::MAX)
+            .map(|(rows, _)| rows)
             .unwrap()
             .len(),
         3
@@ -284,7 +289,9 @@ async fn a_large_batch_reads_back_whole(backend: Backend) {
             Some(&w.session)
         );
         assert_eq!(
-            events::list(&mut conn, "tenant-a", id, &filter).unwrap(),
+            events::list(&mut conn, "tenant-a", id, &filter, usize::MAX)
+                .map(|(rows, _)| rows)
+                .unwrap(),
             w.events
         );
     }

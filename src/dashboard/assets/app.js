@@ -147,8 +147,21 @@ async function loadSessions() {
 async function loadPendingApprovals() {
   for (const session of state.sessions.values()) {
     if (!session.interactions || session.interactions.pending === 0) continue;
-    const got = await api("GET", `/v1/sessions/${session.session_id}/interactions?status=pending`);
-    for (const interaction of got.body.interactions) noteInteraction(session.session_id, interaction, false);
+    await eachInteraction(session.session_id, "status=pending&", (interaction) =>
+      noteInteraction(session.session_id, interaction, false));
+  }
+}
+
+// Every interaction of a session the query selects, page by page (a page ends early at the
+// server's byte limit, so the cursor decides, not the page length).
+async function eachInteraction(sid, query, use) {
+  let after = "";
+  for (;;) {
+    const got = await api("GET", `/v1/sessions/${sid}/interactions?${query}limit=1000&after=${after}`);
+    if (got.status !== 200) return;
+    for (const interaction of got.body.interactions) use(interaction);
+    if (!got.body.next_after) return;
+    after = encodeURIComponent(got.body.next_after);
   }
 }
 
@@ -168,7 +181,7 @@ async function loadEvents(sid) {
     const got = await api("GET", `/v1/sessions/${sid}/events?after_seq=${after}&limit=1000`);
     if (got.status !== 200) return;
     for (const event of got.body.events) timeline.events.set(event.seq, event);
-    if (got.body.events.length < 1000) return;
+    if (got.body.events.length < 1000 && !got.body.truncated) return;
   }
 }
 
@@ -176,8 +189,7 @@ async function loadTimeline(sid) {
   state.timeline = { sid, events: new Map(), interactions: new Map(), type: "" };
   await refreshSession(sid);
   await loadEvents(sid);
-  const got = await api("GET", `/v1/sessions/${sid}/interactions?limit=1000`);
-  if (got.status === 200) for (const i of got.body.interactions) state.timeline.interactions.set(i.interaction_id, i);
+  await eachInteraction(sid, "", (i) => state.timeline.interactions.set(i.interaction_id, i));
 }
 
 // ---- deciding -------------------------------------------------------------------------------
