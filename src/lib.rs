@@ -219,29 +219,32 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     })
 }
 
-/// Starts the actor of every session with a pending interaction, so deadlines that passed while
-/// the server was down fire now (once: the actor's timeout is a committed state change).
+/// Schedules a wake-up of every session with a pending interaction at its earliest deadline,
+/// so deadlines that passed while the server was down fire now (once: the actor's timeout is a
+/// committed state change) and later ones fire on time. No session is loaded before then.
 async fn wake_sessions_with_deadlines(
     pool: &store::DbPool,
     sessions: &SessionHandle,
 ) -> Result<(), StartError> {
     let pool = pool.clone();
-    let with_open = web::block(move || {
+    let deadlines = web::block(move || {
         store::with_connection(&pool, |conn| {
-            Ok::<_, StoreError>(store::interactions::sessions_with_open(conn)?)
+            Ok::<_, StoreError>(store::interactions::earliest_deadlines(conn)?)
         })
     })
     .await
     .map_err(|e| StartError::Blocking(e.to_string()))??;
-    if !with_open.is_empty() {
+    if !deadlines.is_empty() {
         log::info!(
-            "waking {} sessions with pending interactions",
-            with_open.len()
+            "{} sessions have pending interactions; each wakes at its earliest deadline",
+            deadlines.len()
         );
     }
-    for (scope, session_id) in with_open {
+    for (scope, session_id, deadline) in deadlines {
         match domain::ids::SessionId::parse(&session_id) {
-            Ok(session_id) => sessions.wake(actors::messages::SessionKey { scope, session_id }),
+            Ok(session_id) => {
+                sessions.wake_at(actors::messages::SessionKey { scope, session_id }, deadline)
+            }
             Err(e) => log::error!("stored session id {session_id:?} is invalid: {e}"),
         }
     }

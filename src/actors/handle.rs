@@ -15,7 +15,7 @@ use actix::prelude::*;
 
 use super::messages::{
     Forwarded, IfLive, LiveSessionCount, Passivate, PeekSession, SessionError, SessionKey,
-    SessionMessage, Ticket, ToSession, Wake,
+    SessionMessage, Ticket, ToSession, WakeAt,
 };
 use super::registry::{Registry, RegistryDeps};
 use super::session::SessionActor;
@@ -191,9 +191,10 @@ impl SessionHandle {
         registry.send(PeekSession { key }).await.ok().flatten()
     }
 
-    /// Starts the actor of `key` (at start-up, for sessions whose deadlines must fire).
-    pub fn wake(&self, key: SessionKey) {
-        self.registry(&key).do_send(ToSession { key, msg: Wake });
+    /// Starts the actor of `key` at `at` (milliseconds since the epoch; at once when past),
+    /// so that the deadlines of its pending interactions fire.
+    pub fn wake_at(&self, key: SessionKey, at: i64) {
+        self.registry(&key).do_send(WakeAt { key, at });
     }
 
     /// Session actors live now, over all shards.

@@ -267,10 +267,21 @@ pub struct NextCommand {
 /// Where a long wait's answer will arrive; dropping it tells the session actor to stop waiting.
 pub type Ticket<T> = tokio::sync::oneshot::Receiver<Result<T, SessionError>>;
 
-/// Start the session actor (at start-up, for sessions whose deadlines must fire).
+/// Start the session actor, so that its deadlines fire (sent by the registry for
+/// [`WakeAt`]).
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Wake;
+
+/// Start the session's actor at `at` (milliseconds since the epoch; at once when past): at
+/// start-up for sessions with pending interactions, and for actors passivated while they
+/// had deadlines. The registry keeps only this timer, not the actor.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct WakeAt {
+    pub key: SessionKey,
+    pub at: i64,
+}
 
 /// Makes the session actor panic. Only for the test that a panicking actor still releases its
 /// successor; nothing in the service sends it, and it cannot be reached over HTTP.
@@ -310,6 +321,9 @@ pub struct Passivate {
     pub key: Arc<SessionKey>,
     pub generation: u64,
     pub received: Option<u64>,
+    /// The earliest deadline of the actor's pending interactions: the registry wakes the
+    /// session then (see [`WakeAt`]).
+    pub wake_at: Option<i64>,
 }
 
 /// "I have stopped" (passivated, crashed or panicked): the registry forgets this generation,

@@ -27,7 +27,7 @@ use tokio::sync::oneshot;
 
 use super::messages::{
     Evict, Forwarded, GetSnapshot, IfLive, LiveSessionCount, Passivate, PeekSession, SessionKey,
-    SessionStopped, Shutdown, Sweep, ToSession,
+    SessionStopped, Shutdown, Sweep, ToSession, Wake, WakeAt,
 };
 use super::session::{SessionActor, SessionDeps};
 use super::writer::Writer;
@@ -271,7 +271,7 @@ where
 impl Handler<Passivate> for Registry {
     type Result = ();
 
-    fn handle(&mut self, msg: Passivate, _: &mut Context<Self>) {
+    fn handle(&mut self, msg: Passivate, ctx: &mut Context<Self>) {
         let current = self.live.get(&msg.key).is_some_and(|l| {
             l.generation == msg.generation && msg.received.is_none_or(|r| r == l.forwarded)
         });
@@ -280,8 +280,36 @@ impl Handler<Passivate> for Registry {
         }
         if let Some((key, live)) = self.remove_live(&msg.key) {
             live.addr.do_send(Shutdown);
+            if let Some(at) = msg.wake_at {
+                Self::wake_later(&key, at, ctx);
+            }
             self.start_draining(key, live.generation);
         }
+    }
+}
+
+/// Schedule a session's wake-up.
+impl Handler<WakeAt> for Registry {
+    type Result = ();
+
+    fn handle(&mut self, msg: WakeAt, ctx: &mut Context<Self>) {
+        Self::wake_later(&msg.key, msg.at, ctx);
+    }
+}
+
+impl Registry {
+    /// Starts `key`'s actor (if it is not live) at `at`, milliseconds since the epoch.
+    fn wake_later(key: &SessionKey, at: i64, ctx: &mut Context<Self>) {
+        let wait = u64::try_from(at - crate::domain::time::now_millis()).unwrap_or(0);
+        let key = key.clone();
+        ctx.run_later(
+            std::time::Duration::from_millis(wait),
+            move |registry, _| {
+                let live = registry.actor_for(&key);
+                live.forwarded += 1;
+                live.addr.do_send(Forwarded(Wake));
+            },
+        );
     }
 }
 

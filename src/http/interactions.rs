@@ -80,6 +80,9 @@ pub struct ActionResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InteractionList {
     interactions: Vec<InteractionDto>,
+    /// Pass as `after` for the next page; null on the last page. A page ends early when more
+    /// would pass the page size limit (`ORCH_MAX_PAGE_BYTES`).
+    next_after: Option<String>,
 }
 
 /// Reads a JSON object body; an empty body is an empty object.
@@ -507,9 +510,12 @@ pub struct ListQuery {
     /// 1 to 1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
+    /// An interaction id: the page starts after it (`next_after` of the previous page).
+    #[param(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
+    after: Option<String>,
 }
 
-/// `GET /v1/sessions/{id}/interactions?status=&limit=`, in creation order.
+/// `GET /v1/sessions/{id}/interactions?status=&limit=&after=`, in creation order.
 #[utoipa::path(get, operation_id = "list_interactions", path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
     params(crate::http::openapi::SessionPath, ListQuery),
     responses((status = 200, description = "In creation order", body = InteractionList), crate::http::openapi::BadRequest,
@@ -534,17 +540,52 @@ pub async fn list(
             ))
         })?),
     };
+    let after = query
+        .after
+        .filter(|a| !a.is_empty())
+        .map(|a| InteractionId::parse(&a).map_err(|e| ApiError::BadRequest(e.detail)))
+        .transpose()?;
     find_session(&state, &key.scope, &key.session_id).await?;
     let sid = key.session_id.to_string();
     let (scope, sid_owned) = (key.scope.clone(), sid.clone());
-    let rows = read(&state, move |conn| {
-        store::interactions::list(conn, &scope, &sid_owned, status.map(|s| s.as_str()), limit)?
+    let max_bytes = state.limits.max_page_bytes;
+    let page = read(&state, move |conn| {
+        let after_position = match &after {
+            None => None,
+            Some(id) => {
+                match store::interactions::position_of(conn, &scope, &sid_owned, id.as_str())? {
+                    Some(position) => Some(position),
+                    None => return Ok(None),
+                }
+            }
+        };
+        let status = status.map(|s| s.as_str());
+        let (rows, more) = store::interactions::page(
+            conn,
+            &scope,
+            &sid_owned,
+            status,
+            after_position,
+            limit,
+            max_bytes,
+        )?;
+        let rows = rows
             .into_iter()
             .map(InteractionRow::into_interaction)
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((rows, more)))
     })
     .await?;
+    let Some((rows, more)) = page else {
+        return Err(ApiError::BadRequest(
+            "after: no such interaction in this session".into(),
+        ));
+    };
+    let next_after = rows.last().filter(|_| more).map(|last| last.id.to_string());
     let interactions: Vec<InteractionDto> =
         rows.iter().map(|i| InteractionDto::new(&sid, i)).collect();
-    Ok(HttpResponse::Ok().json(InteractionList { interactions }))
+    Ok(HttpResponse::Ok().json(InteractionList {
+        interactions,
+        next_after,
+    }))
 }

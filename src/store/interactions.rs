@@ -99,15 +99,91 @@ pub fn list(
     })
 }
 
-/// Every (scope, session) that has a queued or pending interaction: woken at start-up so that
-/// deadlines that passed while the server was down fire.
-pub fn sessions_with_open(conn: &mut DbConnection) -> QueryResult<Vec<(String, String)>> {
+/// A page of the session's interactions in creation order, after `after_position`: at most
+/// `limit`, and as many as fit in `max_bytes` of payloads and results (see [`super::page`]).
+/// `true` when more follow.
+pub fn page(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+    status: Option<&str>,
+    after_position: Option<i64>,
+    limit: i64,
+    max_bytes: usize,
+) -> QueryResult<(Vec<InteractionRow>, bool)> {
+    let size = format!(
+        "{} + {}",
+        super::page::octet_length(conn, "payload"),
+        super::page::octet_length(conn, "result")
+    );
+    macro_rules! selected {
+        ($c:ident, $select:expr, $limit:expr) => {{
+            let mut query = dsl::interactions
+                .filter(dsl::scope.eq(scope))
+                .filter(dsl::session_id.eq(session_id))
+                .select($select)
+                .into_boxed();
+            if let Some(status) = status {
+                if is_open_status(status) {
+                    query = query.filter(dsl::completed_at.is_null());
+                }
+                query = query.filter(dsl::status.eq(status));
+            }
+            if let Some(after) = after_position {
+                query = query.filter(dsl::position.gt(after));
+            }
+            query.order(dsl::position.asc()).limit($limit).load($c)
+        }};
+    }
+    // One more than the page: whether more follow.
+    let sizes: Vec<i64> = with_backend!(&mut *conn, |c| selected!(
+        c,
+        diesel::dsl::sql::<diesel::sql_types::BigInt>(&size),
+        limit + 1
+    ))?;
+    let in_page = &sizes[..sizes.len().min(limit as usize)];
+    let fit = super::page::rows_within(in_page, max_bytes);
+    if fit == 0 {
+        return Ok((Vec::new(), false));
+    }
+    let rows = with_backend!(conn, |c| selected!(
+        c,
+        InteractionRow::as_select(),
+        fit as i64
+    ))?;
+    Ok((rows, fit < sizes.len()))
+}
+
+/// The creation position of an interaction, if it exists.
+pub fn position_of(
+    conn: &mut DbConnection,
+    scope: &str,
+    session_id: &str,
+    interaction_id: &str,
+) -> QueryResult<Option<i64>> {
     with_backend!(conn, |c| dsl::interactions
+        .filter(dsl::scope.eq(scope))
+        .filter(dsl::session_id.eq(session_id))
+        .filter(dsl::interaction_id.eq(interaction_id))
+        .select(dsl::position)
+        .first(c)
+        .optional())
+}
+
+/// Every (scope, session) with a pending interaction, and its earliest deadline: at start-up
+/// each session is woken then, so deadlines fire (also those that passed while the server was
+/// down) without loading any session before it is needed.
+pub fn earliest_deadlines(conn: &mut DbConnection) -> QueryResult<Vec<(String, String, i64)>> {
+    let rows: Vec<(String, String, Option<i64>)> = with_backend!(conn, |c| dsl::interactions
         .filter(dsl::completed_at.is_null())
         .filter(dsl::status.eq("pending"))
-        .select((dsl::scope, dsl::session_id))
-        .distinct()
-        .load(c))
+        .group_by((dsl::scope, dsl::session_id))
+        .select((dsl::scope, dsl::session_id, diesel::dsl::min(dsl::deadline)))
+        .load(c))?;
+    Ok(rows
+        .into_iter()
+        .map(|(scope, session, deadline)| (scope, session, deadline.unwrap_or(0)))
+        .collect())
 }
 
 /// How many stored events name each of `ids`.

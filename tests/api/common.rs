@@ -284,6 +284,7 @@ impl TestApp {
             key: default_scope_key(sid).into(),
             generation,
             received: None,
+            wake_at: None,
         };
         self.server.sessions.passivate(msg).await;
     }

@@ -937,6 +937,7 @@ async fn a_passivation_request_that_missed_a_message_is_refused(backend: Backend
         key: common::default_scope_key("late").into(),
         generation: 1,
         received: Some(1),
+        wake_at: None,
     };
     app.server.sessions.passivate(stale).await;
     let body = json!({"interaction_id": "i1", "kind": "approval", "timeout_ms": 60_000});
@@ -953,6 +954,7 @@ async fn a_passivation_request_that_missed_a_message_is_refused(backend: Backend
         key: common::default_scope_key("done").into(),
         generation: 2,
         received: Some(1),
+        wake_at: None,
     };
     app.server.sessions.passivate(current).await;
     let r = app.get("/v1/sessions/done").await;

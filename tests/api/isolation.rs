@@ -11,6 +11,8 @@ use serde_json::json;
 use crate::common::{both_backends, Backend, Client, TestApp};
 
 both_backends!(
+    sessions_with_deadlines_are_woken_for_them_not_kept_in_memory,
+    listings_are_bounded_in_bytes_and_page_on,
     requests_for_unknown_sessions_start_no_actor,
     live_actors_are_capped_least_recently_used_first,
     a_nul_in_any_string_is_refused_before_anything_is_stored,
@@ -134,6 +136,222 @@ async fn live_actors_are_capped_least_recently_used_first(backend: Backend) {
     let r = app
         .post(
             "/v1/sessions/busy/interactions/keep/resolve",
+            json!({"response": "ok"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["completed_now"].as_bool()),
+        (200, Some(true)),
+        "{}",
+        r.text
+    );
+}
+
+/// Every listing ends its page before it passes ORCH_MAX_PAGE_BYTES (four concurrent
+/// listings of large rows once took gigabytes) and says where to go on; following the pages
+/// yields every row once, in order. A row larger than the limit still comes, alone.
+async fn listings_are_bounded_in_bytes_and_page_on(backend: Backend) {
+    let Some(app) = TestApp::start_with(backend, |c| c.limits.max_page_bytes = 64 * 1024).await
+    else {
+        return;
+    };
+    let text = "y".repeat(20_000);
+    let events: Vec<_> = (0..10)
+        .map(|i| {
+            json!({"event_type": "big", "timestamp": "2026-11-30T10:00:00Z",
+            "event_id": format!("e{i}"), "data": {"text": text}})
+        })
+        .collect();
+    let r = app
+        .post("/v1/sessions/big/events", json!({"events": events}))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let mut seqs = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = app
+            .get(format!(
+                "/v1/sessions/big/events?limit=1000&after_seq={after}"
+            ))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert!(page.text.len() < 64 * 1024, "{} bytes", page.text.len());
+        let got: Vec<i64> = page.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        if got.is_empty() {
+            assert_eq!(page.body["truncated"], false);
+            break;
+        }
+        assert_eq!(page.body["truncated"], got.len() == 3, "{got:?}");
+        after = *got.last().unwrap();
+        seqs.extend(got);
+    }
+    assert_eq!(seqs, (1..=10).collect::<Vec<i64>>());
+    let huge = json!({"event_type": "huge", "timestamp": "2026-11-30T10:00:00Z",
+        "data": {"text": "z".repeat(100_000)}});
+    assert_eq!(
+        app.post("/v1/sessions/huge/events", huge.clone())
+            .await
+            .status,
+        201
+    );
+    assert_eq!(app.post("/v1/sessions/huge/events", json!({"events": [
+        {"event_type": "huge", "timestamp": "2026-11-30T10:00:01Z", "data": {"text": "z".repeat(100_000)}}
+    ]})).await.status, 201);
+    let page = app.get("/v1/sessions/huge/events?order=desc").await;
+    assert_eq!(page.body["events"].as_array().unwrap().len(), 1, "alone");
+    assert_eq!(
+        (
+            page.body["events"][0]["seq"].as_i64(),
+            page.body["truncated"].as_bool()
+        ),
+        (Some(2), Some(true))
+    );
+
+    for i in 0..6 {
+        let body = json!({"interaction_id": format!("i{i}"), "kind": "question",
+            "payload": {"text": text}});
+        let r = app.post("/v1/sessions/big/interactions", body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let mut ids = Vec::new();
+    let mut next = String::new();
+    loop {
+        let page = app
+            .get(format!(
+                "/v1/sessions/big/interactions?limit=1000&after={next}"
+            ))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert!(page.text.len() < 64 * 1024);
+        for i in page.body["interactions"].as_array().unwrap() {
+            ids.push(i["interaction_id"].as_str().unwrap().to_owned());
+        }
+        match page.body["next_after"].as_str() {
+            Some(after) => next = after.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(ids, ["i0", "i1", "i2", "i3", "i4", "i5"]);
+    let page = app
+        .get("/v1/sessions/big/interactions?limit=2&after=i3")
+        .await;
+    let got: Vec<&str> = page.body["interactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["interaction_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        (got, page.body["next_after"].as_str()),
+        (vec!["i4", "i5"], None)
+    );
+    let r = app.get("/v1/sessions/big/interactions?after=nope").await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (400, Some("bad_request")),
+        "{}",
+        r.text
+    );
+
+    for i in 0..5 {
+        let r = app
+            .put(
+                format!("/v1/sessions/meta{i}"),
+                json!({"metadata": {"text": text}}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    let mut listed = 0;
+    let mut cursor = String::new();
+    loop {
+        let page = app
+            .get(format!("/v1/sessions?limit=1000&after={cursor}"))
+            .await;
+        assert_eq!(page.status, 200, "{}", page.text);
+        assert!(page.text.len() < 64 * 1024);
+        listed += page.body["sessions"].as_array().unwrap().len();
+        match page.body["next_after"].as_str() {
+            Some(after) => cursor = after.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(listed, 5 + 2, "the five with metadata, big and huge");
+}
+
+/// A session whose only work is a deadline is passivated like any idle one; the registry wakes
+/// it at the deadline, which fires on time. At start-up no session is loaded: each with a
+/// pending interaction is woken at its earliest deadline (a restart with many large pending
+/// interactions used to load them all at once and run out of memory).
+async fn sessions_with_deadlines_are_woken_for_them_not_kept_in_memory(backend: Backend) {
+    use std::time::{Duration, Instant};
+    let Some(app) = TestApp::start_with(backend, |c| {
+        c.sessions.idle_timeout = Duration::from_millis(200);
+    })
+    .await
+    else {
+        return;
+    };
+    assert_eq!(app.put("/v1/sessions/dl", json!({})).await.status, 201);
+    let created = Instant::now();
+    let approval = json!({"interaction_id": "soon", "kind": "approval", "timeout_ms": 2000});
+    assert_eq!(
+        app.post("/v1/sessions/dl/interactions", approval)
+            .await
+            .status,
+        201
+    );
+    let mut live = usize::MAX;
+    while created.elapsed() < Duration::from_millis(1800) {
+        live = app.live_session_actors().await;
+        if live == 0 {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(live, 0, "passivated while its deadline waits");
+    let mut status = String::new();
+    while created.elapsed() < Duration::from_secs(10) {
+        let r = app.get("/v1/sessions/dl/interactions/soon").await;
+        status = r.body["status"].as_str().unwrap_or_default().to_owned();
+        if status != "pending" {
+            break;
+        }
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, "timed_out");
+    assert!(
+        created.elapsed() >= Duration::from_millis(2000),
+        "not before its deadline"
+    );
+    let completed: Vec<_> = app
+        .all_notifications(Some("dl"))
+        .await
+        .into_iter()
+        .filter(|n| n["type"] == "interaction.completed")
+        .collect();
+    assert_eq!(completed.len(), 1, "{completed:?}");
+
+    let later = json!({"interaction_id": "later", "kind": "approval", "timeout_ms": 600_000});
+    assert_eq!(
+        app.post("/v1/sessions/dl/interactions", later).await.status,
+        201
+    );
+    let database = app.stop().await;
+    let app = TestApp::start_on(database, |_| {}).await;
+    assert_eq!(
+        app.started_session_actors().await,
+        0,
+        "nothing loaded at start-up"
+    );
+    let r = app
+        .post(
+            "/v1/sessions/dl/interactions/later/resolve",
             json!({"response": "ok"}),
         )
         .await;

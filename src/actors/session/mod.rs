@@ -560,14 +560,27 @@ impl SessionActor {
         ctx.stop();
     }
 
-    /// Nothing queued, in flight, armed or waited on: safe to passivate.
+    /// Nothing queued, in flight or waited on: safe to passivate. Armed deadlines do not
+    /// count: the registry wakes a passivated session at its earliest one.
     fn is_idle(&self) -> bool {
         !self.busy
             && self.queue.is_empty()
-            && self.interactions.as_deref().is_none_or(|i| {
-                i.deadlines.is_empty() && i.waiters.is_empty() && i.next_waiters.is_none()
-            })
+            && self
+                .interactions
+                .as_deref()
+                .is_none_or(|i| i.waiters.is_empty() && i.next_waiters.is_none())
             && self.reorder.is_empty()
+    }
+
+    /// The earliest deadline of the session's pending interactions.
+    fn earliest_deadline(&self) -> Option<i64> {
+        let inter = self.interactions.as_deref()?;
+        inter
+            .deadlines
+            .keys()
+            .filter_map(|id| inter.known.get(id))
+            .filter_map(|i| i.deadline)
+            .min()
     }
 
     /// [`sweeps_covering`] at this server's sweep interval.
@@ -821,6 +834,7 @@ impl SessionActor {
             key: self.key.clone(),
             generation: self.generation,
             received: Some(self.received),
+            wake_at: self.earliest_deadline(),
         });
     }
 }
