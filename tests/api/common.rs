@@ -658,20 +658,47 @@ impl ServerProcess {
 
     /// [`ServerProcess::spawn`] with extra environment variables.
     pub fn spawn_with(database: &DatabaseTarget, env: &[(&str, &str)]) -> ServerProcess {
+        Self::spawn_limited(database, env, None)
+    }
+
+    /// [`ServerProcess::spawn_with`], its writable data memory limited to `data_bytes`
+    /// (RLIMIT_DATA: heap and other private writable mappings) when given: an allocation
+    /// beyond it fails and the process aborts, as under a container's memory limit.
+    pub fn spawn_limited(
+        database: &DatabaseTarget,
+        env: &[(&str, &str)],
+        data_bytes: Option<u64>,
+    ) -> ServerProcess {
         use std::io::BufRead;
+        use std::os::unix::process::CommandExt;
         let url = match database {
             DatabaseTarget::Postgres(url) => url.clone(),
             DatabaseTarget::Sqlite(path) => format!("sqlite://{}", path.display()),
         };
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"))
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_orchestrator"));
+        command
             .env_remove("ORCH_API_KEYS")
             .env("DATABASE_URL", url)
             .env("ORCH_LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("spawn orchestrator");
+            .stderr(std::process::Stdio::piped());
+        if let Some(limit) = data_bytes {
+            let limit = libc::rlimit {
+                rlim_cur: limit as libc::rlim_t,
+                rlim_max: limit as libc::rlim_t,
+            };
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_DATA, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        let mut child = command.spawn().expect("spawn orchestrator");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
         // Keeps draining the log so the child never blocks on a full pipe.

@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::common::{both_backends, Backend, Client, TestApp};
 
 both_backends!(
+    a_restart_over_large_pending_interactions_fits_in_little_memory,
     sessions_with_deadlines_are_woken_for_them_not_kept_in_memory,
     listings_are_bounded_in_bytes_and_page_on,
     requests_for_unknown_sessions_start_no_actor,
@@ -361,6 +362,61 @@ async fn sessions_with_deadlines_are_woken_for_them_not_kept_in_memory(backend: 
         "{}",
         r.text
     );
+}
+
+/// Ten interactions with 4 MiB payloads and day-long deadlines: the real binary restarts over
+/// them with its writable memory limited to 128 MiB (RLIMIT_DATA) and serves them. Start-up
+/// used to load every one of them into memory as parsed JSON (about 870 MB) and was killed
+/// for it again and again under a 600 MiB container limit.
+async fn a_restart_over_large_pending_interactions_fits_in_little_memory(backend: Backend) {
+    use crate::common::{fresh_database, RemoveOnDrop, ServerProcess};
+    let Some(database) = fresh_database(backend) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let server = ServerProcess::spawn(&database);
+    let blob = "x".repeat((4 << 20) - 1024);
+    for i in 0..10 {
+        let sid = format!("large{i}");
+        assert_eq!(
+            server
+                .http
+                .put(format!("/v1/sessions/{sid}"), json!({}))
+                .await
+                .status,
+            201
+        );
+        let body = json!({"interaction_id": "q", "kind": "question", "timeout_ms": 86_400_000,
+            "payload": {"blob": blob}});
+        let r = server
+            .http
+            .post(format!("/v1/sessions/{sid}/interactions"), body)
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    server.kill();
+
+    let limited = ServerProcess::spawn_limited(&database, &[], Some(128 << 20));
+    assert_eq!(limited.http.get("/readyz").await.status, 200);
+    let r = limited
+        .http
+        .post(
+            "/v1/sessions/large3/interactions/q/resolve",
+            json!({"response": "ok"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["completed_now"].as_bool()),
+        (200, Some(true)),
+        "{}",
+        r.text
+    );
+    let r = limited.http.get("/v1/sessions/large7/interactions/q").await;
+    assert_eq!(
+        r.body["payload"]["blob"].as_str().map(str::len),
+        Some(blob.len())
+    );
+    limited.kill();
 }
 
 fn one_event() -> serde_json::Value {
