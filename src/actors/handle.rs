@@ -57,7 +57,7 @@ impl SessionHandle {
     /// every [`Self::ask`]. Must run inside an actix system.
     pub fn start(
         pool: DbPool,
-        writer: Addr<Writer>,
+        writer: Writer,
         settings: SessionSettings,
         shards: usize,
         deadline: Duration,

@@ -2,9 +2,9 @@
 //!
 //! ```text
 //!                      (one shard of SessionHandle)
-//! HTTP ──ToSession<M>──► Registry ──M──► SessionActor ──SubmitWrite──► Writer ──Drain──► Committer
-//!                           ▲  ──Shutdown──►   │                     (admits to the     (sync thread: takes
-//!                           │                  │                      commit queue)      batches, answers)
+//! HTTP ──ToSession<M>──► Registry ──M──► SessionActor ──Writer::submit──► commit queue ──► Committer
+//!                           ▲  ──Shutdown──►   │          (a handle: no       (Drain wakes   (sync thread: takes
+//!                           │                  │           thread between)    it)            batches, answers)
 //!                           └─ Passivate / SessionStopped ─┘
 //! ```
 
@@ -18,7 +18,6 @@ use crate::domain::ids::{InteractionId, SessionId};
 use crate::domain::interaction::{Decision, Interaction};
 use crate::domain::session::Session;
 use crate::domain::ValidationError;
-use crate::store::SessionWrite;
 
 /// Which session a message is for: session ids are unique per scope.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -337,13 +336,9 @@ pub struct SessionStopped {
 }
 
 // ---------------------------------------------------------------------------------------------
-// SessionActor → Writer → Committer
+// Writer → Committer
 
-/// Commit one session's write; answered only after the transaction that holds it commits.
-#[derive(Message)]
-#[rtype(result = "Result<(), WriteError>")]
-pub struct SubmitWrite(pub SessionWrite);
-
+/// Why a write submitted to the writer was not committed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum WriteError {
     #[error("the write queue is full")]
@@ -354,8 +349,8 @@ pub enum WriteError {
 
 /// Writes are waiting in the commit queue and the committer is idle: commit until the queue
 /// is empty (sent to the sync committer thread). Each write is answered by the committer
-/// itself after its commit; the reply to this message only tells the writer that the
-/// committer is still there.
+/// itself after its commit; the reply to this message only tells the submitter that woke it
+/// that the committer is still there.
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Drain;
@@ -364,18 +359,3 @@ pub struct Drain;
 #[derive(Message)]
 #[rtype(result = "()")]
 pub struct Checkpoint;
-
-/// How full the writer is (for readiness and metrics).
-#[derive(Message)]
-#[rtype(result = "WriterLoad")]
-pub struct GetWriterLoad;
-
-#[derive(Clone, Copy, Debug, MessageResponse)]
-pub struct WriterLoad {
-    pub queued: usize,
-    pub capacity: usize,
-    /// A commit has been running for longer than the database timeout.
-    pub stalled: bool,
-    /// The last commit failed, recently, for a reason other than its writes.
-    pub failing: bool,
-}

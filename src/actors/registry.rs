@@ -53,7 +53,7 @@ struct Draining {
 /// What a registry is started with.
 pub struct RegistryDeps {
     pub pool: DbPool,
-    pub writer: Addr<Writer>,
+    pub writer: Writer,
     pub settings: SessionSettings,
     /// The next generation number, shared by every shard.
     pub generations: Arc<AtomicU64>,

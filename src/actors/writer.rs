@@ -1,15 +1,14 @@
-//! The writer: group commit for every session. Session actors submit writes to the writer
-//! actor, which admits them to the commit queue (bounded: a full queue answers `Overloaded` at
-//! once, never a hang). The committer, a sync actor on its own thread, takes everything
+//! The writer: group commit for every session. Session actors submit writes through the
+//! [`Writer`] handle straight into the commit queue (bounded: a full queue answers
+//! `Overloaded` at once, never a hang). The committer, a sync actor on its own thread, takes everything
 //! waiting (up to a batch limit) as soon as its previous commit is done, commits it in one
 //! transaction and answers each submitter itself, only after the commit. Batches form by
 //! themselves under load: while one commits, the next accumulates, so an idle server commits
 //! at once and a busy one in bulk.
 //!
-//! The committer takes the next batch itself rather than being handed it: a hand-over through
-//! the writer actor cost two thread hops between commits (the committer's answer to the
-//! writer's thread, the next batch back), during which the committer sat idle while writes
-//! waited, and longer whenever the actors' thread was busy. One committer thread keeps commit
+//! The committer takes the next batch itself rather than being handed it, and answers each
+//! submitter on the oneshot it queued with: no thread stands between a session actor and the
+//! committer, either way. One committer thread keeps commit
 //! order equal to notification-id order and per-session order, on both backends. After each
 //! commit the committer publishes the commit's notifications on the [`NotificationFeed`]
 //! (before answering anyone): long-polls and SSE streams wake on it and read the new rows from
@@ -27,7 +26,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use tokio::sync::oneshot;
 
-use super::messages::{Checkpoint, Drain, GetWriterLoad, SubmitWrite, WriteError, WriterLoad};
+use super::messages::{Checkpoint, Drain, WriteError};
 use crate::config::WriterSettings;
 use crate::store::{self, DbPool, NotificationFeed, PooledConnection, SessionWrite, StoreError};
 
@@ -71,11 +70,29 @@ impl CommitQueue {
     }
 }
 
+/// Where session actors submit their writes: a handle to the commit queue and the committer,
+/// cheap to clone, used from any thread. There is no writer actor in between: a submitter puts
+/// its write in the queue and awaits the committer's own answer.
+#[derive(Clone)]
 pub struct Writer {
     committer: Addr<Committer>,
     settings: WriterSettings,
     queue: Arc<CommitQueue>,
 }
+
+/// How full the writer is (for readiness and metrics).
+#[derive(Clone, Copy, Debug)]
+pub struct WriterLoad {
+    pub queued: usize,
+    pub capacity: usize,
+    /// A commit has been running for longer than the database timeout.
+    pub stalled: bool,
+    /// The last commit failed, recently, for a reason other than its writes.
+    pub failing: bool,
+}
+
+/// Where a submitted write's answer arrives: after its commit, or its failure.
+pub type CommitTicket = oneshot::Receiver<Result<(), WriteError>>;
 
 /// The most often the WAL is checkpointed while commits go on. Each checkpoint fsyncs the
 /// database file and copies pages that later commits may change again, so running them
@@ -86,12 +103,13 @@ pub const CHECKPOINT_INTERVAL: Duration = Duration::from_millis(250);
 const FAILURE_REMEMBERED: Duration = Duration::from_secs(10);
 
 impl Writer {
+    /// Starts the committer (and on SQLite the checkpointer), each on its own thread.
     pub fn start(
         pool: DbPool,
         settings: WriterSettings,
         feed: Arc<NotificationFeed>,
         wal_checkpoints: bool,
-    ) -> Addr<Writer> {
+    ) -> Writer {
         let queue = Arc::new(CommitQueue::default());
         let checkpoints = wal_checkpoints.then(|| {
             let running = Arc::new(AtomicBool::new(false));
@@ -117,82 +135,57 @@ impl Writer {
                 )
             })
         };
-        Writer::create(|ctx| {
-            // Unbounded mailbox: the bound that matters is `queue_capacity`, answered with 503.
-            ctx.set_mailbox_capacity(0);
-            Writer {
-                committer,
-                settings,
-                queue,
-            }
-        })
+        Writer {
+            committer,
+            settings,
+            queue,
+        }
     }
 
-    /// Wakes the committer. Its answer comes when the queue is empty; an error means its
-    /// thread is gone, and then nobody would ever commit what waits: refuse it all.
-    fn wake_committer(&mut self, ctx: &mut Context<Self>) {
-        self.committer
-            .send(Drain)
-            .into_actor(self)
-            .map(|result, writer, _| {
-                if let Err(e) = result {
-                    log::error!("committer unreachable: {e}");
-                    let waiting = {
-                        let mut state = writer.queue.lock();
-                        state.committer_lost = true;
-                        std::mem::take(&mut state.waiting)
-                    };
-                    for queued in waiting {
-                        let _ = queued.reply.send(Err(WriteError::Storage(e.to_string())));
-                    }
-                }
-            })
-            .spawn(ctx);
-    }
-}
-
-impl Actor for Writer {
-    type Context = Context<Self>;
-}
-
-/// Queue a write; the answer comes after its commit, or at once when the queue is full.
-impl Handler<SubmitWrite> for Writer {
-    type Result = ResponseFuture<Result<(), WriteError>>;
-
-    fn handle(&mut self, msg: SubmitWrite, ctx: &mut Context<Self>) -> Self::Result {
+    /// Queues a write for the next commit. The ticket answers after that commit; a full queue
+    /// (`Overloaded`) or a lost committer is refused at once. Must run inside an actix
+    /// arbiter: waking the committer spawns a watch on it there.
+    pub fn submit(&self, write: SessionWrite) -> Result<CommitTicket, WriteError> {
         let (reply, answer) = oneshot::channel();
         let wake = {
             let mut state = self.queue.lock();
             if state.committer_lost {
-                return Box::pin(async {
-                    Err(WriteError::Storage("the committer stopped".into()))
-                });
+                return Err(WriteError::Storage("the committer stopped".into()));
             }
             if state.waiting.len() + state.in_flight >= self.settings.queue_capacity {
-                return Box::pin(async { Err(WriteError::Overloaded) });
+                return Err(WriteError::Overloaded);
             }
-            state.waiting.push_back(Queued {
-                write: msg.0,
-                reply,
-            });
+            state.waiting.push_back(Queued { write, reply });
             !std::mem::replace(&mut state.draining, true)
         };
         if wake {
-            self.wake_committer(ctx);
+            self.wake_committer();
         }
-        Box::pin(async move {
-            answer
-                .await
-                .unwrap_or_else(|_| Err(WriteError::Storage("the writer stopped".into())))
-        })
+        Ok(answer)
     }
-}
 
-/// Report how full the queue is.
-impl Handler<GetWriterLoad> for Writer {
-    type Result = WriterLoad;
+    /// Wakes the committer. Its answer comes when the queue is empty; an error means its
+    /// thread is gone, and then nobody would ever commit what waits: refuse it all.
+    fn wake_committer(&self) {
+        let drained = self.committer.send(Drain);
+        let queue = self.queue.clone();
+        actix_rt::spawn(async move {
+            if let Err(e) = drained.await {
+                log::error!("committer unreachable: {e}");
+                let waiting = {
+                    let mut state = queue.lock();
+                    state.committer_lost = true;
+                    std::mem::take(&mut state.waiting)
+                };
+                for queued in waiting {
+                    let _ = queued.reply.send(Err(WriteError::Storage(e.to_string())));
+                }
+            }
+        });
+    }
 
-    fn handle(&mut self, _: GetWriterLoad, _: &mut Context<Self>) -> WriterLoad {
+    /// How full the queue is, and whether commits go through.
+    pub fn load(&self) -> WriterLoad {
         let state = self.queue.lock();
         let timeout = self.settings.commit_timeout;
         WriterLoad {
@@ -506,7 +499,7 @@ mod tests {
         }
     }
 
-    fn writer_on_fresh_database(name: &str) -> (Addr<Writer>, Arc<NotificationFeed>, DbPool) {
+    fn writer_on_fresh_database(name: &str) -> (Writer, Arc<NotificationFeed>, DbPool) {
         let path = std::env::temp_dir().join(format!("orch-{name}-{}.db", std::process::id()));
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
@@ -529,23 +522,27 @@ mod tests {
         )
     }
 
-    fn new_session(id: &str) -> SubmitWrite {
-        SubmitWrite(SessionWrite {
+    fn new_session(id: &str) -> SessionWrite {
+        SessionWrite {
             notifications: vec![store::NewNotification {
                 kind: "session.created",
                 at: 1,
                 body: "{}".into(),
             }],
             ..SessionWrite::new(SessionRow::new_active("default", id, 1), true)
-        })
+        }
     }
 
-    async fn submit(writer: &Addr<Writer>, write: SubmitWrite) -> Result<(), WriteError> {
-        let answer = writer.send(write);
-        actix_rt::time::timeout(Duration::from_secs(10), answer)
+    async fn submit(writer: &Writer, write: SessionWrite) -> Result<(), WriteError> {
+        let ticket = writer.submit(write)?;
+        actix_rt::time::timeout(Duration::from_secs(10), ticket)
             .await
             .expect("answered, not left waiting")
-            .expect("writer reachable")
+            .unwrap_or_else(|_| {
+                Err(WriteError::Storage(
+                    "the committer dropped the write".into(),
+                ))
+            })
     }
 
     #[actix_rt::test]
@@ -559,7 +556,7 @@ mod tests {
             .read("default", 0, None, 100)
             .expect("the feed covers it");
         assert_eq!(published.len(), 50);
-        let load = writer.send(GetWriterLoad).await.expect("writer");
+        let load = writer.load();
         assert_eq!(load.queued, 0);
     }
 
@@ -594,7 +591,7 @@ mod tests {
             crate::metrics::SPLIT_COMMITS.get() >= 1,
             "the group was split"
         );
-        let load = writer.send(GetWriterLoad).await.expect("writer");
+        let load = writer.load();
         assert!(!load.failing, "the database is fine; one write was not");
     }
 
@@ -644,8 +641,11 @@ mod tests {
         submit(&writer, new_session("before"))
             .await
             .expect("committed");
-        let committer = writer.send(GetCommitter).await.expect("writer");
-        committer.send(PanicNextCommit).await.expect("committer");
+        writer
+            .committer
+            .send(PanicNextCommit)
+            .await
+            .expect("committer");
         // The write in the panicking commit loses its answer: refused, not hung.
         let lost = submit(&writer, new_session("during")).await;
         assert!(matches!(lost, Err(WriteError::Storage(_))), "{lost:?}");
@@ -663,18 +663,5 @@ mod tests {
             refused,
             Err(WriteError::Storage("the committer stopped".into()))
         );
-    }
-
-    /// Tests: the writer's committer.
-    #[derive(Message)]
-    #[rtype(result = "Addr<Committer>")]
-    struct GetCommitter;
-
-    impl Handler<GetCommitter> for Writer {
-        type Result = MessageResult<GetCommitter>;
-
-        fn handle(&mut self, _: GetCommitter, _: &mut Context<Self>) -> Self::Result {
-            MessageResult(self.committer.clone())
-        }
     }
 }

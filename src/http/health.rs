@@ -7,7 +7,6 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{read, AppState};
-use crate::actors::messages::GetWriterLoad;
 use crate::error::ApiError;
 use crate::store::with_backend;
 
@@ -37,7 +36,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         Ok(())
     })
     .await?;
-    let load = state.writer.send(GetWriterLoad).await?;
+    let load = state.writer.load();
     if load.stalled || load.failing {
         // The database answers reads but cannot commit: stalled, locked, full or gone.
         return Err(ApiError::StorageUnavailable);
@@ -56,7 +55,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let live = state.sessions.live_count().await;
     crate::metrics::LIVE_SESSION_ACTORS.set(live as i64);
-    let load = state.writer.send(GetWriterLoad).await?;
+    let load = state.writer.load();
     crate::metrics::WRITER_QUEUE_DEPTH.set(load.queued as i64);
     Ok(HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")

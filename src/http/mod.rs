@@ -13,7 +13,6 @@ pub mod openapi;
 mod query;
 mod sessions;
 
-use actix::prelude::*;
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -31,7 +30,7 @@ use crate::store::{DbConnection, DbPool, StoreError};
 /// What every handler can reach.
 pub struct AppState {
     pub sessions: SessionHandle,
-    pub writer: Addr<Writer>,
+    pub writer: Writer,
     pub pool: DbPool,
     pub api_keys: ApiKeys,
     pub limits: Limits,

@@ -28,7 +28,7 @@ use tokio::sync::oneshot;
 use super::messages::{
     ActOnInteraction, ActionOutcome, AppendEvents, AppendOutcome, CreateInteraction, EnsureOutcome,
     EnsureSession, Evict, Forwarded, NextCommand, Passivate, SessionError, SessionKey,
-    SessionStopped, Shutdown, SubmitWrite, Sweep, WaitForInteraction, Wake, WriteError,
+    SessionStopped, Shutdown, Sweep, WaitForInteraction, Wake, WriteError,
 };
 use super::registry::Registry;
 use super::writer::Writer;
@@ -69,7 +69,7 @@ pub struct SessionDeps {
     /// Weak: see [`Registry::start`]. Upgraded for the rare message to it (passivate,
     /// stopped); a strong address per actor cost each about 100 bytes.
     pub registry: actix::WeakAddr<Registry>,
-    pub writer: Addr<Writer>,
+    pub writer: Writer,
     pub pool: DbPool,
     pub settings: SessionSettings,
     /// Events held back for reordering across all sessions, for the global cap.
@@ -414,9 +414,12 @@ impl SessionActor {
             return;
         };
         let metrics = (write.events.len() as u64, write.notifications.len() as u64);
-        self.deps
-            .writer
-            .send(SubmitWrite(write))
+        let ticket = match self.deps.writer.submit(write) {
+            Ok(ticket) => ticket,
+            Err(WriteError::Overloaded) => return self.refused(plan, ctx),
+            Err(WriteError::Storage(e)) => return self.crash_plan(plan, &e, ctx),
+        };
+        ticket
             .into_actor(self)
             .map(move |result, actor, ctx| match result {
                 Ok(Ok(())) => {
@@ -426,7 +429,7 @@ impl SessionActor {
                 }
                 Ok(Err(WriteError::Overloaded)) => actor.refused(plan, ctx),
                 Ok(Err(WriteError::Storage(e))) => actor.crash_plan(plan, &e, ctx),
-                Err(e) => actor.crash_plan(plan, &e.to_string(), ctx),
+                Err(_) => actor.crash_plan(plan, "the committer dropped the write", ctx),
             })
             .spawn(ctx);
     }
