@@ -132,7 +132,8 @@ pub struct WriterSettings {
     /// Session writes committed in one transaction at most.
     pub max_batch: usize,
     /// A commit taking longer than this counts as stalled (readiness fails), and a failed one
-    /// that took less is retried in smaller groups when its writes may be the cause.
+    /// that took less is retried in smaller groups when its writes may be the cause. The
+    /// service sets it to the database timeout.
     pub commit_timeout: Duration,
 }
 
@@ -327,7 +328,6 @@ impl Cli {
             positive("ORCH_REORDER_MAX_TOTAL", self.reorder_max_total)?;
         config.db_pool_size = positive("ORCH_DB_POOL_SIZE", self.db_pool_size as usize)? as u32;
         config.db_timeout = Duration::from_millis(self.db_timeout_ms.max(1));
-        config.writer.commit_timeout = config.db_timeout;
         config.http_workers = self.http_workers.filter(|n| *n > 0);
         config.session_threads = self.session_threads.filter(|n| *n > 0);
         config.sessions.max_live_sessions =

@@ -46,6 +46,8 @@ pub struct RunningServer {
     pub handle: ServerHandle,
     /// The sessions, for callers that need to reach them directly (tests, diagnostics).
     pub sessions: SessionHandle,
+    /// The writer, for diagnostics and tests.
+    pub writer: Writer,
     shutdown: shutdown::ShutdownTrigger,
     serving: actix_rt::task::JoinHandle<std::io::Result<()>>,
 }
@@ -103,15 +105,24 @@ impl RunningServer {
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     metrics::init();
     let target = config.database.clone();
-    let pool_settings = PoolSettings {
-        // Beyond the configured readers: the committer's own connection and the
-        // checkpointer's.
+    let read_settings = PoolSettings {
+        max_size: config.db_pool_size,
+        connection_timeout: config.db_timeout,
+    };
+    // Two pools, so that a flood of reads (any tenant's) cannot take the connections that
+    // session actors load with and the committer writes with: those have their own, sized like
+    // the readers' plus the committer's and the checkpointer's.
+    let session_settings = PoolSettings {
         max_size: config.db_pool_size + 2,
         connection_timeout: config.db_timeout,
     };
-    let pool = web::block(move || store::connect(&target, &pool_settings))
-        .await
-        .map_err(|e| StartError::Blocking(e.to_string()))??;
+    let (pool, session_pool) = web::block(move || {
+        let pool = store::connect(&target, &read_settings)?;
+        let session_pool = store::open_pool(&target, &session_settings)?;
+        Ok::<_, StoreError>((pool, session_pool))
+    })
+    .await
+    .map_err(|e| StartError::Blocking(e.to_string()))??;
     log::info!("database ready: {}", config.database.describe());
 
     let (shutdown_trigger, shutdown) = shutdown::channel();
@@ -120,9 +131,13 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         config.notification_cache_bytes,
     ));
     let wal_checkpoints = matches!(config.database, store::DatabaseTarget::Sqlite(_));
+    let writer_settings = config::WriterSettings {
+        commit_timeout: config.db_timeout,
+        ..config.writer.clone()
+    };
     let writer = Writer::start(
-        pool.clone(),
-        config.writer.clone(),
+        session_pool.clone(),
+        writer_settings,
         feed.clone(),
         wal_checkpoints,
     );
@@ -130,16 +145,16 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
     let sessions = SessionHandle::start(
-        pool.clone(),
+        session_pool.clone(),
         writer.clone(),
         config.sessions.clone(),
         session_threads,
         config.db_timeout,
     );
-    wake_sessions_with_deadlines(&pool, &sessions).await?;
+    wake_sessions_with_deadlines(&session_pool, &sessions).await?;
     let state = web::Data::new(http::AppState {
         sessions: sessions.clone(),
-        writer,
+        writer: writer.clone(),
         pool,
         api_keys: config.api_keys.clone(),
         limits: config.limits.clone(),
@@ -214,6 +229,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         addr,
         handle,
         sessions,
+        writer,
         shutdown: shutdown_trigger,
         serving: actix_rt::spawn(server),
     })

@@ -59,6 +59,9 @@ struct QueueState {
     /// When a commit last failed for a reason other than its writes (the database is down,
     /// locked, slow or full); cleared by the next commit that succeeds.
     failed_at: Option<Instant>,
+    /// Tests: the next commit first sleeps this long, as on a frozen disk.
+    #[cfg(any(test, feature = "test-hooks"))]
+    stall_next: Option<Duration>,
 }
 
 impl CommitQueue {
@@ -184,6 +187,13 @@ impl Writer {
         });
     }
 
+    /// Tests: the next commit hangs for `stall` before it starts, as on a frozen filesystem.
+    #[cfg(any(test, feature = "test-hooks"))]
+    #[doc(hidden)]
+    pub fn stall_next_commit(&self, stall: Duration) {
+        self.queue.lock().stall_next = Some(stall);
+    }
+
     /// How full the queue is, and whether commits go through.
     pub fn load(&self) -> WriterLoad {
         let state = self.queue.lock();
@@ -260,9 +270,7 @@ impl Handler<Drain> for Committer {
             let (writes, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|q| (q.write, q.reply)).unzip();
             self.commit_and_answer(writes, replies);
-            let mut state = self.queue.lock();
-            state.in_flight = 0;
-            state.committing_since = None;
+            self.queue.lock().committing_since = None;
         }
     }
 }
@@ -333,6 +341,10 @@ impl Committer {
             }
         }
         let outcome = outcome.map_err(|e| WriteError::Storage(e.to_string()));
+        {
+            let mut state = self.queue.lock();
+            state.in_flight = state.in_flight.saturating_sub(replies.len());
+        }
         for reply in replies {
             // A submitter that went away no longer needs the answer.
             let _ = reply.send(outcome.clone());
@@ -373,6 +385,13 @@ impl Committer {
         #[cfg(test)]
         if std::mem::take(&mut self.panic_next) {
             panic!("the committer panics, as the test asked");
+        }
+        #[cfg(any(test, feature = "test-hooks"))]
+        {
+            let stall = self.queue.lock().stall_next.take();
+            if let Some(stall) = stall {
+                std::thread::sleep(stall);
+            }
         }
         if self.last_commit.elapsed() >= store::TRUSTED_AFTER_USE {
             if let Some(mut idle) = self.conn.take() {

@@ -272,6 +272,11 @@ pub fn connect(target: &DatabaseTarget, settings: &PoolSettings) -> Result<DbPoo
         }
     }
     drop(first);
+    open_pool(target, settings)
+}
+
+/// Another pool on a database that [`connect`] has prepared: no migrations.
+pub fn open_pool(target: &DatabaseTarget, settings: &PoolSettings) -> Result<DbPool, StoreError> {
     let pool = r2d2::Pool::builder()
         .max_size(settings.max_size)
         .connection_timeout(settings.connection_timeout)

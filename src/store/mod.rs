@@ -16,9 +16,9 @@ mod write;
 
 pub(crate) use connection::with_backend;
 pub use connection::{
-    checkpoint, connect, ping, prepare_writer_connection, with_connection, DatabaseTarget,
-    DbConnection, DbConnectionManager, DbPool, PoolSettings, PooledConnection, DEFAULT_SQLITE_FILE,
-    TRUSTED_AFTER_USE,
+    checkpoint, connect, open_pool, ping, prepare_writer_connection, with_connection,
+    DatabaseTarget, DbConnection, DbConnectionManager, DbPool, PoolSettings, PooledConnection,
+    DEFAULT_SQLITE_FILE, TRUSTED_AFTER_USE,
 };
 pub use feed::NotificationFeed;
 pub use write::{commit_batch, Committed, NewNotification, SessionWrite};

@@ -195,9 +195,20 @@ async fn every_column_reads_back_as_written(backend: Backend) {
     completed.deadline = None;
     completed.completed_at = Some(1_700_000_000_050);
     completed.event_count = 1;
-    let mut update = SessionWrite::new(changed_session.clone(), false);
+    // Metadata and payloads never change after creation: the rows of an update carry none
+    // (as the session actor writes them), and what is stored stays.
+    let mut update = SessionWrite::new(
+        SessionRow {
+            metadata: String::new(),
+            ..changed_session.clone()
+        },
+        false,
+    );
     update.events = vec![event("s1", 3, true)];
-    update.changed_interactions = vec![completed.clone()];
+    update.changed_interactions = vec![InteractionRow {
+        payload: String::new(),
+        ..completed.clone()
+    }];
     update.notifications = vec![notification("interaction.completed")];
     assert_eq!(commit_batch(&mut conn, &[update], 44).unwrap().next_id, 45);
 
