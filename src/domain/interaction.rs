@@ -179,6 +179,29 @@ pub struct Interaction {
     pub event_count: i64,
 }
 
+impl Interaction {
+    /// Tests elsewhere: an interaction of `kind` at `position` in `status`, with an empty
+    /// payload and nothing else set.
+    #[cfg(test)]
+    pub(crate) fn for_test(id: &str, kind: &str, position: i64, status: InteractionStatus) -> Self {
+        Self {
+            id: InteractionId::parse(id).expect("a valid id"),
+            kind: kind.into(),
+            payload: JsonText::empty_object(),
+            status,
+            outcome: None,
+            result: None,
+            completed_by: None,
+            position,
+            created_at: 0,
+            timeout_ms: 1000,
+            deadline: None,
+            completed_at: None,
+            event_count: 0,
+        }
+    }
+}
+
 /// Why a decision or cancel was refused (HTTP 409).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {

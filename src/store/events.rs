@@ -74,12 +74,9 @@ pub fn list(
         diesel::dsl::sql::<diesel::sql_types::BigInt>(&size),
         filter.limit
     ))?;
-    let fit = super::page::rows_within(&sizes, max_bytes);
-    if fit == 0 {
-        return Ok((Vec::new(), false));
-    }
-    let rows = with_backend!(conn, |c| selected!(c, EventRow::as_select(), fit as i64))?;
-    Ok((rows, fit < sizes.len()))
+    super::page::within(&sizes, sizes.len(), max_bytes, |fit| {
+        with_backend!(conn, |c| selected!(c, EventRow::as_select(), fit))
+    })
 }
 
 /// The dedup keys of the session's newest `limit` events, newest first, with their seqs.

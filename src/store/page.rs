@@ -3,6 +3,8 @@
 //! fit in the byte budget, and only then reads those rows. A page of a thousand rows with
 //! megabytes each therefore never reaches memory; the caller says where the next page starts.
 
+use diesel::QueryResult;
+
 use super::DbConnection;
 
 /// What a row costs beyond its large columns (ids, times, JSON punctuation), counted against
@@ -30,6 +32,22 @@ pub fn rows_within(sizes: &[i64], budget: usize) -> usize {
         }
     }
     sizes.len()
+}
+
+/// The second step of a bounded page: given the `sizes` of the rows the listing would send (one
+/// more than `limit` when it wants to know whether more follow), reads with `rows(n)` the first
+/// `n` that fit. `true` when more rows follow the page.
+pub fn within<R>(
+    sizes: &[i64],
+    limit: usize,
+    max_bytes: usize,
+    rows: impl FnOnce(i64) -> QueryResult<Vec<R>>,
+) -> QueryResult<(Vec<R>, bool)> {
+    let fit = rows_within(&sizes[..sizes.len().min(limit)], max_bytes);
+    if fit == 0 {
+        return Ok((Vec::new(), false));
+    }
+    Ok((rows(fit as i64)?, fit < sizes.len()))
 }
 
 #[cfg(test)]

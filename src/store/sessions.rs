@@ -76,11 +76,7 @@ pub fn page(
         diesel::dsl::sql::<diesel::sql_types::BigInt>(&size),
         limit + 1
     ))?;
-    let in_page = &sizes[..sizes.len().min(limit as usize)];
-    let fit = super::page::rows_within(in_page, max_bytes);
-    if fit == 0 {
-        return Ok((Vec::new(), false));
-    }
-    let rows = with_backend!(conn, |c| selected!(c, SessionRow::as_select(), fit as i64))?;
-    Ok((rows, fit < sizes.len()))
+    super::page::within(&sizes, limit as usize, max_bytes, |fit| {
+        with_backend!(conn, |c| selected!(c, SessionRow::as_select(), fit))
+    })
 }

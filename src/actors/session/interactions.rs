@@ -284,24 +284,9 @@ impl SessionActor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::ids::InteractionId;
 
     fn interaction(id: &str, kind: &str, position: i64, status: InteractionStatus) -> Interaction {
-        Interaction {
-            id: InteractionId::parse(id).unwrap(),
-            kind: kind.into(),
-            payload: crate::domain::json::JsonText::empty_object(),
-            status,
-            outcome: None,
-            result: None,
-            completed_by: None,
-            position,
-            created_at: 0,
-            timeout_ms: 1000,
-            deadline: None,
-            completed_at: None,
-            event_count: 0,
-        }
+        Interaction::for_test(id, kind, position, status)
     }
 
     #[test]

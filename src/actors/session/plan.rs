@@ -699,7 +699,7 @@ fn event_row(
 mod tests {
     use super::*;
     use crate::actors::session::interactions::InteractionState;
-    use crate::domain::ids::{InteractionId, SessionId};
+    use crate::domain::ids::SessionId;
 
     fn key() -> SessionKey {
         SessionKey {
@@ -709,21 +709,7 @@ mod tests {
     }
 
     fn command(id: &str, position: i64, status: InteractionStatus) -> Interaction {
-        Interaction {
-            id: InteractionId::parse(id).unwrap(),
-            kind: "command".into(),
-            payload: JsonText::from_value(&json!({"run": id})),
-            status,
-            outcome: None,
-            result: None,
-            completed_by: None,
-            position,
-            created_at: 0,
-            timeout_ms: 1000,
-            deadline: None,
-            completed_at: None,
-            event_count: 0,
-        }
+        Interaction::for_test(id, "command", position, status)
     }
 
     /// Plans one `commands/next` against `committed` and returns what it was handed.
