@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use actix::prelude::*;
-use serde_json::Value;
 
 use crate::domain::event::NewEvent;
 use crate::domain::ids::{InteractionId, SessionId};
@@ -219,7 +218,7 @@ pub struct EventAck {
 pub struct CreateInteraction {
     pub id: InteractionId,
     pub kind: String,
-    pub payload: Value,
+    pub payload: crate::domain::json::JsonText,
     pub timeout_ms: i64,
     pub queued: bool,
 }

@@ -1,10 +1,12 @@
 //! Event validation and the dedup key (contract §5). A request body becomes a list of
 //! [`NewEvent`]s only when every event in it is valid; the first invalid one names its index.
 
-use serde_json::{Map, Value};
+use serde_json::value::RawValue;
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::ids::{EventId, EventType, InteractionId};
+use super::json::{self, Fields, JsonText};
 use super::time::parse_rfc3339_micros;
 use super::ValidationError;
 
@@ -27,7 +29,8 @@ pub struct NewEvent {
     pub event_type: EventType,
     /// The client's `timestamp`, in microseconds since the epoch.
     pub occurred_at_us: i64,
-    pub data: Option<Map<String, Value>>,
+    /// The `data` object's text, as sent.
+    pub data: Option<JsonText>,
     pub event_id: Option<EventId>,
     pub interaction_id: Option<InteractionId>,
     /// The client's own per-session counter, when it sends one.
@@ -40,14 +43,14 @@ impl NewEvent {
     /// The `data` field as stored: the JSON text of the object, or `null`.
     pub fn data_json(&self) -> String {
         match &self.data {
-            Some(map) => serde_json::to_string(map).unwrap_or_else(|_| "null".into()),
+            Some(text) => text.as_str().to_owned(),
             None => "null".into(),
         }
     }
 
     /// A string field of `data`, when present.
-    pub fn data_str(&self, key: &str) -> Option<&str> {
-        self.data.as_ref()?.get(key)?.as_str()
+    pub fn data_str(&self, key: &str) -> Option<String> {
+        self.data.as_ref()?.member_str(key)
     }
 }
 
@@ -66,18 +69,18 @@ pub enum BodyError {
 }
 
 /// Validates a whole body: one event object, or `{"events": [event, ...]}`.
-pub fn parse_body(body: Value, max_batch: usize) -> Result<Vec<NewEvent>, BodyError> {
-    let Value::Object(mut object) = body else {
+pub fn parse_body(body: &RawValue, max_batch: usize) -> Result<Vec<NewEvent>, BodyError> {
+    let Some(mut object) = Fields::of(body) else {
         return Err(BodyError::Shape(
             "the body must be an event object or {\"events\": [...]}".into(),
         ));
     };
-    let Some(events) = object.remove("events") else {
-        return parse_event(Value::Object(object), None)
+    let Some(events) = object.take("events") else {
+        return parse_event(body, None)
             .map(|e| vec![e])
             .map_err(BodyError::Invalid);
     };
-    let Value::Array(events) = events else {
+    let Some(events) = json::elements(events) else {
         return Err(BodyError::Shape("`events` must be an array".into()));
     };
     if events.len() > max_batch {
@@ -101,7 +104,7 @@ pub fn parse_body(body: Value, max_batch: usize) -> Result<Vec<NewEvent>, BodyEr
 }
 
 /// Validates one event; `index` is its position when it came in a batch.
-fn parse_event(value: Value, index: Option<usize>) -> Result<NewEvent, ValidationError> {
+fn parse_event(value: &RawValue, index: Option<usize>) -> Result<NewEvent, ValidationError> {
     let locate = |mut err: ValidationError| {
         if let Some(i) = index {
             err.detail = format!("events[{i}].{}", err.detail);
@@ -109,42 +112,35 @@ fn parse_event(value: Value, index: Option<usize>) -> Result<NewEvent, Validatio
         err.index = Some(index.unwrap_or(0));
         err
     };
-    let Value::Object(mut fields) = value else {
+    let Some(mut fields) = Fields::of(value) else {
         return Err(locate(ValidationError {
             index: None,
             field: None,
             detail: "an event must be a JSON object".into(),
         }));
     };
-    let mut take = |name: &str| match fields.remove(name) {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v),
+    let mut take = |name: &str| fields.take(name);
+
+    let required_string = |raw: Option<&RawValue>, name: &str, what: &str| match raw {
+        None => Err(locate(ValidationError::field(name, "is required"))),
+        Some(raw) => json::string(raw).ok_or_else(|| locate(ValidationError::field(name, what))),
+    };
+    let optional_string = |raw: Option<&RawValue>, name: &str| {
+        raw.map(|raw| {
+            json::string(raw)
+                .ok_or_else(|| locate(ValidationError::field(name, "must be a string")))
+        })
+        .transpose()
     };
 
-    let event_type = match take("event_type") {
-        None => return Err(locate(ValidationError::field("event_type", "is required"))),
-        Some(Value::String(s)) => EventType::parse(&s).map_err(locate)?,
-        Some(_) => {
-            return Err(locate(ValidationError::field(
-                "event_type",
-                "must be a string",
-            )))
-        }
-    };
-    let occurred_at_us = match take("timestamp") {
-        None => return Err(locate(ValidationError::field("timestamp", "is required"))),
-        Some(Value::String(s)) => parse_rfc3339_micros(&s)
-            .ok_or_else(|| locate(ValidationError::field("timestamp", "not an RFC 3339 time")))?,
-        Some(_) => {
-            return Err(locate(ValidationError::field(
-                "timestamp",
-                "must be an RFC 3339 string",
-            )))
-        }
-    };
+    let event_type = required_string(take("event_type"), "event_type", "must be a string")?;
+    let event_type = EventType::parse(&event_type).map_err(locate)?;
+    let timestamp = required_string(take("timestamp"), "timestamp", "must be an RFC 3339 string")?;
+    let occurred_at_us = parse_rfc3339_micros(&timestamp)
+        .ok_or_else(|| locate(ValidationError::field("timestamp", "not an RFC 3339 time")))?;
     let data = match take("data") {
         None => None,
-        Some(Value::Object(map)) => Some(map),
+        Some(raw) if json::is_object(raw) => Some(raw),
         Some(_) => {
             return Err(locate(ValidationError::field(
                 "data",
@@ -152,32 +148,21 @@ fn parse_event(value: Value, index: Option<usize>) -> Result<NewEvent, Validatio
             )))
         }
     };
-    let event_id = match take("event_id") {
-        None => None,
-        Some(Value::String(s)) => Some(EventId::parse(&s).map_err(locate)?),
-        Some(_) => {
-            return Err(locate(ValidationError::field(
-                "event_id",
-                "must be a string",
-            )))
-        }
-    };
-    let interaction_id = match take("interaction_id") {
-        None => None,
-        Some(Value::String(s)) => Some(InteractionId::parse(&s).map_err(locate)?),
-        Some(_) => {
-            return Err(locate(ValidationError::field(
-                "interaction_id",
-                "must be a string",
-            )))
-        }
-    };
+    let event_id = optional_string(take("event_id"), "event_id")?
+        .map(|s| EventId::parse(&s).map_err(locate))
+        .transpose()?;
+    let interaction_id = optional_string(take("interaction_id"), "interaction_id")?
+        .map(|s| InteractionId::parse(&s).map_err(locate))
+        .transpose()?;
     let sequence = match take("sequence") {
         None => None,
-        Some(v) => Some(
-            v.as_u64()
-                .and_then(|n| i64::try_from(n).ok())
-                .or_else(|| integral(&v).filter(|n| *n >= 0))
+        Some(raw) => Some(
+            json::number(raw)
+                .and_then(|v| {
+                    v.as_u64()
+                        .and_then(|n| i64::try_from(n).ok())
+                        .or_else(|| integral(&v).filter(|n| *n >= 0))
+                })
                 // The next expected number must fit too.
                 .filter(|n| *n < MAX_SEQUENCE)
                 .ok_or_else(|| {
@@ -194,12 +179,12 @@ fn parse_event(value: Value, index: Option<usize>) -> Result<NewEvent, Validatio
         interaction_id.as_ref(),
         &event_type,
         occurred_at_us,
-        data.as_ref(),
+        data,
     );
     Ok(NewEvent {
         event_type,
         occurred_at_us,
-        data,
+        data: data.map(JsonText::compact),
         event_id,
         interaction_id,
         sequence,
@@ -215,7 +200,7 @@ pub fn dedup_key(
     interaction_id: Option<&InteractionId>,
     event_type: &EventType,
     occurred_at_us: i64,
-    data: Option<&Map<String, Value>>,
+    data: Option<&RawValue>,
 ) -> String {
     if let Some(id) = event_id {
         return format!("e:{}", id.as_str());
@@ -232,8 +217,8 @@ pub fn dedup_key(
     }
     part(event_type.as_str().as_bytes());
     part(&occurred_at_us.to_le_bytes());
-    match data {
-        Some(map) => part(serde_json::to_string(map).unwrap_or_default().as_bytes()),
+    match data.map(json::canonical) {
+        Some(text) => part(text.as_bytes()),
         None => part(b"\x00none"),
     }
     let digest = hasher.finalize();
@@ -249,6 +234,11 @@ pub fn dedup_key(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The parser, given a document built with `json!`.
+    fn parse_body(body: Value, max_batch: usize) -> Result<Vec<NewEvent>, BodyError> {
+        super::parse_body(&serde_json::value::to_raw_value(&body).unwrap(), max_batch)
+    }
 
     fn one(v: Value) -> Result<NewEvent, BodyError> {
         parse_body(v, 1000).map(|mut e| e.remove(0))
@@ -423,6 +413,11 @@ mod properties {
     use proptest::prelude::*;
     use serde_json::json;
 
+    /// The parser, given a document built with `json!`.
+    fn parse_body(body: Value, max_batch: usize) -> Result<Vec<NewEvent>, BodyError> {
+        super::parse_body(&serde_json::value::to_raw_value(&body).unwrap(), max_batch)
+    }
+
     /// Any JSON value, nested a few levels, with awkward strings and numbers.
     fn any_json() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![
@@ -529,8 +524,10 @@ mod properties {
 
         #[test]
         fn arbitrary_bytes_never_panic_the_pipeline(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-            if let Ok(value) = serde_json::from_slice::<Value>(&bytes) {
-                let _ = parse_body(value, 10);
+            if let Ok(raw) = serde_json::from_slice::<&RawValue>(&bytes) {
+                if json::check_body(raw).is_ok() {
+                    let _ = super::parse_body(raw, 10);
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 //! written once. These rules are pure and exhaustively unit-tested; the session actor applies
 //! them one at a time, so they hold under any interleaving of callers.
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::ids::InteractionId;
@@ -113,9 +114,9 @@ impl CompletedBy {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
     /// `POST …/result {"status": "ok"|"error", "output": any}`
-    Result { ok: bool, output: Value },
+    Result { ok: bool, output: JsonText },
     /// `POST …/resolve {"response": any}`
-    Resolve { response: Value },
+    Resolve { response: JsonText },
     /// `POST …/reject {"reason": string}`
     Reject { reason: Option<String> },
 }
@@ -132,8 +133,8 @@ impl Decision {
 
     fn result(self) -> JsonText {
         match self {
-            Self::Result { output, .. } => JsonText::from_value(&output),
-            Self::Resolve { response } => JsonText::from_value(&response),
+            Self::Result { output, .. } => output,
+            Self::Resolve { response } => response,
             Self::Reject { reason } => {
                 JsonText::from_value(&reason.map(Value::String).unwrap_or(Value::Null))
             }
@@ -145,10 +146,10 @@ impl Decision {
 pub const MAX_TIMEOUT_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Checks a requested `timeout_ms`.
-pub fn parse_timeout_ms(value: Option<&Value>, default_ms: i64) -> Result<i64, ValidationError> {
+pub fn parse_timeout_ms(value: Option<&RawValue>, default_ms: i64) -> Result<i64, ValidationError> {
     match value {
-        None | Some(Value::Null) => Ok(default_ms),
-        Some(v) => match super::event::integral(v) {
+        None => Ok(default_ms),
+        Some(raw) => match super::json::number(raw).and_then(|v| super::event::integral(&v)) {
             Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Ok(ms),
             _ => Err(ValidationError::field(
                 "timeout_ms",
@@ -247,7 +248,12 @@ impl Interaction {
                     self.outcome = Some(outcome);
                     self.result = Some(result);
                     Ok(false)
-                } else if self.outcome == Some(outcome) && self.result.as_ref() == Some(&result) {
+                } else if self.outcome == Some(outcome)
+                    && self
+                        .result
+                        .as_ref()
+                        .is_some_and(|kept| kept.same_document(&result))
+                {
                     Ok(false)
                 } else {
                     Err(Refusal::AlreadyCompleted(format!(
@@ -337,7 +343,10 @@ mod tests {
     }
 
     fn ok(output: Value) -> Decision {
-        Decision::Result { ok: true, output }
+        Decision::Result {
+            ok: true,
+            output: JsonText::from_value(&output),
+        }
     }
 
     /// The store finds open interactions by `completed_at IS NULL` (the partial
@@ -419,7 +428,7 @@ mod tests {
             i.decide(
                 Decision::Result {
                     ok: false,
-                    output: json!("boom")
+                    output: JsonText::from_value(&json!("boom"))
                 },
                 4
             ),
@@ -434,7 +443,7 @@ mod tests {
             i.decide(
                 Decision::Result {
                     ok: false,
-                    output: json!("boom")
+                    output: JsonText::from_value(&json!("boom"))
                 },
                 5
             ),
@@ -449,7 +458,7 @@ mod tests {
         let mut a = pending();
         a.decide(
             Decision::Resolve {
-                response: json!({"allow": true}),
+                response: JsonText::from_value(&json!({"allow": true})),
             },
             1,
         )
@@ -526,7 +535,8 @@ mod tests {
     #[test]
     fn timeouts_are_validated() {
         assert_eq!(parse_timeout_ms(None, 30_000), Ok(30_000));
-        assert_eq!(parse_timeout_ms(Some(&json!(5)), 30_000), Ok(5));
+        let raw = |v: Value| serde_json::value::to_raw_value(&v).unwrap();
+        assert_eq!(parse_timeout_ms(Some(&raw(json!(5))), 30_000), Ok(5));
         for bad in [
             json!(0),
             json!(-1),
@@ -534,7 +544,10 @@ mod tests {
             json!("5"),
             json!(MAX_TIMEOUT_MS + 1),
         ] {
-            assert!(parse_timeout_ms(Some(&bad), 1).is_err(), "{bad}");
+            assert!(
+                parse_timeout_ms(Some(&raw(bad.clone())), 1).is_err(),
+                "{bad}"
+            );
         }
     }
 }

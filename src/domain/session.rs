@@ -83,9 +83,9 @@ impl Session {
         match event.event_type.as_str() {
             "session_start" => self.set_status(SessionStatus::Active),
             "session_status_changed" => match event.data_str("status") {
-                Some(s) => match SessionStatus::parse(s) {
+                Some(s) => match SessionStatus::parse(&s) {
                     Some(status) => self.set_status(status),
-                    None => SideEffect::InvalidStatus(s.to_owned()),
+                    None => SideEffect::InvalidStatus(s),
                 },
                 None => SideEffect::InvalidStatus("<missing>".to_owned()),
             },
@@ -97,13 +97,13 @@ impl Session {
                 None => SideEffect::MissingConversationId,
                 Some(offered) => match &self.external_conversation_id {
                     None => {
-                        self.external_conversation_id = Some(offered.to_owned());
+                        self.external_conversation_id = Some(offered);
                         SideEffect::ConversationLinked
                     }
-                    Some(kept) if kept == offered => SideEffect::None,
+                    Some(kept) if *kept == offered => SideEffect::None,
                     Some(kept) => SideEffect::ConversationConflict {
                         kept: kept.clone(),
-                        offered: offered.to_owned(),
+                        offered,
                     },
                 },
             },
@@ -148,7 +148,9 @@ mod tests {
     fn event(v: Value) -> NewEvent {
         let mut v = v;
         v["timestamp"] = json!("2026-11-22T10:00:00Z");
-        parse_body(v, 10).unwrap().remove(0)
+        parse_body(&serde_json::value::to_raw_value(&v).unwrap(), 10)
+            .unwrap()
+            .remove(0)
     }
 
     fn session() -> Session {

@@ -6,17 +6,17 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use super::sessions::find_session;
-use super::{page_limit, parse_json, read, read_body, session_key, AppState, CallerScope};
+use super::{object_fields, page_limit, read, read_body, session_key, AppState, CallerScope};
 use crate::actors::messages::{
     ActOnInteraction, Action, CreateInteraction, NextCommand, SessionKey, WaitForInteraction,
 };
 use crate::domain::ids::{EventType, InteractionId};
 use crate::domain::interaction::{parse_timeout_ms, Decision, Interaction, InteractionStatus};
-use crate::domain::json::JsonText;
+use crate::domain::json::{self, Fields, JsonText};
 use crate::domain::time::format_millis;
 use crate::domain::ValidationError;
 use crate::error::ApiError;
@@ -85,31 +85,22 @@ pub struct InteractionList {
     next_after: Option<String>,
 }
 
-/// Reads a JSON object body; an empty body is an empty object.
-async fn object_body(
-    state: &AppState,
-    req: &HttpRequest,
-    payload: web::Payload,
-) -> Result<Map<String, Value>, ApiError> {
-    let body = read_body(req, payload, &state.limits).await?;
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Map::new());
-    }
-    match parse_json(&body)? {
-        Value::Object(fields) => Ok(fields),
-        _ => Err(ApiError::BadRequest(
-            "the body must be a JSON object".into(),
-        )),
+/// The client's `interaction_id`, or a fresh UUID.
+fn interaction_id(fields: &mut Fields) -> Result<InteractionId, ApiError> {
+    match fields.take("interaction_id") {
+        None => Ok(InteractionId::parse(&uuid::Uuid::new_v4().to_string())?),
+        Some(raw) => match json::string(raw) {
+            Some(s) => Ok(InteractionId::parse(&s)?),
+            None => Err(ValidationError::field("interaction_id", "must be a string").into()),
+        },
     }
 }
 
-/// The client's `interaction_id`, or a fresh UUID.
-fn interaction_id(fields: &mut Map<String, Value>) -> Result<InteractionId, ApiError> {
-    match fields.remove("interaction_id") {
-        None | Some(Value::Null) => Ok(InteractionId::parse(&uuid::Uuid::new_v4().to_string())?),
-        Some(Value::String(s)) => Ok(InteractionId::parse(&s)?),
-        Some(_) => Err(ValidationError::field("interaction_id", "must be a string").into()),
-    }
+/// A member that may hold any JSON, `null` when absent.
+fn any_json(fields: &mut Fields, name: &str) -> JsonText {
+    fields
+        .take_value(name)
+        .map_or_else(JsonText::null, JsonText::compact)
 }
 
 fn created(session_id: &str, (interaction, created): (Interaction, bool)) -> HttpResponse {
@@ -143,33 +134,34 @@ pub async fn create(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&scope, &path)?;
-    let mut fields = object_body(&state, &req, payload).await?;
+    let body = read_body(&req, payload, &state.limits).await?;
+    let mut fields = object_fields(&body)?;
     let id = interaction_id(&mut fields)?;
-    let kind = match fields.remove("kind") {
-        Some(Value::String(k)) => EventType::parse(&k)
+    let kind = match fields.take("kind").map(json::string) {
+        Some(Some(k)) => EventType::parse(&k)
             .map_err(|_| {
                 ValidationError::field("kind", "must be 1-64 chars of A-Z a-z 0-9 . _ : -")
             })?
             .into_string(),
-        Some(_) => return Err(ValidationError::field("kind", "must be a string").into()),
+        Some(None) => return Err(ValidationError::field("kind", "must be a string").into()),
         None => return Err(ValidationError::field("kind", "is required").into()),
     };
-    let payload = fields.remove("payload").unwrap_or(Value::Null);
-    create_interaction(&state, key, &fields, id, kind, payload, false).await
+    let payload = any_json(&mut fields, "payload");
+    create_interaction(&state, key, &mut fields, id, kind, payload, false).await
 }
 
 /// Creates an interaction (or finds the existing one): 201 or 200 with it.
 async fn create_interaction(
     state: &AppState,
     key: SessionKey,
-    fields: &Map<String, Value>,
+    fields: &mut Fields<'_>,
     id: InteractionId,
     kind: String,
-    payload: Value,
+    payload: JsonText,
     queued: bool,
 ) -> Result<HttpResponse, ApiError> {
     let timeout_ms = parse_timeout_ms(
-        fields.get("timeout_ms"),
+        fields.take("timeout_ms"),
         state.default_interaction_timeout_ms,
     )?;
     let msg = CreateInteraction {
@@ -205,12 +197,22 @@ pub async fn enqueue_command(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&scope, &path)?;
-    let mut fields = object_body(&state, &req, payload).await?;
+    let body = read_body(&req, payload, &state.limits).await?;
+    let mut fields = object_fields(&body)?;
     let id = interaction_id(&mut fields)?;
-    let Some(command) = fields.remove("payload") else {
+    let Some(command) = fields.take_value("payload").map(JsonText::compact) else {
         return Err(ValidationError::field("payload", "is required").into());
     };
-    create_interaction(&state, key, &fields, id, "command".into(), command, true).await
+    create_interaction(
+        &state,
+        key,
+        &mut fields,
+        id,
+        "command".into(),
+        command,
+        true,
+    )
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -334,16 +336,17 @@ pub async fn result(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (key, id) = path_keys(&scope, &path)?;
-    let mut fields = object_body(&state, &req, payload).await?;
-    let ok = match fields.remove("status") {
-        Some(Value::String(s)) if s == "ok" => true,
-        Some(Value::String(s)) if s == "error" => false,
+    let body = read_body(&req, payload, &state.limits).await?;
+    let mut fields = object_fields(&body)?;
+    let ok = match fields.take("status").map(json::string) {
+        Some(Some(s)) if s == "ok" => true,
+        Some(Some(s)) if s == "error" => false,
         None => return Err(ValidationError::field("status", "is required (ok or error)").into()),
         Some(_) => {
             return Err(ValidationError::field("status", "must be \"ok\" or \"error\"").into())
         }
     };
-    let output = fields.remove("output").unwrap_or(Value::Null);
+    let output = any_json(&mut fields, "output");
     act(
         &state,
         key,
@@ -372,8 +375,9 @@ pub async fn resolve(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (key, id) = path_keys(&scope, &path)?;
-    let mut fields = object_body(&state, &req, payload).await?;
-    let response = fields.remove("response").unwrap_or(Value::Null);
+    let body = read_body(&req, payload, &state.limits).await?;
+    let mut fields = object_fields(&body)?;
+    let response = any_json(&mut fields, "response");
     act(
         &state,
         key,
@@ -402,11 +406,12 @@ pub async fn reject(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let (key, id) = path_keys(&scope, &path)?;
-    let mut fields = object_body(&state, &req, payload).await?;
-    let reason = match fields.remove("reason") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s),
-        Some(_) => return Err(ValidationError::field("reason", "must be a string").into()),
+    let body = read_body(&req, payload, &state.limits).await?;
+    let mut fields = object_fields(&body)?;
+    let reason = match fields.take("reason").map(json::string) {
+        None => None,
+        Some(Some(s)) => Some(s),
+        Some(None) => return Err(ValidationError::field("reason", "must be a string").into()),
     };
     act(&state, key, id, Action::Decide(Decision::Reject { reason })).await
 }

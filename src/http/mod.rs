@@ -15,7 +15,7 @@ mod sessions;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 pub use auth::{CallerScope, StreamTokens};
 pub(crate) use query::Query;
@@ -24,6 +24,7 @@ use crate::actors::messages::SessionKey;
 use crate::actors::{SessionHandle, Writer};
 use crate::config::{ApiKeys, Limits};
 use crate::domain::ids::SessionId;
+use crate::domain::json::{self, BodyRefusal, Fields};
 use crate::error::ApiError;
 use crate::store::{DbConnection, DbPool, StoreError};
 
@@ -252,13 +253,28 @@ pub(crate) async fn read_body(
     Ok(body.freeze())
 }
 
-/// Parses a body as JSON (400 when it is not; 422 when a string in it could not be stored,
-/// see [`crate::domain::json`]).
-pub(crate) fn parse_json(body: &[u8]) -> Result<Value, ApiError> {
-    let value = serde_json::from_slice(body)
+/// Checks a body as JSON and gives its text, borrowed: 400 when it is not JSON or nests too
+/// deep, 422 when a string in it could not be stored (see [`crate::domain::json`]).
+pub(crate) fn parse_json(body: &[u8]) -> Result<&RawValue, ApiError> {
+    let raw: &RawValue = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
-    crate::domain::json::refuse_nul(&value)?;
-    Ok(value)
+    match json::check_body(raw) {
+        Ok(()) => Ok(raw),
+        Err(BodyRefusal::TooDeep) => Err(ApiError::BadRequest(format!(
+            "the body is not valid JSON: arrays and objects nest deeper than {}",
+            json::MAX_DEPTH
+        ))),
+        Err(BodyRefusal::Invalid(e)) => Err(e.into()),
+    }
+}
+
+/// The members of a JSON object body; an empty body has none.
+pub(crate) fn object_fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Fields::none());
+    }
+    Fields::of(parse_json(body)?)
+        .ok_or_else(|| ApiError::BadRequest("the body must be a JSON object".into()))
 }
 
 /// Validates a session id taken from the path.

@@ -2,13 +2,12 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
-use super::{page_limit, parse_json, read, read_body, session_key, AppState, CallerScope};
+use super::{object_fields, page_limit, read, read_body, session_key, AppState, CallerScope};
 use crate::actors::messages::EnsureSession;
 use crate::domain::ids::SessionId;
-use crate::domain::json::JsonText;
+use crate::domain::json::{self, Fields, JsonText};
 use crate::domain::session::{Session, SessionStatus};
 use crate::domain::time::format_millis;
 use crate::domain::ValidationError;
@@ -93,25 +92,17 @@ pub async fn put(
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&scope, &path)?;
     let body = read_body(&req, payload, &state.limits).await?;
-    let metadata = if body.iter().all(u8::is_ascii_whitespace) {
-        None
+    // `null` is no body.
+    let null_body = body.trim_ascii() == b"null";
+    let mut fields = if null_body {
+        Fields::none()
     } else {
-        match parse_json(&body)? {
-            // `null` is no body.
-            Value::Null => None,
-            Value::Object(mut fields) => match fields.remove("metadata") {
-                None | Some(Value::Null) => None,
-                Some(metadata @ Value::Object(_)) => Some(JsonText::from_value(&metadata)),
-                Some(_) => {
-                    return Err(ValidationError::field("metadata", "must be a JSON object").into())
-                }
-            },
-            _ => {
-                return Err(ApiError::BadRequest(
-                    "the body must be a JSON object".into(),
-                ))
-            }
-        }
+        object_fields(&body)?
+    };
+    let metadata = match fields.take("metadata") {
+        None => None,
+        Some(raw) if json::is_object(raw) => Some(JsonText::compact(raw)),
+        Some(_) => return Err(ValidationError::field("metadata", "must be a JSON object").into()),
     };
     let outcome = state.sessions.ask(key, EnsureSession { metadata }).await?;
     let dto = SessionDto::from(&outcome.session);

@@ -12,6 +12,8 @@ both_backends!(
     the_bearer_scheme_is_case_insensitive,
     a_bad_query_value_names_its_parameter,
     json_numbers_come_back_exactly_as_sent,
+    json_keeps_its_key_order_and_loses_only_whitespace,
+    json_nested_too_deep_is_a_400,
     times_outside_four_digit_years_are_refused,
 );
 
@@ -190,6 +192,99 @@ async fn json_numbers_come_back_exactly_as_sent(backend: Backend) {
         (again.status, again.body["duplicates"].clone()),
         (200, Value::from(1))
     );
+}
+
+async fn json_keeps_its_key_order_and_loses_only_whitespace(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let created = app
+        .request(
+            Method::PUT,
+            "/v1/sessions/k1",
+            Some(br#"{"metadata": {"b": 1, "a": [ 2,	3 ], "s": "x  y"}}"#.to_vec()),
+            None,
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    let read = app.get("/v1/sessions/k1").await;
+    match backend {
+        Backend::Sqlite => assert!(
+            read.text
+                .contains(r#""metadata":{"b":1,"a":[2,3],"s":"x  y"}"#),
+            "{}",
+            read.text
+        ),
+        // jsonb orders keys its own way once the session is read back from the database.
+        Backend::Postgres => assert_eq!(
+            read.body["metadata"],
+            json!({"b": 1, "a": [2, 3], "s": "x  y"})
+        ),
+    }
+    // The content key of an event without an id ignores key order all the same.
+    let event = |data: &str| {
+        format!(r#"{{"event_type": "x", "timestamp": "2026-11-22T10:00:00Z", "data": {data}}}"#)
+    };
+    let first = app
+        .post_raw(
+            "/v1/sessions/k1/events",
+            event(r#"{"a": 1, "b": 2}"#).as_bytes(),
+        )
+        .await;
+    assert_eq!(first.status, 201);
+    let second = app
+        .post_raw(
+            "/v1/sessions/k1/events",
+            event(r#"{"b":2,"a":1}"#).as_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (second.status, second.body["duplicates"].clone()),
+        (200, Value::from(1))
+    );
+}
+
+async fn json_nested_too_deep_is_a_400(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let nested = |depth: usize| {
+        format!(
+            r#"{{"metadata": {{"deep": {}{}}}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    };
+    // The body object and `metadata` are two levels.
+    let ok = app
+        .request(
+            Method::PUT,
+            "/v1/sessions/d1",
+            Some(nested(126).into_bytes()),
+            None,
+        )
+        .await;
+    assert_eq!(ok.status, 201, "{}", ok.text);
+    let deep = app
+        .request(
+            Method::PUT,
+            "/v1/sessions/d2",
+            Some(nested(127).into_bytes()),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (deep.status, deep.content_type.as_str()),
+        (400, "application/problem+json"),
+        "{}",
+        deep.text
+    );
+    assert!(
+        deep.body["detail"].as_str().unwrap().contains("128"),
+        "{}",
+        deep.text
+    );
+    assert_eq!(app.get("/v1/sessions/d2").await.status, 404);
 }
 
 async fn times_outside_four_digit_years_are_refused(backend: Backend) {

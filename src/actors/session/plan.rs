@@ -427,7 +427,7 @@ impl<'a> Planner<'a> {
         let interaction = Interaction {
             id: msg.id,
             kind: msg.kind,
-            payload: JsonText::from_value(&msg.payload),
+            payload: msg.payload.clone(),
             status: if msg.queued {
                 InteractionStatus::Queued
             } else {
