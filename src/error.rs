@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::actors::messages::SessionError;
 use crate::domain::event::BodyError;
 use crate::domain::ValidationError;
+use crate::http::guard::Refusal;
 use crate::store::StoreError;
 
 /// Seconds a client is asked to wait before retrying a 503.
@@ -39,6 +40,9 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("the request body did not arrive within {} ms", .0.as_millis())]
     RequestTimeout(std::time::Duration),
+    /// A request head the connection guard refused, answered in its stead.
+    #[error(transparent)]
+    RequestHead(#[from] Refusal),
     #[error(transparent)]
     Validation(#[from] ValidationError),
     #[error("the write queue is full; retry shortly")]
@@ -59,6 +63,14 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RequestTimeout(_) => "request_timeout",
+            Self::RequestHead(refusal) => match refusal {
+                Refusal::HeadTooLarge | Refusal::TooManyHeaders => "header_fields_too_large",
+                Refusal::UriTooLong => "uri_too_long",
+                Refusal::Malformed => "malformed_request",
+                Refusal::BadContentLength => "bad_content_length",
+                Refusal::BadTransferEncoding => "bad_transfer_encoding",
+                Refusal::HeadTimeout => "request_timeout",
+            },
             Self::Validation(_) => "validation_failed",
             Self::Overloaded => "overloaded",
             Self::StorageUnavailable => "storage_unavailable",
@@ -76,6 +88,14 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::RequestTimeout(_) => "Request timeout",
+            Self::RequestHead(refusal) => match refusal {
+                Refusal::HeadTooLarge | Refusal::TooManyHeaders => {
+                    "Request header fields too large"
+                }
+                Refusal::UriTooLong => "URI too long",
+                Refusal::HeadTimeout => "Request timeout",
+                _ => "Bad request",
+            },
             Self::Validation(_) => "Validation failed",
             Self::Overloaded => "Overloaded",
             Self::StorageUnavailable => "Storage unavailable",
@@ -115,6 +135,14 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::RequestHead(refusal) => match refusal {
+                Refusal::HeadTooLarge | Refusal::TooManyHeaders => {
+                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+                }
+                Refusal::UriTooLong => StatusCode::URI_TOO_LONG,
+                Refusal::HeadTimeout => StatusCode::REQUEST_TIMEOUT,
+                _ => StatusCode::BAD_REQUEST,
+            },
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }

@@ -15,14 +15,20 @@ pub mod shutdown;
 pub mod store;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_http::HttpService;
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
+use actix_web::rt::net::TcpStream;
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::dev::{AppConfig, Server, ServerHandle, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{from_fn, Condition, Logger, Next};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App};
 
 use actors::{SessionHandle, Writer};
 use config::Config;
+use http::guard::{ConnectionRules, GuardedStream};
 use store::{PoolSettings, StoreError};
 
 /// Why the service could not start.
@@ -167,56 +173,88 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     });
 
     let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
-    let mut server = HttpServer::new(move || {
-        App::new()
-            .app_data(state.clone())
-            .wrap(from_fn(observe_requests))
-            .wrap(from_fn(http::answer_head_like_get))
-            // Request id, method, path, status and time; never the query string (it may carry
-            // a stream token), other headers (keys) or bodies. Left out when RUST_LOG would
-            // drop its lines: it formats them either way.
-            .wrap(Condition::new(
-                access_log,
-                Logger::new("%{x-request-id}o %{method}xi %U %s %Dms")
-                    .custom_request_replace("method", |req| req.method().to_string()),
-            ))
-            .configure(dashboard::configure)
-            .configure(http::configure)
-    });
-    // A client that closes its side ends its request: the handler future is dropped, which
-    // releases long waits (interaction waits, commands/next, long-polls) at once instead of
-    // keeping their waiters until they time out.
-    server = server.h1_allow_half_closed(false);
-    // Stream messages and small answers go out at once. With Nagle's algorithm a message
-    // written while the previous one is unacknowledged waited for the client's delayed ACK:
-    // 40 ms added to 1-2% of notifications (the bench tool's interactions scenario).
-    server = server.tcp_nodelay(true);
+    let connection_rules = Arc::new(ConnectionRules::new(config.limits.body_timeout));
+    let app = {
+        let connection_rules = connection_rules.clone();
+        move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(observe_requests))
+                .wrap(from_fn(http::answer_head_like_get))
+                // Request id, method, path, status and time; never the query string (it may
+                // carry a stream token), other headers (keys) or bodies. Left out when RUST_LOG
+                // would drop its lines: it formats them either way.
+                .wrap(Condition::new(
+                    access_log,
+                    Logger::new("%{x-request-id}o %{method}xi %U %s %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                ))
+                .configure(|cfg| http::guard::configure(cfg, &connection_rules))
+                .configure(dashboard::configure)
+                .configure(http::configure)
+        }
+    };
+    let listener = listen(config.listen).map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let addr = listener.local_addr().unwrap_or(config.listen);
+    // Signals are handled by `serve_until_signalled`, which ends long-lived requests first.
+    let mut builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS);
+    if let Some(workers) = config.http_workers {
+        builder = builder.workers(workers);
+    }
+    let idle_connections_close = builder.graceful_shutdown_signal();
     // A client that accepts nothing (its receive window stays shut) is cut off by the kernel
     // after this long: an SSE consumer that never reads is not polled by actix, so no timer of
     // ours would see it. Healthy idle connections have nothing unacknowledged and stay.
     let accept_timeout = config.stream_slow_consumer;
-    server = server.on_connect(move |connection, _| {
-        if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            let socket = socket2::SockRef::from(tcp);
-            if let Err(e) = socket.set_tcp_user_timeout(Some(accept_timeout)) {
-                log::warn!("cannot set TCP_USER_TIMEOUT: {e}");
-            }
-        }
-    });
-    // Signals are handled by `serve_until_signalled`, which ends long-lived requests first.
-    server = server
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_GRACE_SECS);
-    if let Some(workers) = config.http_workers {
-        server = server.workers(workers);
-    }
-    let server = server
-        .bind(config.listen)
+    let server = builder
+        .listen("orchestrator", listener, move || {
+            let rules = connection_rules.clone();
+            let closing = idle_connections_close.clone();
+            let http = HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let closing = closing.clone();
+                    async move { closing.notified().await }
+                })
+                // The guard times slow heads out and answers them; the codec's own timer, which
+                // answers with an empty 408, is off.
+                .client_request_timeout(std::time::Duration::ZERO)
+                // A client that closes its side ends its request: the handler future is
+                // dropped, which releases long waits (interaction waits, commands/next,
+                // long-polls) at once instead of keeping their waiters until they time out.
+                .h1_allow_half_closed(false)
+                .local_addr(addr)
+                // No handler asks for the connection's host or local address (what AppConfig
+                // carries), so the default one serves.
+                .h1(map_config(
+                    app().into_factory().map_err(|e| e.error_response()),
+                    |_| AppConfig::default(),
+                ));
+            fn_service(move |tcp: TcpStream| {
+                // Stream messages and small answers go out at once. With Nagle's algorithm a
+                // message written while the previous one is unacknowledged waited for the
+                // client's delayed ACK: 40 ms added to 1-2% of notifications.
+                if let Err(e) = tcp.set_nodelay(true) {
+                    log::warn!("cannot set TCP_NODELAY: {e}");
+                }
+                if let Err(e) =
+                    socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(accept_timeout))
+                {
+                    log::warn!("cannot set TCP_USER_TIMEOUT: {e}");
+                }
+                let peer = tcp.peer_addr().ok();
+                std::future::ready(Ok((GuardedStream::new(tcp, rules.clone()), peer)))
+            })
+            .and_then(http)
+        })
         .map_err(|source| StartError::Bind {
             addr: config.listen,
             source,
         })?;
-    let addr = server.addrs().first().copied().unwrap_or(config.listen);
     if !config.api_keys.is_enabled() && !addr.ip().is_loopback() {
         log::warn!(
             "listening on {addr}, beyond this machine, with auth off: anyone who can reach it \
@@ -233,6 +271,17 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         shutdown: shutdown_trigger,
         serving: actix_rt::spawn(server),
     })
+}
+
+/// A listening socket on `addr`, as actix-web's own server makes it (address reuse, a backlog
+/// of 1024).
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
 }
 
 /// Schedules a wake-up of every session with a pending interaction at its earliest deadline,

@@ -6,6 +6,7 @@
 mod auth;
 mod docs;
 mod events;
+pub(crate) mod guard;
 mod health;
 pub(crate) mod interactions;
 mod notifications;

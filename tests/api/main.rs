@@ -3,6 +3,7 @@
 mod common;
 
 mod binary;
+mod connections;
 mod deploy;
 mod durability;
 mod edges;
