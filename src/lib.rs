@@ -223,6 +223,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
                 // The guard times slow heads out and answers them; the codec's own timer, which
                 // answers with an empty 408, is off.
                 .client_request_timeout(std::time::Duration::ZERO)
+                // As actix-web's own server: a closing connection waits 1 s for the client.
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
                 // A client that closes its side ends its request: the handler future is
                 // dropped, which releases long waits (interaction waits, commands/next,
                 // long-polls) at once instead of keeping their waiters until they time out.
