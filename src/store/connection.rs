@@ -385,4 +385,36 @@ mod tests {
         drop(conn);
         let _ = std::fs::remove_file(path);
     }
+
+    #[test]
+    fn sqlite_notifications_are_keyed_by_their_rowid() {
+        use diesel::dsl::sql;
+        use diesel::sql_types::BigInt;
+        use diesel::RunQueryDsl;
+
+        let path = std::env::temp_dir().join(format!("orch-rowid-{}.db", std::process::id()));
+        let target = DatabaseTarget::Sqlite(path.clone());
+        let settings = PoolSettings {
+            max_size: 1,
+            connection_timeout: Duration::from_secs(5),
+        };
+        let pool = connect(&target, &settings).unwrap();
+        let indexes = with_connection(&pool, |conn| {
+            let DbConnection::Sqlite(c) = conn else {
+                unreachable!("a SQLite pool");
+            };
+            // An id that is not the rowid gets an automatic unique index.
+            Ok(diesel::select(sql::<BigInt>(
+                "(SELECT count(*) FROM pragma_index_list('notifications') \
+                  WHERE origin = 'pk')",
+            ))
+            .get_result::<i64>(c)?)
+        })
+        .unwrap();
+        assert_eq!(indexes, 0);
+        drop(pool);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
 }
