@@ -306,6 +306,9 @@ fn body_framing(request: &httparse::Request) -> Result<Framing, Refusal> {
     })
 }
 
+/// How much of what a client sends after a refused head is read and dropped in one go.
+const MAX_DROPPED_PER_READ: usize = 64 * 1024;
+
 /// A TCP connection whose request heads are checked before actix reads them.
 pub struct GuardedStream {
     io: TcpStream,
@@ -398,14 +401,21 @@ impl AsyncRead for GuardedStream {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        let mut dropped = 0;
         loop {
             if this.hand_on(out) {
                 return Poll::Ready(Ok(()));
+            }
+            if dropped >= MAX_DROPPED_PER_READ {
+                // A client that keeps sending after a refusal must not hold the worker.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
             let mut chunk = [0u8; 8192];
             let mut read = ReadBuf::new(&mut chunk);
             match Pin::new(&mut this.io).poll_read(cx, &mut read) {
                 Poll::Ready(Ok(())) if this.refused => {
+                    dropped += read.filled().len();
                     if read.filled().is_empty() {
                         // Keep actix from seeing the client gone before it has answered the
                         // stand-in request; the answer closes the connection.

@@ -112,6 +112,28 @@ async fn refused_heads_are_answered_with_problem_json() {
     assert_eq!(app.get("/v1/sessions/s").await.status, 404);
 }
 
+/// A client that goes on sending after its head was refused still gets the answer, and the
+/// server goes on serving others meanwhile.
+#[actix_rt::test]
+async fn what_follows_a_refused_head_is_dropped() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("SQLite");
+    let mut bytes = b"POST /v1/sessions/s/events HTTP/1.1\r\nContent-Length: x\r\n\r\n".to_vec();
+    bytes.extend(std::iter::repeat_n(b'z', 8 << 20));
+    let sending = exchange(&app, bytes);
+    let meanwhile = async {
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+        app.get("/healthz").await.status
+    };
+    let (response, healthz) = tokio::join!(sending, meanwhile);
+    assert_eq!(healthz, 200);
+    let (status, problem) = last_problem(&response);
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (400, Some("bad_content_length")),
+        "{response}"
+    );
+}
+
 #[actix_rt::test]
 async fn a_head_that_does_not_arrive_in_time_is_a_408() {
     let app = TestApp::start_with(Backend::Sqlite, |c| {
