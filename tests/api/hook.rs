@@ -174,6 +174,10 @@ async fn parallel_hooks_of_a_new_session_are_numbered_in_order(backend: Backend)
     for run in &runs {
         assert_eq!(run.code, Some(0), "{run:?}");
     }
+    // On a loaded machine some of the twenty run out of their budget and leave their event in
+    // the spool, by design (a hook never holds the agent up); `hook flush` sends what is left.
+    let flush = run_hook(&app.base_url, &state, &["flush"], "").await;
+    assert_eq!(flush.code, Some(0), "{flush:?}");
     let events = app.all_events("cc-par").await;
     assert_eq!(events.len(), 20, "one event per hook");
     let sequences: Vec<u64> = events
