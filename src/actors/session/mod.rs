@@ -436,8 +436,7 @@ impl SessionActor {
 
     /// The group's write committed (or it had none): adopt its state, answer, wake waiters.
     fn committed(&mut self, plan: Plan, ctx: &mut Context<Self>) {
-        let duplicates: u64 = plan.replies.iter().map(Reply::duplicates).sum();
-        crate::metrics::DUPLICATES_DROPPED.inc_by(duplicates);
+        crate::metrics::DUPLICATES_DROPPED.inc_by(plan.duplicates);
         for id in &plan.completed {
             if let Some(i) = plan.interactions.get(id) {
                 crate::metrics::INTERACTIONS_COMPLETED

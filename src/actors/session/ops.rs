@@ -1,6 +1,6 @@
 //! What the session actor queues and what it answers: an [`Op`] is one caller's request (or a
 //! timer's) with the channel its answer goes to; a [`Reply`] is the answer a plan decided for
-//! it, held until the group's commit; a [`GroupBuilder`] collects the operations of one group
+//! it, of any operation's type, held until the group's commit; a [`GroupBuilder`] collects the operations of one group
 //! and tracks what they do to the expected client sequence, so the actor knows which waiting
 //! requests may join.
 
@@ -20,20 +20,20 @@ use crate::domain::interaction::Interaction;
 pub(super) enum Op {
     Ensure {
         metadata: Option<crate::domain::json::JsonText>,
-        reply: oneshot::Sender<Result<EnsureOutcome, SessionError>>,
+        reply: Answer<EnsureOutcome>,
     },
     Append {
         events: Vec<NewEvent>,
-        reply: oneshot::Sender<Result<AppendOutcome, SessionError>>,
+        reply: Answer<AppendOutcome>,
     },
     Create {
         msg: CreateInteraction,
-        reply: oneshot::Sender<Result<(Interaction, bool), SessionError>>,
+        reply: Answer<(Interaction, bool)>,
     },
     Act {
         id: InteractionId,
         action: Action,
-        reply: oneshot::Sender<Result<ActionOutcome, SessionError>>,
+        reply: Answer<ActionOutcome>,
     },
     Wait {
         id: InteractionId,
@@ -82,56 +82,46 @@ impl Op {
     }
 }
 
-/// An answer decided by a group, sent after its commit.
-pub(super) enum Reply {
-    Ensure(
-        oneshot::Sender<Result<EnsureOutcome, SessionError>>,
-        EnsureOutcome,
-    ),
-    Append(
-        oneshot::Sender<Result<AppendOutcome, SessionError>>,
-        Result<AppendOutcome, SessionError>,
-    ),
-    Create(
-        oneshot::Sender<Result<(Interaction, bool), SessionError>>,
-        Result<(Interaction, bool), SessionError>,
-    ),
-    Act(
-        oneshot::Sender<Result<ActionOutcome, SessionError>>,
-        Result<ActionOutcome, SessionError>,
-    ),
-    Wait(WaitReply, Result<Interaction, SessionError>),
-    Next(NextReply, Result<Option<Interaction>, SessionError>),
-}
+/// Where one caller's answer goes.
+pub(super) type Answer<T> = oneshot::Sender<Result<T, SessionError>>;
+
+/// An answer decided by a group, sent after its commit, or replaced by the commit's error.
+/// One type for every operation: it holds the caller's channel and the decided result, of
+/// whatever type that operation answers.
+pub(super) struct Reply(Box<dyn Decided + Send>);
 
 impl Reply {
+    pub(super) fn new<T: Send + 'static>(to: Answer<T>, result: Result<T, SessionError>) -> Self {
+        Self(Box::new(DecidedAnswer { to, result }))
+    }
+
     pub(super) fn succeed(self) {
-        match self {
-            Reply::Ensure(tx, outcome) => drop(tx.send(Ok(outcome))),
-            Reply::Append(tx, result) => drop(tx.send(result)),
-            Reply::Create(tx, result) => drop(tx.send(result)),
-            Reply::Act(tx, result) => drop(tx.send(result)),
-            Reply::Wait(tx, result) => drop(tx.send(result)),
-            Reply::Next(tx, result) => drop(tx.send(result)),
-        }
+        self.0.send(None);
     }
 
     pub(super) fn fail(self, error: SessionError) {
-        match self {
-            Reply::Ensure(tx, _) => drop(tx.send(Err(error))),
-            Reply::Append(tx, _) => drop(tx.send(Err(error))),
-            Reply::Create(tx, _) => drop(tx.send(Err(error))),
-            Reply::Act(tx, _) => drop(tx.send(Err(error))),
-            Reply::Wait(tx, _) => drop(tx.send(Err(error))),
-            Reply::Next(tx, _) => drop(tx.send(Err(error))),
-        }
+        self.0.send(Some(error));
     }
+}
 
-    pub(super) fn duplicates(&self) -> u64 {
-        match self {
-            Reply::Append(_, Ok(outcome)) => outcome.duplicates as u64,
-            _ => 0,
-        }
+trait Decided {
+    /// Sends the decided result, or `failure` in its place.
+    fn send(self: Box<Self>, failure: Option<SessionError>);
+}
+
+struct DecidedAnswer<T> {
+    to: Answer<T>,
+    result: Result<T, SessionError>,
+}
+
+impl<T: Send> Decided for DecidedAnswer<T> {
+    fn send(self: Box<Self>, failure: Option<SessionError>) {
+        let answer = match failure {
+            Some(error) => Err(error),
+            None => self.result,
+        };
+        // A caller that went away (closed connection) no longer needs the answer.
+        drop(self.to.send(answer));
     }
 }
 
@@ -169,5 +159,29 @@ impl GroupBuilder {
             }
         }
         self.ops.push(op);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_sends_its_decided_result_or_the_commits_error() {
+        let (to, mut answer) = oneshot::channel::<Result<u32, SessionError>>();
+        Reply::new(to, Ok(7)).succeed();
+        assert!(matches!(answer.try_recv(), Ok(Ok(7))));
+
+        let (to, mut answer) = oneshot::channel::<Result<String, SessionError>>();
+        Reply::new(to, Ok("decided".to_owned())).fail(SessionError::Overloaded);
+        assert!(matches!(
+            answer.try_recv(),
+            Ok(Err(SessionError::Overloaded))
+        ));
+
+        // A caller that went away costs nothing.
+        let (to, answer) = oneshot::channel::<Result<(), SessionError>>();
+        drop(answer);
+        Reply::new(to, Ok(())).succeed();
     }
 }

@@ -7,7 +7,6 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::Duration;
 
 use serde_json::json;
-use tokio::sync::oneshot;
 
 use super::super::messages::{
     Action, ActionOutcome, AppendOutcome, CreateInteraction, EnsureOutcome, EventAck, SessionError,
@@ -15,7 +14,7 @@ use super::super::messages::{
 };
 use super::cache::DedupCache;
 use super::interactions::Standing;
-use super::ops::{Op, Reply};
+use super::ops::{Answer, Op, Reply};
 use crate::domain::event::NewEvent;
 use crate::domain::interaction::{Interaction, InteractionStatus, Refusal};
 use crate::domain::json::JsonText;
@@ -23,8 +22,8 @@ use crate::domain::session::{Session, SessionStatus, SideEffect};
 use crate::store::models::{EventRow, InteractionRow, SessionRow};
 use crate::store::{NewNotification, SessionWrite};
 
-pub(super) type WaitReply = oneshot::Sender<Result<Interaction, SessionError>>;
-pub(super) type NextReply = oneshot::Sender<Result<Option<Interaction>, SessionError>>;
+pub(super) type WaitReply = Answer<Interaction>;
+pub(super) type NextReply = Answer<Option<Interaction>>;
 
 /// A caller of `commands/next` that is still waiting.
 pub(super) struct NextWaiter {
@@ -57,6 +56,8 @@ pub(super) struct Plan {
     pub session: Option<Session>,
     pub write: Option<SessionWrite>,
     pub replies: Vec<Reply>,
+    /// Events of this group answered as duplicates.
+    pub duplicates: u64,
     pub new_keys: Vec<(String, i64)>,
     /// Interactions as they stand after the group (created or changed).
     pub interactions: HashMap<String, Interaction>,
@@ -89,6 +90,7 @@ pub(super) struct Planner<'a> {
     new_keys: HashMap<String, i64>,
     notifications: Vec<NewNotification>,
     replies: Vec<Reply>,
+    duplicates: u64,
     waits: Vec<(String, WaitReply)>,
     next_requests: Vec<(Duration, NextReply)>,
     timeouts: Vec<String>,
@@ -115,6 +117,7 @@ impl<'a> Planner<'a> {
             new_keys: HashMap::new(),
             notifications: Vec::new(),
             replies: Vec::new(),
+            duplicates: 0,
             waits: Vec::new(),
             next_requests: Vec::new(),
             timeouts: Vec::new(),
@@ -207,24 +210,24 @@ impl<'a> Planner<'a> {
                 let created = self.ensure_session(metadata);
                 let session = self.session.clone().expect("ensured above");
                 self.replies
-                    .push(Reply::Ensure(reply, EnsureOutcome { session, created }));
+                    .push(Reply::new(reply, Ok(EnsureOutcome { session, created })));
             }
             Op::Append { events, reply } => self.append(events, reply),
             Op::Create { msg, reply } => {
                 let result = self.create(msg);
-                self.replies.push(Reply::Create(reply, result));
+                self.replies.push(Reply::new(reply, result));
             }
             Op::Act { id, action, reply } => {
                 let result = self.act(id.as_str(), action);
-                self.replies.push(Reply::Act(reply, result));
+                self.replies.push(Reply::new(reply, result));
             }
             Op::Wait { id, reply } => match self.check_interaction(id.as_str()) {
-                Err(e) => self.replies.push(Reply::Wait(reply, Err(e))),
+                Err(e) => self.replies.push(Reply::new(reply, Err(e))),
                 Ok(i) if i.status.is_open() => self.waits.push((id.into_string(), reply)),
-                Ok(i) => self.replies.push(Reply::Wait(reply, Ok(i))),
+                Ok(i) => self.replies.push(Reply::new(reply, Ok(i))),
             },
             Op::Next { wait, reply } => match self.session {
-                None => self.replies.push(Reply::Next(
+                None => self.replies.push(Reply::new(
                     reply,
                     Err(SessionError::SessionNotFound(
                         self.base.key.session_id.to_string(),
@@ -317,14 +320,14 @@ impl<'a> Planner<'a> {
     fn append(
         &mut self,
         events: Vec<crate::domain::event::NewEvent>,
-        reply: oneshot::Sender<Result<AppendOutcome, SessionError>>,
+        reply: Answer<AppendOutcome>,
     ) {
         let order = Self::application_order(&events);
         let mut late = vec![false; events.len()];
         if let Some(conflict) = self.check_sequences(&events, &order, &mut late) {
             // Nothing of the request is stored, as for any invalid event.
             self.replies
-                .push(Reply::Append(reply, Err(SessionError::Invalid(conflict))));
+                .push(Reply::new(reply, Err(SessionError::Invalid(conflict))));
             return;
         }
         self.ensure_session(None);
@@ -409,7 +412,8 @@ impl<'a> Planner<'a> {
             last_seq: s.last_seq,
             events: acks,
         };
-        self.replies.push(Reply::Append(reply, Ok(outcome)));
+        self.duplicates += outcome.duplicates as u64;
+        self.replies.push(Reply::new(reply, Ok(outcome)));
     }
 
     fn create(&mut self, msg: CreateInteraction) -> Result<(Interaction, bool), SessionError> {
@@ -537,7 +541,7 @@ impl<'a> Planner<'a> {
             command.start(now);
             let command = command.clone();
             self.changed = true;
-            self.replies.push(Reply::Next(reply, Ok(Some(command))));
+            self.replies.push(Reply::new(reply, Ok(Some(command))));
         }
         self.next_requests = fresh.into_iter().collect();
     }
@@ -610,6 +614,7 @@ impl<'a> Planner<'a> {
             session: self.session,
             write,
             replies: self.replies,
+            duplicates: self.duplicates,
             new_keys: self.new_keys.into_iter().collect(),
             interactions: self.touched,
             completed: self.completed,
@@ -700,6 +705,7 @@ mod tests {
     use super::*;
     use crate::actors::session::interactions::InteractionState;
     use crate::domain::ids::SessionId;
+    use tokio::sync::oneshot;
 
     fn key() -> SessionKey {
         SessionKey {
