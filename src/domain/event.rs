@@ -76,7 +76,7 @@ pub fn parse_body(body: &RawValue, max_batch: usize) -> Result<Vec<NewEvent>, Bo
         ));
     };
     let Some(events) = object.take("events") else {
-        return parse_event(body, None)
+        return parse_event(Some(object), None)
             .map(|e| vec![e])
             .map_err(BodyError::Invalid);
     };
@@ -98,13 +98,14 @@ pub fn parse_body(body: &RawValue, max_batch: usize) -> Result<Vec<NewEvent>, Bo
     events
         .into_iter()
         .enumerate()
-        .map(|(i, e)| parse_event(e, Some(i)))
+        .map(|(i, e)| parse_event(Fields::of(e), Some(i)))
         .collect::<Result<_, _>>()
         .map_err(BodyError::Invalid)
 }
 
-/// Validates one event; `index` is its position when it came in a batch.
-fn parse_event(value: &RawValue, index: Option<usize>) -> Result<NewEvent, ValidationError> {
+/// Validates one event, given its members (`None` when it is not an object); `index` is its
+/// position when it came in a batch.
+fn parse_event(fields: Option<Fields>, index: Option<usize>) -> Result<NewEvent, ValidationError> {
     let locate = |mut err: ValidationError| {
         if let Some(i) = index {
             err.detail = format!("events[{i}].{}", err.detail);
@@ -112,7 +113,7 @@ fn parse_event(value: &RawValue, index: Option<usize>) -> Result<NewEvent, Valid
         err.index = Some(index.unwrap_or(0));
         err
     };
-    let Some(mut fields) = Fields::of(value) else {
+    let Some(mut fields) = fields else {
         return Err(locate(ValidationError {
             index: None,
             field: None,

@@ -315,6 +315,24 @@ mod tests {
         assert!(DatabaseTarget::parse(Some("sqlite://")).is_err());
     }
 
+    /// A one-connection pool on a new, migrated SQLite file named after `name`.
+    fn sqlite_pool(name: &str) -> (DbPool, PathBuf) {
+        let path = std::env::temp_dir().join(format!("orch-{name}-{}.db", std::process::id()));
+        let settings = PoolSettings {
+            max_size: 1,
+            connection_timeout: Duration::from_secs(5),
+        };
+        let pool = connect(&DatabaseTarget::Sqlite(path.clone()), &settings).unwrap();
+        (pool, path)
+    }
+
+    fn remove_sqlite(pool: DbPool, path: &std::path::Path) {
+        drop(pool);
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
     /// A per-connection setting tells a reused connection from a new one.
     fn cache_size(conn: &mut DbConnection) -> i64 {
         use diesel::dsl::sql;
@@ -332,13 +350,7 @@ mod tests {
 
     #[test]
     fn a_connection_whose_work_failed_is_closed_not_reused() {
-        let path = std::env::temp_dir().join(format!("orch-pool-{}.db", std::process::id()));
-        let target = DatabaseTarget::Sqlite(path.clone());
-        let settings = PoolSettings {
-            max_size: 1,
-            connection_timeout: Duration::from_secs(5),
-        };
-        let pool = connect(&target, &settings).unwrap();
+        let (pool, path) = sqlite_pool("pool");
         let mark = |conn: &mut DbConnection| -> Result<(), StoreError> {
             conn.batch_execute("PRAGMA cache_size = -1234")?;
             Ok(())
@@ -354,10 +366,7 @@ mod tests {
         assert!(failed.is_err());
         let fresh = with_connection(&pool, |conn| Ok(cache_size(conn))).unwrap();
         assert_ne!(fresh, -1234, "the failed connection was handed out again");
-        drop(pool);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        remove_sqlite(pool, &path);
     }
 
     #[test]
@@ -392,13 +401,7 @@ mod tests {
         use diesel::sql_types::BigInt;
         use diesel::RunQueryDsl;
 
-        let path = std::env::temp_dir().join(format!("orch-rowid-{}.db", std::process::id()));
-        let target = DatabaseTarget::Sqlite(path.clone());
-        let settings = PoolSettings {
-            max_size: 1,
-            connection_timeout: Duration::from_secs(5),
-        };
-        let pool = connect(&target, &settings).unwrap();
+        let (pool, path) = sqlite_pool("rowid");
         let indexes = with_connection(&pool, |conn| {
             let DbConnection::Sqlite(c) = conn else {
                 unreachable!("a SQLite pool");
@@ -412,9 +415,6 @@ mod tests {
         })
         .unwrap();
         assert_eq!(indexes, 0);
-        drop(pool);
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-        }
+        remove_sqlite(pool, &path);
     }
 }

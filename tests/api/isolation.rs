@@ -22,6 +22,22 @@ both_backends!(
     a_trickled_body_is_cut_off_with_408,
 );
 
+/// Resolves interaction `iid` of session `sid` and checks that this call completed it.
+async fn resolves_now(http: &Client, sid: &str, iid: &str) {
+    let r = http
+        .post(
+            format!("/v1/sessions/{sid}/interactions/{iid}/resolve"),
+            json!({"response": "ok"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["completed_now"].as_bool()),
+        (200, Some(true)),
+        "{}",
+        r.text
+    );
+}
+
 /// Every kind of request that needs an existing session answers 404 for an unknown one without
 /// starting its actor (a flood of them used to leave one actor per id alive for the idle
 /// timeout). A session created afterwards is served as usual.
@@ -135,18 +151,7 @@ async fn live_actors_are_capped_least_recently_used_first(backend: Backend) {
             again.text
         );
     }
-    let r = app
-        .post(
-            "/v1/sessions/busy/interactions/keep/resolve",
-            json!({"response": "ok"}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["completed_now"].as_bool()),
-        (200, Some(true)),
-        "{}",
-        r.text
-    );
+    resolves_now(&app, "busy", "keep").await;
 }
 
 /// Every listing ends its page before it passes ORCH_MAX_PAGE_BYTES (four concurrent
@@ -351,18 +356,7 @@ async fn sessions_with_deadlines_are_woken_for_them_not_kept_in_memory(backend: 
         0,
         "nothing loaded at start-up"
     );
-    let r = app
-        .post(
-            "/v1/sessions/dl/interactions/later/resolve",
-            json!({"response": "ok"}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["completed_now"].as_bool()),
-        (200, Some(true)),
-        "{}",
-        r.text
-    );
+    resolves_now(&app, "dl", "later").await;
 }
 
 /// Ten interactions with 4 MiB payloads and day-long deadlines: the real binary restarts over
@@ -399,19 +393,7 @@ async fn a_restart_over_large_pending_interactions_fits_in_little_memory(backend
 
     let limited = ServerProcess::spawn_limited(&database, &[], Some(128 << 20));
     assert_eq!(limited.http.get("/readyz").await.status, 200);
-    let r = limited
-        .http
-        .post(
-            "/v1/sessions/large3/interactions/q/resolve",
-            json!({"response": "ok"}),
-        )
-        .await;
-    assert_eq!(
-        (r.status, r.body["completed_now"].as_bool()),
-        (200, Some(true)),
-        "{}",
-        r.text
-    );
+    resolves_now(&limited.http, "large3", "q").await;
     let r = limited.http.get("/v1/sessions/large7/interactions/q").await;
     assert_eq!(
         r.body["payload"]["blob"].as_str().map(str::len),
