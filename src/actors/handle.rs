@@ -14,11 +14,12 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::messages::{
-    Forwarded, IfLive, LiveSessionCount, Passivate, PeekSession, SessionError, SessionKey,
-    SessionMessage, Ticket, ToSession, WakeAt,
+    Deliver, LiveSessionCount, Passivate, PeekSession, SessionError, SessionKey, WakeAt,
 };
 use super::registry::{Registry, RegistryDeps};
-use super::session::SessionActor;
+#[cfg(any(test, feature = "test-hooks"))]
+use super::session::commands::PanicForTest;
+use super::session::commands::{Command, Queued};
 use super::writer::Writer;
 use crate::config::SessionSettings;
 use crate::domain::session::Session;
@@ -99,23 +100,32 @@ impl SessionHandle {
         &registries[shard_of(key, registries.len())]
     }
 
-    /// Sends `msg` to the session of `key` and waits for its answer, at most the deadline
-    /// the handle was started with (the database timeout; plus the reorder gap for a request
-    /// that may wait for one): when the database stalls, callers get `StorageUnavailable`
-    /// then rather than waiting for it. The operation itself is not withdrawn; it may still
-    /// commit later, which a retry (idempotent) then finds.
-    pub async fn ask<M, T>(&self, key: SessionKey, msg: M) -> Result<T, SessionError>
-    where
-        M: SessionMessage<Result = Result<T, SessionError>>,
-        T: Send + 'static,
-        SessionActor: Handler<Forwarded<M>>,
-    {
+    /// Has the session of `key` perform `command` and returns its answer. A commit is waited
+    /// for at most the deadline the handle was started with (the database timeout; plus the
+    /// reorder gap for events that may wait for one): when the database stalls, callers get
+    /// `StorageUnavailable` then rather than waiting for it. The operation itself is not
+    /// withdrawn; it may still commit later, which a retry (idempotent) then finds. A long
+    /// wait ([`Command::WAITS_ITS_OWN_TIME`]) bounds itself; dropping this future (the caller
+    /// went away) releases the session's waiter.
+    pub(crate) async fn ask<C: Command>(
+        &self,
+        key: SessionKey,
+        command: C,
+    ) -> Result<C::Answer, SessionError> {
         let mut deadline = self.shards.deadline;
-        if msg.may_wait_for_a_gap() {
+        if command.events().iter().any(|e| e.sequence.is_some()) {
             deadline += self.shards.reorder_gap;
         }
-        match actix_rt::time::timeout(deadline, self.forward(key, msg)).await {
-            Ok(answer) => answer?,
+        let (queued, answer) = Queued::ask(command);
+        let answered = async move {
+            self.deliver(key, queued, C::MAY_CREATE).await?;
+            answer.await.unwrap_or_else(|_| Err(gone("it stopped")))
+        };
+        if C::WAITS_ITS_OWN_TIME {
+            return answered.await;
+        }
+        match actix_rt::time::timeout(deadline, answered).await {
+            Ok(answer) => answer,
             Err(_) => Err(SessionError::StorageUnavailable(format!(
                 "no commit within {} ms",
                 deadline.as_millis()
@@ -123,50 +133,47 @@ impl SessionHandle {
         }
     }
 
-    /// Like [`Self::ask`] for long waits: the session hands back a ticket and the answer
-    /// arrives on it (the wait bounds itself). Dropping this future (the caller went away) drops the ticket, which
-    /// releases the session's waiter.
-    pub async fn wait<M, T>(&self, key: SessionKey, msg: M) -> Result<T, SessionError>
-    where
-        M: SessionMessage<Result = Ticket<T>>,
-        T: Send + 'static,
-        SessionActor: Handler<Forwarded<M>>,
-    {
-        let ticket = self.forward(key, msg).await?;
-        ticket
-            .await
-            .unwrap_or_else(|_| Err(gone(MailboxError::Closed)))
+    /// Makes the actor of `key` panic (see [`PanicForTest`]); answers once it has.
+    #[cfg(any(test, feature = "test-hooks"))]
+    #[doc(hidden)]
+    pub async fn panic_session_for_test(&self, key: SessionKey) -> Result<(), SessionError> {
+        self.ask(key, PanicForTest).await
     }
 
-    /// Delivers `msg` to the session actor of `key` and returns its reply as sent. An actor is
-    /// started if there is none, unless the message needs an existing session
-    /// ([`SessionMessage::MAY_CREATE`]) and the session does not exist.
-    pub async fn forward<M>(&self, key: SessionKey, msg: M) -> Result<M::Result, SessionError>
-    where
-        M: SessionMessage,
-        M::Result: Send,
-        SessionActor: Handler<Forwarded<M>>,
-    {
+    /// Puts `queued` into the mailbox of `key`'s session actor. An actor is started if there
+    /// is none, unless the operation needs an existing session (`may_create` false) and the
+    /// session does not exist.
+    async fn deliver(
+        &self,
+        key: SessionKey,
+        queued: Queued,
+        may_create: bool,
+    ) -> Result<(), SessionError> {
         let registry = self.registry(&key);
-        let mut msg = msg;
-        if !M::MAY_CREATE {
-            let probe = IfLive {
+        let mut queued = queued;
+        if !may_create {
+            let probe = Deliver {
                 key: key.clone(),
-                msg,
+                queued,
+                only_if_live: true,
             };
-            match registry.send(probe).await.map_err(gone)? {
-                Ok(reply) => return reply.map_err(gone),
-                Err(returned) => msg = returned,
+            match registry.send(probe).await {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(returned)) => queued = returned,
+                Err(e) => return Err(gone(e)),
             }
             if !self.exists(&key).await? {
                 return Err(SessionError::SessionNotFound(key.session_id.to_string()));
             }
         }
-        registry
-            .send(ToSession { key, msg })
-            .await
-            .map_err(gone)?
-            .map_err(gone)
+        // Fire and forget: a registry that has stopped drops the operation, and with it the
+        // reply channel, which the caller sees.
+        registry.do_send(Deliver {
+            key,
+            queued,
+            only_if_live: false,
+        });
+        Ok(())
     }
 
     /// Whether the session is stored. A session created after this check is simply later
@@ -224,8 +231,8 @@ impl SessionHandle {
     }
 }
 
-fn gone(e: MailboxError) -> SessionError {
-    SessionError::StorageUnavailable(format!("the session actor stopped: {e}"))
+fn gone(why: impl std::fmt::Display) -> SessionError {
+    SessionError::StorageUnavailable(format!("the session actor stopped: {why}"))
 }
 
 /// The shard of a session: a hash of its key, the same for the life of the process.

@@ -1,20 +1,23 @@
-//! The whole actor protocol in one place: every message, who sends it to whom, and its reply.
+//! The actor protocol in one place: every message, who sends it to whom, and its reply. What
+//! a session is asked to do travels as one of these: a [`Queued`] operation (see
+//! `session::commands`, one type per operation) inside [`Deliver`] and [`Enqueue`].
 //!
 //! ```text
-//!                      (one shard of SessionHandle)
-//! HTTP ──ToSession<M>──► Registry ──M──► SessionActor ──Writer::submit──► commit queue ──► Committer
-//!                           ▲  ──Shutdown──►   │          (a handle: no       (Drain wakes   (sync thread: takes
-//!                           │                  │           thread between)    it)            batches, answers)
-//!                           └─ Passivate / SessionStopped ─┘
+//!                    (one shard of SessionHandle)
+//! HTTP ──Deliver──► Registry ──Enqueue──► SessionActor ──Writer::submit──► commit queue ──► Committer
+//!  ▲                   ▲  ──Shutdown──►   │    │        (a handle: no       (Drain wakes   (sync thread: takes
+//!  │                   │                  │    │         thread between)    it)            batches, answers)
+//!  │                   └─ Passivate / SessionStopped ─┘
+//!  └──────── the answer, on the operation's reply channel, after the commit ───┘
 //! ```
 
 use std::sync::Arc;
 
 use actix::prelude::*;
 
-use crate::domain::event::NewEvent;
-use crate::domain::ids::{InteractionId, SessionId};
-use crate::domain::interaction::{Decision, Interaction};
+use super::session::Queued;
+use crate::domain::ids::SessionId;
+use crate::domain::interaction::Interaction;
 use crate::domain::session::Session;
 use crate::domain::ValidationError;
 
@@ -51,55 +54,29 @@ pub enum SessionError {
 }
 
 // ---------------------------------------------------------------------------------------------
-// HTTP → Registry
+// HTTP (through SessionHandle) → Registry → SessionActor
 
-/// Delivers `msg` to the session actor of `key`, starting it if needed. The registry forwards
-/// in arrival order; the reply is the session actor's, or a mailbox error when the actor
-/// stopped (crashed) before answering.
-pub struct ToSession<M> {
+/// Queue an operation at the session actor of `key`, starting the actor if needed; the
+/// registry forwards in arrival order. The caller's answer comes on the operation's own reply
+/// channel, straight from the session actor. With `only_if_live`, the operation comes back
+/// (`Err`) when the session has no live actor, and no actor is started: for operations on
+/// sessions that must already exist, so that requests for unknown sessions cost no actor.
+pub(crate) struct Deliver {
     pub key: SessionKey,
-    pub msg: M,
+    pub queued: Queued,
+    pub only_if_live: bool,
 }
 
-impl<M> Message for ToSession<M>
-where
-    M: Message + Send + 'static,
-    M::Result: Send,
-{
-    type Result = Result<M::Result, MailboxError>;
+impl Message for Deliver {
+    type Result = Result<(), Queued>;
 }
 
-/// Like [`ToSession`], but only to a live actor: when the session has none, the message comes
-/// back (`Err`) and no actor is started. For operations on sessions that must already exist,
-/// so that requests for unknown sessions cost no actor.
-pub struct IfLive<M> {
-    pub key: SessionKey,
-    pub msg: M,
-}
-
-impl<M> Message for IfLive<M>
-where
-    M: Message + Send + 'static,
-    M::Result: Send,
-{
-    type Result = Result<Result<M::Result, MailboxError>, M>;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Registry → SessionActor
-
-/// A message the registry forwards, as the actor receives it: the actor counts them, and asks
-/// to be passivated with that count, so the registry can tell whether anything it forwarded
-/// is still on its way (see [`Passivate`]).
-pub struct Forwarded<M>(pub M);
-
-impl<M> Message for Forwarded<M>
-where
-    M: Message + Send + 'static,
-    M::Result: Send,
-{
-    type Result = M::Result;
-}
+/// Registry → SessionActor: an operation for your queue. The actor counts these, and asks to
+/// be passivated with that count, so the registry can tell whether anything it forwarded is
+/// still on its way (see [`Passivate`]).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub(crate) struct Enqueue(pub Queued);
 
 /// The committed state of a session from its live actor, sparing the database a read. The
 /// registry answers `None` when no actor is live (the caller then reads the database).
@@ -125,146 +102,6 @@ pub struct LiveSessionCount;
 #[rtype(result = "()")]
 pub struct Evict;
 
-// ---------------------------------------------------------------------------------------------
-// Registry → SessionActor (through ToSession)
-
-/// A message for a session actor, forwarded by the registry.
-pub trait SessionMessage: Message + Send + 'static
-where
-    Self::Result: Send,
-{
-    /// It may be the first message of a session (and so start an actor when the session is
-    /// unknown). One that may not is answered "not found" without starting an actor when the
-    /// session does not exist.
-    const MAY_CREATE: bool;
-
-    /// It may be held back for a gap in client `sequence` numbers (up to the reorder gap)
-    /// before it is even planned, so its caller waits that much longer for an answer.
-    fn may_wait_for_a_gap(&self) -> bool {
-        false
-    }
-}
-
-macro_rules! session_messages {
-    ($($message:ty => $may_create:expr),* $(,)?) => {$(
-        impl SessionMessage for $message {
-            const MAY_CREATE: bool = $may_create;
-        }
-    )*};
-}
-
-impl SessionMessage for AppendEvents {
-    const MAY_CREATE: bool = true;
-
-    fn may_wait_for_a_gap(&self) -> bool {
-        self.events.iter().any(|e| e.sequence.is_some())
-    }
-}
-
-session_messages!(
-    EnsureSession => true,
-    // Sent at start-up for sessions known to exist.
-    Wake => true,
-    CreateInteraction => false,
-    ActOnInteraction => false,
-    WaitForInteraction => false,
-    NextCommand => false,
-);
-#[cfg(any(test, feature = "test-hooks"))]
-session_messages!(PanicForTest => true);
-
-/// Create the session if it does not exist (PUT). `metadata` is used only on creation.
-#[derive(Message)]
-#[rtype(result = "Result<EnsureOutcome, SessionError>")]
-pub struct EnsureSession {
-    pub metadata: Option<crate::domain::json::JsonText>,
-}
-
-#[derive(Clone, Debug)]
-pub struct EnsureOutcome {
-    pub session: Session,
-    /// This call created it (201) rather than found it (200).
-    pub created: bool,
-}
-
-/// Store a validated batch of events (creating the session if needed), atomically.
-#[derive(Message)]
-#[rtype(result = "Result<AppendOutcome, SessionError>")]
-pub struct AppendEvents {
-    pub events: Vec<NewEvent>,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AppendOutcome {
-    pub accepted: usize,
-    pub duplicates: usize,
-    pub event_count: i64,
-    pub last_seq: i64,
-    /// One per request event, in request order.
-    pub events: Vec<EventAck>,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EventAck {
-    /// The stored seq; for a duplicate, the seq of the stored original.
-    pub seq: i64,
-    pub duplicate: bool,
-}
-
-/// Create an interaction (idempotent by id): an approval/question (`pending` at once) or a
-/// command (`queued` until handed out by [`NextCommand`]).
-#[derive(Message)]
-#[rtype(result = "Result<(Interaction, bool), SessionError>")]
-pub struct CreateInteraction {
-    pub id: InteractionId,
-    pub kind: String,
-    pub payload: crate::domain::json::JsonText,
-    pub timeout_ms: i64,
-    pub queued: bool,
-}
-
-/// What a caller asks of an interaction.
-#[derive(Clone, Debug)]
-pub enum Action {
-    Decide(Decision),
-    Cancel,
-}
-
-/// Apply a result, decision or cancel. The reply says whether this call completed it.
-#[derive(Message)]
-#[rtype(result = "Result<ActionOutcome, SessionError>")]
-pub struct ActOnInteraction {
-    pub id: InteractionId,
-    pub action: Action,
-}
-
-#[derive(Clone, Debug)]
-pub struct ActionOutcome {
-    pub completed_now: bool,
-    pub interaction: Interaction,
-}
-
-/// Answer when the interaction is no longer queued or pending. The reply is the receiver of
-/// that answer, held by the caller itself: when the caller goes away (a dropped connection)
-/// the receiver is dropped with it and the actor sees its waiter is gone.
-#[derive(Message)]
-#[rtype(result = "Ticket<Interaction>")]
-pub struct WaitForInteraction {
-    pub id: InteractionId,
-}
-
-/// Hand out the oldest queued command when no other command is pending, waiting up to `wait`.
-/// `None` when none became available in time. Like a wait, the reply is a receiver the caller
-/// holds, so a command is never handed to a caller that has gone away.
-#[derive(Message)]
-#[rtype(result = "Ticket<Option<Interaction>>")]
-pub struct NextCommand {
-    pub wait: std::time::Duration,
-}
-
-/// Where a long wait's answer will arrive; dropping it tells the session actor to stop waiting.
-pub type Ticket<T> = tokio::sync::oneshot::Receiver<Result<T, SessionError>>;
-
 /// Start the session actor, so that its deadlines fire (sent by the registry for
 /// [`WakeAt`]).
 #[derive(Message)]
@@ -280,14 +117,6 @@ pub struct WakeAt {
     pub key: SessionKey,
     pub at: i64,
 }
-
-/// Makes the session actor panic. Only for the test that a panicking actor still releases its
-/// successor; nothing in the service sends it, and it cannot be reached over HTTP.
-#[cfg(any(test, feature = "test-hooks"))]
-#[doc(hidden)]
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct PanicForTest;
 
 /// Registry → SessionActor: you have been passivated; finish what you hold, then stop.
 #[derive(Message)]

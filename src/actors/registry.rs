@@ -26,10 +26,10 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::messages::{
-    Evict, Forwarded, GetSnapshot, IfLive, LiveSessionCount, Passivate, PeekSession, SessionKey,
-    SessionStopped, Shutdown, Sweep, ToSession, Wake, WakeAt,
+    Deliver, Enqueue, Evict, GetSnapshot, LiveSessionCount, Passivate, PeekSession, SessionKey,
+    SessionStopped, Shutdown, Sweep, Wake, WakeAt,
 };
-use super::session::{SessionActor, SessionDeps};
+use super::session::{Queued, SessionActor, SessionDeps};
 use super::writer::Writer;
 use crate::config::SessionSettings;
 use crate::store::DbPool;
@@ -228,42 +228,24 @@ impl Actor for Registry {
     type Context = Context<Self>;
 }
 
-/// Forward a message to its session actor, starting the actor if needed.
-impl<M> Handler<ToSession<M>> for Registry
-where
-    M: Message + Send + 'static,
-    M::Result: Send,
-    SessionActor: Handler<Forwarded<M>>,
-{
-    type Result = ResponseFuture<Result<M::Result, MailboxError>>;
+/// Queue an operation at its session's actor, starting the actor if needed (unless only a
+/// live one will do: then the operation comes back).
+impl Handler<Deliver> for Registry {
+    type Result = Result<(), Queued>;
 
-    fn handle(&mut self, msg: ToSession<M>, _: &mut Context<Self>) -> Self::Result {
-        // `send` puts the message in the mailbox now; only the answer is awaited later.
-        let live = self.actor_for(&msg.key);
-        live.forwarded += 1;
-        let request = live.addr.send(Forwarded(msg.msg));
-        Box::pin(request)
-    }
-}
-
-/// Forward a message to its session's live actor; hand it back when there is none.
-impl<M> Handler<IfLive<M>> for Registry
-where
-    M: Message + Send + 'static,
-    M::Result: Send,
-    SessionActor: Handler<Forwarded<M>>,
-{
-    type Result = ResponseFuture<Result<Result<M::Result, MailboxError>, M>>;
-
-    fn handle(&mut self, msg: IfLive<M>, _: &mut Context<Self>) -> Self::Result {
-        match self.live_actor(&msg.key) {
-            Some(live) => {
-                live.forwarded += 1;
-                let request = live.addr.send(Forwarded(msg.msg));
-                Box::pin(async move { Ok(request.await) })
+    fn handle(&mut self, msg: Deliver, _: &mut Context<Self>) -> Self::Result {
+        let live = if msg.only_if_live {
+            match self.live_actor(&msg.key) {
+                Some(live) => live,
+                None => return Err(msg.queued),
             }
-            None => Box::pin(async move { Err(msg.msg) }),
-        }
+        } else {
+            self.actor_for(&msg.key)
+        };
+        live.forwarded += 1;
+        // Into the mailbox now, in arrival order; the answer goes straight to the caller.
+        live.addr.do_send(Enqueue(msg.queued));
+        Ok(())
     }
 }
 
@@ -307,7 +289,7 @@ impl Registry {
             move |registry, _| {
                 let live = registry.actor_for(&key);
                 live.forwarded += 1;
-                live.addr.do_send(Forwarded(Wake));
+                live.addr.do_send(Wake);
             },
         );
     }

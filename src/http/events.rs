@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::sessions::find_session;
 use super::{page_limit, parse_json, read, read_body, session_key, AppState, CallerScope};
-use crate::actors::messages::AppendEvents;
+use crate::actors::commands::AppendEvents;
 use crate::domain::event::parse_body;
 use crate::domain::ids::{EventType, InteractionId};
 use crate::domain::time::{format_micros, format_millis};

@@ -11,9 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::sessions::find_session;
 use super::{object_fields, page_limit, read, read_body, session_key, AppState, CallerScope};
-use crate::actors::messages::{
-    ActOnInteraction, Action, CreateInteraction, NextCommand, SessionKey, WaitForInteraction,
+use crate::actors::commands::{
+    ActOnInteraction, Action, CreateInteraction, NextCommand, WaitForInteraction,
 };
+use crate::actors::messages::SessionKey;
 use crate::domain::ids::{EventType, InteractionId};
 use crate::domain::interaction::{parse_timeout_ms, Decision, Interaction, InteractionStatus};
 use crate::domain::json::{self, Fields, JsonText};
@@ -264,7 +265,7 @@ pub async fn next_command(
     let sid = key.session_id.to_string();
     let mut stopping = state.shutdown.clone();
     let handed_out = tokio::select! {
-        handed_out = state.sessions.wait(key, NextCommand { wait }) => handed_out?,
+        handed_out = state.sessions.ask(key, NextCommand { wait }) => handed_out?,
         // The server is stopping: nothing is handed out (dropping the wait releases it).
         () = stopping.stopping() => None,
     };
@@ -491,7 +492,7 @@ pub async fn wait(
     let sid = key.session_id.to_string();
     let waiting = state
         .sessions
-        .wait(key.clone(), WaitForInteraction { id: id.clone() });
+        .ask(key.clone(), WaitForInteraction { id: id.clone() });
     let mut stopping = state.shutdown.clone();
     let finished = tokio::select! {
         finished = actix_rt::time::timeout(timeout, waiting) => finished.ok(),

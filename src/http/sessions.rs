@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{object_fields, page_limit, read, read_body, session_key, AppState, CallerScope};
-use crate::actors::messages::EnsureSession;
+use crate::actors::commands::EnsureSession;
 use crate::domain::ids::SessionId;
 use crate::domain::json::{self, Fields, JsonText};
 use crate::domain::session::{Session, SessionStatus};

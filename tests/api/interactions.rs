@@ -1104,7 +1104,6 @@ async fn a_successor_loads_only_after_its_predecessor_stopped(backend: Backend) 
 /// A session actor that panics must still report "stopped" (a successor may be waiting for that
 /// report before it loads), and the session goes on where the committed state left it.
 async fn a_panicking_actor_still_releases_its_successor(backend: Backend) {
-    use orchestrator::actors::messages::PanicForTest;
     let Some(app) = TestApp::start(backend).await else {
         return;
     };
@@ -1116,7 +1115,7 @@ async fn a_panicking_actor_still_releases_its_successor(backend: Backend) {
         .await;
     assert_eq!(first.status, 201, "{}", first.text);
     let key = crate::common::default_scope_key("boom");
-    let panicked = app.server.sessions.forward(key, PanicForTest).await;
+    let panicked = app.server.sessions.panic_session_for_test(key).await;
     assert!(panicked.is_err(), "the actor answered instead of panicking");
     let next = actix_rt::time::timeout(
         Duration::from_secs(10),

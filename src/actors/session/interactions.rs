@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use actix::prelude::*;
 
+use super::commands::{internal, NextWaiter};
 use super::load::INTERACTION_CACHE;
-use super::ops::Op;
-use super::plan::{self, NextWaiter, WaitReply};
+use super::plan::{self, WaitReply};
 use super::{SessionActor, ABSENT_CACHE};
 use crate::domain::interaction::{Interaction, InteractionStatus};
 use crate::domain::time::now_millis;
@@ -128,6 +128,18 @@ impl InteractionState {
         }
     }
 
+    /// Keeps memory bounded: finished interactions beyond the cache are dropped, oldest
+    /// first (they are looked up again when needed).
+    pub(super) fn evict_finished(&mut self) {
+        while self.standing.finished.len() > INTERACTION_CACHE {
+            let Some((_, id)) = self.standing.finished.pop_first() else {
+                break;
+            };
+            self.forget(&id);
+            self.complete = false;
+        }
+    }
+
     /// Keeps the orphan counts in step with a committed group: the interactions it created
     /// took theirs, and its events naming ids that still do not exist add to them. Past
     /// [`ABSENT_CACHE`] ids the counts are dropped, and creates count in the database again.
@@ -148,25 +160,6 @@ impl InteractionState {
 }
 
 impl SessionActor {
-    /// The interaction state, made now if the session had none.
-    pub(super) fn interactions_mut(&mut self) -> &mut InteractionState {
-        self.interactions.get_or_insert_with(Default::default)
-    }
-
-    pub(super) fn wake_waiters(&mut self, id: &str) {
-        let Some(inter) = self.interactions.as_deref_mut() else {
-            return;
-        };
-        let Some(waiters) = inter.waiters.remove(id) else {
-            return;
-        };
-        if let Some(i) = inter.known.get(id) {
-            for reply in waiters {
-                let _ = reply.send(Ok(i.clone()));
-            }
-        }
-    }
-
     pub(super) fn park_next(
         &mut self,
         wait: Duration,
@@ -178,6 +171,7 @@ impl SessionActor {
             return;
         }
         let parked = self
+            .state
             .interactions_mut()
             .next_waiters
             .get_or_insert_with(Default::default);
@@ -189,7 +183,7 @@ impl SessionActor {
         // The actor owns the wait's end, so a command is never handed to a caller that has
         // already been told "nothing".
         ctx.run_later(wait, move |actor, _| {
-            let Some(inter) = actor.interactions.as_deref_mut() else {
+            let Some(inter) = actor.state.interactions.as_deref_mut() else {
                 return;
             };
             let Some(parked) = inter.next_waiters.as_mut() else {
@@ -208,7 +202,7 @@ impl SessionActor {
 
     /// Arms the deadline timer of a pending interaction, or disarms a finished one's.
     pub(super) fn sync_deadline(&mut self, id: &str, at_least: Duration, ctx: &mut Context<Self>) {
-        let Some(inter) = self.interactions.as_deref_mut() else {
+        let Some(inter) = self.state.interactions.as_deref_mut() else {
             return;
         };
         let deadline = inter
@@ -221,10 +215,10 @@ impl SessionActor {
                 let remaining = Duration::from_millis((deadline - now_millis()).max(0) as u64);
                 let id_owned = id.to_owned();
                 let handle = ctx.run_later(remaining.max(at_least), move |actor, ctx| {
-                    if let Some(inter) = actor.interactions.as_deref_mut() {
+                    if let Some(inter) = actor.state.interactions.as_deref_mut() {
                         inter.deadlines.remove(&id_owned);
                     }
-                    actor.enqueue(Op::Timeout { id: id_owned }, ctx);
+                    actor.enqueue(internal::deadline_passed(id_owned), ctx);
                 });
                 inter.deadlines.insert(id.to_owned(), handle);
             }
@@ -239,44 +233,12 @@ impl SessionActor {
 
     /// [`Self::sync_deadline`] for every interaction in memory (after loading them).
     pub(super) fn sync_deadlines(&mut self, ctx: &mut Context<Self>) {
-        let Some(inter) = self.interactions.as_deref() else {
+        let Some(inter) = self.state.interactions.as_deref() else {
             return;
         };
         let ids: Vec<String> = inter.known.keys().cloned().collect();
         for id in ids {
             self.sync_deadline(&id, Duration::ZERO, ctx);
-        }
-    }
-
-    /// Keeps memory bounded: finished interactions beyond the cache are dropped, oldest
-    /// first (they are looked up again when needed).
-    pub(super) fn evict_finished_interactions(&mut self) {
-        let Some(inter) = self.interactions.as_deref_mut() else {
-            return;
-        };
-        while inter.standing.finished.len() > INTERACTION_CACHE {
-            let Some((_, id)) = inter.standing.finished.pop_first() else {
-                break;
-            };
-            inter.forget(&id);
-            inter.complete = false;
-        }
-    }
-
-    /// Drops waiters whose callers went away (closed connections), so they cannot pile up.
-    pub(super) fn prune_waiters(&mut self) {
-        let Some(inter) = self.interactions.as_deref_mut() else {
-            return;
-        };
-        inter.waiters.retain(|_, replies| {
-            replies.retain(|r| !r.is_closed());
-            !replies.is_empty()
-        });
-        if let Some(parked) = inter.next_waiters.as_mut() {
-            parked.queue.retain(|w| !w.reply.is_closed());
-            if parked.queue.is_empty() {
-                inter.next_waiters = None;
-            }
         }
     }
 }

@@ -5,10 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::Op;
+use super::Queued;
 
 pub(super) struct Buffered {
-    pub op: Op,
+    pub op: Queued,
     /// Lowest and highest sequence in the request.
     pub min: i64,
     pub events: usize,
@@ -38,7 +38,7 @@ impl ReorderBuffer {
         self.waiting.iter().flat_map(|w| w.iter())
     }
 
-    pub fn push(&mut self, op: Op, min: i64, events: usize) {
+    pub fn push(&mut self, op: Queued, min: i64, events: usize) {
         self.waiting
             .get_or_insert_with(Default::default)
             .push(Buffered {

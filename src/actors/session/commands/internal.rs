@@ -1,0 +1,50 @@
+//! Steps the session actor queues for itself, planned in their turn like any caller's
+//! command: a deadline of a pending interaction passed, and a gap in client sequences given up.
+
+use super::{Queued, Step};
+use crate::actors::session::plan::Planner;
+use crate::actors::session::SessionError;
+
+/// An interaction's deadline timer fired: time it out if it is still pending.
+pub(in crate::actors::session) fn deadline_passed(id: String) -> Queued {
+    Queued::of(DeadlinePassed { id })
+}
+
+/// The missing sequences below `sequence` are given up: it becomes the one expected next.
+pub(in crate::actors::session) fn gap_given_up(sequence: i64) -> Queued {
+    Queued::of(GapGivenUp { sequence })
+}
+
+struct DeadlinePassed {
+    id: String,
+}
+
+impl Step for DeadlinePassed {
+    fn plan(self: Box<Self>, planner: &mut Planner<'_>) {
+        let id = self.id;
+        let now = planner.now;
+        let fired = planner
+            .interaction_mut(&id)
+            .is_some_and(|i| i.time_out(now));
+        if fired {
+            planner.completed_now(&id);
+        }
+        planner.forget_if_unchanged(&id);
+        planner.timeouts.push(id);
+    }
+
+    /// No caller waits for it; a group that fails re-arms its deadline instead.
+    fn fail(self: Box<Self>, _: SessionError) {}
+}
+
+struct GapGivenUp {
+    sequence: i64,
+}
+
+impl Step for GapGivenUp {
+    fn plan(self: Box<Self>, planner: &mut Planner<'_>) {
+        planner.next_sequence = planner.next_sequence.max(self.sequence);
+    }
+
+    fn fail(self: Box<Self>, _: SessionError) {}
+}
