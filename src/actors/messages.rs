@@ -15,43 +15,11 @@ use std::sync::Arc;
 
 use actix::prelude::*;
 
-use super::session::Queued;
-use crate::domain::ids::SessionId;
-use crate::domain::interaction::Interaction;
+use super::session::commands::Queued;
 use crate::domain::session::Session;
-use crate::domain::ValidationError;
 
-/// Which session a message is for: session ids are unique per scope.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct SessionKey {
-    pub scope: String,
-    pub session_id: SessionId,
-}
-
-/// Why a session could not do what it was asked.
-#[derive(Clone, Debug, thiserror::Error)]
-pub enum SessionError {
-    #[error("no session {0} in this scope")]
-    SessionNotFound(String),
-    #[error("no interaction {0} in this session")]
-    InteractionNotFound(String),
-    /// A decision or cancel that the interaction's state refuses (HTTP 409).
-    #[error("{detail}")]
-    Conflict {
-        code: &'static str,
-        detail: String,
-        interaction: Box<Interaction>,
-    },
-    /// The write queue is full; nothing was stored.
-    #[error("the write queue is full")]
-    Overloaded,
-    /// The database failed or could not be reached; nothing was stored.
-    #[error("storage unavailable: {0}")]
-    StorageUnavailable(String),
-    /// The request breaks a rule that only the session's state can check.
-    #[error(transparent)]
-    Invalid(ValidationError),
-}
+pub use super::error::SessionError;
+pub use super::key::SessionKey;
 
 // ---------------------------------------------------------------------------------------------
 // HTTP (through SessionHandle) → Registry → SessionActor

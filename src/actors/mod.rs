@@ -4,7 +4,9 @@
 //! performs; the rest of the service reaches sessions through [`SessionHandle`], which shards
 //! them over several registries and threads.
 
+pub mod error;
 mod handle;
+pub mod key;
 pub mod messages;
 pub mod registry;
 pub mod session;

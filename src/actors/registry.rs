@@ -29,7 +29,8 @@ use super::messages::{
     Deliver, Enqueue, Evict, GetSnapshot, LiveSessionCount, Passivate, PeekSession, SessionKey,
     SessionStopped, Shutdown, Sweep, Wake, WakeAt,
 };
-use super::session::{Queued, SessionActor, SessionDeps};
+use super::session::commands::Queued;
+use super::session::{SessionActor, SessionDeps};
 use super::writer::Writer;
 use crate::config::SessionSettings;
 use crate::store::DbPool;

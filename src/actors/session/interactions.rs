@@ -1,20 +1,16 @@
 //! A session's interactions in memory and everything that waits on them: the
 //! [`InteractionState`] (committed interactions, ids known to be absent, orphan event counts),
-//! the deadline timers of pending interactions, `wait` callers and parked `commands/next`
-//! callers. The actor calls in here after a commit or a load; the rules of what an interaction
-//! may do live in `crate::domain::interaction` and the group planner.
+//! the handles of their deadline timers, `wait` callers and parked `commands/next` callers. The
+//! timers themselves are the actor's (`timers`); the rules of what an interaction may do live
+//! in `crate::domain::interaction` and the commands.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::time::Duration;
 
-use actix::prelude::*;
+use actix::SpawnHandle;
 
-use super::commands::{internal, NextWaiter};
 use super::load::INTERACTION_CACHE;
-use super::plan::{self, WaitReply};
-use super::{SessionActor, ABSENT_CACHE};
+use super::reply::{NextReply, WaitReply};
 use crate::domain::interaction::{Interaction, InteractionStatus};
-use crate::domain::time::now_millis;
 
 /// Where each interaction in [`InteractionState::known`] stands, kept in step by
 /// [`InteractionState::remember`] and [`InteractionState::forget`], so that handing out the
@@ -59,11 +55,34 @@ impl Standing {
     }
 }
 
+/// Interaction ids known not to exist, remembered to spare look-ups.
+pub(super) const ABSENT_CACHE: usize = 1024;
+
+/// A caller of `commands/next` parked by an earlier group.
+pub(super) struct NextWaiter {
+    pub id: u64,
+    pub reply: NextReply,
+}
+
 /// `commands/next` callers parked until a command can be handed out or their wait ends.
 #[derive(Default)]
 pub(super) struct NextWaiters {
     pub(super) queue: VecDeque<NextWaiter>,
     next_id: u64,
+}
+
+impl NextWaiters {
+    /// Parks a caller last in line; returns the id its wait's end finds it by.
+    pub(super) fn park(&mut self, reply: NextReply) -> u64 {
+        // Ids only tell apart the waiters parked at the same time, so a counter that starts
+        // over with an empty queue is enough.
+        self.next_id += 1;
+        self.queue.push_back(NextWaiter {
+            id: self.next_id,
+            reply,
+        });
+        self.next_id
+    }
 }
 
 /// The session's interactions in memory and the callers waiting on them. Made on first use and
@@ -155,90 +174,6 @@ impl InteractionState {
         }
         if counts.len() > ABSENT_CACHE {
             self.orphan_events = None;
-        }
-    }
-}
-
-impl SessionActor {
-    pub(super) fn park_next(
-        &mut self,
-        wait: Duration,
-        reply: plan::NextReply,
-        ctx: &mut Context<Self>,
-    ) {
-        if wait.is_zero() || reply.is_closed() {
-            let _ = reply.send(Ok(None));
-            return;
-        }
-        let parked = self
-            .state
-            .interactions_mut()
-            .next_waiters
-            .get_or_insert_with(Default::default);
-        // Ids only tell apart the waiters parked at the same time, so a counter that starts
-        // over with an empty queue is enough.
-        parked.next_id += 1;
-        let id = parked.next_id;
-        parked.queue.push_back(NextWaiter { id, reply });
-        // The actor owns the wait's end, so a command is never handed to a caller that has
-        // already been told "nothing".
-        ctx.run_later(wait, move |actor, _| {
-            let Some(inter) = actor.state.interactions.as_deref_mut() else {
-                return;
-            };
-            let Some(parked) = inter.next_waiters.as_mut() else {
-                return;
-            };
-            if let Some(pos) = parked.queue.iter().position(|w| w.id == id) {
-                if let Some(waiter) = parked.queue.remove(pos) {
-                    let _ = waiter.reply.send(Ok(None));
-                }
-            }
-            if parked.queue.is_empty() {
-                inter.next_waiters = None;
-            }
-        });
-    }
-
-    /// Arms the deadline timer of a pending interaction, or disarms a finished one's.
-    pub(super) fn sync_deadline(&mut self, id: &str, at_least: Duration, ctx: &mut Context<Self>) {
-        let Some(inter) = self.state.interactions.as_deref_mut() else {
-            return;
-        };
-        let deadline = inter
-            .known
-            .get(id)
-            .filter(|i| i.status == InteractionStatus::Pending)
-            .and_then(|i| i.deadline);
-        match deadline {
-            Some(deadline) if !inter.deadlines.contains_key(id) => {
-                let remaining = Duration::from_millis((deadline - now_millis()).max(0) as u64);
-                let id_owned = id.to_owned();
-                let handle = ctx.run_later(remaining.max(at_least), move |actor, ctx| {
-                    if let Some(inter) = actor.state.interactions.as_deref_mut() {
-                        inter.deadlines.remove(&id_owned);
-                    }
-                    actor.enqueue(internal::deadline_passed(id_owned), ctx);
-                });
-                inter.deadlines.insert(id.to_owned(), handle);
-            }
-            None => {
-                if let Some(handle) = inter.deadlines.remove(id) {
-                    ctx.cancel_future(handle);
-                }
-            }
-            Some(_) => {}
-        }
-    }
-
-    /// [`Self::sync_deadline`] for every interaction in memory (after loading them).
-    pub(super) fn sync_deadlines(&mut self, ctx: &mut Context<Self>) {
-        let Some(inter) = self.state.interactions.as_deref() else {
-            return;
-        };
-        let ids: Vec<String> = inter.known.keys().cloned().collect();
-        for id in ids {
-            self.sync_deadline(&id, Duration::ZERO, ctx);
         }
     }
 }

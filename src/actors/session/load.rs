@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use super::super::messages::SessionKey;
+use crate::actors::key::SessionKey;
 use crate::domain::interaction::Interaction;
 use crate::domain::session::Session;
 use crate::store::models::{InteractionRow, SessionRow};

@@ -16,7 +16,9 @@ mod interactions;
 mod load;
 mod plan;
 mod reorder;
+mod reply;
 mod state;
+mod timers;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,26 +29,26 @@ use actix::prelude::*;
 use actix_web::web;
 use tokio::sync::oneshot;
 
+use super::error::SessionError;
+use super::key::SessionKey;
 use super::messages::{
     Enqueue, Evict, Passivate, SessionStopped, Shutdown, Sweep, Wake, WriteError,
 };
-pub(crate) use super::messages::{SessionError, SessionKey};
 use super::registry::Registry;
 use super::writer::Writer;
 use crate::config::SessionSettings;
 use crate::domain::time::now_millis;
 use crate::store::DbPool;
-pub(crate) use commands::Queued;
+use commands::Queued;
 use group::GroupBuilder;
 use load::LoadedState;
-use plan::{Plan, Reply};
+use plan::Plan;
 use reorder::ReorderBuffer;
+use reply::Reply;
 use state::{Lookups, SessionState};
 
 /// The most events one group may carry; more wait for the next group.
 const MAX_GROUP_EVENTS: usize = 5000;
-/// Interaction ids known not to exist, remembered to spare look-ups.
-const ABSENT_CACHE: usize = 1024;
 /// A group in flight longer than this is reported as stuck by the periodic sweep.
 const STUCK_AFTER: Duration = Duration::from_secs(30);
 /// How soon a deadline is retried when its group could not be committed (queue full).

@@ -10,10 +10,12 @@ use std::time::Duration;
 
 use super::cache::DedupCache;
 use super::commands::{serve_waiting_callers, Queued, Wanted};
+use super::interactions::ABSENT_CACHE;
 use super::interactions::{InteractionState, Standing};
 use super::load::{Found, LoadedState, Needs};
-use super::plan::{Committed, NextReply, Plan, Planner, Reply};
-use super::{SessionKey, ABSENT_CACHE};
+use super::plan::{Committed, Plan, Planner};
+use super::reply::{NextReply, Reply};
+use crate::actors::key::SessionKey;
 use crate::domain::interaction::Interaction;
 use crate::domain::session::Session;
 
@@ -305,9 +307,9 @@ pub(super) mod testing {
     use tokio::sync::oneshot;
 
     use super::*;
+    use crate::actors::error::SessionError;
     use crate::actors::session::commands::Command;
     use crate::actors::session::group::GroupBuilder;
-    use crate::actors::session::SessionError;
     use crate::domain::ids::SessionId;
     use crate::store::models::EventRow;
     use crate::store::SessionWrite;

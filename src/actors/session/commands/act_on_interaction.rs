@@ -4,8 +4,8 @@
 //! counted and notified exactly once however many callers race for it.
 
 use super::{Answer, Command, Wanted};
+use crate::actors::error::SessionError;
 use crate::actors::session::plan::Planner;
-use crate::actors::session::SessionError;
 use crate::domain::ids::InteractionId;
 use crate::domain::interaction::{Decision, Interaction, Refusal};
 

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use serde_json::json;
 
 use super::{Answer, Command, Wanted};
+use crate::actors::error::SessionError;
+use crate::actors::key::SessionKey;
 use crate::actors::session::plan::Planner;
-use crate::actors::session::{SessionError, SessionKey};
 use crate::domain::event::NewEvent;
 use crate::domain::session::{SessionStatus, SideEffect};
 use crate::domain::ValidationError;

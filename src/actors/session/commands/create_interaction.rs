@@ -5,8 +5,8 @@
 use serde_json::json;
 
 use super::{Answer, Command, Wanted};
+use crate::actors::error::SessionError;
 use crate::actors::session::plan::Planner;
-use crate::actors::session::SessionError;
 use crate::domain::ids::InteractionId;
 use crate::domain::interaction::{Interaction, InteractionStatus};
 use crate::domain::json::JsonText;

@@ -2,8 +2,8 @@
 //! command: a deadline of a pending interaction passed, and a gap in client sequences given up.
 
 use super::{Queued, Step};
+use crate::actors::error::SessionError;
 use crate::actors::session::plan::Planner;
-use crate::actors::session::SessionError;
 
 /// An interaction's deadline timer fired: time it out if it is still pending.
 pub(in crate::actors::session) fn deadline_passed(id: String) -> Queued {

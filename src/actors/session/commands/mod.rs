@@ -23,21 +23,19 @@ use std::collections::HashSet;
 use tokio::sync::oneshot;
 
 use super::plan::Planner;
-use super::SessionError;
+pub(crate) use super::reply::Answer;
+use crate::actors::error::SessionError;
 use crate::domain::event::NewEvent;
 
 pub(crate) use act_on_interaction::{ActOnInteraction, Action};
 pub(crate) use append_events::AppendEvents;
 pub(crate) use create_interaction::CreateInteraction;
 pub(crate) use ensure_session::EnsureSession;
+pub(super) use next_command::serve_waiting_callers;
 pub(crate) use next_command::NextCommand;
-pub(super) use next_command::{serve_waiting_callers, NextWaiter};
 #[cfg(any(test, feature = "test-hooks"))]
 pub(crate) use panic_for_test::PanicForTest;
 pub(crate) use wait_for_interaction::WaitForInteraction;
-
-/// Where one caller's answer goes.
-pub(crate) type Answer<T> = oneshot::Sender<Result<T, SessionError>>;
 
 /// One operation on a session.
 pub(crate) trait Command: Send + Sized + 'static {

@@ -7,18 +7,14 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::{Answer, Command};
-use crate::actors::session::plan::{NextReply, Planner};
+use crate::actors::session::interactions::NextWaiter;
+use crate::actors::session::plan::Planner;
+use crate::actors::session::reply::NextReply;
 use crate::domain::interaction::{Interaction, InteractionStatus};
 
 /// Hand out the next command, waiting up to `wait`. `None` when none became available in time.
 pub(crate) struct NextCommand {
     pub wait: Duration,
-}
-
-/// A caller of `commands/next` parked by an earlier group.
-pub(in crate::actors::session) struct NextWaiter {
-    pub id: u64,
-    pub reply: NextReply,
 }
 
 impl Command for NextCommand {

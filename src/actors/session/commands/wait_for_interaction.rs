@@ -35,11 +35,11 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::actors::error::SessionError;
     use crate::actors::session::commands::{
         ActOnInteraction, Action, AppendEvents, CreateInteraction,
     };
     use crate::actors::session::state::testing::{answer_of, events, TestSession};
-    use crate::actors::session::SessionError;
     use crate::domain::interaction::InteractionStatus;
     use crate::domain::json::JsonText;
 
