@@ -9,6 +9,8 @@ over 1,000 as in the bench's `single` scenario, for a few seconds, in one of two
            index, no session row, no notification)
   events   the service's events table with its indexes (not the session row nor the
            notification the service writes with each event)
+  keyed    the same table and indexes with an integer session key in place of the
+           (scope, session_id) text pair: what integer session keys would save on event rows
 
 Usage: python3 bench/sqlite-floor.py [EVENTS_PER_COMMIT] [SECONDS] [DIR]   (256, 6, /tmp)
 """
@@ -26,6 +28,15 @@ EVENTS_TABLE = """CREATE TABLE events (
 EVENTS_INDEXES = [
     "CREATE UNIQUE INDEX events_dedup ON events (scope, session_id, dedup_key)",
     "CREATE INDEX events_by_type ON events (scope, session_id, event_type, seq)",
+]
+KEYED_TABLE = """CREATE TABLE events (
+    session INTEGER NOT NULL, seq BIGINT NOT NULL, event_id TEXT,
+    dedup_key TEXT NOT NULL, event_type TEXT NOT NULL, occurred_at_us BIGINT NOT NULL,
+    received_at BIGINT NOT NULL, interaction_id TEXT, sequence BIGINT,
+    out_of_order BOOLEAN NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session, seq))"""
+KEYED_INDEXES = [
+    "CREATE UNIQUE INDEX events_dedup ON events (session, dedup_key)",
+    "CREATE INDEX events_by_type ON events (session, event_type, seq)",
 ]
 MINIMAL_TABLE = """CREATE TABLE events (session INTEGER NOT NULL, seq INTEGER NOT NULL,
     data TEXT NOT NULL, PRIMARY KEY (session, seq)) WITHOUT ROWID"""
@@ -54,6 +65,12 @@ def run(layout, per_commit, seconds, directory):
     if layout == "minimal":
         db.execute(MINIMAL_TABLE)
         insert = "INSERT INTO events VALUES (?, ?, ?)"
+    elif layout == "keyed":
+        db.execute(KEYED_TABLE)
+        for index in KEYED_INDEXES:
+            db.execute(index)
+        insert = ("INSERT INTO events VALUES "
+                  "(?, ?, ?, ?, 'tool_use', 1, 1, NULL, NULL, 0, ?)")
     else:
         db.execute(EVENTS_TABLE)
         for index in EVENTS_INDEXES:
@@ -71,10 +88,12 @@ def run(layout, per_commit, seconds, directory):
             session = (session + 1) % 1000
             last_seq[session] += 1
             seq = last_seq[session]
+            key = f"t-{session}-{seq}"
             if layout == "minimal":
                 rows.append((session, seq, data))
+            elif layout == "keyed":
+                rows.append((session, seq, key, "e:" + key, data))
             else:
-                key = f"t-{session}-{seq}"
                 rows.append((f"bench-{session}", seq, key, "e:" + key, data))
         db.execute("BEGIN")
         db.executemany(insert, rows)
@@ -90,7 +109,7 @@ def main():
     per_commit = int(sys.argv[1]) if len(sys.argv) > 1 else 256
     seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 6
     directory = sys.argv[3] if len(sys.argv) > 3 else "/tmp"
-    for layout in ("minimal", "events"):
+    for layout in ("minimal", "events", "keyed"):
         rate = run(layout, per_commit, seconds, directory)
         print(f"{layout:8} {per_commit} events per commit: {rate:,.0f} events/s", flush=True)
 

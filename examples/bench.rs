@@ -597,14 +597,17 @@ fn raw_limit(target: &DatabaseTarget, batch: usize, per_session: usize, seconds:
     let started = Instant::now();
     let mut written = 0u64;
     let mut seq = 0i64;
-    let scope = format!("raw-{batch}-{}", std::process::id());
+    // 1,000 keys of its own per batch size, above every session's, so runs never collide.
+    let raw_keys = store::sessions::next_key(&mut conn).expect("session keys")
+        + 1_000_000
+        + 1_000 * batch as i64;
     while Instant::now() < deadline {
         let rows: Vec<EventRow> = (0..batch)
             .map(|_| {
                 seq += 1;
                 EventRow {
-                    scope: scope.clone(),
-                    session_id: format!("raw-{}", (seq as usize / per_session) % 1000),
+                    // Events need no session row.
+                    session_key: raw_keys + ((seq as usize / per_session) % 1000) as i64,
                     seq,
                     event_id: Some(format!("r{seq}")),
                     dedup_key: format!("e:r{seq}"),
@@ -651,8 +654,9 @@ fn create_sessions(
 ) -> (Vec<orchestrator::store::models::SessionRow>, i64) {
     use orchestrator::store::models::SessionRow;
     use orchestrator::store::SessionWrite;
+    let first_key = store::sessions::next_key(conn).expect("session keys");
     let sessions: Vec<SessionRow> = (0..count)
-        .map(|n| SessionRow::new_active(scope, &format!("{prefix}-{n}"), now))
+        .map(|n| SessionRow::new_active(scope, &format!("{prefix}-{n}"), first_key + n as i64, now))
         .collect();
     let creates: Vec<SessionWrite> = sessions
         .iter()
@@ -698,8 +702,7 @@ fn storage_limit(
                         session.last_seq += 1;
                         let seq = session.last_seq;
                         EventRow {
-                            scope: scope.clone(),
-                            session_id: session.session_id.clone(),
+                            session_key: session.session_key,
                             seq,
                             event_id: Some(format!("s{n}-{seq}")),
                             dedup_key: format!("e:s{n}-{seq}"),

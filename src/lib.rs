@@ -122,10 +122,12 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         max_size: config.db_pool_size + 2,
         connection_timeout: config.db_timeout,
     };
-    let (pool, session_pool) = web::block(move || {
+    let (pool, session_pool, next_session_key) = web::block(move || {
         let pool = store::connect(&target, &read_settings)?;
         let session_pool = store::open_pool(&target, &session_settings)?;
-        Ok::<_, StoreError>((pool, session_pool))
+        let next_session_key =
+            store::with_connection(&session_pool, |conn| Ok(store::sessions::next_key(conn)?))?;
+        Ok::<_, StoreError>((pool, session_pool, next_session_key))
     })
     .await
     .map_err(|e| StartError::Blocking(e.to_string()))??;
@@ -154,6 +156,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         session_pool.clone(),
         writer.clone(),
         config.sessions.clone(),
+        std::sync::Arc::new(store::sessions::SessionKeys::starting_at(next_session_key)),
         session_threads,
         config.db_timeout,
     );

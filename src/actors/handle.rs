@@ -23,6 +23,7 @@ use super::session::commands::{Command, Queued};
 use super::writer::Writer;
 use crate::config::SessionSettings;
 use crate::domain::session::Session;
+use crate::store::sessions::SessionKeys;
 use crate::store::DbPool;
 
 /// Cheap to clone: every clone reaches the same shards.
@@ -60,6 +61,7 @@ impl SessionHandle {
         pool: DbPool,
         writer: Writer,
         settings: SessionSettings,
+        session_keys: Arc<SessionKeys>,
         shards: usize,
         deadline: Duration,
     ) -> SessionHandle {
@@ -78,6 +80,7 @@ impl SessionHandle {
                 generations: generations.clone(),
                 max_live: settings.max_live_sessions.div_ceil(shard_count).max(1),
                 reorder_total: reorder_total.clone(),
+                session_keys: session_keys.clone(),
             };
             registries.push(Registry::start(&arbiter.handle(), deps));
             arbiters.push(arbiter);

@@ -33,6 +33,7 @@ use super::session::commands::Queued;
 use super::session::{SessionActor, SessionDeps};
 use super::writer::Writer;
 use crate::config::SessionSettings;
+use crate::store::sessions::SessionKeys;
 use crate::store::DbPool;
 
 struct Live {
@@ -62,6 +63,8 @@ pub struct RegistryDeps {
     pub max_live: usize,
     /// Events held back for reordering across all sessions of every shard.
     pub reorder_total: Arc<AtomicUsize>,
+    /// The keys of new sessions, shared by every shard.
+    pub session_keys: Arc<SessionKeys>,
 }
 
 pub struct Registry {
@@ -97,6 +100,7 @@ impl Registry {
             generations,
             max_live,
             reorder_total,
+            session_keys,
         } = deps;
         Registry::start_in_arbiter(arbiter, move |ctx| {
             ctx.set_mailbox_capacity(0);
@@ -114,6 +118,7 @@ impl Registry {
                     pool,
                     settings,
                     reorder_total,
+                    session_keys,
                 }),
                 live: HashMap::new(),
                 draining: HashMap::new(),

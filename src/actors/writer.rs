@@ -542,13 +542,16 @@ mod tests {
     }
 
     fn new_session(id: &str) -> SessionWrite {
+        // Every session has a key of its own.
+        static KEYS: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
+        let key = KEYS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         SessionWrite {
             notifications: vec![store::NewNotification {
                 kind: "session.created",
                 at: 1,
                 body: "{}".into(),
             }],
-            ..SessionWrite::new(SessionRow::new_active("default", id, 1), true)
+            ..SessionWrite::new(SessionRow::new_active("default", id, key, 1), true)
         }
     }
 

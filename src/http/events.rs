@@ -134,10 +134,9 @@ impl TryFrom<EventRow> for EventDto {
     fn try_from(row: EventRow) -> Result<Self, ApiError> {
         let data = RawValue::from_string(row.data).map_err(|e| {
             log::error!(
-                "event {}/{} seq {}: stored data is not JSON: {e}",
-                row.scope,
-                row.session_id,
-                row.seq
+                "event seq {} of session key {}: stored data is not JSON: {e}",
+                row.seq,
+                row.session_key
             );
             ApiError::StorageUnavailable
         })?;

@@ -275,6 +275,34 @@ pub fn connect(target: &DatabaseTarget, settings: &PoolSettings) -> Result<DbPoo
     open_pool(target, settings)
 }
 
+/// Prepares a database with every migration but the newest `skip`: a test writes rows the way
+/// an older binary did, then [`connect`] upgrades them. Not used by the service.
+#[cfg(any(test, feature = "test-hooks"))]
+#[doc(hidden)]
+pub fn migrate_all_but(target: &DatabaseTarget, skip: usize) -> Result<(), StoreError> {
+    fn run<C: MigrationHarness<B>, B: diesel::backend::Backend>(
+        c: &mut C,
+        source: EmbeddedMigrations,
+        skip: usize,
+    ) -> Result<(), StoreError> {
+        let pending = c
+            .pending_migrations(source)
+            .map_err(|e| StoreError::Migration(e.to_string()))?;
+        for migration in pending.iter().take(pending.len().saturating_sub(skip)) {
+            c.run_migration(migration.as_ref())
+                .map_err(|e| StoreError::Migration(e.to_string()))?;
+        }
+        Ok(())
+    }
+    match &mut target.open(Duration::from_secs(10))? {
+        DbConnection::Sqlite(c) => {
+            c.batch_execute("PRAGMA journal_mode = WAL;")?;
+            run(c, SQLITE_MIGRATIONS, skip)
+        }
+        DbConnection::Pg(c) => run(c, POSTGRES_MIGRATIONS, skip),
+    }
+}
+
 /// Another pool on a database that [`connect`] has prepared: no migrations.
 pub fn open_pool(target: &DatabaseTarget, settings: &PoolSettings) -> Result<DbPool, StoreError> {
     let pool = r2d2::Pool::builder()

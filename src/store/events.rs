@@ -6,6 +6,21 @@ use super::models::EventRow;
 use super::schema::events::dsl;
 use super::{with_backend, DbConnection};
 
+/// The events of one session: those stored under its key, found through its row (a scalar
+/// subquery, run once per statement).
+macro_rules! of_session {
+    ($scope:expr, $session_id:expr) => {
+        $crate::store::schema::events::session_key.nullable().eq(
+            $crate::store::schema::sessions::table
+                .filter($crate::store::schema::sessions::scope.eq($scope))
+                .filter($crate::store::schema::sessions::session_id.eq($session_id))
+                .select($crate::store::schema::sessions::session_key)
+                .single_value(),
+        )
+    };
+}
+pub(crate) use of_session;
+
 /// Rows per INSERT statement: 12 columns × 500 stays far below SQLite's bound-parameter limit.
 const INSERT_CHUNK: usize = 500;
 
@@ -46,8 +61,7 @@ pub fn list(
     macro_rules! selected {
         ($c:ident, $select:expr, $limit:expr) => {{
             let mut query = dsl::events
-                .filter(dsl::scope.eq(scope))
-                .filter(dsl::session_id.eq(session_id))
+                .filter(of_session!(scope, session_id))
                 .select($select)
                 .into_boxed();
             if let Some(event_type) = &filter.event_type {
@@ -87,8 +101,7 @@ pub fn recent_dedup_keys(
     limit: i64,
 ) -> QueryResult<Vec<(String, i64)>> {
     with_backend!(conn, |c| dsl::events
-        .filter(dsl::scope.eq(scope))
-        .filter(dsl::session_id.eq(session_id))
+        .filter(of_session!(scope, session_id))
         .order(dsl::seq.desc())
         .limit(limit)
         .select((dsl::dedup_key, dsl::seq))
@@ -105,8 +118,7 @@ pub fn find_dedup_keys(
     let mut found = Vec::new();
     for chunk in keys.chunks(INSERT_CHUNK) {
         let rows: Vec<(String, i64)> = with_backend!(&mut *conn, |c| dsl::events
-            .filter(dsl::scope.eq(scope))
-            .filter(dsl::session_id.eq(session_id))
+            .filter(of_session!(scope, session_id))
             .filter(dsl::dedup_key.eq_any(chunk))
             .select((dsl::dedup_key, dsl::seq))
             .load(c))?;
@@ -122,8 +134,7 @@ pub fn max_sequence(
     session_id: &str,
 ) -> QueryResult<Option<i64>> {
     with_backend!(conn, |c| dsl::events
-        .filter(dsl::scope.eq(scope))
-        .filter(dsl::session_id.eq(session_id))
+        .filter(of_session!(scope, session_id))
         .filter(dsl::sequence.is_not_null())
         .select(diesel::dsl::max(dsl::sequence))
         .first(c))
@@ -137,8 +148,7 @@ pub fn any_names_interaction(
     session_id: &str,
 ) -> QueryResult<bool> {
     let found: Option<i64> = with_backend!(conn, |c| dsl::events
-        .filter(dsl::scope.eq(scope))
-        .filter(dsl::session_id.eq(session_id))
+        .filter(of_session!(scope, session_id))
         .filter(dsl::interaction_id.is_not_null())
         .select(dsl::seq)
         .first(c)
@@ -156,8 +166,7 @@ pub fn find_sequences(
     let mut found = Vec::new();
     for chunk in sequences.chunks(INSERT_CHUNK) {
         let rows: Vec<(Option<i64>, String)> = with_backend!(&mut *conn, |c| dsl::events
-            .filter(dsl::scope.eq(scope))
-            .filter(dsl::session_id.eq(session_id))
+            .filter(of_session!(scope, session_id))
             .filter(dsl::sequence.is_not_null())
             .filter(dsl::sequence.eq_any(chunk))
             .select((dsl::sequence, dsl::dedup_key))

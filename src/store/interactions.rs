@@ -186,8 +186,7 @@ pub fn event_counts(
     ids: &[String],
 ) -> QueryResult<Vec<(Option<String>, i64)>> {
     with_backend!(conn, |c| ev::events
-        .filter(ev::scope.eq(scope))
-        .filter(ev::session_id.eq(session_id))
+        .filter(super::events::of_session!(scope, session_id))
         .filter(ev::interaction_id.is_not_null())
         .filter(ev::interaction_id.eq_any(ids))
         .group_by(ev::interaction_id)

@@ -14,6 +14,8 @@ pub mod sessions;
 mod statements;
 mod write;
 
+#[cfg(any(test, feature = "test-hooks"))]
+pub use connection::migrate_all_but;
 pub(crate) use connection::with_backend;
 pub use connection::{
     checkpoint, connect, open_pool, ping, prepare_writer_connection, with_connection,

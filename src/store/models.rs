@@ -27,6 +27,8 @@ pub struct SessionRow {
     pub interactions_completed: i64,
     pub interactions_timed_out: i64,
     pub interactions_cancelled: i64,
+    /// The session's integer key, assigned when it is created; its events are stored under it.
+    pub session_key: i64,
 }
 
 /// A stored event.
@@ -35,8 +37,8 @@ pub struct SessionRow {
 // Without this, SQLite batch inserts become one INSERT per row.
 #[diesel(treat_none_as_default_value = false)]
 pub struct EventRow {
-    pub scope: String,
-    pub session_id: String,
+    /// The key of the session's row ([`SessionRow::session_key`]).
+    pub session_key: i64,
     pub seq: i64,
     pub event_id: Option<String>,
     pub dedup_key: String,
@@ -62,10 +64,11 @@ pub struct NotificationRow {
 }
 
 impl SessionRow {
-    /// The row of a session just created at `at`: active, with no events, interactions or
-    /// metadata yet.
-    pub fn new_active(scope: &str, session_id: &str, at: i64) -> Self {
+    /// The row of a session just created at `at` under `session_key`: active, with no
+    /// events, interactions or metadata yet.
+    pub fn new_active(scope: &str, session_id: &str, session_key: i64, at: i64) -> Self {
         Self {
+            session_key,
             scope: scope.to_owned(),
             session_id: session_id.to_owned(),
             status: "active".into(),
@@ -85,8 +88,9 @@ impl SessionRow {
     /// The row of `s`. Metadata never changes after creation, so only a `created` session's
     /// row carries it; an update leaves the stored metadata alone (see `statements.rs`), and
     /// a session with megabytes of it is not rewritten on every event.
-    pub fn from_session(s: &Session, created: bool) -> Self {
+    pub fn from_session(s: &Session, session_key: i64, created: bool) -> Self {
         Self {
+            session_key,
             scope: s.scope.clone(),
             session_id: s.session_id.as_str().to_owned(),
             status: s.status.as_str().to_owned(),

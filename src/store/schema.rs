@@ -1,9 +1,8 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
-    events (scope, session_id, seq) {
-        scope -> Text,
-        session_id -> Text,
+    events (session_key, seq) {
+        session_key -> BigInt,
         seq -> BigInt,
         event_id -> Nullable<Text>,
         dedup_key -> Text,
@@ -63,6 +62,7 @@ diesel::table! {
         interactions_completed -> BigInt,
         interactions_timed_out -> BigInt,
         interactions_cancelled -> BigInt,
+        session_key -> BigInt,
     }
 }
 

@@ -1,5 +1,7 @@
 //! Queries on the `sessions` table.
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use diesel::prelude::*;
 
 use super::models::SessionRow;
@@ -17,6 +19,29 @@ pub fn find(
         .select(SessionRow::as_select())
         .first(c)
         .optional())
+}
+
+/// Hands out the integer keys of new sessions, each once, in increasing order: from one past
+/// the highest stored when the service started. A key given to a session whose creation never
+/// commits is simply never used.
+pub struct SessionKeys(AtomicI64);
+
+impl SessionKeys {
+    pub fn starting_at(next: i64) -> Self {
+        Self(AtomicI64::new(next))
+    }
+
+    pub fn next(&self) -> i64 {
+        self.0.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// The key the next new session gets: one past the highest stored.
+pub fn next_key(conn: &mut DbConnection) -> QueryResult<i64> {
+    let highest: Option<i64> = with_backend!(conn, |c| dsl::sessions
+        .select(diesel::dsl::max(dsl::session_key))
+        .first(c))?;
+    Ok(highest.unwrap_or(0) + 1)
 }
 
 /// Whether the session exists, without reading its row.

@@ -55,13 +55,14 @@ struct Table<R: 'static> {
 const SESSION_INSERT: &str = "INSERT INTO sessions (scope, session_id, status, \
      external_conversation_id, metadata, created_at, updated_at, event_count, last_seq, \
      interactions_pending, interactions_completed, interactions_timed_out, \
-     interactions_cancelled)";
+     interactions_cancelled, session_key)";
 const SESSION_KINDS: &[Kind] = &[
     Kind::Text,
     Kind::Text,
     Kind::Text,
     Kind::NullableText,
     Kind::Text,
+    Kind::BigInt,
     Kind::BigInt,
     Kind::BigInt,
     Kind::BigInt,
@@ -87,6 +88,7 @@ fn session_values(r: &SessionRow) -> Vec<Value<'_>> {
         Value::BigInt(r.interactions_completed),
         Value::BigInt(r.interactions_timed_out),
         Value::BigInt(r.interactions_cancelled),
+        Value::BigInt(r.session_key),
     ]
 }
 
@@ -118,11 +120,10 @@ const UPDATED_SESSIONS: Table<SessionRow> = Table {
 
 const NEW_EVENTS: Table<EventRow> = Table {
     name: "new_events",
-    insert: "INSERT INTO events (scope, session_id, seq, event_id, dedup_key, event_type, \
+    insert: "INSERT INTO events (session_key, seq, event_id, dedup_key, event_type, \
              occurred_at_us, received_at, interaction_id, sequence, out_of_order, data)",
     kinds: &[
-        Kind::Text,
-        Kind::Text,
+        Kind::BigInt,
         Kind::BigInt,
         Kind::NullableText,
         Kind::Text,
@@ -136,8 +137,7 @@ const NEW_EVENTS: Table<EventRow> = Table {
     ],
     values: |r| {
         vec![
-            Value::Text(&r.scope),
-            Value::Text(&r.session_id),
+            Value::BigInt(r.session_key),
             Value::BigInt(r.seq),
             Value::NullableText(r.event_id.as_deref()),
             Value::Text(&r.dedup_key),
@@ -493,12 +493,11 @@ mod tests {
                 ColumnArray::with_capacity(*kind, 1).push(value);
             }
         }
-        let session = SessionRow::new_active("s", "id", 1);
+        let session = SessionRow::new_active("s", "id", 7, 1);
         check(&CREATED_SESSIONS, &session);
         check(&UPDATED_SESSIONS, &session);
         let event = EventRow {
-            scope: "s".into(),
-            session_id: "id".into(),
+            session_key: 7,
             seq: 1,
             event_id: None,
             dedup_key: "c:x".into(),

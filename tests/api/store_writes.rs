@@ -25,8 +25,14 @@ fn pool(backend: Backend) -> Option<(DbPool, RemoveOnDrop)> {
     Some((pool, RemoveOnDrop(target)))
 }
 
+/// The key of test session `s<N>`: N + 1.
+fn key_of(id: &str) -> i64 {
+    id[1..].parse::<i64>().expect("a test session id is s<N>") + 1
+}
+
 fn session(id: &str, conversation: Option<&str>) -> SessionRow {
     SessionRow {
+        session_key: key_of(id),
         scope: "tenant-a".into(),
         session_id: id.into(),
         status: "active".into(),
@@ -45,8 +51,7 @@ fn session(id: &str, conversation: Option<&str>) -> SessionRow {
 
 fn event(session_id: &str, seq: i64, filled: bool) -> EventRow {
     EventRow {
-        scope: "tenant-a".into(),
-        session_id: session_id.into(),
+        session_key: key_of(session_id),
         seq,
         event_id: filled.then(|| format!("ev-{seq}")),
         dedup_key: format!("e:{seq}"),
@@ -315,7 +320,86 @@ async fn a_large_batch_reads_back_whole(backend: Backend) {
         .all(|(i, n)| n.session_id == format!("s{}", i / 2)));
 }
 
+/// A database written before events were keyed by their session's integer key: after the
+/// upgrade every event is still its own session's (two scopes use the same session id), and
+/// new sessions get keys above the ones the upgrade gave.
+async fn events_stored_before_session_keys_stay_with_their_sessions(backend: Backend) {
+    use diesel::RunQueryDsl;
+    let Some(target) = fresh_database(backend) else {
+        return;
+    };
+    store::migrate_all_but(&target, 1).expect("the schema before session keys");
+    let settings = PoolSettings {
+        max_size: 1,
+        connection_timeout: Duration::from_secs(5),
+    };
+    let old = store::open_pool(&target, &settings).unwrap();
+    let rows_of_the_old_binary = [
+        "INSERT INTO sessions (scope, session_id, status, metadata, created_at, updated_at, \
+         event_count, last_seq) VALUES ('tenant-a', 'same', 'active', '{}', 1, 1, 2, 2), \
+         ('tenant-b', 'same', 'active', '{}', 2, 2, 1, 1)",
+        "INSERT INTO events (scope, session_id, seq, event_id, dedup_key, event_type, \
+         occurred_at_us, received_at, interaction_id, sequence, out_of_order, data) VALUES \
+         ('tenant-a', 'same', 1, 'a1', 'e:a1', 'tool_use', 1, 1, NULL, NULL, FALSE, '{\"n\":\"a1\"}'), \
+         ('tenant-a', 'same', 2, 'a2', 'e:a2', 'tool_use', 2, 2, 'i-1', 7, FALSE, '{\"n\":\"a2\"}'), \
+         ('tenant-b', 'same', 1, 'b1', 'e:b1', 'tool_use', 3, 3, NULL, NULL, FALSE, '{\"n\":\"b1\"}')",
+    ];
+    {
+        let mut conn = old.get().unwrap();
+        for sql in rows_of_the_old_binary {
+            match &mut **conn {
+                store::DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c),
+                store::DbConnection::Pg(c) => diesel::sql_query(sql).execute(c),
+            }
+            .unwrap();
+        }
+    }
+    drop(old);
+    let pool = store::connect(&target, &settings).expect("the upgrade");
+    let _remove = RemoveOnDrop(target);
+    let mut conn = pool.get().unwrap();
+    let filter = events::EventFilter {
+        limit: 10,
+        ..Default::default()
+    };
+    let ids_of = |conn: &mut store::PooledConnection, scope: &str| -> Vec<String> {
+        events::list(conn, scope, "same", &filter, usize::MAX)
+            .unwrap()
+            .0
+            .into_iter()
+            .map(|e| e.event_id.unwrap())
+            .collect()
+    };
+    assert_eq!(ids_of(&mut conn, "tenant-a"), ["a1", "a2"]);
+    assert_eq!(ids_of(&mut conn, "tenant-b"), ["b1"]);
+    let a = sessions::find(&mut conn, "tenant-a", "same")
+        .unwrap()
+        .unwrap();
+    let b = sessions::find(&mut conn, "tenant-b", "same")
+        .unwrap()
+        .unwrap();
+    assert_ne!(a.session_key, b.session_key);
+    assert!(sessions::next_key(&mut conn).unwrap() > a.session_key.max(b.session_key));
+    // The look-ups a session actor makes after loading find the upgraded rows.
+    assert_eq!(
+        events::find_dedup_keys(
+            &mut conn,
+            "tenant-a",
+            "same",
+            &["e:a2".into(), "e:b1".into()]
+        )
+        .unwrap(),
+        [("e:a2".to_owned(), 2)]
+    );
+    assert_eq!(
+        events::max_sequence(&mut conn, "tenant-a", "same").unwrap(),
+        Some(7)
+    );
+    assert!(!events::any_names_interaction(&mut conn, "tenant-b", "same").unwrap());
+}
+
 both_backends!(
+    events_stored_before_session_keys_stay_with_their_sessions,
     every_column_reads_back_as_written,
     a_failing_statement_stores_nothing_of_its_batch,
     a_large_batch_reads_back_whole,

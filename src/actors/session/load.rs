@@ -16,6 +16,8 @@ pub(super) const INTERACTION_CACHE: usize = 256;
 
 pub(super) struct LoadedState {
     pub session: Option<Session>,
+    /// The key its events are stored under.
+    pub session_key: Option<i64>,
     /// Newest first.
     pub recent_keys: Vec<(String, i64)>,
     /// The keys above are all the session has.
@@ -45,12 +47,13 @@ fn load_state_on(
     dedup_cache: usize,
 ) -> Result<LoadedState, StoreError> {
     let (scope, id) = (key.scope.as_str(), key.session_id.as_str());
-    let session = store::sessions::find(conn, scope, id)?
-        .map(SessionRow::into_session)
-        .transpose()?;
+    let row = store::sessions::find(conn, scope, id)?;
+    let session_key = row.as_ref().map(|r| r.session_key);
+    let session = row.map(SessionRow::into_session).transpose()?;
     let Some(session) = session else {
         return Ok(LoadedState {
             session: None,
+            session_key: None,
             recent_keys: Vec::new(),
             keys_complete: true,
             interactions: Vec::new(),
@@ -74,6 +77,7 @@ fn load_state_on(
     Ok(LoadedState {
         keys_complete: session.event_count <= dedup_cache as i64,
         session: Some(session),
+        session_key,
         recent_keys,
         interactions: rows
             .into_iter()

@@ -38,6 +38,7 @@ use super::registry::Registry;
 use super::writer::Writer;
 use crate::config::SessionSettings;
 use crate::domain::time::now_millis;
+use crate::store::sessions::SessionKeys;
 use crate::store::DbPool;
 use commands::Queued;
 use group::GroupBuilder;
@@ -65,6 +66,8 @@ pub struct SessionDeps {
     pub settings: SessionSettings,
     /// Events held back for reordering across all sessions, for the global cap.
     pub reorder_total: Arc<AtomicUsize>,
+    /// Where a session created here gets its key.
+    pub session_keys: Arc<SessionKeys>,
 }
 
 pub struct SessionActor {
@@ -275,7 +278,9 @@ impl SessionActor {
 
     /// Plans a group against the committed state and sends its write to the writer.
     fn plan_and_write(&mut self, ops: Vec<Queued>, lookups: Lookups, ctx: &mut Context<Self>) {
-        let mut plan = self.state.plan(ops, &lookups, now_millis());
+        let mut plan = self
+            .state
+            .plan(ops, &lookups, &self.deps.session_keys, now_millis());
         let Some(write) = plan.write.take() else {
             // Nothing to store (duplicates, reads, refusals): everything earlier has committed
             // already, so the answers are durable as they stand.

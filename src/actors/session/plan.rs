@@ -20,12 +20,17 @@ use crate::domain::interaction::{Interaction, InteractionStatus};
 use crate::domain::json::JsonText;
 use crate::domain::session::Session;
 use crate::store::models::{EventRow, InteractionRow, SessionRow};
+use crate::store::sessions::SessionKeys;
 use crate::store::{NewNotification, SessionWrite};
 
 /// Read-only views of the committed state a plan starts from.
 pub(super) struct Committed<'a> {
     pub key: &'a SessionKey,
     pub session: Option<&'a Session>,
+    /// The key the session's events are stored under, when it exists.
+    pub session_key: Option<i64>,
+    /// Where a session created by the group gets its key.
+    pub session_keys: &'a SessionKeys,
     pub interactions: &'a BTreeMap<String, Interaction>,
     /// Where the committed interactions stand (queued and pending commands).
     pub standing: &'a Standing,
@@ -45,6 +50,7 @@ pub(super) struct Committed<'a> {
 /// Everything a group decided.
 pub(super) struct Plan {
     pub session: Option<Session>,
+    pub session_key: Option<i64>,
     pub write: Option<SessionWrite>,
     pub replies: Vec<Reply>,
     /// Events of this group answered as duplicates.
@@ -72,6 +78,7 @@ pub(crate) struct Planner<'a> {
     pub(super) base: Committed<'a>,
     pub(super) now: i64,
     pub(super) session: Option<Session>,
+    pub(super) session_key: Option<i64>,
     /// Interactions created or changed by this group, as they stand now.
     pub(super) touched: HashMap<String, Interaction>,
     pub(super) created: Vec<String>,
@@ -98,6 +105,7 @@ impl<'a> Planner<'a> {
     pub(super) fn new(base: Committed<'a>, now: i64) -> Self {
         Self {
             session: base.session.cloned(),
+            session_key: base.session_key,
             next_position: base.next_position,
             next_sequence: base.next_sequence,
             applied_sequences: HashMap::new(),
@@ -180,6 +188,7 @@ impl<'a> Planner<'a> {
         );
         let status = s.status.as_str();
         self.session = Some(s);
+        self.session_key = Some(self.base.session_keys.next());
         self.notify("session.created", json!({ "status": status }));
         self.changed = true;
         true
@@ -225,8 +234,8 @@ impl<'a> Planner<'a> {
     }
 
     pub(super) fn finish(mut self) -> Plan {
-        let write = match (&self.session, self.changed) {
-            (Some(s), true) => {
+        let write = match (&self.session, self.session_key, self.changed) {
+            (Some(s), Some(session_key), true) => {
                 if !self.rows.is_empty() {
                     let body = json!({"event_count": s.event_count, "last_seq": s.last_seq});
                     self.notify("events.appended", body);
@@ -246,7 +255,7 @@ impl<'a> Planner<'a> {
                     .filter_map(|id| row(id, false))
                     .collect();
                 Some(SessionWrite {
-                    session: SessionRow::from_session(s, self.base.session.is_none()),
+                    session: SessionRow::from_session(s, session_key, self.base.session.is_none()),
                     create: self.base.session.is_none(),
                     events: std::mem::take(&mut self.rows),
                     new_interactions,
@@ -258,6 +267,7 @@ impl<'a> Planner<'a> {
         };
         Plan {
             session: self.session,
+            session_key: self.session_key,
             write,
             replies: self.replies,
             duplicates: self.duplicates,

@@ -18,6 +18,7 @@ use super::reply::{NextReply, Reply};
 use crate::actors::key::SessionKey;
 use crate::domain::interaction::Interaction;
 use crate::domain::session::Session;
+use crate::store::sessions::SessionKeys;
 
 /// What the planner sees of a session that has no [`InteractionState`].
 static NO_INTERACTIONS: BTreeMap<String, Interaction> = BTreeMap::new();
@@ -50,6 +51,8 @@ pub(super) struct SessionState {
     pub key: Arc<SessionKey>,
     /// The committed session; `None` until it exists in the database.
     pub session: Option<Session>,
+    /// The key its events are stored under; `None` until it exists.
+    pub session_key: Option<i64>,
     pub dedup: DedupCache,
     /// `None` until the session has an interaction or a caller waiting for one.
     pub interactions: Option<Box<InteractionState>>,
@@ -63,6 +66,7 @@ impl SessionState {
         Self {
             key,
             session: None,
+            session_key: None,
             dedup: DedupCache::new(dedup_capacity),
             interactions: None,
             next_sequence: 0,
@@ -72,6 +76,7 @@ impl SessionState {
     /// Takes what loading read from the database.
     pub fn install(&mut self, loaded: LoadedState) {
         self.session = loaded.session;
+        self.session_key = loaded.session_key;
         for (key, seq) in loaded.recent_keys.iter().rev() {
             self.dedup.insert(key, *seq);
         }
@@ -153,9 +158,16 @@ impl SessionState {
         }
     }
 
-    /// Plans `group`, in order, against the committed state. The state itself is unchanged
-    /// but for `commands/next` callers it parked earlier, which the plan may serve.
-    pub fn plan(&mut self, group: Vec<Queued>, lookups: &Lookups, now: i64) -> Plan {
+    /// Plans `group`, in order, against the committed state; a session it creates gets its
+    /// key from `session_keys`. The state itself is unchanged but for `commands/next` callers
+    /// it parked earlier, which the plan may serve.
+    pub fn plan(
+        &mut self,
+        group: Vec<Queued>,
+        lookups: &Lookups,
+        session_keys: &SessionKeys,
+        now: i64,
+    ) -> Plan {
         // Out of the state while the planner reads it; back below if any are still waiting.
         let mut parked = self
             .interactions
@@ -166,6 +178,8 @@ impl SessionState {
             Committed {
                 key: &self.key,
                 session: self.session.as_ref(),
+                session_key: self.session_key,
+                session_keys,
                 interactions: inter.map_or(&NO_INTERACTIONS, |i| &i.known),
                 standing: inter.map_or(&NO_STANDING, |i| &i.standing),
                 dedup: &self.dedup,
@@ -206,6 +220,7 @@ impl SessionState {
             }
         }
         self.session = plan.session;
+        self.session_key = plan.session_key;
         // In seq order, so the bounded cache keeps the newest keys.
         let mut new_keys = plan.new_keys;
         new_keys.sort_by_key(|(_, seq)| *seq);
@@ -317,6 +332,7 @@ pub(super) mod testing {
     pub(in crate::actors::session) struct TestSession {
         pub state: SessionState,
         pub now: i64,
+        session_keys: SessionKeys,
         /// Every event committed so far: the database the look-ups read.
         stored: Vec<EventRow>,
     }
@@ -349,6 +365,7 @@ pub(super) mod testing {
             Self {
                 state: SessionState::new(Arc::new(key), dedup_keys),
                 now: 1_000,
+                session_keys: SessionKeys::starting_at(1),
                 stored: Vec::new(),
             }
         }
@@ -394,7 +411,9 @@ pub(super) mod testing {
             };
             let lookups = self.state.absorb(found);
             self.now += 1;
-            let mut plan = self.state.plan(group.ops, &lookups, self.now);
+            let mut plan = self
+                .state
+                .plan(group.ops, &lookups, &self.session_keys, self.now);
             let write = plan.write.take();
             if let Some(write) = &write {
                 self.stored.extend(write.events.iter().cloned());

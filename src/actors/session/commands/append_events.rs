@@ -114,7 +114,7 @@ fn append(planner: &mut Planner<'_>, events: &[NewEvent]) -> Result<AppendOutcom
 /// names, its row. Returns its seq.
 fn store_one(planner: &mut Planner<'_>, event: &NewEvent, late: bool) -> i64 {
     let (key, now) = (planner.base.key, planner.now);
-    let Some(s) = planner.session.as_mut() else {
+    let (Some(s), Some(session_key)) = (planner.session.as_mut(), planner.session_key) else {
         return 0;
     };
     s.last_seq += 1;
@@ -153,7 +153,9 @@ fn store_one(planner: &mut Planner<'_>, event: &NewEvent, late: bool) -> i64 {
         crate::metrics::OUT_OF_ORDER_EVENTS.inc();
     }
     planner.new_keys.insert(event.dedup_key.clone(), seq);
-    planner.rows.push(event_row(key, seq, event, late, now));
+    planner
+        .rows
+        .push(event_row(session_key, seq, event, late, now));
     seq
 }
 
@@ -263,15 +265,14 @@ fn side_effect_notification(
 }
 
 fn event_row(
-    key: &SessionKey,
+    session_key: i64,
     seq: i64,
     event: &NewEvent,
     out_of_order: bool,
     now: i64,
 ) -> EventRow {
     EventRow {
-        scope: key.scope.clone(),
-        session_id: key.session_id.as_str().to_owned(),
+        session_key,
         seq,
         event_id: event.event_id.as_ref().map(|id| id.as_str().to_owned()),
         dedup_key: event.dedup_key.clone(),
