@@ -247,7 +247,11 @@ pub struct Client {
 
 impl Client {
     pub fn new(base_url: String) -> Self {
+        // Idle connections are dropped before the server's 5 s keep-alive closes them: a
+        // connection reused just as the server closes it fails with `Disconnected`.
+        let connector = awc::Connector::new().conn_keep_alive(Duration::from_secs(2));
         let client = awc::Client::builder()
+            .connector(connector)
             .timeout(Duration::from_secs(90))
             .finish();
         Self {
