@@ -8,7 +8,7 @@ import time
 
 port, key, count, seconds = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 interval = float(sys.argv[5]) if len(sys.argv) > 5 else 0.5
-head = (f"POST /v1/sessions/trickle/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+head = (f"POST /v1/sessions/trickle/events HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {key}\r\n"
         "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{").encode()
 
 

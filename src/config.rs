@@ -110,6 +110,11 @@ pub struct Config {
     pub notification_cache: usize,
     /// The most memory those notifications may take.
     pub notification_cache_bytes: usize,
+    /// Host names (or `name:port`) the service answers to beyond loopback and the listen
+    /// address; `*` for any.
+    pub allowed_hosts: Vec<String>,
+    /// Origins whose pages may change things here besides the service's own.
+    pub allowed_origins: Vec<String>,
 }
 
 /// Request limits (contract §1).
@@ -191,6 +196,8 @@ impl Config {
             stream_slow_consumer: Duration::from_secs(30),
             notification_cache: 8192,
             notification_cache_bytes: 4 * 1024 * 1024,
+            allowed_hosts: Vec::new(),
+            allowed_origins: Vec::new(),
         }
     }
 
@@ -222,6 +229,14 @@ struct Cli {
     #[arg(long, env = "ORCH_ALLOW_INSECURE", num_args = 0..=1, default_value = "false",
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     allow_insecure: bool,
+    /// Host names the service answers to beyond loopback and the listen address, comma
+    /// separated: name or name:port, `*` for any (e.g. the name a proxy forwards)
+    #[arg(long, env = "ORCH_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// Origins whose web pages may change things here besides the service's own, comma
+    /// separated (e.g. https://dashboard.example.com)
+    #[arg(long, env = "ORCH_ALLOWED_ORIGINS", value_delimiter = ',')]
+    allowed_origins: Vec<String>,
     /// Largest request body in bytes (larger: 413)
     #[arg(long, env = "ORCH_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_body_bytes: usize,
@@ -335,6 +350,8 @@ impl Cli {
         config.stream_slow_consumer = Duration::from_millis(self.stream_slow_ms);
         config.notification_cache = self.notification_cache;
         config.notification_cache_bytes = self.notification_cache_bytes;
+        config.allowed_hosts = self.allowed_hosts;
+        config.allowed_origins = self.allowed_origins;
         if !config.api_keys.is_enabled()
             && !config.listen.ip().is_loopback()
             && !self.allow_insecure

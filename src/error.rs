@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::actors::messages::SessionError;
 use crate::domain::event::BodyError;
 use crate::domain::ValidationError;
+use crate::http::cross_site::CrossSiteRefusal;
 use crate::http::guard::Refusal;
 use crate::store::StoreError;
 
@@ -43,6 +44,9 @@ pub enum ApiError {
     /// A request head the connection guard refused, answered in its stead.
     #[error(transparent)]
     RequestHead(#[from] Refusal),
+    /// A request another site's page may not make (see [`crate::http::cross_site`]).
+    #[error(transparent)]
+    CrossSite(#[from] CrossSiteRefusal),
     #[error(transparent)]
     Validation(#[from] ValidationError),
     #[error("the write queue is full; retry shortly")]
@@ -70,6 +74,13 @@ impl ApiError {
                 Refusal::BadContentLength => "bad_content_length",
                 Refusal::BadTransferEncoding => "bad_transfer_encoding",
                 Refusal::HeadTimeout => "request_timeout",
+                Refusal::BadHost => "bad_host",
+                Refusal::Tunnel => "method_not_allowed",
+            },
+            Self::CrossSite(refusal) => match refusal {
+                CrossSiteRefusal::Host(_) => "host_not_allowed",
+                CrossSiteRefusal::Origin(_) => "origin_not_allowed",
+                CrossSiteRefusal::MediaType(_) => "unsupported_media_type",
             },
             Self::Validation(_) => "validation_failed",
             Self::Overloaded => "overloaded",
@@ -94,7 +105,13 @@ impl ApiError {
                 }
                 Refusal::UriTooLong => "URI too long",
                 Refusal::HeadTimeout => "Request timeout",
+                Refusal::Tunnel => "Method not allowed",
                 _ => "Bad request",
+            },
+            Self::CrossSite(refusal) => match refusal {
+                CrossSiteRefusal::Host(_) => "Misdirected request",
+                CrossSiteRefusal::Origin(_) => "Forbidden",
+                CrossSiteRefusal::MediaType(_) => "Unsupported media type",
             },
             Self::Validation(_) => "Validation failed",
             Self::Overloaded => "Overloaded",
@@ -141,7 +158,13 @@ impl ResponseError for ApiError {
                 }
                 Refusal::UriTooLong => StatusCode::URI_TOO_LONG,
                 Refusal::HeadTimeout => StatusCode::REQUEST_TIMEOUT,
+                Refusal::Tunnel => StatusCode::METHOD_NOT_ALLOWED,
                 _ => StatusCode::BAD_REQUEST,
+            },
+            Self::CrossSite(refusal) => match refusal {
+                CrossSiteRefusal::Host(_) => StatusCode::MISDIRECTED_REQUEST,
+                CrossSiteRefusal::Origin(_) => StatusCode::FORBIDDEN,
+                CrossSiteRefusal::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             },
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -160,6 +183,11 @@ impl ResponseError for ApiError {
             }
             Self::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, *allow));
+            }
+            // The body was not read to its end, so the connection cannot carry another
+            // request: closing it also ends a client that trickles the rest.
+            Self::RequestTimeout(_) | Self::PayloadTooLarge(_) => {
+                response.force_close();
             }
             _ => {}
         }
@@ -189,10 +217,17 @@ impl From<SessionError> for ApiError {
             } => Self::Conflict {
                 code,
                 detail,
-                interaction: json!(crate::http::interactions::InteractionDto::new(
+                // Serializing the stored interaction into a tree parses its JSON texts; one
+                // that cannot be parsed (stored before such texts were refused) leaves the
+                // member out rather than failing the answer.
+                interaction: serde_json::to_value(crate::http::interactions::InteractionDto::new(
                     "",
-                    &interaction
-                )),
+                    &interaction,
+                ))
+                .unwrap_or_else(|e| {
+                    log::error!("interaction {} cannot be shown: {e}", interaction.id);
+                    Value::Null
+                }),
             },
             SessionError::Overloaded => Self::Overloaded,
             // The cause was logged where it happened; the client learns only that it may retry.

@@ -173,6 +173,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         stream_slow_consumer: config.stream_slow_consumer,
         shutdown,
         stream_tokens: http::StreamTokens::default(),
+        site_policy: http::cross_site::SitePolicy::new(
+            config.listen,
+            &config.allowed_hosts,
+            &config.allowed_origins,
+        ),
     });
 
     let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
@@ -182,6 +187,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(from_fn(http::cross_site::enforce))
                 .wrap(from_fn(observe_requests))
                 .wrap(from_fn(http::answer_head_like_get))
                 // Request id, method, path, status and time; never the query string (it may

@@ -5,7 +5,10 @@
 //! heads first and hands actix, in their place, a request for an internal route
 //! ([`ConnectionRules::refusal_route`]) that answers problem JSON like every other error; the
 //! connection then closes. To find each head it follows the request framing
-//! (`Content-Length`, chunked bodies); the bytes themselves pass through unchanged.
+//! (`Content-Length`, chunked bodies), accepting only framing that actix reads the same way;
+//! the bytes pass through unchanged but for an upgrade request, which is served as a plain
+//! request ([`Upgrade`]). A body still arriving well after the body timeout ends its
+//! connection ([`BODY_GRACE`]).
 
 use std::future::Future;
 use std::io;
@@ -36,18 +39,24 @@ pub enum Refusal {
     #[error("the request head is not HTTP/1.1")]
     Malformed,
     /// 400.
-    #[error("Content-Length must be one integer from 0 to 2^64-1")]
+    #[error("Content-Length must be one header holding one integer from 0 to 2^64-1")]
     BadContentLength,
     /// 400.
-    #[error("Transfer-Encoding must end in chunked, and not come with a Content-Length")]
+    #[error("Transfer-Encoding must be one header saying chunked, without a Content-Length")]
     BadTransferEncoding,
     /// 408.
     #[error("the request head did not arrive in full in time")]
     HeadTimeout,
+    /// 400.
+    #[error("a request must have exactly one Host header")]
+    BadHost,
+    /// 405: the service is not a proxy.
+    #[error("CONNECT is not served here")]
+    Tunnel,
 }
 
 impl Refusal {
-    const ALL: [Refusal; 7] = [
+    const ALL: [Refusal; 9] = [
         Self::HeadTooLarge,
         Self::TooManyHeaders,
         Self::UriTooLong,
@@ -55,6 +64,8 @@ impl Refusal {
         Self::BadContentLength,
         Self::BadTransferEncoding,
         Self::HeadTimeout,
+        Self::BadHost,
+        Self::Tunnel,
     ];
 
     /// Its name in the internal route's path.
@@ -67,6 +78,8 @@ impl Refusal {
             Self::BadContentLength => "bad-content-length",
             Self::BadTransferEncoding => "bad-transfer-encoding",
             Self::HeadTimeout => "head-timeout",
+            Self::BadHost => "bad-host",
+            Self::Tunnel => "tunnel",
         }
     }
 
@@ -108,7 +121,7 @@ impl ConnectionRules {
     /// The request actix reads in place of a refused head.
     fn refusal_request(&self, refusal: Refusal) -> Vec<u8> {
         format!(
-            "GET {}/{} HTTP/1.1\r\nhost: orchestrator\r\nconnection: close\r\n\r\n",
+            "GET {}/{} HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n",
             self.refusal_prefix,
             refusal.slug()
         )
@@ -145,8 +158,8 @@ enum Framing {
     ChunkEnd,
     /// Among the trailer lines after the last chunk.
     Trailers,
-    /// No more heads to check: an upgrade, a tunnel, or a body the framer could not follow
-    /// (actix answers those itself).
+    /// No more heads to check: a chunked body the framer could not follow (actix refuses it
+    /// and closes the connection).
     Through,
 }
 
@@ -170,10 +183,10 @@ impl Framer {
 
     /// Checks as much of `unchecked` (bytes after the last checked one) as is complete: how
     /// many of them may go on to actix, or why the head at that point is refused.
-    fn check(&mut self, unchecked: &[u8]) -> Result<usize, (usize, Refusal)> {
+    fn check(&mut self, unchecked: &mut [u8]) -> Result<usize, (usize, Refusal)> {
         let mut done = 0;
         loop {
-            let rest = &unchecked[done..];
+            let rest = &mut unchecked[done..];
             match self.framing {
                 Framing::Through => return Ok(unchecked.len()),
                 _ if rest.is_empty() => return Ok(done),
@@ -235,8 +248,8 @@ impl Framer {
     }
 
     /// Checks the head at the start of `bytes`: its length when complete, `None` while it may
-    /// still arrive.
-    fn head(&mut self, bytes: &[u8]) -> Result<Option<usize>, Refusal> {
+    /// still arrive. An upgrade it asks for is struck out in place (see [`Upgrade`]).
+    fn head(&mut self, bytes: &mut [u8]) -> Result<Option<usize>, Refusal> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut request = httparse::Request::new(&mut headers);
         let length = match request.parse(bytes) {
@@ -260,12 +273,72 @@ impl Framer {
         if length > MAX_HEAD_BYTES {
             return Err(Refusal::HeadTooLarge);
         }
+        if request.method == Some("CONNECT") {
+            return Err(Refusal::Tunnel);
+        }
+        let hosts = request
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("host"))
+            .count();
+        if hosts != 1 {
+            return Err(Refusal::BadHost);
+        }
         self.framing = body_framing(&request)?;
+        let upgrade = Upgrade::find(bytes.as_ptr(), &request);
+        upgrade.strike_out(bytes);
         Ok(Some(length))
     }
 }
 
-/// How the body after a head is framed (RFC 9112 §6).
+/// No route of this service takes over its connection (there are no WebSockets), so a request
+/// that asks for an upgrade is served as a plain request, as RFC 9110 §7.8 allows a server to
+/// do. Actix would otherwise treat `Upgrade: websocket` as a body that runs to the end of the
+/// connection, and the guard could no longer find the heads that follow. The guard therefore
+/// renames the `Upgrade` header field and the `upgrade` token of `Connection` to `ignored`,
+/// in place (both are seven bytes, so no offset moves), before actix reads the head.
+#[derive(Debug, Default)]
+struct Upgrade {
+    /// Offsets in the head of the seven bytes to overwrite.
+    spans: Vec<usize>,
+}
+
+impl Upgrade {
+    const WORD: &'static [u8; 7] = b"ignored";
+
+    /// Where the upgrade request of a parsed head is, as offsets from `start` (the head's
+    /// first byte): httparse's fields borrow the head, so their addresses are inside it.
+    fn find(start: *const u8, request: &httparse::Request) -> Self {
+        let offset = |slice: &[u8]| slice.as_ptr() as usize - start as usize;
+        let mut spans = Vec::new();
+        for header in request.headers.iter() {
+            if header.name.eq_ignore_ascii_case("upgrade") {
+                spans.push(offset(header.name.as_bytes()));
+            } else if header.name.eq_ignore_ascii_case("connection") {
+                let value = header.value;
+                let mut at = 0;
+                for token in value.split(|b| *b == b',') {
+                    let trimmed = token.trim_ascii();
+                    if trimmed.eq_ignore_ascii_case(b"upgrade") {
+                        let lead = token.len() - token.trim_ascii_start().len();
+                        spans.push(offset(value) + at + lead);
+                    }
+                    at += token.len() + 1;
+                }
+            }
+        }
+        Self { spans }
+    }
+
+    fn strike_out(&self, head: &mut [u8]) {
+        for &at in &self.spans {
+            head[at..at + Self::WORD.len()].copy_from_slice(Self::WORD);
+        }
+    }
+}
+
+/// How the body after a head is framed (RFC 9112 §6). Only what actix-http frames the same
+/// way passes: one `Content-Length`, or one `Transfer-Encoding: chunked` without one.
 fn body_framing(request: &httparse::Request) -> Result<Framing, Refusal> {
     let named = |name: &'static str| {
         request
@@ -274,31 +347,26 @@ fn body_framing(request: &httparse::Request) -> Result<Framing, Refusal> {
             .filter(move |h| h.name.eq_ignore_ascii_case(name))
             .map(|h| h.value)
     };
-    if request.method == Some("CONNECT") || named("upgrade").next().is_some() {
-        return Ok(Framing::Through);
-    }
     let mut length: Option<u64> = None;
     for value in named("content-length") {
         let parsed = std::str::from_utf8(value)
             .ok()
+            .map(str::trim)
             .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|v| v.parse::<u64>().ok())
             .ok_or(Refusal::BadContentLength)?;
-        if length.is_some_and(|seen| seen != parsed) {
+        if length.is_some() {
             return Err(Refusal::BadContentLength);
         }
         length = Some(parsed);
     }
-    let mut codings = named("transfer-encoding").peekable();
-    if codings.peek().is_some() {
-        let last = codings
-            .flat_map(|value| value.split(|b| *b == b','))
-            .map(|coding| coding.trim_ascii())
-            .rfind(|coding| !coding.is_empty());
-        if length.is_some() || !last.is_some_and(|c| c.eq_ignore_ascii_case(b"chunked")) {
-            return Err(Refusal::BadTransferEncoding);
+    let codings: Vec<&[u8]> = named("transfer-encoding").collect();
+    match codings.as_slice() {
+        [] => {}
+        [coding] if length.is_none() && coding.trim_ascii().eq_ignore_ascii_case(b"chunked") => {
+            return Ok(Framing::ChunkSize)
         }
-        return Ok(Framing::ChunkSize);
+        _ => return Err(Refusal::BadTransferEncoding),
     }
     Ok(match length {
         None | Some(0) => Framing::Head,
@@ -324,7 +392,14 @@ pub struct GuardedStream {
     refused: bool,
     /// Runs while a head is awaited: the first one, or one that has started to arrive.
     head_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Runs while a body is still arriving (see [`BODY_GRACE`]).
+    body_deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
+
+/// A body still arriving this long after the body timeout (counted from the end of its
+/// head) ends its connection. The handler has answered 408 by then; actix would otherwise go
+/// on reading, and discarding, a trickled chunked body for as long as the client sends it.
+const BODY_GRACE: Duration = Duration::from_secs(2);
 
 impl GuardedStream {
     pub fn new(io: TcpStream, rules: Arc<ConnectionRules>) -> Self {
@@ -338,6 +413,7 @@ impl GuardedStream {
             checked: 0,
             refused: false,
             head_deadline: Some(first_head),
+            body_deadline: None,
         }
     }
 
@@ -349,17 +425,24 @@ impl GuardedStream {
         self.checked = self.buffer.len();
         self.refused = true;
         self.head_deadline = None;
+        self.body_deadline = None;
     }
 
     /// Frames what arrived; arms or disarms the head deadline.
     fn check_new_bytes(&mut self) {
-        match self.framer.check(&self.buffer[self.checked..]) {
+        match self.framer.check(&mut self.buffer[self.checked..]) {
             Ok(length) => self.checked += length,
             Err((length, refusal)) => {
                 self.checked += length;
                 self.refuse(refusal);
                 return;
             }
+        }
+        if self.framer.at_head() {
+            self.body_deadline = None;
+        } else if self.body_deadline.is_none() {
+            let deadline = tokio::time::sleep(self.rules.head_timeout + BODY_GRACE);
+            self.body_deadline = Some(Box::pin(deadline));
         }
         let head_started = self.framer.at_head() && self.checked < self.buffer.len();
         if head_started {
@@ -431,6 +514,13 @@ impl AsyncRead for GuardedStream {
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => {
+                    if let Some(deadline) = this.body_deadline.as_mut() {
+                        ready!(deadline.as_mut().poll(cx));
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the request body is still arriving after its timeout",
+                        )));
+                    }
                     if let Some(deadline) = this.head_deadline.as_mut() {
                         ready!(deadline.as_mut().poll(cx));
                         this.refuse(Refusal::HeadTimeout);
@@ -479,11 +569,12 @@ mod tests {
 
     /// Feeds `bytes` to a fresh framer in pieces of `step`; the bytes checked, or the refusal.
     fn frame(bytes: &[u8], step: usize) -> Result<usize, Refusal> {
+        let mut bytes = bytes.to_vec();
         let mut framer = Framer::new();
         let mut checked = 0;
         for end in (step..bytes.len() + step).step_by(step) {
             let end = end.min(bytes.len());
-            match framer.check(&bytes[checked..end]) {
+            match framer.check(&mut bytes[checked..end]) {
                 Ok(n) => checked += n,
                 Err((_, refusal)) => return Err(refusal),
             }
@@ -493,49 +584,70 @@ mod tests {
 
     #[test]
     fn heads_and_bodies_are_followed_in_any_pieces() {
-        let requests = b"POST /a HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello\
+        let requests = b"POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello\
 GET /b HTTP/1.1\r\nHost: x\r\n\r\n\
-POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-T: 1\r\n\r\n\
-GET /d HTTP/1.1\r\n\r\n";
+POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nX-T: 1\r\n\r\n\
+GET /d HTTP/1.1\r\nHost: x\r\n\r\n";
         for step in [1, 2, 7, 64, requests.len()] {
             assert_eq!(frame(requests, step), Ok(requests.len()), "step {step}");
         }
         // A head cut short is not handed on.
-        let partial = b"GET /a HTTP/1.1\r\nContent-Length: 2\r\n\r\nokGET /b HTTP/1.1\r\nHo";
+        let partial =
+            b"GET /a HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nokGET /b HTTP/1.1\r\nHo";
         assert_eq!(frame(partial, 5), Ok(partial.len() - 19));
     }
 
     #[test]
     fn bad_heads_are_refused_for_their_reason() {
-        let long_header = format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(40_000));
+        let long_header = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+            "a".repeat(40_000)
+        );
         let many = format!(
             "GET / HTTP/1.1\r\n{}\r\n",
             "X: 1\r\n".repeat(MAX_HEADERS + 1)
         );
         let long_uri = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(9_000));
         let long_uri_unfinished = format!("GET /{}", "a".repeat(20_000));
-        let cases: [(&[u8], Refusal); 9] = [
+        let cases: [(&[u8], Refusal); 16] = [
             (long_header.as_bytes(), Refusal::HeadTooLarge),
             (many.as_bytes(), Refusal::TooManyHeaders),
             (long_uri.as_bytes(), Refusal::UriTooLong),
             (long_uri_unfinished.as_bytes(), Refusal::UriTooLong),
             (b"HELLO\x01 / HTTP/1.1\r\n\r\n", Refusal::Malformed),
             (
-                b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n",
                 Refusal::BadContentLength,
             ),
             (
-                b"POST / HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n",
                 Refusal::BadContentLength,
             ),
             (
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
                 Refusal::BadTransferEncoding,
             ),
             (
-                b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
                 Refusal::BadTransferEncoding,
             ),
+            // What actix-http would refuse with an empty 400, refused here first.
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n",
+                Refusal::BadContentLength,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+                Refusal::BadTransferEncoding,
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+                Refusal::BadTransferEncoding,
+            ),
+            (b"GET / HTTP/1.1\r\n\r\n", Refusal::BadHost),
+            (b"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", Refusal::BadHost),
+            (b"GET / HTTP/1.0\r\n\r\n", Refusal::BadHost),
+            (b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", Refusal::Tunnel),
         ];
         for (bytes, refusal) in cases {
             assert_eq!(
@@ -547,15 +659,38 @@ GET /d HTTP/1.1\r\n\r\n";
         }
         // After a good request, a bad one is refused where it starts.
         let mut framer = Framer::new();
-        let bytes = b"GET / HTTP/1.1\r\n\r\nPOST / HTTP/1.1\r\nContent-Length: x\r\n\r\n";
-        assert_eq!(framer.check(bytes), Err((18, Refusal::BadContentLength)));
+        let mut bytes =
+            b"GET / HTTP/1.1\r\nHost: x\r\n\r\nPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: x\r\n\r\n"
+                .to_vec();
+        assert_eq!(
+            framer.check(&mut bytes),
+            Err((27, Refusal::BadContentLength))
+        );
     }
 
     #[test]
-    fn upgrades_and_unreadable_chunks_are_left_to_actix() {
-        let upgrade = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\nanything at all";
-        assert_eq!(frame(upgrade, 3), Ok(upgrade.len()));
-        let bad_chunk = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nmore";
+    fn upgrades_are_struck_out_and_the_heads_after_them_still_checked() {
+        let mut bytes = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Upgrade\r\n\
+Upgrade: websocket\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\nGET /c HTTP/1.1\r\nHo"
+            .to_vec();
+        let mut framer = Framer::new();
+        let checked = framer.check(&mut bytes).unwrap();
+        let handed = String::from_utf8_lossy(&bytes[..checked]);
+        assert_eq!(
+            handed,
+            "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, ignored\r\n\
+ignored: websocket\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n"
+        );
+        assert!(
+            framer.at_head(),
+            "the third head is awaited, and can time out"
+        );
+    }
+
+    #[test]
+    fn unreadable_chunks_are_left_to_actix() {
+        let bad_chunk =
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nmore";
         assert_eq!(frame(bad_chunk, 4096), Ok(bad_chunk.len()));
     }
 

@@ -4,6 +4,7 @@
 //! route and is shared by `main` and the tests.
 
 mod auth;
+pub(crate) mod cross_site;
 mod docs;
 mod events;
 pub(crate) mod guard;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub shutdown: crate::shutdown::Shutdown,
     /// Mints and checks the tokens that open `/v1/stream` without an `Authorization` header.
     pub stream_tokens: auth::StreamTokens,
+    /// The hosts and origins the service answers to (see [`cross_site`]).
+    pub site_policy: cross_site::SitePolicy,
 }
 
 /// Registers every route, the extractor error handlers and the JSON 404/405 answers.

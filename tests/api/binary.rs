@@ -128,7 +128,7 @@ fn http_get(addr: &str, path: &str) -> String {
     let mut stream = TcpStream::connect(addr).unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();
@@ -198,7 +198,7 @@ fn the_access_log_shows_no_query_string_or_key() {
     let mut stream = TcpStream::connect(&addr).unwrap();
     write!(
         stream,
-        "GET /v1/stream?token=secret-token-2 HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer secret-key-1x\r\nConnection: close\r\n\r\n"
+        "GET /v1/stream?token=secret-token-2 HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer secret-key-1x\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut response = String::new();

@@ -654,7 +654,7 @@ async fn a_trickled_body_is_cut_off_with_408(backend: Backend) {
             .unwrap();
         write!(
             stream,
-            "POST /v1/sessions/slow/events HTTP/1.1\r\nHost: x\r\n\
+            "POST /v1/sessions/slow/events HTTP/1.1\r\nHost: localhost\r\n\
              Content-Type: application/json\r\nContent-Length: 400\r\n\r\n{{"
         )
         .unwrap();
