@@ -575,7 +575,7 @@ mod tests {
         assert!(answers.iter().all(Result::is_ok), "{answers:?}");
         // Each answer came after its commit, which published its notification first.
         let published = feed
-            .read("default", 0, None, 100)
+            .read("default", 0, None, 100, usize::MAX)
             .expect("the feed covers it");
         assert_eq!(published.len(), 50);
         let load = writer.load();

@@ -149,6 +149,7 @@ fn parse_event(fields: Option<Fields>, index: Option<usize>) -> Result<NewEvent,
             )))
         }
     };
+    super::session::check_copied_fields(event_type.as_str(), data).map_err(locate)?;
     let event_id = optional_string(take("event_id"), "event_id")?
         .map(|s| EventId::parse(&s).map_err(locate))
         .transpose()?;
@@ -476,7 +477,9 @@ mod properties {
             event_type in "[A-Za-z0-9._:-]{1,64}",
             seconds in 0u32..86_400,
             event_id in proptest::option::of("[ -~]{1,128}"),
-            interaction_id in proptest::option::of("[A-Za-z0-9._:-]{1,128}"),
+            interaction_id in proptest::option::of(
+                "[A-Za-z0-9._:-]{1,128}".prop_filter("not . or ..", |id| id != "." && id != "..")
+            ),
             sequence in proptest::option::of(0u64..(MAX_SEQUENCE as u64)),
             data in proptest::option::of(prop::collection::btree_map("[a-z]{1,5}", any::<i32>(), 0..5)),
         ) {
@@ -502,6 +505,8 @@ mod properties {
         fn session_ids_follow_exactly_the_rule(id in ".{0,140}") {
             let rule = !id.is_empty()
                 && id.len() <= 128
+                && id != "."
+                && id != ".."
                 && id.chars().all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c));
             prop_assert_eq!(crate::domain::ids::SessionId::parse(&id).is_ok(), rule);
         }

@@ -8,14 +8,20 @@ fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-')
 }
 
-/// Checks the `A-Z a-z 0-9 . _ : -` rule with a length range; returns what is wrong.
-fn check_name(value: &str, max: usize) -> Result<(), String> {
+/// Checks the `A-Z a-z 0-9 . _ : -` rule with a length range; returns what is wrong. Names
+/// that are path segments (`/v1/sessions/{id}`) must not be `.` or `..`: browsers and proxies
+/// resolve those before a request is sent, so such a session could never be opened.
+fn check_name(value: &str, max: usize, path_segment: bool) -> Result<(), String> {
+    if path_segment && (value == "." || value == "..") {
+        return Err("must not be . or ..".into());
+    }
     if value.is_empty() {
         return Err("must not be empty".into());
     }
     if value.len() > max {
         return Err(format!("must be at most {max} characters"));
     }
+
     if let Some(bad) = value.chars().find(|c| !is_name_char(*c)) {
         return Err(format!(
             "character {bad:?} is not allowed (use A-Z a-z 0-9 . _ : -)"
@@ -25,7 +31,7 @@ fn check_name(value: &str, max: usize) -> Result<(), String> {
 }
 
 macro_rules! name_type {
-    ($(#[$doc:meta])* $name:ident, $max:expr, $field:expr) => {
+    ($(#[$doc:meta])* $name:ident, $max:expr, $field:expr, $path_segment:expr) => {
         $(#[$doc])*
         #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(String);
@@ -34,7 +40,7 @@ macro_rules! name_type {
             pub const MAX_LEN: usize = $max;
 
             pub fn parse(value: &str) -> Result<Self, ValidationError> {
-                check_name(value, $max)
+                check_name(value, $max, $path_segment)
                     .map(|()| Self(value.to_owned()))
                     .map_err(|why| ValidationError::field($field, why))
             }
@@ -58,15 +64,15 @@ macro_rules! name_type {
 
 name_type!(
     /// A client-chosen session id, unique per scope.
-    SessionId, 128, "session_id"
+    SessionId, 128, "session_id", true
 );
 name_type!(
     /// A client- or server-chosen interaction id, unique per session.
-    InteractionId, 128, "interaction_id"
+    InteractionId, 128, "interaction_id", true
 );
 name_type!(
     /// An event's type, case-sensitive.
-    EventType, 64, "event_type"
+    EventType, 64, "event_type", false
 );
 
 /// An optional client idempotency key: 1–128 printable ASCII characters.
@@ -111,6 +117,12 @@ mod tests {
         assert!(SessionId::parse("has space").is_err());
         assert!(SessionId::parse("slash/no").is_err());
         assert!(SessionId::parse("ünï").is_err());
+        for dots in [".", ".."] {
+            assert!(SessionId::parse(dots).is_err(), "{dots}");
+            assert!(InteractionId::parse(dots).is_err(), "{dots}");
+        }
+        assert!(SessionId::parse("...").is_ok());
+        assert!(SessionId::parse(".a").is_ok());
         let err = SessionId::parse("a b").unwrap_err();
         assert_eq!(err.field.as_deref(), Some("session_id"));
         assert!(err.detail.starts_with("session_id: "), "{}", err.detail);

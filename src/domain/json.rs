@@ -72,9 +72,11 @@ impl JsonText {
     /// Both are the same JSON document: the same text, or texts that differ only in key order
     /// (a retry of a decision need not be the same bytes to be the same decision).
     pub fn same_document(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-            || serde_json::from_str::<Value>(self.as_str()).ok()
-                == serde_json::from_str::<Value>(other.as_str()).ok()
+        if self.as_str() == other.as_str() {
+            return true;
+        }
+        let parse = |text: &JsonText| serde_json::from_str::<Value>(text.as_str());
+        matches!((parse(self), parse(other)), (Ok(a), Ok(b)) if a == b)
     }
 }
 
@@ -106,18 +108,20 @@ pub enum BodyRefusal {
 }
 
 /// Checks a whole body, already known to be JSON, in one pass over its text: nesting within
-/// [`MAX_DEPTH`], and no NUL in any string, key or value. The error names the first NUL's
-/// path (`events[3].data.name`), and its batch index when it is in `events[i]`.
+/// [`MAX_DEPTH`]; no NUL in any string, key or value; and no `\uD800`-`\uDFFF` escape that
+/// is not half of a surrogate pair, which is not Unicode (RFC 8259 §8.2) and which serde_json
+/// skips unchecked until something decodes it. The error names the first such string's path
+/// (`events[3].data.name`), and its batch index when it is in `events[i]`.
 pub fn check_body(raw: &RawValue) -> Result<(), BodyRefusal> {
     let text = raw.get();
     let scan = Scan::of(text);
     if scan.depth > MAX_DEPTH {
         return Err(BodyRefusal::TooDeep);
     }
-    if !scan.escaped_nul {
+    if !scan.escaped_nul && !scan.escaped_surrogate {
         return Ok(());
     }
-    let Some(path) = first_nul_path(text) else {
+    let Some((path, why)) = first_unstorable(text) else {
         return Ok(());
     };
     let index = path
@@ -131,7 +135,7 @@ pub fn check_body(raw: &RawValue) -> Result<(), BodyRefusal> {
     };
     Err(BodyRefusal::Invalid(ValidationError {
         index,
-        detail: format!("{field}: text must not contain the NUL character (\\u0000)"),
+        detail: format!("{field}: {why}"),
         field: Some(field),
     }))
 }
@@ -253,7 +257,7 @@ impl<'t> Canonical<'t> {
     /// The string at the cursor, quotes included, as sent.
     fn string(&mut self) -> &'t str {
         let start = self.at;
-        self.at = string_end(self.text.as_bytes(), start, &mut false) + 1;
+        self.at = string_end(self.text.as_bytes(), start, &mut Escapes::default()) + 1;
         &self.text[start..self.at]
     }
 
@@ -369,16 +373,19 @@ struct Scan {
     depth: usize,
     /// A string holds `\u0000`: the only way JSON text can carry a NUL.
     escaped_nul: bool,
+    /// A string holds an escape in `\uD800`-`\uDFFF`: paired or not, a walk tells.
+    escaped_surrogate: bool,
 }
 
 impl Scan {
     fn of(text: &str) -> Self {
         let bytes = text.as_bytes();
-        let (mut depth, mut deepest, mut escaped_nul) = (0usize, 0usize, false);
+        let (mut depth, mut deepest) = (0usize, 0usize);
+        let mut escapes = Escapes::default();
         let mut i = 0;
         while i < bytes.len() {
             match bytes[i] {
-                b'"' => i = string_end(bytes, i, &mut escaped_nul),
+                b'"' => i = string_end(bytes, i, &mut escapes),
                 b'{' | b'[' => {
                     depth += 1;
                     deepest = deepest.max(depth);
@@ -390,20 +397,34 @@ impl Scan {
         }
         Self {
             depth: deepest,
-            escaped_nul,
+            escaped_nul: escapes.nul,
+            escaped_surrogate: escapes.surrogate,
         }
     }
 }
 
-/// The index of the quote that closes the string opening at `start`; notes an escaped NUL.
-fn string_end(bytes: &[u8], start: usize, escaped_nul: &mut bool) -> usize {
+/// The escapes a scan notes in strings.
+#[derive(Default)]
+struct Escapes {
+    nul: bool,
+    surrogate: bool,
+}
+
+/// The index of the quote that closes the string opening at `start`; notes the escapes in it.
+fn string_end(bytes: &[u8], start: usize, escapes: &mut Escapes) -> usize {
     let mut i = start + 1;
     while i < bytes.len() {
         match bytes[i] {
             b'"' => return i,
             b'\\' => {
-                if bytes.get(i + 1) == Some(&b'u') && bytes.get(i + 2..i + 6) == Some(b"0000") {
-                    *escaped_nul = true;
+                if bytes.get(i + 1) == Some(&b'u') {
+                    match bytes.get(i + 2..i + 4) {
+                        Some(b"00") if bytes.get(i + 4..i + 6) == Some(b"00") => escapes.nul = true,
+                        Some([b'd' | b'D', b'8'..=b'9' | b'a'..=b'f' | b'A'..=b'F']) => {
+                            escapes.surrogate = true
+                        }
+                        _ => {}
+                    }
                 }
                 i += 2;
             }
@@ -417,7 +438,7 @@ fn string_end(bytes: &[u8], start: usize, escaped_nul: &mut bool) -> usize {
 fn without_whitespace(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let (mut kept_from, mut i, mut ignored) = (0, 0, false);
+    let (mut kept_from, mut i, mut ignored) = (0, 0, Escapes::default());
     while i < bytes.len() {
         match bytes[i] {
             b'"' => i = string_end(bytes, i, &mut ignored) + 1,
@@ -435,7 +456,7 @@ fn without_whitespace(text: &str) -> String {
 
 /// The path of the first string or key holding a NUL, walking the text once without building
 /// it; `""` is the whole document.
-fn first_nul_path(text: &str) -> Option<String> {
+fn first_unstorable(text: &str) -> Option<(String, &'static str)> {
     let mut path = String::new();
     let mut found = None;
     let mut deserializer = serde_json::Deserializer::from_str(text);
@@ -443,12 +464,23 @@ fn first_nul_path(text: &str) -> Option<String> {
         path: &mut path,
         found: &mut found,
     };
-    // The walk stops with an error at the NUL it finds; `found` says where.
-    let _ = seed.deserialize(&mut deserializer);
-    found
+    // The walk stops with an error at the NUL it finds, and `found` says where. serde_json
+    // itself stops it at a string it cannot decode, a lone surrogate: `path` is then left
+    // where the walk was (the value, or for a key, the object holding it).
+    match seed.deserialize(&mut deserializer) {
+        Ok(()) => None,
+        Err(_) => Some(match found {
+            Some(at) => (at, "text must not contain the NUL character (\\u0000)"),
+            None => (
+                path,
+                "text must be Unicode: a \\uD800-\\uDFFF escape must be half of a surrogate pair",
+            ),
+        }),
+    }
 }
 
-/// Walks a value, extending `path` as it goes down, and stops at the first NUL.
+/// Walks a value, extending `path` as it goes down, and stops at the first NUL (or where
+/// serde_json cannot decode a string).
 struct FindNul<'p> {
     path: &'p mut String,
     found: &'p mut Option<String>,
@@ -574,6 +606,57 @@ mod tests {
             refused_field(json!({"a": [[1, {"b": ["", "\u{0}"]}]]})).as_deref(),
             Some("a[0][1].b[1]")
         );
+    }
+
+    fn refusal_of(text: &str) -> Option<ValidationError> {
+        let raw = RawValue::from_string(text.to_owned()).expect("JSON as serde_json skims it");
+        match check_body(&raw) {
+            Ok(()) => None,
+            Err(BodyRefusal::Invalid(e)) => Some(e),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lone_surrogate_escape_is_refused_where_it_is() {
+        for (text, field) in [
+            (r#"{"payload": {"c": "\ud800"}}"#, "payload.c"),
+            (r#"{"payload": {"c": "x\uDBFFy"}}"#, "payload.c"),
+            (r#"{"payload": {"c": "\udc00"}}"#, "payload.c"),
+            (r#"{"payload": {"c": "\ud800\ud800"}}"#, "payload.c"),
+            (
+                r#"{"events": [{}, {"data": ["ok", "\uDFFF"]}]}"#,
+                "events[1].data[1]",
+            ),
+            (r#"{"k": {"\ud800": 1}}"#, "k"),
+            (r#""\ud83d""#, "body"),
+        ] {
+            let e = refusal_of(text).unwrap_or_else(|| panic!("{text} was let through"));
+            assert_eq!(e.field.as_deref(), Some(field), "{text}");
+            assert!(e.detail.contains("surrogate"), "{}", e.detail);
+        }
+        assert_eq!(
+            refusal_of(r#"{"events": [{}, {"data": "\udfff"}]}"#)
+                .unwrap()
+                .index,
+            Some(1)
+        );
+        // Pairs are Unicode; an escaped backslash before `ud800` is no escape.
+        for text in [
+            r#"{"a": "\ud83d\ude00", "b": "\uD83D\uDE00x"}"#,
+            r#"{"a": "\\ud800"}"#,
+            r#"{"a": "\u00e9\u0041"}"#,
+        ] {
+            assert!(refusal_of(text).is_none(), "{text}");
+        }
+    }
+
+    #[test]
+    fn documents_that_do_not_parse_are_never_the_same() {
+        let a = JsonText::parse(r#"{"c":"\ud800"}"#.into()).unwrap();
+        let b = JsonText::parse(r#"{"c":"\udbff"}"#.into()).unwrap();
+        assert!(!a.same_document(&b));
+        assert!(a.same_document(&a.clone()), "the same text is the same");
     }
 
     #[test]

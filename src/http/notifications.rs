@@ -106,6 +106,8 @@ fn session_filter(session_id: Option<String>) -> Result<Option<String>, ApiError
         .map_err(|e| ApiError::BadRequest(e.detail))
 }
 
+/// One page of the scope's notifications after `after`: at most `limit`, and only the leading
+/// ones whose bodies fit in `ORCH_MAX_PAGE_BYTES`, as listings.
 async fn page(
     state: &AppState,
     scope: &str,
@@ -113,10 +115,11 @@ async fn page(
     session_id: Option<&str>,
     limit: i64,
 ) -> Result<Vec<NotificationRow>, ApiError> {
+    let max_bytes = state.limits.max_page_bytes;
     let recent = usize::try_from(limit).ok().and_then(|limit| {
         state
             .notification_feed
-            .read(scope, after, session_id, limit)
+            .read(scope, after, session_id, limit, max_bytes)
     });
     if let Some(rows) = recent {
         crate::metrics::NOTIFICATION_READS
@@ -135,6 +138,7 @@ async fn page(
             after,
             session_id.as_deref(),
             limit,
+            max_bytes,
         )?)
     })
     .await

@@ -110,6 +110,7 @@ impl NotificationFeed {
         after: i64,
         session_id: Option<&str>,
         limit: usize,
+        max_bytes: usize,
     ) -> Option<Vec<NotificationRow>> {
         let recent = self.lock();
         let complete_after = recent.complete_after?;
@@ -120,16 +121,23 @@ impl NotificationFeed {
         let skip = recent.rows.front().map_or(0, |first| {
             usize::try_from(after - first.id + 1).unwrap_or(0)
         });
-        Some(
-            recent
-                .rows
-                .iter()
-                .skip(skip)
-                .filter(|r| r.scope == scope && session_id.is_none_or(|s| r.session_id == s))
-                .take(limit)
-                .cloned()
-                .collect(),
-        )
+        let matching = recent
+            .rows
+            .iter()
+            .skip(skip)
+            .filter(|r| r.scope == scope && session_id.is_none_or(|s| r.session_id == s))
+            .take(limit);
+        // As a listing: the leading rows that fit in the budget, always the first.
+        let mut used = 0usize;
+        let mut page = Vec::new();
+        for row in matching {
+            used = used.saturating_add(row.body.len() + super::page::ROW_OVERHEAD as usize);
+            if used > max_bytes && !page.is_empty() {
+                break;
+            }
+            page.push(row.clone());
+        }
+        Some(page)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
@@ -170,21 +178,41 @@ mod tests {
     fn covers_from_its_first_commit_and_filters_by_scope_and_session() {
         let feed = NotificationFeed::new(100, 1 << 20);
         let newest = feed.subscribe();
-        assert_eq!(ids(feed.read("a", 0, None, 10)), None, "nothing known yet");
+        assert_eq!(
+            ids(feed.read("a", 0, None, 10, usize::MAX)),
+            None,
+            "nothing known yet"
+        );
         feed.publish(
             11,
             vec![row(11, "a", "s1"), row(12, "b", "s1"), row(13, "a", "s2")],
         );
         assert_eq!(*newest.borrow(), 13);
-        assert_eq!(ids(feed.read("a", 9, None, 10)), None, "10 may exist");
-        assert_eq!(ids(feed.read("a", 10, None, 10)), Some(vec![11, 13]));
-        assert_eq!(ids(feed.read("a", 11, None, 10)), Some(vec![13]));
-        assert_eq!(ids(feed.read("a", 10, Some("s2"), 10)), Some(vec![13]));
-        assert_eq!(ids(feed.read("b", 10, None, 10)), Some(vec![12]));
-        assert_eq!(ids(feed.read("a", 10, None, 1)), Some(vec![11]));
-        assert_eq!(ids(feed.read("a", 13, None, 10)), Some(vec![]));
         assert_eq!(
-            ids(feed.read("a", 50, None, 10)),
+            ids(feed.read("a", 9, None, 10, usize::MAX)),
+            None,
+            "10 may exist"
+        );
+        assert_eq!(
+            ids(feed.read("a", 10, None, 10, usize::MAX)),
+            Some(vec![11, 13])
+        );
+        assert_eq!(
+            ids(feed.read("a", 11, None, 10, usize::MAX)),
+            Some(vec![13])
+        );
+        assert_eq!(
+            ids(feed.read("a", 10, Some("s2"), 10, usize::MAX)),
+            Some(vec![13])
+        );
+        assert_eq!(
+            ids(feed.read("b", 10, None, 10, usize::MAX)),
+            Some(vec![12])
+        );
+        assert_eq!(ids(feed.read("a", 10, None, 1, usize::MAX)), Some(vec![11]));
+        assert_eq!(ids(feed.read("a", 13, None, 10, usize::MAX)), Some(vec![]));
+        assert_eq!(
+            ids(feed.read("a", 50, None, 10, usize::MAX)),
             Some(vec![]),
             "ahead: nothing"
         );
@@ -195,11 +223,21 @@ mod tests {
         let feed = NotificationFeed::new(3, 1 << 20);
         feed.publish(1, vec![row(1, "a", "s"), row(2, "a", "s")]);
         feed.publish(3, vec![row(3, "a", "s"), row(4, "a", "s")]);
-        assert_eq!(ids(feed.read("a", 0, None, 10)), None, "1 was evicted");
-        assert_eq!(ids(feed.read("a", 1, None, 10)), Some(vec![2, 3, 4]));
+        assert_eq!(
+            ids(feed.read("a", 0, None, 10, usize::MAX)),
+            None,
+            "1 was evicted"
+        );
+        assert_eq!(
+            ids(feed.read("a", 1, None, 10, usize::MAX)),
+            Some(vec![2, 3, 4])
+        );
         // A commit without notifications changes nothing.
         feed.publish(5, vec![]);
-        assert_eq!(ids(feed.read("a", 1, None, 10)), Some(vec![2, 3, 4]));
+        assert_eq!(
+            ids(feed.read("a", 1, None, 10, usize::MAX)),
+            Some(vec![2, 3, 4])
+        );
     }
 
     #[test]
@@ -208,14 +246,43 @@ mod tests {
         let feed = NotificationFeed::new(100, 3 * one);
         feed.publish(1, vec![row(1, "a", "s"), row(2, "a", "s")]);
         feed.publish(3, vec![row(3, "a", "s"), row(4, "a", "s")]);
-        assert_eq!(ids(feed.read("a", 1, None, 10)), Some(vec![2, 3, 4]));
-        assert_eq!(ids(feed.read("a", 0, None, 10)), None, "1 was evicted");
+        assert_eq!(
+            ids(feed.read("a", 1, None, 10, usize::MAX)),
+            Some(vec![2, 3, 4])
+        );
+        assert_eq!(
+            ids(feed.read("a", 0, None, 10, usize::MAX)),
+            None,
+            "1 was evicted"
+        );
         let mut large = row(5, "a", "s");
         large.body = "x".repeat(3 * one);
         feed.publish(5, vec![large]);
-        assert_eq!(ids(feed.read("a", 4, None, 10)), None, "too large to keep");
+        assert_eq!(
+            ids(feed.read("a", 4, None, 10, usize::MAX)),
+            None,
+            "too large to keep"
+        );
         feed.publish(6, vec![row(6, "a", "s")]);
-        assert_eq!(ids(feed.read("a", 5, None, 10)), Some(vec![6]));
+        assert_eq!(ids(feed.read("a", 5, None, 10, usize::MAX)), Some(vec![6]));
+    }
+
+    #[test]
+    fn a_read_takes_the_leading_rows_that_fit_its_bytes_and_always_the_first() {
+        let feed = NotificationFeed::new(100, 1 << 20);
+        let mut rows: Vec<_> = (1..=4).map(|id| row(id, "a", "s")).collect();
+        rows[0].body = "x".repeat(1000);
+        feed.publish(1, rows);
+        let per_row = 2 + crate::store::page::ROW_OVERHEAD as usize;
+        assert_eq!(ids(feed.read("a", 0, None, 10, 10)), Some(vec![1]), "alone");
+        assert_eq!(
+            ids(feed.read("a", 1, None, 10, 2 * per_row)),
+            Some(vec![2, 3])
+        );
+        assert_eq!(
+            ids(feed.read("a", 1, None, 10, usize::MAX)),
+            Some(vec![2, 3, 4])
+        );
     }
 
     #[test]
@@ -224,22 +291,22 @@ mod tests {
         let newest = feed.subscribe();
         feed.publish(1, vec![row(1, "a", "s")]);
         feed.forget();
-        assert_eq!(ids(feed.read("a", 1, None, 10)), None);
+        assert_eq!(ids(feed.read("a", 1, None, 10, usize::MAX)), None);
         // The failed commit did reach the database with ids 2 and 3; the committer re-read
         // the highest id and goes on from 4.
         feed.publish(4, vec![row(4, "a", "s")]);
         assert_eq!(
-            ids(feed.read("a", 1, None, 10)),
+            ids(feed.read("a", 1, None, 10, usize::MAX)),
             None,
             "2 and 3 are not here"
         );
-        assert_eq!(ids(feed.read("a", 3, None, 10)), Some(vec![4]));
+        assert_eq!(ids(feed.read("a", 3, None, 10, usize::MAX)), Some(vec![4]));
         assert_eq!(*newest.borrow(), 4);
         // A commit that does not follow on (it cannot happen without `forget`, but the feed
         // must not serve a gap if it did) also starts over.
         feed.publish(9, vec![row(9, "a", "s")]);
-        assert_eq!(ids(feed.read("a", 4, None, 10)), None);
-        assert_eq!(ids(feed.read("a", 8, None, 10)), Some(vec![9]));
+        assert_eq!(ids(feed.read("a", 4, None, 10, usize::MAX)), None);
+        assert_eq!(ids(feed.read("a", 8, None, 10, usize::MAX)), Some(vec![9]));
     }
 
     #[test]
@@ -247,8 +314,8 @@ mod tests {
         let feed = NotificationFeed::new(0, 1 << 20);
         let newest = feed.subscribe();
         feed.publish(1, vec![row(1, "a", "s")]);
-        assert_eq!(ids(feed.read("a", 0, None, 10)), None);
-        assert_eq!(ids(feed.read("a", 1, None, 10)), None);
+        assert_eq!(ids(feed.read("a", 0, None, 10, usize::MAX)), None);
+        assert_eq!(ids(feed.read("a", 1, None, 10, usize::MAX)), None);
         assert_eq!(*newest.borrow(), 1);
     }
 }

@@ -24,23 +24,38 @@ pub fn latest_id(conn: &mut DbConnection, scope: &str) -> QueryResult<i64> {
     Ok(max.unwrap_or(0))
 }
 
-/// Notifications of one scope with ids above `after`, oldest first.
+/// Notifications of one scope with ids above `after`, oldest first: at most `limit`, and only
+/// the leading ones whose bodies fit in `max_bytes` (see [`super::page`]).
 pub fn list(
     conn: &mut DbConnection,
     scope: &str,
     after: i64,
     session_id: Option<&str>,
     limit: i64,
+    max_bytes: usize,
 ) -> QueryResult<Vec<NotificationRow>> {
-    with_backend!(conn, |c| {
-        let mut query = dsl::notifications
-            .filter(dsl::scope.eq(scope))
-            .filter(dsl::id.gt(after))
-            .select(NotificationRow::as_select())
-            .into_boxed();
-        if let Some(session_id) = session_id {
-            query = query.filter(dsl::session_id.eq(session_id));
-        }
-        query.order(dsl::id.asc()).limit(limit).load(c)
-    })
+    let size = super::page::octet_length(conn, "body");
+    // The same rows, in the same order, twice: their sizes, then those that fit.
+    macro_rules! selected {
+        ($c:ident, $select:expr, $limit:expr) => {{
+            let mut query = dsl::notifications
+                .filter(dsl::scope.eq(scope))
+                .filter(dsl::id.gt(after))
+                .select($select)
+                .into_boxed();
+            if let Some(session_id) = session_id {
+                query = query.filter(dsl::session_id.eq(session_id));
+            }
+            query.order(dsl::id.asc()).limit($limit).load($c)
+        }};
+    }
+    let sizes: Vec<i64> = with_backend!(conn, |c| selected!(
+        c,
+        diesel::dsl::sql::<diesel::sql_types::BigInt>(&size),
+        limit
+    ))?;
+    let (rows, _more) = super::page::within(&sizes, sizes.len(), max_bytes, |fit| {
+        with_backend!(conn, |c| selected!(c, NotificationRow::as_select(), fit))
+    })?;
+    Ok(rows)
 }

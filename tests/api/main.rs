@@ -4,6 +4,7 @@ mod common;
 
 mod binary;
 mod connections;
+mod cross_site;
 mod deploy;
 mod durability;
 mod edges;
@@ -11,6 +12,7 @@ mod events;
 mod faults;
 mod fuzz;
 mod hook;
+mod hostile_inputs;
 mod hot_reads;
 mod interactions;
 mod isolation;

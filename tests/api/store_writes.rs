@@ -140,7 +140,7 @@ async fn every_column_reads_back_as_written(backend: Backend) {
             interactions::find(&mut conn, "tenant-a", "s1", &expected.interaction_id).unwrap();
         assert_eq!(stored.as_ref(), Some(expected));
     }
-    let stored = notifications::list(&mut conn, "tenant-a", 0, None, 10).unwrap();
+    let stored = notifications::list(&mut conn, "tenant-a", 0, None, 10, usize::MAX).unwrap();
     assert_eq!(
         committed.notifications, stored,
         "the rows handed to the notification feed are the rows stored"
@@ -252,7 +252,7 @@ async fn a_failing_statement_stores_nothing_of_its_batch(backend: Backend) {
     assert!(failed.is_err(), "a primary-key clash fails the batch");
 
     assert_eq!(sessions::find(&mut conn, "tenant-a", "s3").unwrap(), None);
-    let all = notifications::list(&mut conn, "tenant-a", 0, None, 10).unwrap();
+    let all = notifications::list(&mut conn, "tenant-a", 0, None, 10, usize::MAX).unwrap();
     assert_eq!(all.len(), 1, "no notification of the failed batch");
 
     // Creating a session twice is refused too, never turned into an update.
@@ -311,7 +311,7 @@ async fn a_large_batch_reads_back_whole(backend: Backend) {
             w.events
         );
     }
-    let stored = notifications::list(&mut conn, "tenant-a", 0, None, 500).unwrap();
+    let stored = notifications::list(&mut conn, "tenant-a", 0, None, 500, usize::MAX).unwrap();
     let ids: Vec<i64> = stored.iter().map(|n| n.id).collect();
     assert_eq!(ids, (1..=140).collect::<Vec<_>>());
     assert!(stored
