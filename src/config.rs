@@ -157,6 +157,10 @@ pub struct SessionSettings {
     pub reorder_max_per_session: usize,
     /// Events all sessions together may hold back for reordering.
     pub reorder_max_total: usize,
+    /// Bytes of event data one session may hold back for reordering.
+    pub reorder_max_bytes_per_session: usize,
+    /// Bytes of event data all sessions together may hold back for reordering.
+    pub reorder_max_bytes_total: usize,
     /// Live session actors kept in memory; past it the least recently used idle ones are
     /// passivated.
     pub max_live_sessions: usize,
@@ -187,6 +191,8 @@ impl Config {
                 reorder_gap: Duration::from_millis(2000),
                 reorder_max_per_session: 1000,
                 reorder_max_total: 100_000,
+                reorder_max_bytes_per_session: 16 * 1024 * 1024,
+                reorder_max_bytes_total: 256 * 1024 * 1024,
                 max_live_sessions: 100_000,
             },
             session_threads: None,
@@ -273,6 +279,12 @@ struct Cli {
     /// Events all sessions together may hold back for reordering
     #[arg(long, env = "ORCH_REORDER_MAX_TOTAL", default_value_t = 100_000)]
     reorder_max_total: usize,
+    /// Bytes of event data one session may hold back for reordering (beyond: gaps given up)
+    #[arg(long, env = "ORCH_REORDER_MAX_BYTES_PER_SESSION", default_value_t = 16 * 1024 * 1024)]
+    reorder_max_bytes_per_session: usize,
+    /// Bytes of event data all sessions together may hold back for reordering
+    #[arg(long, env = "ORCH_REORDER_MAX_BYTES_TOTAL", default_value_t = 256 * 1024 * 1024)]
+    reorder_max_bytes_total: usize,
     /// Database connections in the pool
     #[arg(long, env = "ORCH_DB_POOL_SIZE", default_value_t = 8)]
     db_pool_size: u32,
@@ -341,6 +353,12 @@ impl Cli {
             positive("ORCH_REORDER_MAX_PER_SESSION", self.reorder_max_per_session)?;
         config.sessions.reorder_max_total =
             positive("ORCH_REORDER_MAX_TOTAL", self.reorder_max_total)?;
+        config.sessions.reorder_max_bytes_per_session = positive(
+            "ORCH_REORDER_MAX_BYTES_PER_SESSION",
+            self.reorder_max_bytes_per_session,
+        )?;
+        config.sessions.reorder_max_bytes_total =
+            positive("ORCH_REORDER_MAX_BYTES_TOTAL", self.reorder_max_bytes_total)?;
         config.db_pool_size = positive("ORCH_DB_POOL_SIZE", self.db_pool_size as usize)? as u32;
         config.db_timeout = Duration::from_millis(self.db_timeout_ms.max(1));
         config.http_workers = self.http_workers.filter(|n| *n > 0);

@@ -61,6 +61,15 @@ pub static WRITER_QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
         .expect("static metric definition"),
     )
 });
+pub static REORDER_HELD_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "orchestrator_reorder_held_bytes",
+            "Bytes of event data held back for reordering, all sessions together",
+        )
+        .expect("static metric definition"),
+    )
+});
 pub static WAL_CHECKPOINTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
@@ -214,6 +223,7 @@ pub fn init() {
         LazyLock::force(c);
     }
     LazyLock::force(&HTTP_REQUESTS);
+    LazyLock::force(&REORDER_HELD_BYTES);
     for source in ["memory", "database"] {
         SESSION_READS.with_label_values(&[source]);
         NOTIFICATION_READS.with_label_values(&[source]);

@@ -7,7 +7,7 @@
 //! single registry, while sessions on different shards never wait for each other's thread.
 
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,7 +66,7 @@ impl SessionHandle {
         deadline: Duration,
     ) -> SessionHandle {
         let generations = Arc::new(AtomicU64::new(1));
-        let reorder_total = Arc::new(AtomicUsize::new(0));
+        let reorder_total = Arc::new(super::session::ReorderTotals::default());
         let shard_count = shards.max(1);
         let mut registries = Vec::with_capacity(shard_count);
         let mut arbiters = Vec::with_capacity(shard_count);

@@ -19,7 +19,7 @@
 //! actors it starts.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use actix::prelude::*;
@@ -61,8 +61,8 @@ pub struct RegistryDeps {
     pub generations: Arc<AtomicU64>,
     /// Live actors this registry keeps before it asks the least recently used to leave.
     pub max_live: usize,
-    /// Events held back for reordering across all sessions of every shard.
-    pub reorder_total: Arc<AtomicUsize>,
+    /// What all sessions of every shard hold back for reordering.
+    pub reorder_total: Arc<super::session::ReorderTotals>,
     /// The keys of new sessions, shared by every shard.
     pub session_keys: Arc<SessionKeys>,
 }

@@ -313,6 +313,149 @@ async fn the_reorder_buffer_is_capped(backend: Backend) {
     assert_eq!(stored(&app, "gb").await, in_order);
 }
 
+fn sequenced_of_size(sequence: i64, bytes: usize) -> Value {
+    json!({"event_type": "hook", "timestamp": "2026-11-22T10:00:00Z",
+           "sequence": sequence, "data": {"blob": "b".repeat(bytes), "n": sequence}})
+}
+
+/// A few large events fill the per-session byte cap long before its event count: the one
+/// that would pass it gives up the gap at once, and everything is stored in order.
+async fn the_reorder_buffer_is_capped_in_bytes(backend: Backend) {
+    let Some(app) = TestApp::start_with(backend, |c| {
+        c.sessions.reorder_gap = Duration::from_secs(60);
+        c.sessions.reorder_max_bytes_per_session = 2 << 20;
+    })
+    .await
+    else {
+        return;
+    };
+    let held = join_all(
+        (10..12).map(|s| app.post("/v1/sessions/bytes/events", sequenced_of_size(s, 900 << 10))),
+    );
+    let overflow = async {
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+        app.post(
+            "/v1/sessions/bytes/events",
+            sequenced_of_size(12, 900 << 10),
+        )
+        .await
+    };
+    let (held, overflow) = soon(
+        "a session over its byte cap",
+        futures_util::future::join(held, overflow),
+    )
+    .await;
+    assert!(held.iter().chain([&overflow]).all(|r| r.status == 201));
+    assert_eq!(
+        stored(&app, "bytes").await,
+        [(10, false), (11, false), (12, false)]
+    );
+    // The global byte cap, over two sessions.
+    drop(app);
+    let Some(app) = TestApp::start_with(backend, |c| {
+        c.sessions.reorder_gap = Duration::from_secs(60);
+        c.sessions.reorder_max_bytes_total = 2 << 20;
+    })
+    .await
+    else {
+        return;
+    };
+    let held = join_all(["ga", "gb"].map(|sid| {
+        app.post(
+            format!("/v1/sessions/{sid}/events"),
+            sequenced_of_size(5, 900 << 10),
+        )
+    }));
+    let third = async {
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+        let r = app
+            .post("/v1/sessions/gc/events", sequenced_of_size(5, 900 << 10))
+            .await;
+        assert_eq!(r.status, 201);
+        assert_eq!(stored(&app, "gc").await, [(5, false)]);
+        for sid in ["ga", "gb"] {
+            let fill: Vec<Value> = (0..5).map(|s| sequenced(s, "fill")).collect();
+            let r = app
+                .post(
+                    format!("/v1/sessions/{sid}/events"),
+                    json!({"events": fill}),
+                )
+                .await;
+            assert_eq!(r.status, 201);
+        }
+    };
+    let (held, ()) = soon("the held sessions", futures_util::future::join(held, third)).await;
+    assert!(held.iter().all(|r| r.status == 201));
+}
+
+/// The repro: concurrent large events ahead of a gap were all held in memory (1.2 GiB for a
+/// hundred 4 MiB events). The real binary, with a long gap and a 2 MiB per-session cap, holds
+/// three 512 KiB events (its own gauge says so); the fourth would pass the cap, so the gap is
+/// given up at once and all four are stored, in order, long before the gap timeout.
+async fn large_events_ahead_of_a_gap_fit_in_bounded_memory(backend: Backend) {
+    use crate::common::{fresh_database, RemoveOnDrop, ServerProcess};
+    let Some(database) = fresh_database(backend) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let cap = 2usize << 20;
+    let server = ServerProcess::spawn_limited(
+        &database,
+        &[
+            ("ORCH_REORDER_GAP_MS", "60000"),
+            ("ORCH_REORDER_MAX_BYTES_PER_SESSION", &cap.to_string()),
+        ],
+        Some(256 << 20),
+    );
+    let held_bytes = || async {
+        let metrics = server.http.get("/metrics").await.text;
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("orchestrator_reorder_held_bytes "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .expect("the gauge is listed")
+    };
+    let clients: Vec<Client> = (0..4)
+        .map(|_| Client::new(server.http.base_url.clone()))
+        .collect();
+    let post = |n: usize| {
+        clients[n].post(
+            "/v1/sessions/heavy/events",
+            sequenced_of_size(n as i64 + 10, 512 << 10),
+        )
+    };
+    let waiting = join_all((0..3).map(post));
+    let overflow = async {
+        // Until the three wait.
+        let mut held = 0.0;
+        for _ in 0..100 {
+            actix_rt::time::sleep(Duration::from_millis(50)).await;
+            held = held_bytes().await;
+            if held >= 3.0 * (512 << 10) as f64 {
+                break;
+            }
+        }
+        assert!(
+            held >= 3.0 * (512 << 10) as f64 && held <= cap as f64,
+            "held {held} bytes"
+        );
+        post(3).await
+    };
+    let (waited, overflowed) = soon(
+        "events over the byte cap",
+        futures_util::future::join(waiting, overflow),
+    )
+    .await;
+    for r in waited.iter().chain([&overflowed]) {
+        assert_eq!(r.status, 201, "{}", &r.text[..r.text.len().min(300)]);
+    }
+    assert_eq!(held_bytes().await, 0.0);
+    assert_eq!(
+        stored(&server.http, "heavy").await,
+        [(10, false), (11, false), (12, false), (13, false)]
+    );
+}
+
 /// After a restart the expected sequence comes from the stored events: no waiting for numbers
 /// the session already has.
 async fn a_restart_remembers_the_next_sequence(backend: Backend) {
@@ -357,5 +500,7 @@ both_backends!(
     sequence_conflicts_and_duplicates,
     unsequenced_events_are_never_delayed,
     the_reorder_buffer_is_capped,
+    the_reorder_buffer_is_capped_in_bytes,
+    large_events_ahead_of_a_gap_fit_in_bounded_memory,
     a_restart_remembers_the_next_sequence,
 );

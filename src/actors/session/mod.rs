@@ -21,7 +21,6 @@ mod state;
 mod timers;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +43,8 @@ use commands::Queued;
 use group::GroupBuilder;
 use load::LoadedState;
 use plan::Plan;
-use reorder::ReorderBuffer;
+pub use reorder::ReorderTotals;
+use reorder::{Held, ReorderBuffer};
 use reply::Reply;
 use state::{Lookups, SessionState};
 
@@ -64,8 +64,8 @@ pub struct SessionDeps {
     pub writer: Writer,
     pub pool: DbPool,
     pub settings: SessionSettings,
-    /// Events held back for reordering across all sessions, for the global cap.
-    pub reorder_total: Arc<AtomicUsize>,
+    /// What all sessions hold back for reordering, for the global caps.
+    pub reorder_total: Arc<ReorderTotals>,
     /// Where a session created here gets its key.
     pub session_keys: Arc<SessionKeys>,
 }
@@ -201,12 +201,21 @@ impl SessionActor {
             };
             match op.lowest_sequence() {
                 Some(min) if min > group.next => {
-                    let events = op.weight();
+                    let held = op.held();
                     let total = &self.deps.reorder_total;
                     let settings = &self.deps.settings;
-                    let over_cap = self.reorder.events() + events
-                        > settings.reorder_max_per_session
-                        || total.load(Ordering::Relaxed) + events > settings.reorder_max_total;
+                    let over_cap = self.reorder.would_exceed(
+                        held,
+                        total,
+                        Held {
+                            events: settings.reorder_max_per_session,
+                            bytes: settings.reorder_max_bytes_per_session,
+                        },
+                        Held {
+                            events: settings.reorder_max_total,
+                            bytes: settings.reorder_max_bytes_total,
+                        },
+                    );
                     if over_cap {
                         // Never drop, never wait unboundedly: give up every gap now.
                         while let Some(lowest) = self.reorder.lowest() {
@@ -218,8 +227,8 @@ impl SessionActor {
                         }
                         group.add(op);
                     } else {
-                        total.fetch_add(events, Ordering::Relaxed);
-                        self.reorder.push(op, min, events);
+                        total.add(held);
+                        self.reorder.push(op, min, held);
                     }
                 }
                 _ => group.add(op),
@@ -236,9 +245,7 @@ impl SessionActor {
 
     fn drain_ready(&mut self, group: &mut GroupBuilder) {
         while let Some(buffered) = self.reorder.take_ready(group.next) {
-            self.deps
-                .reorder_total
-                .fetch_sub(buffered.events, Ordering::Relaxed);
+            self.deps.reorder_total.remove(buffered.held);
             group.add(buffered.op);
         }
     }
@@ -394,9 +401,7 @@ impl SessionActor {
             }
         }
         for buffered in self.reorder.drain() {
-            self.deps
-                .reorder_total
-                .fetch_sub(buffered.events, Ordering::Relaxed);
+            self.deps.reorder_total.remove(buffered.held);
             buffered.op.fail(error.clone());
         }
         ctx.stop();

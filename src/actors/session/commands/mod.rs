@@ -109,6 +109,19 @@ impl Queued {
         self.events().len().max(1)
     }
 
+    /// What it holds back while it waits for reordering: its events, and their bytes (the
+    /// data's text and a fixed share for the rest of each event).
+    pub(super) fn held(&self) -> super::reorder::Held {
+        let events = self.events();
+        super::reorder::Held {
+            events: self.weight(),
+            bytes: events
+                .iter()
+                .map(|e| e.data.as_ref().map_or(0, |d| d.as_str().len()) + 256)
+                .sum(),
+        }
+    }
+
     /// The lowest client sequence among its events.
     pub(super) fn lowest_sequence(&self) -> Option<i64> {
         self.events().iter().filter_map(|e| e.sequence).min()
