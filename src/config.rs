@@ -62,6 +62,17 @@ impl ApiKeys {
         !self.0.is_empty()
     }
 
+    /// The scopes the keys open, each once; `default` alone when auth is off.
+    pub fn scopes(&self) -> Vec<String> {
+        if !self.is_enabled() {
+            return vec![crate::http::DEFAULT_SCOPE.to_owned()];
+        }
+        let mut scopes: Vec<String> = self.0.iter().map(|(_, s)| s.clone()).collect();
+        scopes.sort();
+        scopes.dedup();
+        scopes
+    }
+
     /// The scope a presented key opens, if it is known. Every stored digest is compared in
     /// full whatever matches, so the time taken does not depend on the key.
     pub fn scope_of(&self, key: &str) -> Option<&str> {
@@ -115,6 +126,8 @@ pub struct Config {
     pub allowed_hosts: Vec<String>,
     /// Origins whose pages may change things here besides the service's own.
     pub allowed_origins: Vec<String>,
+    /// Per-scope limits.
+    pub scope_limits: ScopeLimits,
 }
 
 /// Request limits (contract §1).
@@ -127,6 +140,31 @@ pub struct Limits {
     /// The most a listing page may hold (its rows' large columns and an overhead per row);
     /// a page that would hold more ends early and says where to go on.
     pub max_page_bytes: usize,
+}
+
+/// What one scope may use at once (see `http::admission`).
+#[derive(Clone, Debug)]
+pub struct ScopeLimits {
+    /// Short requests of one scope running at once.
+    pub max_in_flight: usize,
+    /// Long-polls, interaction waits and streams of one scope open at once.
+    pub max_waits: usize,
+    /// Request body bytes per second one scope may send (a few seconds' worth may come at
+    /// once).
+    pub bytes_per_sec: u64,
+    /// How long a request over a limit may wait for it before it is answered 429.
+    pub queue_wait: Duration,
+}
+
+impl Default for ScopeLimits {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 256,
+            max_waits: 4096,
+            bytes_per_sec: 64 * 1024 * 1024,
+            queue_wait: Duration::from_secs(2),
+        }
+    }
 }
 
 /// Group-commit settings of the writer.
@@ -204,6 +242,7 @@ impl Config {
             notification_cache_bytes: 4 * 1024 * 1024,
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            scope_limits: ScopeLimits::default(),
         }
     }
 
@@ -243,6 +282,18 @@ struct Cli {
     /// separated (e.g. https://dashboard.example.com)
     #[arg(long, env = "ORCH_ALLOWED_ORIGINS", value_delimiter = ',')]
     allowed_origins: Vec<String>,
+    /// Short requests one scope may have running at once (beyond: they wait, then 429)
+    #[arg(long, env = "ORCH_SCOPE_MAX_IN_FLIGHT", default_value_t = 256)]
+    scope_max_in_flight: usize,
+    /// Long-polls, interaction waits and streams one scope may have open at once
+    #[arg(long, env = "ORCH_SCOPE_MAX_WAITS", default_value_t = 4096)]
+    scope_max_waits: usize,
+    /// Request body bytes per second one scope may send (beyond: requests wait, then 429)
+    #[arg(long, env = "ORCH_SCOPE_MAX_BYTES_PER_SEC", default_value_t = 64 * 1024 * 1024)]
+    scope_max_bytes_per_sec: u64,
+    /// Milliseconds a request over its scope's limits may wait before it is answered 429
+    #[arg(long, env = "ORCH_SCOPE_QUEUE_MS", default_value_t = 2000)]
+    scope_queue_ms: u64,
     /// Largest request body in bytes (larger: 413)
     #[arg(long, env = "ORCH_MAX_BODY_BYTES", default_value_t = 4 * 1024 * 1024)]
     max_body_bytes: usize,
@@ -370,6 +421,15 @@ impl Cli {
         config.notification_cache_bytes = self.notification_cache_bytes;
         config.allowed_hosts = self.allowed_hosts;
         config.allowed_origins = self.allowed_origins;
+        config.scope_limits = ScopeLimits {
+            max_in_flight: positive("ORCH_SCOPE_MAX_IN_FLIGHT", self.scope_max_in_flight)?,
+            max_waits: positive("ORCH_SCOPE_MAX_WAITS", self.scope_max_waits)?,
+            bytes_per_sec: positive(
+                "ORCH_SCOPE_MAX_BYTES_PER_SEC",
+                usize::try_from(self.scope_max_bytes_per_sec).unwrap_or(usize::MAX),
+            )? as u64,
+            queue_wait: Duration::from_millis(self.scope_queue_ms),
+        };
         if !config.api_keys.is_enabled()
             && !config.listen.ip().is_loopback()
             && !self.allow_insecure

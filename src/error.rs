@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use crate::actors::messages::SessionError;
 use crate::domain::event::BodyError;
 use crate::domain::ValidationError;
+use crate::http::admission::Throttled;
 use crate::http::cross_site::CrossSiteRefusal;
 use crate::http::guard::Refusal;
 use crate::store::StoreError;
@@ -44,6 +45,9 @@ pub enum ApiError {
     /// A request head the connection guard refused, answered in its stead.
     #[error(transparent)]
     RequestHead(#[from] Refusal),
+    /// The caller's scope is over one of its limits (see [`crate::http::admission`]).
+    #[error(transparent)]
+    Throttled(#[from] Throttled),
     /// A request another site's page may not make (see [`crate::http::cross_site`]).
     #[error(transparent)]
     CrossSite(#[from] CrossSiteRefusal),
@@ -82,6 +86,7 @@ impl ApiError {
                 CrossSiteRefusal::Origin(_) => "origin_not_allowed",
                 CrossSiteRefusal::MediaType(_) => "unsupported_media_type",
             },
+            Self::Throttled(_) => "too_many_requests",
             Self::Validation(_) => "validation_failed",
             Self::Overloaded => "overloaded",
             Self::StorageUnavailable => "storage_unavailable",
@@ -113,6 +118,7 @@ impl ApiError {
                 CrossSiteRefusal::Origin(_) => "Forbidden",
                 CrossSiteRefusal::MediaType(_) => "Unsupported media type",
             },
+            Self::Throttled(_) => "Too many requests",
             Self::Validation(_) => "Validation failed",
             Self::Overloaded => "Overloaded",
             Self::StorageUnavailable => "Storage unavailable",
@@ -166,6 +172,7 @@ impl ResponseError for ApiError {
                 CrossSiteRefusal::Origin(_) => StatusCode::FORBIDDEN,
                 CrossSiteRefusal::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             },
+            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -177,6 +184,9 @@ impl ResponseError for ApiError {
         match self {
             Self::Overloaded | Self::StorageUnavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+            }
+            Self::Throttled(throttled) => {
+                response.insert_header((header::RETRY_AFTER, throttled.retry_after().to_string()));
             }
             Self::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));

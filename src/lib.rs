@@ -178,6 +178,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             &config.allowed_hosts,
             &config.allowed_origins,
         ),
+        admission: http::admission::Admission::new(
+            config.scope_limits.clone(),
+            config.api_keys.scopes(),
+        ),
     });
 
     let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
@@ -187,6 +191,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         move || {
             App::new()
                 .app_data(state.clone())
+                .wrap(from_fn(http::admission::admit))
                 .wrap(from_fn(http::cross_site::enforce))
                 .wrap(from_fn(observe_requests))
                 .wrap(from_fn(http::answer_head_like_get))

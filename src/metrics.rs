@@ -61,6 +61,18 @@ pub static WRITER_QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
         .expect("static metric definition"),
     )
 });
+pub static THROTTLED_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "orchestrator_throttled_requests_total",
+                "Requests answered 429 because their scope was over a limit, by limit",
+            ),
+            &["limit"],
+        )
+        .expect("static metric definition"),
+    )
+});
 pub static REORDER_HELD_BYTES: LazyLock<IntGauge> = LazyLock::new(|| {
     register(
         IntGauge::new(
@@ -227,6 +239,9 @@ pub fn init() {
     for source in ["memory", "database"] {
         SESSION_READS.with_label_values(&[source]);
         NOTIFICATION_READS.with_label_values(&[source]);
+    }
+    for limit in ["in_flight", "bytes", "waits"] {
+        THROTTLED_REQUESTS.with_label_values(&[limit]);
     }
     for result in ["ok", "failed"] {
         WAL_CHECKPOINTS.with_label_values(&[result]);

@@ -3,7 +3,7 @@
 
 use std::future::{ready, Ready};
 
-use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 
 use super::AppState;
 use crate::error::ApiError;
@@ -24,12 +24,21 @@ impl FromRequest for CallerScope {
 }
 
 fn scope_of(req: &HttpRequest) -> Result<CallerScope, ApiError> {
+    if let Some(scope) = req.extensions().get::<CallerScope>() {
+        // Admission found it already (see `super::admission`).
+        return Ok(scope.clone());
+    }
     let Some(state) = req.app_data::<web::Data<AppState>>() else {
         log::error!("application state is missing");
         return Err(ApiError::StorageUnavailable);
     };
+    bearer_scope(req, state).ok_or(ApiError::Unauthorized)
+}
+
+/// The scope the request's bearer key opens (`default` when auth is off).
+fn bearer_scope(req: &HttpRequest, state: &AppState) -> Option<CallerScope> {
     if !state.api_keys.is_enabled() {
-        return Ok(CallerScope(DEFAULT_SCOPE.to_owned()));
+        return Some(CallerScope(DEFAULT_SCOPE.to_owned()));
     }
     req.headers()
         .get(header::AUTHORIZATION)
@@ -37,7 +46,27 @@ fn scope_of(req: &HttpRequest) -> Result<CallerScope, ApiError> {
         .and_then(bearer_credentials)
         .and_then(|key| state.api_keys.scope_of(key))
         .map(|scope| CallerScope(scope.to_owned()))
-        .ok_or(ApiError::Unauthorized)
+}
+
+/// The scope a request's credentials open, if any: its bearer key, or on `/v1/stream` a
+/// stream token. Admission asks before the handler runs; the extractors then reuse it.
+pub(super) fn scope_of_request(req: &HttpRequest, state: &AppState) -> Option<CallerScope> {
+    if req.path() == "/v1/stream" && !req.headers().contains_key(header::AUTHORIZATION) {
+        if let Some(token) = stream_token(req) {
+            return state
+                .stream_tokens
+                .verify(&token, unix_now())
+                .map(CallerScope);
+        }
+    }
+    bearer_scope(req, state)
+}
+
+/// The `token` query parameter.
+fn stream_token(req: &HttpRequest) -> Option<String> {
+    form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(name, _)| name == "token")
+        .map(|(_, value)| value.into_owned())
 }
 
 /// The credentials of an `Authorization: Bearer KEY` header. The scheme is matched without
@@ -164,14 +193,11 @@ impl FromRequest for StreamCaller {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        if let Some(scope) = req.extensions().get::<CallerScope>() {
+            return ready(Ok(StreamCaller(scope.clone())));
+        }
         let has_header = req.headers().contains_key(header::AUTHORIZATION);
-        let token = (!has_header)
-            .then(|| {
-                form_urlencoded::parse(req.query_string().as_bytes())
-                    .find(|(name, _)| name == "token")
-                    .map(|(_, value)| value.into_owned())
-            })
-            .flatten();
+        let token = (!has_header).then(|| stream_token(req)).flatten();
         let (Some(token), Some(state)) = (token, req.app_data::<web::Data<AppState>>()) else {
             return ready(scope_of(req).map(StreamCaller));
         };

@@ -3,6 +3,7 @@
 //! shape the reply; there is no SQL and no business rule here. [`configure`] registers every
 //! route and is shared by `main` and the tests.
 
+pub(crate) mod admission;
 mod auth;
 pub(crate) mod cross_site;
 mod docs;
@@ -19,7 +20,7 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 
-pub use auth::{CallerScope, StreamTokens};
+pub use auth::{CallerScope, StreamTokens, DEFAULT_SCOPE};
 pub(crate) use query::Query;
 
 use crate::actors::messages::SessionKey;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub stream_tokens: auth::StreamTokens,
     /// The hosts and origins the service answers to (see [`cross_site`]).
     pub site_policy: cross_site::SitePolicy,
+    /// Every scope's gate (see [`admission`]).
+    pub admission: admission::Admission,
 }
 
 /// Registers every route, the extractor error handlers and the JSON 404/405 answers.

@@ -21,6 +21,7 @@ mod openapi;
 mod ordering;
 mod queries;
 mod race_harness;
+mod scope_limits;
 mod scopes_and_limits;
 mod sessions;
 mod shutdown;
