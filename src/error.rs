@@ -194,11 +194,6 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { allow, .. } => {
                 response.insert_header((header::ALLOW, *allow));
             }
-            // The body was not read to its end, so the connection cannot carry another
-            // request: closing it also ends a client that trickles the rest.
-            Self::RequestTimeout(_) | Self::PayloadTooLarge(_) => {
-                response.force_close();
-            }
             _ => {}
         }
         response.body(self.problem().to_string())
