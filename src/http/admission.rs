@@ -244,13 +244,13 @@ async fn enter(gate: Arc<Gate>, kind: Kind, limits: &ScopeLimits) -> Result<Admi
                 scope: gate.scope.clone(),
                 limit: limits.max_in_flight,
             };
-            if gate.queued.fetch_add(1, Ordering::Relaxed) >= 4 * limits.max_in_flight {
-                gate.queued.fetch_sub(1, Ordering::Relaxed);
+            // Counted out when this future ends, also when it is dropped (its client gone).
+            let _queued = Queued::enter(&gate.queued);
+            if _queued.ahead >= 4 * limits.max_in_flight {
                 return Err(in_flight());
             }
             let acquired =
                 tokio::time::timeout_at(deadline, gate.slots.clone().acquire_owned()).await;
-            gate.queued.fetch_sub(1, Ordering::Relaxed);
             match acquired {
                 Ok(Ok(slot)) => slot,
                 _ => return Err(in_flight()),
@@ -275,6 +275,26 @@ async fn enter(gate: Arc<Gate>, kind: Kind, limits: &ScopeLimits) -> Result<Admi
         _slot: Some(slot),
         wait_of: None,
     })
+}
+
+/// A place among the requests waiting for a slot, given back when dropped.
+struct Queued<'a> {
+    count: &'a AtomicUsize,
+    /// How many were waiting before this one.
+    ahead: usize,
+}
+
+impl<'a> Queued<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        let ahead = count.fetch_add(1, Ordering::Relaxed);
+        Self { count, ahead }
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// The request body, charged to its scope's byte budget as it arrives.
@@ -386,6 +406,7 @@ impl Throttled {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::future::Future;
 
     #[test]
     fn requests_are_told_apart_by_path_and_wait() {
@@ -465,6 +486,22 @@ mod tests {
         ));
         drop(open);
         assert!(enter(gate.clone(), Kind::Wait, &limits).await.is_ok());
+    }
+
+    #[actix_rt::test]
+    async fn a_waiter_whose_client_left_gives_its_place_back() {
+        let limits = limits(1, 8);
+        let gate = Arc::new(Gate::new("a".into(), &limits));
+        let _held = enter(gate.clone(), Kind::Short, &limits).await.unwrap();
+        for _ in 0..10 {
+            // Polled once, so it queues, then dropped as a disconnected client's would be.
+            let mut waiting = Box::pin(enter(gate.clone(), Kind::Short, &limits));
+            let woken = futures_util::task::noop_waker();
+            let polled = waiting.as_mut().poll(&mut Context::from_waker(&woken));
+            assert!(polled.is_pending());
+            assert_eq!(gate.queued.load(Ordering::Relaxed), 1);
+        }
+        assert_eq!(gate.queued.load(Ordering::Relaxed), 0);
     }
 
     #[actix_rt::test]
