@@ -149,9 +149,10 @@ pub struct ScopeLimits {
     pub max_in_flight: usize,
     /// Long-polls, interaction waits and streams of one scope open at once.
     pub max_waits: usize,
-    /// Request body bytes per second one scope may send (a few seconds' worth may come at
-    /// once).
+    /// Request body bytes per second one scope may send (a second's worth may come at once).
     pub bytes_per_sec: u64,
+    /// Short requests one scope may start per second (a second's worth at once).
+    pub requests_per_sec: u64,
     /// How long a request over a limit may wait for it before it is answered 429.
     pub queue_wait: Duration,
 }
@@ -162,6 +163,7 @@ impl Default for ScopeLimits {
             max_in_flight: 256,
             max_waits: 4096,
             bytes_per_sec: 64 * 1024 * 1024,
+            requests_per_sec: 50_000,
             queue_wait: Duration::from_secs(2),
         }
     }
@@ -291,6 +293,13 @@ struct Cli {
     /// Request body bytes per second one scope may send (beyond: requests wait, then 429)
     #[arg(long, env = "ORCH_SCOPE_MAX_BYTES_PER_SEC", default_value_t = 64 * 1024 * 1024)]
     scope_max_bytes_per_sec: u64,
+    /// Short requests one scope may start per second (beyond: they wait their turn, then 429)
+    #[arg(
+        long,
+        env = "ORCH_SCOPE_MAX_REQUESTS_PER_SEC",
+        default_value_t = 50_000
+    )]
+    scope_max_requests_per_sec: u64,
     /// Milliseconds a request over its scope's limits may wait before it is answered 429
     #[arg(long, env = "ORCH_SCOPE_QUEUE_MS", default_value_t = 2000)]
     scope_queue_ms: u64,
@@ -427,6 +436,10 @@ impl Cli {
             bytes_per_sec: positive(
                 "ORCH_SCOPE_MAX_BYTES_PER_SEC",
                 usize::try_from(self.scope_max_bytes_per_sec).unwrap_or(usize::MAX),
+            )? as u64,
+            requests_per_sec: positive(
+                "ORCH_SCOPE_MAX_REQUESTS_PER_SEC",
+                usize::try_from(self.scope_max_requests_per_sec).unwrap_or(usize::MAX),
             )? as u64,
             queue_wait: Duration::from_millis(self.scope_queue_ms),
         };

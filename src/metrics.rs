@@ -240,7 +240,7 @@ pub fn init() {
         SESSION_READS.with_label_values(&[source]);
         NOTIFICATION_READS.with_label_values(&[source]);
     }
-    for limit in ["in_flight", "bytes", "waits"] {
+    for limit in ["rate", "in_flight", "bytes", "waits"] {
         THROTTLED_REQUESTS.with_label_values(&[limit]);
     }
     for result in ["ok", "failed"] {

@@ -5,8 +5,12 @@
 //!   One over it waits for a slot, in arrival order, up to `ORCH_SCOPE_QUEUE_MS`; a closed-loop
 //!   client that floods is thereby slowed to the pace its slots allow instead of being answered
 //!   at once (which it would answer with the next request);
+//! - **requests per second**: at most `ORCH_SCOPE_MAX_REQUESTS_PER_SEC` short requests of a
+//!   scope start per second (a second's worth at once); each reserves its turn, and one whose
+//!   turn is further away than the queue time is refused at once. This is what keeps a scope
+//!   that floods cheap requests to its share of the CPU;
 //! - **bytes per second**: request bodies of a scope are counted as they arrive against
-//!   `ORCH_SCOPE_MAX_BYTES_PER_SEC` (a token bucket holding a few seconds' worth). A scope in
+//!   `ORCH_SCOPE_MAX_BYTES_PER_SEC` (a token bucket holding a second's worth). A scope in
 //!   debt waits for it to clear, up to the same queue time;
 //! - **waits**: long-polls, interaction waits and streams hold no slot while they wait, but a
 //!   scope may have at most `ORCH_SCOPE_MAX_WAITS` of them open.
@@ -38,6 +42,14 @@ use crate::error::ApiError;
 /// Why a request was not admitted (HTTP 429). Turned into problem JSON at the edge.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Throttled {
+    #[error(
+        "scope {scope} starts more than {limit} requests per second; retry in {retry_after} s"
+    )]
+    Rate {
+        scope: String,
+        limit: u64,
+        retry_after: u64,
+    },
     #[error("scope {scope} has {limit} requests in flight; retry shortly")]
     InFlight { scope: String, limit: usize },
     #[error("scope {scope} sends more than {limit} bytes per second; retry in {retry_after} s")]
@@ -54,7 +66,7 @@ impl Throttled {
     /// Seconds the client is asked to wait.
     pub fn retry_after(&self) -> u64 {
         match self {
-            Self::Bytes { retry_after, .. } => *retry_after,
+            Self::Bytes { retry_after, .. } | Self::Rate { retry_after, .. } => *retry_after,
             _ => 1,
         }
     }
@@ -99,7 +111,10 @@ struct Gate {
     /// Requests waiting for a slot: bounded, so waiting requests cannot pile up without end.
     queued: AtomicUsize,
     waits: AtomicUsize,
+    /// Request body bytes.
     bucket: Mutex<Bucket>,
+    /// Requests started.
+    starts: Mutex<Bucket>,
 }
 
 impl Gate {
@@ -110,11 +125,18 @@ impl Gate {
             queued: AtomicUsize::new(0),
             waits: AtomicUsize::new(0),
             bucket: Mutex::new(Bucket::full(limits.bytes_per_sec, Instant::now())),
+            starts: Mutex::new(Bucket::full(limits.requests_per_sec, Instant::now())),
         }
     }
 
     fn bucket(&self) -> std::sync::MutexGuard<'_, Bucket> {
         self.bucket
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn starts(&self) -> std::sync::MutexGuard<'_, Bucket> {
+        self.starts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -133,7 +155,7 @@ struct Bucket {
 }
 
 /// Seconds of the rate the bucket holds when full: the burst a quiet scope may send at once.
-const BURST_SECS: f64 = 4.0;
+const BURST_SECS: f64 = 1.0;
 
 impl Bucket {
     fn full(rate: u64, now: Instant) -> Self {
@@ -165,6 +187,22 @@ impl Bucket {
     fn charge(&mut self, bytes: usize, now: Instant) {
         self.refill(now);
         self.tokens -= bytes as f64;
+    }
+
+    /// Takes `cost` now and says how long until it is paid for: the caller's turn.
+    fn reserve(&mut self, cost: f64, now: Instant) -> Duration {
+        self.refill(now);
+        self.tokens -= cost;
+        if self.tokens >= 0.0 {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(-self.tokens / self.rate)
+        }
+    }
+
+    /// Gives back what a reservation that was not used took.
+    fn refund(&mut self, cost: f64) {
+        self.tokens = (self.tokens + cost).min(self.capacity);
     }
 }
 
@@ -237,6 +275,18 @@ async fn enter(gate: Arc<Gate>, kind: Kind, limits: &ScopeLimits) -> Result<Admi
         return Ok(admitted);
     }
     let deadline = tokio::time::Instant::now() + limits.queue_wait;
+    let turn = gate.starts().reserve(1.0, Instant::now());
+    if !turn.is_zero() {
+        if turn > limits.queue_wait {
+            gate.starts().refund(1.0);
+            return Err(Throttled::Rate {
+                scope: gate.scope.clone(),
+                limit: limits.requests_per_sec,
+                retry_after: turn.as_secs().max(1),
+            });
+        }
+        tokio::time::sleep(turn).await;
+    }
     let slot = match gate.slots.clone().try_acquire_owned() {
         Ok(slot) => slot,
         Err(_) => {
@@ -396,6 +446,7 @@ impl Throttled {
     /// Its label in the metrics.
     fn kind(&self) -> &'static str {
         match self {
+            Self::Rate { .. } => "rate",
             Self::InFlight { .. } => "in_flight",
             Self::Bytes { .. } => "bytes",
             Self::Waits { .. } => "waits",
@@ -436,7 +487,7 @@ mod tests {
         let start = Instant::now();
         let mut bucket = Bucket::full(1000, start);
         assert_eq!(bucket.wait(start), Duration::ZERO);
-        bucket.charge(4000, start);
+        bucket.charge(1000, start);
         assert_eq!(bucket.wait(start), Duration::ZERO, "the burst is paid for");
         bucket.charge(2000, start);
         assert_eq!(
@@ -451,7 +502,7 @@ mod tests {
         assert_eq!(bucket.wait(start + Duration::from_secs(2)), Duration::ZERO);
         let full = bucket.wait(start + Duration::from_secs(100));
         assert_eq!(full, Duration::ZERO);
-        assert_eq!(bucket.tokens, 4000.0, "never more than the burst");
+        assert_eq!(bucket.tokens, 1000.0, "never more than the burst");
     }
 
     fn limits(max_in_flight: usize, max_waits: usize) -> ScopeLimits {
@@ -459,8 +510,57 @@ mod tests {
             max_in_flight,
             max_waits,
             bytes_per_sec: 1000,
+            requests_per_sec: 1_000_000,
             queue_wait: Duration::from_millis(50),
         }
+    }
+
+    #[test]
+    fn reservations_take_turns_at_the_rate() {
+        let start = Instant::now();
+        let mut starts = Bucket::full(10, start);
+        for _ in 0..10 {
+            assert_eq!(starts.reserve(1.0, start), Duration::ZERO, "the burst");
+        }
+        assert_eq!(starts.reserve(1.0, start), Duration::from_millis(100));
+        assert_eq!(starts.reserve(1.0, start), Duration::from_millis(200));
+        starts.refund(1.0);
+        assert_eq!(
+            starts.reserve(1.0, start),
+            Duration::from_millis(200),
+            "refunded"
+        );
+    }
+
+    #[actix_rt::test]
+    async fn a_scope_over_its_rate_waits_its_turn_or_is_refused() {
+        let limits = ScopeLimits {
+            requests_per_sec: 100,
+            queue_wait: Duration::from_millis(100),
+            ..limits(1000, 8)
+        };
+        let gate = Arc::new(Gate::new("a".into(), &limits));
+        let mut admitted = Vec::new();
+        for _ in 0..100 {
+            admitted.push(enter(gate.clone(), Kind::Short, &limits).await.unwrap());
+        }
+        let started = Instant::now();
+        admitted.push(enter(gate.clone(), Kind::Short, &limits).await.unwrap());
+        assert!(
+            started.elapsed() >= Duration::from_millis(9),
+            "it waited its turn"
+        );
+        drop(admitted);
+        // Thirty at once: turns 10 ms apart, those more than 100 ms away refused.
+        let answers = futures_util::future::join_all(
+            (0..30).map(|_| enter(gate.clone(), Kind::Short, &limits)),
+        )
+        .await;
+        let refused = answers
+            .iter()
+            .filter(|a| matches!(a, Err(Throttled::Rate { .. })))
+            .count();
+        assert!((15..=25).contains(&refused), "{refused} refused");
     }
 
     #[actix_rt::test]

@@ -98,7 +98,7 @@ async fn a_scope_over_its_bytes_per_second_gets_429_with_the_time_to_wait() {
         ..ScopeLimits::default()
     })
     .await;
-    // 400 KB of burst, then 600 KB of debt: six seconds at 100 KB/s.
+    // 100 KB of burst, then 900 KB of debt: nine seconds at 100 KB/s.
     let big = json!({"metadata": {"blob": "x".repeat(1_000_000)}});
     let r = app
         .request(
@@ -117,7 +117,7 @@ async fn a_scope_over_its_bytes_per_second_gets_429_with_the_time_to_wait() {
         .await;
     assert_eq!(r.status, 429, "{}", r.text);
     let retry: u64 = r.retry_after.as_deref().unwrap().parse().unwrap();
-    assert!((4..=7).contains(&retry), "Retry-After {retry}");
+    assert!((7..=10).contains(&retry), "Retry-After {retry}");
     let r = app
         .request(Method::GET, "/v1/sessions", None, Some("key-b"))
         .await;
@@ -185,4 +185,34 @@ async fn a_scope_over_its_open_waits_gets_429_and_keeps_its_short_requests() {
         )
         .await;
     assert_eq!(again.status, 200);
+}
+
+#[actix_rt::test]
+async fn a_scope_over_its_request_rate_waits_its_turn_then_gets_429() {
+    let app = two_scopes(ScopeLimits {
+        requests_per_sec: 20,
+        queue_wait: Duration::from_millis(500),
+        ..ScopeLimits::default()
+    })
+    .await;
+    // A second's worth at once, ten more in their turns within the queue time, then refusals.
+    let started = Instant::now();
+    let answers = futures_util::future::join_all(
+        (0..60).map(|_| app.request(Method::GET, "/v1/sessions", None, Some("key-a"))),
+    )
+    .await;
+    let served = answers.iter().filter(|r| r.status == 200).count();
+    let refused: Vec<_> = answers.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(served + refused.len(), 60);
+    assert!((25..=35).contains(&served), "{served} served");
+    assert_eq!(refused[0].body["code"], "too_many_requests");
+    assert!(refused[0].retry_after.is_some());
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "the served ones took turns"
+    );
+    let b = app
+        .request(Method::GET, "/v1/sessions", None, Some("key-b"))
+        .await;
+    assert_eq!(b.status, 200, "another scope has its own rate");
 }
