@@ -244,21 +244,21 @@ impl From<SessionError> for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        log::error!("query failed: {e}");
+        crate::log_limited!(log::Level::Error, "query failed: {e}");
         Self::StorageUnavailable
     }
 }
 
 impl From<actix::MailboxError> for ApiError {
     fn from(e: actix::MailboxError) -> Self {
-        log::warn!("actor unavailable: {e}");
+        crate::log_limited!(log::Level::Warn, "actor unavailable: {e}");
         Self::StorageUnavailable
     }
 }
 
 impl From<actix_web::error::BlockingError> for ApiError {
     fn from(e: actix_web::error::BlockingError) -> Self {
-        log::error!("blocking pool failed: {e}");
+        crate::log_limited!(log::Level::Error, "blocking pool failed: {e}");
         Self::StorageUnavailable
     }
 }

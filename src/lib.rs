@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod hook;
 pub mod http;
+pub mod log_limit;
 pub mod metrics;
 pub mod shutdown;
 pub mod store;

@@ -320,7 +320,8 @@ impl Committer {
                 if writes.len() > 1
                     && blames_the_writes(e, started.elapsed(), self.commit_timeout) =>
             {
-                log::warn!(
+                crate::log_limited!(
+                    log::Level::Warn,
                     "commit of {} session writes failed ({e}); committing them in two halves",
                     writes.len()
                 );
@@ -333,7 +334,11 @@ impl Committer {
                 return;
             }
             Err(e) => {
-                log::error!("commit of {} session writes failed: {e}", replies.len());
+                crate::log_limited!(
+                    log::Level::Error,
+                    "commit of {} session writes failed: {e}",
+                    replies.len()
+                );
                 if writes.len() > 1 || !blames_the_writes(e, started.elapsed(), self.commit_timeout)
                 {
                     self.queue.lock().failed_at = Some(Instant::now());

@@ -133,7 +133,8 @@ impl TryFrom<EventRow> for EventDto {
 
     fn try_from(row: EventRow) -> Result<Self, ApiError> {
         let data = RawValue::from_string(row.data).map_err(|e| {
-            log::error!(
+            crate::log_limited!(
+                log::Level::Error,
                 "event seq {} of session key {}: stored data is not JSON: {e}",
                 row.seq,
                 row.session_key

@@ -373,7 +373,8 @@ impl SessionActor {
 
     /// Fails everything this actor holds with 503 and stops; a successor reloads the truth.
     fn crash_plan_parts(&mut self, replies: Vec<Reply>, why: &str, ctx: &mut Context<Self>) {
-        log::error!(
+        crate::log_limited!(
+            log::Level::Error,
             "session {}/{}: storage failed, restarting the actor: {why}",
             self.state.key.scope,
             self.state.key.session_id

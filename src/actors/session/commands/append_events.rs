@@ -233,7 +233,8 @@ fn side_effect_notification(
         })),
         SideEffect::ConversationConflict { kept, offered } => {
             crate::metrics::CONVERSATION_CONFLICTS.inc();
-            log::warn!(
+            crate::log_limited!(
+                log::Level::Warn,
                 "session {}/{}: conversation_started offers conversation id {offered:?} but \
                  {kept:?} is linked; keeping {kept:?}",
                 key.scope,
@@ -242,7 +243,8 @@ fn side_effect_notification(
             None
         }
         SideEffect::InvalidStatus(status) => {
-            log::warn!(
+            crate::log_limited!(
+                log::Level::Warn,
                 "session {}/{}: session_status_changed with invalid status {status:?}; stored, \
                  status unchanged",
                 key.scope,
@@ -251,7 +253,8 @@ fn side_effect_notification(
             None
         }
         SideEffect::MissingConversationId => {
-            log::warn!(
+            crate::log_limited!(
+                log::Level::Warn,
                 "session {}/{}: conversation_started without data.conversation_id; stored, no \
                  effect",
                 key.scope,
