@@ -310,11 +310,23 @@ pub fn open_pool(target: &DatabaseTarget, settings: &PoolSettings) -> Result<DbP
         .connection_timeout(settings.connection_timeout)
         // A database that is down at start-up is an error now, not a hang on first request.
         .min_idle(Some(1))
+        .error_handler(Box::new(LimitedLog))
         .build(DbConnectionManager {
             target: target.clone(),
             lock_wait: settings.connection_timeout,
         })?;
     Ok(pool)
+}
+
+/// r2d2 logs every failed connection attempt, several a second per pool while the database is
+/// down; they go through the limited log instead.
+#[derive(Debug)]
+struct LimitedLog;
+
+impl r2d2::HandleError<StoreError> for LimitedLog {
+    fn handle_error(&self, error: StoreError) {
+        crate::log_limited!(log::Level::Error, "cannot connect to the database: {error}");
+    }
 }
 
 #[cfg(test)]

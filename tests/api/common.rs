@@ -653,6 +653,8 @@ pub(crate) use both_backends;
 pub struct ServerProcess {
     child: std::process::Child,
     pub http: Client,
+    /// Every line the process has written to its log so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
@@ -705,6 +707,8 @@ impl ServerProcess {
         let mut child = command.spawn().expect("spawn orchestrator");
         let stderr = child.stderr.take().expect("stderr");
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = log.clone();
         // Keeps draining the log so the child never blocks on a full pipe.
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stderr)
@@ -714,6 +718,7 @@ impl ServerProcess {
                 if let Some(addr) = line.split("listening on http://").nth(1) {
                     let _ = tx.send(addr.trim().to_owned());
                 }
+                kept.lock().unwrap().push(line);
             }
         });
         let addr = rx
@@ -722,6 +727,7 @@ impl ServerProcess {
         ServerProcess {
             child,
             http: Client::new(format!("http://{addr}")),
+            log,
         }
     }
 

@@ -450,3 +450,54 @@ async fn a_stalled_commit_answers_503_within_the_timeout() {
     assert_eq!(app.all_events("st").await.len(), 2);
     assert_eq!(app.get("/readyz").await.status, 200);
 }
+
+/// A database that fails every write used to write a log line per failed commit, actor and
+/// query: tens of thousands in seconds. Each call site now writes a few lines per window.
+#[actix_rt::test]
+async fn an_outage_costs_a_few_log_lines_not_one_per_request() {
+    use crate::common::{fresh_database, RemoveOnDrop, ServerProcess};
+    let Some(database) = fresh_database(crate::common::Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let server = ServerProcess::spawn_with(&database, &[("ORCH_DB_TIMEOUT_MS", "300")]);
+    for n in 0..50 {
+        let r = server
+            .http
+            .post(format!("/v1/sessions/s{n}/events"), event("before", 1))
+            .await;
+        assert_eq!(r.status, 201);
+    }
+    set_database_reachable(&database, false);
+    let mut failed = 0;
+    for round in 0..6 {
+        let answers = join_all((0..50).map(|n| {
+            server.http.try_post(
+                format!("/v1/sessions/s{n}/events"),
+                event("during", round + 2),
+            )
+        }))
+        .await;
+        failed += answers
+            .iter()
+            .filter(|a| a.as_ref().is_some_and(|r| r.status == 503))
+            .count();
+    }
+    set_database_reachable(&database, true);
+    assert!(failed >= 100, "the outage failed {failed} writes");
+    let log = server.log.lock().unwrap().clone();
+    let complaints: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains(" ERROR ") || l.contains(" WARN "))
+        .collect();
+    assert!(
+        complaints.len() <= 30,
+        "{} warn/error lines for {failed} failed writes:\n{}",
+        complaints.len(),
+        complaints
+            .iter()
+            .map(|l| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
