@@ -85,9 +85,69 @@ enum HookSubcommand {
     },
 }
 
+/// The settings that could be read from `args` when they do not all parse: the argument
+/// clap names in its error (and, for a bad value, the value after it) is left out and the rest
+/// parsed again, so a mistyped flag costs only itself; the URL, key and state directory still
+/// apply.
+fn best_effort_settings(args: &[OsString]) -> HookCli {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let mut args = args.to_vec();
+    for _ in 0..16 {
+        let error = match HookCli::try_parse_from(&args) {
+            Ok(cli) => return cli,
+            Err(error) => error,
+        };
+        let offending = [ContextKind::InvalidArg, ContextKind::InvalidSubcommand]
+            .into_iter()
+            .find_map(|kind| match error.get(kind) {
+                Some(ContextValue::String(offending)) => Some(offending.clone()),
+                _ => None,
+            });
+        let Some(offending) = offending else {
+            break;
+        };
+        let flag = offending.split([' ', '=']).next().unwrap_or("").to_owned();
+        let Some(at) = args
+            .iter()
+            .skip(1)
+            .position(|a| {
+                let a = a.to_string_lossy();
+                a == flag || a.starts_with(&format!("{flag}="))
+            })
+            .map(|i| i + 1)
+        else {
+            break;
+        };
+        let takes_value = error.kind() == ErrorKind::InvalidValue
+            && !args[at].to_string_lossy().contains('=');
+        args.remove(at);
+        if takes_value && at < args.len() {
+            args.remove(at);
+        }
+    }
+    // Nothing to go on but the environment.
+    HookCli::try_parse_from(args.iter().take(1))
+        .unwrap_or_else(|_| HookCli::parse_from(["orchestrator hook"]))
+}
+
 /// Runs `orchestrator hook …`; `args` starts with the sub-command's own name.
+///
+/// It never exits 2: to Claude Code that means "block" (the prompt erased, every tool call
+/// refused, Stop kept from stopping). A setting it cannot use (a mistyped flag, a bad
+/// `--approve` regex, an unknown `--on-timeout`) is reported on stderr with exit 1, which
+/// Claude Code shows and otherwise ignores, and the event is still recorded with the settings
+/// that could be read; no approval is asked under a broken configuration.
 pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let cli = HookCli::parse_from(args);
+    let args: Vec<OsString> = args.into_iter().collect();
+    let (mut cli, mut problems) = match HookCli::try_parse_from(&args) {
+        Ok(cli) => (cli, Vec::new()),
+        Err(e) if !e.use_stderr() => {
+            // --help, --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => (best_effort_settings(&args), vec![e.to_string()]),
+    };
     let approve = match cli
         .approve
         .as_deref()
@@ -96,13 +156,25 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     {
         Ok(approve) => approve,
         Err(e) => {
-            eprintln!("orchestrator hook: --approve is not a valid regex: {e}");
-            return ExitCode::from(2);
+            problems.push(format!("--approve is not a valid regex: {e}"));
+            None
         }
     };
     if cli.approval_timeout == 0 || cli.approval_timeout > 86_400 {
-        eprintln!("orchestrator hook: --approval-timeout must be from 1 to 86400 seconds");
-        return ExitCode::from(2);
+        problems.push("--approval-timeout must be from 1 to 86400 seconds".into());
+        cli.approval_timeout = 300;
+    }
+    // Under a broken configuration nothing is gated: Claude Code's own permission flow decides.
+    let approve = approve.filter(|_| problems.is_empty());
+    let report = |problems: &[String]| {
+        for problem in problems {
+            eprintln!("orchestrator hook: {}", problem.trim_end());
+        }
+    };
+    if !problems.is_empty() && cli.command.is_some() {
+        // `install` and `flush` are run by a person: do nothing rather than half of it.
+        report(&problems);
+        return ExitCode::FAILURE;
     }
     let state = StateDir::new(cli.state_dir.clone().unwrap_or_else(StateDir::default_root));
     match &cli.command {
@@ -153,7 +225,12 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                         println!("{output}");
                     }
                 }
-                ExitCode::SUCCESS
+                if problems.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    report(&problems);
+                    ExitCode::FAILURE
+                }
             })
         }
     }

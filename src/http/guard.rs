@@ -516,6 +516,7 @@ impl AsyncRead for GuardedStream {
                 Poll::Pending => {
                     if let Some(deadline) = this.body_deadline.as_mut() {
                         ready!(deadline.as_mut().poll(cx));
+                        log::info!("closing a connection whose request body is still arriving");
                         return Poll::Ready(Err(io::Error::new(
                             io::ErrorKind::TimedOut,
                             "the request body is still arriving after its timeout",

@@ -247,9 +247,14 @@ pub struct Client {
 
 impl Client {
     pub fn new(base_url: String) -> Self {
-        // Idle connections are dropped before the server's 5 s keep-alive closes them: a
-        // connection reused just as the server closes it fails with `Disconnected`.
-        let connector = awc::Connector::new().conn_keep_alive(Duration::from_secs(2));
+        // Connections are dropped before the server's 5 s keep-alive can close them: a
+        // connection reused just as the server closes it fails with `Disconnected`. The idle
+        // time alone is not enough on a loaded machine: it counts from when the client has
+        // read the answer, the server's from when it wrote it, and a starved test task reads
+        // late. A connection is therefore also never used more than 3 s after it was opened.
+        let connector = awc::Connector::new()
+            .conn_keep_alive(Duration::from_secs(2))
+            .conn_lifetime(Duration::from_secs(3));
         let client = awc::Client::builder()
             .connector(connector)
             .timeout(Duration::from_secs(90))

@@ -648,3 +648,49 @@ async fn install_merges_the_hooks_into_a_settings_file() {
     let printed: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(printed["hooks"].as_object().unwrap().len(), EVENTS.len());
 }
+
+/// Exit code 2 means "block" to Claude Code. A setting the hook cannot use is reported with
+/// exit 1 (shown, otherwise ignored), nothing is printed for Claude Code to obey, and the event
+/// is still stored with the settings that could be read.
+#[actix_rt::test]
+async fn a_broken_setting_blocks_nothing_and_the_event_is_still_stored() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("SQLite");
+    let state = state_dir("broken-settings");
+    let cases: [(&[&str], &str); 5] = [
+        (&["--approv", "Bash"], "--approv"),
+        (&["--approve", "(Bash"], "--approve is not a valid regex"),
+        (&["--on-timeout", "allow"], "--on-timeout"),
+        (&["--approval-timeout", "0"], "--approval-timeout"),
+        (&["--approve", "Bash", "--bogus"], "--bogus"),
+    ];
+    for (n, (args, complaint)) in cases.iter().enumerate() {
+        let session = format!("broken-{n}");
+        let run = run_hook(
+            &app.base_url,
+            &state,
+            args,
+            &fixture("PreToolUse", &session),
+        )
+        .await;
+        assert_eq!(run.code, Some(1), "{args:?}: {run:?}");
+        assert_eq!(
+            run.stdout, "",
+            "{args:?}: no decision for Claude Code to obey"
+        );
+        assert!(run.stderr.contains(complaint), "{args:?}: {}", run.stderr);
+        let stored = app.all_events(&session).await;
+        assert_eq!(stored.len(), 1, "{args:?}: the event is still stored");
+        assert_eq!(stored[0]["event_type"], "PreToolUse");
+        let pending = app
+            .get(format!("/v1/sessions/{session}/interactions"))
+            .await;
+        assert_eq!(
+            pending.body["interactions"].as_array().map(Vec::len),
+            Some(0),
+            "{args:?}: no approval is asked under a broken configuration"
+        );
+    }
+    // --help still answers 0.
+    let run = run_hook(&app.base_url, &state, &["--help"], "").await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+}
