@@ -118,8 +118,8 @@ fn best_effort_settings(args: &[OsString]) -> HookCli {
         else {
             break;
         };
-        let takes_value = error.kind() == ErrorKind::InvalidValue
-            && !args[at].to_string_lossy().contains('=');
+        let takes_value =
+            error.kind() == ErrorKind::InvalidValue && !args[at].to_string_lossy().contains('=');
         args.remove(at);
         if takes_value && at < args.len() {
             args.remove(at);

@@ -21,6 +21,23 @@ async fn two_scopes(limits: ScopeLimits) -> TestApp {
     .expect("SQLite")
 }
 
+/// Posts one event to session `sid` as the holder of `key`.
+async fn post_event(app: &TestApp, key: &str, sid: &str) -> crate::common::Resp {
+    app.request(
+        Method::POST,
+        format!("/v1/sessions/{sid}/events"),
+        Some(event("x", 1).to_string().into_bytes()),
+        Some(key),
+    )
+    .await
+}
+
+/// A GET of the session list as the holder of `key`.
+async fn list_sessions(app: &TestApp, key: &str) -> crate::common::Resp {
+    app.request(Method::GET, "/v1/sessions", None, Some(key))
+        .await
+}
+
 /// Opens a POST whose body never finishes arriving: it holds one of its scope's slots until
 /// the body timeout.
 fn stalled_post(app: &TestApp, key: &str) -> std::net::TcpStream {
@@ -46,14 +63,7 @@ async fn a_scope_over_its_in_flight_requests_waits_then_gets_429_and_others_do_n
     let _held = [stalled_post(&app, "key-a"), stalled_post(&app, "key-a")];
     actix_rt::time::sleep(Duration::from_millis(200)).await;
     let started = Instant::now();
-    let a = app
-        .request(
-            Method::POST,
-            "/v1/sessions/a1/events",
-            Some(event("x", 1).to_string().into_bytes()),
-            Some("key-a"),
-        )
-        .await;
+    let a = post_event(&app, "key-a", "a1").await;
     assert_eq!(a.status, 429, "{}", a.text);
     assert_eq!(a.body["code"], "too_many_requests");
     assert_eq!(a.retry_after.as_deref(), Some("1"));
@@ -61,14 +71,7 @@ async fn a_scope_over_its_in_flight_requests_waits_then_gets_429_and_others_do_n
         started.elapsed() >= Duration::from_millis(250),
         "it waited for a slot first"
     );
-    let b = app
-        .request(
-            Method::POST,
-            "/v1/sessions/b1/events",
-            Some(event("x", 1).to_string().into_bytes()),
-            Some("key-b"),
-        )
-        .await;
+    let b = post_event(&app, "key-b", "b1").await;
     assert_eq!(b.status, 201, "another scope is served: {}", b.text);
     // Health and metrics are not gated.
     assert_eq!(app.get("/healthz").await.status, 200);
@@ -79,14 +82,7 @@ async fn a_scope_over_its_in_flight_requests_waits_then_gets_429_and_others_do_n
     );
     // Once the stalled bodies time out, the scope is served again.
     actix_rt::time::sleep(Duration::from_secs(3)).await;
-    let a = app
-        .request(
-            Method::POST,
-            "/v1/sessions/a1/events",
-            Some(event("x", 1).to_string().into_bytes()),
-            Some("key-a"),
-        )
-        .await;
+    let a = post_event(&app, "key-a", "a1").await;
     assert_eq!(a.status, 201, "{}", a.text);
 }
 
@@ -112,15 +108,11 @@ async fn a_scope_over_its_bytes_per_second_gets_429_with_the_time_to_wait() {
         r.status, 201,
         "one large body is never refused for its size"
     );
-    let r = app
-        .request(Method::GET, "/v1/sessions", None, Some("key-a"))
-        .await;
+    let r = list_sessions(&app, "key-a").await;
     assert_eq!(r.status, 429, "{}", r.text);
     let retry: u64 = r.retry_after.as_deref().unwrap().parse().unwrap();
     assert!((7..=10).contains(&retry), "Retry-After {retry}");
-    let r = app
-        .request(Method::GET, "/v1/sessions", None, Some("key-b"))
-        .await;
+    let r = list_sessions(&app, "key-b").await;
     assert_eq!(r.status, 200);
 }
 
@@ -211,8 +203,6 @@ async fn a_scope_over_its_request_rate_waits_its_turn_then_gets_429() {
         started.elapsed() >= Duration::from_millis(400),
         "the served ones took turns"
     );
-    let b = app
-        .request(Method::GET, "/v1/sessions", None, Some("key-b"))
-        .await;
+    let b = list_sessions(&app, "key-b").await;
     assert_eq!(b.status, 200, "another scope has its own rate");
 }
