@@ -95,14 +95,19 @@ impl HookInput {
     }
 
     /// The event this input becomes (`timestamp` is the caller's "now").
-    pub fn event(&self, timestamp: &str, sequence: u64) -> Value {
-        json!({
+    /// The event as the server stores it; without a `sequence` when it could not be numbered
+    /// (no usable state directory).
+    pub fn event(&self, timestamp: &str, sequence: Option<u64>) -> Value {
+        let mut event = json!({
             "event_type": self.event_name,
             "timestamp": timestamp,
             "event_id": self.event_id(),
-            "sequence": sequence,
             "data": &self.raw,
-        })
+        });
+        if let Some(sequence) = sequence {
+            event["sequence"] = json!(sequence);
+        }
+        event
     }
 
     /// The tool this event is about (PreToolUse, PermissionRequest, PostToolUse, …).
@@ -166,7 +171,7 @@ mod tests {
     fn the_event_carries_the_input_exactly() {
         let input = HookInput::parse(PRE_TOOL_USE).unwrap();
         assert_eq!(input.session_id.as_str(), "abc-123");
-        let event = input.event("2026-11-30T10:00:00Z", 7);
+        let event = input.event("2026-11-30T10:00:00Z", Some(7));
         assert_eq!(event["event_type"], "PreToolUse");
         assert_eq!(event["sequence"], 7);
         let data = serde_json::to_string(&event["data"]).unwrap();

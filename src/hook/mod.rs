@@ -176,10 +176,20 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         report(&problems);
         return ExitCode::FAILURE;
     }
-    let state = StateDir::new(cli.state_dir.clone().unwrap_or_else(StateDir::default_root));
+    let state = cli
+        .state_dir
+        .clone()
+        .or_else(StateDir::default_root)
+        .map(StateDir::new);
+    let no_state = "there is no state directory for the spool: HOME and XDG_STATE_HOME are \
+                    unset (set ORCH_HOOK_STATE_DIR or --state-dir)";
     match &cli.command {
         Some(HookSubcommand::Install { settings }) => install(&cli, settings.as_deref()),
         Some(HookSubcommand::Flush) => {
+            let Some(state) = state else {
+                report(&[no_state.to_owned()]);
+                return ExitCode::FAILURE;
+            };
             let server = Server::new(&cli.url, cli.api_key.clone());
             actix_rt::System::new().block_on(async {
                 let deadline = Instant::now() + FLUSH_BUDGET;
@@ -217,8 +227,13 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 .as_ref()
                 .zip(input.tool_name())
                 .is_some_and(|(approve, tool)| approve.is_match(tool));
+            if state.is_none() {
+                problems.push(format!("{no_state}; the event is sent without it"));
+            }
             actix_rt::System::new().block_on(async {
-                record(&state, &server, &input).await;
+                if let Err(lost) = record(state.as_ref(), &server, &input).await {
+                    problems.push(lost);
+                }
                 if wants_approval {
                     let verdict = ask_for_approval(&cli, &server, &input).await;
                     if let Some(output) = hook_output(&input.event_name, &verdict) {
@@ -237,8 +252,15 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 /// Spools the input as an event of its session, then delivers the spool: this session's
-/// first, then whatever other sessions left behind, all within the observe budget.
-async fn record(state: &StateDir, server: &Server, input: &HookInput) {
+/// first, then whatever other sessions left behind, all within the observe budget. When the
+/// event cannot be spooled (no state directory, one that cannot be written, a lock held too
+/// long) it is delivered directly, without a sequence number, rather than lost; the error
+/// says what happened to it.
+async fn record(
+    state: Option<&StateDir>,
+    server: &Server,
+    input: &HookInput,
+) -> Result<(), String> {
     let budget = if input.event_name == "SessionEnd" {
         SESSION_END_BUDGET
     } else {
@@ -247,13 +269,40 @@ async fn record(state: &StateDir, server: &Server, input: &HookInput) {
     let deadline = Instant::now() + budget;
     let session = input.session_id.as_str();
     let now = crate::domain::time::format_millis(crate::domain::time::now_millis());
-    let spooled = state.assign_and_spool(session, &input.event_id(), deadline, |sequence| {
-        input.event(&now, sequence)
-    });
-    if let Err(e) = spooled {
-        eprintln!("orchestrator hook: cannot spool the event: {e}");
+    let spooled = match state {
+        Some(state) => state
+            .assign_and_spool(session, &input.event_id(), deadline, |sequence| {
+                input.event(&now, Some(sequence))
+            })
+            .map(|_| ())
+            .map_err(|e| format!("cannot spool the event: {e}")),
+        None => Err("the event was not spooled".to_owned()),
+    };
+    let outcome = match spooled {
+        Ok(()) => Ok(()),
+        Err(why) => {
+            let path = format!("/v1/sessions/{session}/events");
+            let event = input.event(&now, None);
+            match server
+                .request(Method::POST, &path, Some(&event), deadline)
+                .await
+            {
+                Reply::Answered(200 | 201, _) => Err(format!(
+                    "{why}; it was delivered directly, without a sequence number"
+                )),
+                Reply::Answered(status, _) => Err(format!(
+                    "{why}; the server refused it ({status}): it is lost"
+                )),
+                Reply::Unavailable(unavailable) => Err(format!(
+                    "{why}; the server is unavailable ({unavailable}): it is lost"
+                )),
+            }
+        }
+    };
+    if let Some(state) = state {
+        deliver_all(state, server, Some(session), deadline).await;
     }
-    deliver_all(state, server, Some(session), deadline).await;
+    outcome
 }
 
 /// Delivers the spools, `first`'s before the others; returns how many events are left.

@@ -14,6 +14,8 @@
 //!
 //! Taking a number and writing the event into the spool happen under the same lock, so the
 //! spool always holds a run of consecutive numbers and whoever delivers it sends them in order.
+//!
+//! The spool holds prompts and tool output: directories are made 0700 and files 0600.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -48,16 +50,15 @@ impl StateDir {
     }
 
     /// `$ORCH_HOOK_STATE_DIR` is read by the CLI; this is the default without it: the
-    /// per-user state directory (`$XDG_STATE_HOME`, else `~/.local/state`).
-    pub fn default_root() -> PathBuf {
-        let base = std::env::var_os("XDG_STATE_HOME")
-            .filter(|v| !v.is_empty())
+    /// per-user state directory (`$XDG_STATE_HOME`, else `~/.local/state`). `None` when
+    /// neither is set: a shared directory such as `/tmp` would let other users read the
+    /// spool, so there is no default then.
+    pub fn default_root() -> Option<PathBuf> {
+        let nonempty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+        let base = nonempty("XDG_STATE_HOME")
             .map(PathBuf::from)
-            .or_else(|| {
-                std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/state"))
-            })
-            .unwrap_or_else(std::env::temp_dir);
-        base.join("orchestrator/hook")
+            .or_else(|| nonempty("HOME").map(|home| PathBuf::from(home).join(".local/state")))?;
+        Some(base.join("orchestrator/hook"))
     }
 
     fn session_dir(&self, session: &str) -> PathBuf {
@@ -75,7 +76,7 @@ impl StateDir {
         build: impl FnOnce(u64) -> Value,
     ) -> io::Result<Spooled> {
         let dir = self.session_dir(session);
-        fs::create_dir_all(dir.join("spool"))?;
+        private_dir(&dir.join("spool"))?;
         let _lock = lock_until(&dir.join("lock"), deadline)?;
         let assigned_path = dir.join("assigned");
         let assigned = read_to_string_or_empty(&assigned_path)?;
@@ -165,7 +166,7 @@ impl StateDir {
     /// Holds the session's delivery lock, waiting for it until `deadline`.
     pub fn lock_delivery(&self, session: &str, deadline: Instant) -> io::Result<Locked> {
         let dir = self.session_dir(session);
-        fs::create_dir_all(&dir)?;
+        private_dir(&dir)?;
         lock_until(&dir.join("flush.lock"), deadline)
     }
 
@@ -180,7 +181,7 @@ impl StateDir {
     /// The server refused the event for good: it moves out of the spool, kept for inspection.
     pub fn reject(&self, session: &str, path: &Path) -> io::Result<()> {
         let rejected = self.session_dir(session).join("rejected");
-        fs::create_dir_all(&rejected)?;
+        private_dir(&rejected)?;
         match path.file_name() {
             Some(name) => fs::rename(path, rejected.join(name)),
             None => Ok(()),
@@ -190,10 +191,12 @@ impl StateDir {
 
 /// Takes an exclusive lock on `path`, retrying until `deadline`.
 fn lock_until(path: &Path, deadline: Instant) -> io::Result<Locked> {
+    use std::os::unix::fs::OpenOptionsExt;
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(path)?;
     loop {
         match file.try_lock() {
@@ -224,11 +227,27 @@ fn read_to_string_or_empty(path: &Path) -> io::Result<String> {
     }
 }
 
+/// Makes `dir` and its missing parents, readable by this user only.
+fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
 /// Writes a file so that a reader (or a crash) sees the old or the new content, never a part.
+/// A new file is readable by this user only.
 pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
     let temporary = path.with_extension(format!("tmp{}", std::process::id()));
     {
-        let mut file = File::create(&temporary)?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temporary)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
@@ -248,6 +267,25 @@ mod tests {
 
     fn soon() -> Instant {
         Instant::now() + Duration::from_secs(5)
+    }
+
+    #[test]
+    fn the_spool_is_readable_by_its_user_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let state = temp_state("modes");
+        let spooled = state
+            .assign_and_spool("s1", "e1", soon(), |n| json!({"sequence": n}))
+            .unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&spooled.path), 0o600);
+        let session = state.session_dir("s1");
+        for file in ["next", "assigned", "lock"] {
+            assert_eq!(mode(&session.join(file)), 0o600, "{file}");
+        }
+        for dir in [&state.root, &session, &session.join("spool")] {
+            assert_eq!(mode(dir), 0o700, "{}", dir.display());
+        }
+        let _ = fs::remove_dir_all(&state.root);
     }
 
     #[test]

@@ -694,3 +694,58 @@ async fn a_broken_setting_blocks_nothing_and_the_event_is_still_stored() {
     let run = run_hook(&app.base_url, &state, &["--help"], "").await;
     assert_eq!(run.code, Some(0), "{run:?}");
 }
+
+/// An event that cannot be spooled is delivered directly rather than lost: a state directory
+/// that cannot be made (here a file stands in its way, which stops root too), and no state
+/// directory at all (HOME unset: no shared /tmp fallback). Exit 1 says so; nothing blocks.
+#[actix_rt::test]
+async fn an_event_that_cannot_be_spooled_is_delivered_directly() {
+    let app = TestApp::start(Backend::Sqlite).await.expect("SQLite");
+    let blocked = state_dir("not-a-directory");
+    std::fs::write(&*blocked, b"a file where the state directory should be").unwrap();
+    let run = run_hook(
+        &app.base_url,
+        &blocked,
+        &[],
+        &fixture("UserPromptSubmit", "unspooled"),
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("delivered directly"), "{}", run.stderr);
+    let stored = app.all_events("unspooled").await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0]["event_type"], "UserPromptSubmit");
+    assert_eq!(
+        stored[0]["sequence"],
+        Value::Null,
+        "it could not be numbered"
+    );
+    let _ = std::fs::remove_file(&*blocked);
+
+    let mut child = Command::new(BIN)
+        .args(["hook", "--url", &app.base_url])
+        .env_remove("HOME")
+        .env_remove("XDG_STATE_HOME")
+        .env_remove("ORCH_HOOK_STATE_DIR")
+        .env_remove("ORCH_API_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(fixture("UserPromptSubmit", "homeless").as_bytes())
+        .unwrap();
+    let output = actix_rt::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("HOME"), "a clear message: {stderr}");
+    assert!(stderr.contains("delivered directly"), "{stderr}");
+    assert_eq!(app.all_events("homeless").await.len(), 1);
+}
