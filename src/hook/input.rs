@@ -68,11 +68,28 @@ impl HookInput {
         self.text("tool_use_id").or_else(|| self.text("prompt_id"))
     }
 
-    /// The event's idempotency key: the event name, the tool-use or prompt id where present,
-    /// and a digest of the session, the event name, that id and the input (in canonical form:
-    /// keys sorted), so the same input sent twice is stored once and different ones never
-    /// collide.
-    pub fn event_id(&self) -> String {
+    /// A new event id for one run of the hook: the event name, the tool-use or prompt id
+    /// where present, and a random part. Two runs on identical inputs (two `idle_prompt`
+    /// notifications) are two events; the id is spooled with the event, so delivering it again
+    /// after a failure stores it once.
+    pub fn new_event_id(&self) -> String {
+        let correlation: String = self
+            .correlation_id()
+            .unwrap_or("-")
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(48)
+            .collect();
+        format!(
+            "cc:{}:{correlation}:{}",
+            self.event_name,
+            uuid::Uuid::new_v4().simple()
+        )
+    }
+
+    /// A digest of the session, the event name, the tool-use or prompt id and the input (in
+    /// canonical form: keys sorted): the same for the same input, whatever its formatting.
+    fn input_digest(&self) -> String {
         let mut digest = Sha256::new();
         for part in [
             self.session_id.as_str(),
@@ -83,25 +100,16 @@ impl HookInput {
             digest.update([0]);
         }
         digest.update(Value::Object(self.fields.clone()).to_string().as_bytes());
-        let hex = hex32(&digest.finalize());
-        let correlation: String = self
-            .correlation_id()
-            .unwrap_or("-")
-            .chars()
-            .filter(|c| c.is_ascii_graphic())
-            .take(48)
-            .collect();
-        format!("cc:{}:{correlation}:{hex}", self.event_name)
+        hex32(&digest.finalize())
     }
 
-    /// The event this input becomes (`timestamp` is the caller's "now").
-    /// The event as the server stores it; without a `sequence` when it could not be numbered
-    /// (no usable state directory).
-    pub fn event(&self, timestamp: &str, sequence: Option<u64>) -> Value {
+    /// The event this input becomes, under `event_id`, at `timestamp` (the caller's "now");
+    /// without a `sequence` when it could not be numbered (no usable state directory).
+    pub fn event(&self, event_id: &str, timestamp: &str, sequence: Option<u64>) -> Value {
         let mut event = json!({
             "event_type": self.event_name,
             "timestamp": timestamp,
-            "event_id": self.event_id(),
+            "event_id": event_id,
             "data": &self.raw,
         });
         if let Some(sequence) = sequence {
@@ -120,10 +128,7 @@ impl HookInput {
     pub fn approval(&self, timeout_ms: u64) -> Value {
         let id = match self.text("tool_use_id") {
             Some(tool_use) => format!("approval-{tool_use}"),
-            None => format!(
-                "approval-{}",
-                &self.event_id().rsplit(':').next().unwrap_or("")
-            ),
+            None => format!("approval-{}", self.input_digest()),
         };
         let id = if crate::domain::ids::InteractionId::parse(&id).is_ok() {
             id
@@ -171,7 +176,7 @@ mod tests {
     fn the_event_carries_the_input_exactly() {
         let input = HookInput::parse(PRE_TOOL_USE).unwrap();
         assert_eq!(input.session_id.as_str(), "abc-123");
-        let event = input.event("2026-11-30T10:00:00Z", Some(7));
+        let event = input.event("cc:x", "2026-11-30T10:00:00Z", Some(7));
         assert_eq!(event["event_type"], "PreToolUse");
         assert_eq!(event["sequence"], 7);
         let data = serde_json::to_string(&event["data"]).unwrap();
@@ -180,20 +185,32 @@ mod tests {
     }
 
     #[test]
-    fn the_event_id_is_deterministic_and_tells_inputs_apart() {
-        let a = HookInput::parse(PRE_TOOL_USE).unwrap().event_id();
-        // The same input, formatted differently, is the same event.
+    fn each_run_gets_its_own_event_id() {
+        let input = HookInput::parse(PRE_TOOL_USE).unwrap();
+        let (a, b) = (input.new_event_id(), input.new_event_id());
+        assert_ne!(a, b, "identical inputs are two events");
+        for id in [&a, &b] {
+            assert!(id.starts_with("cc:PreToolUse:toolu_01A:"), "{id}");
+            assert!(
+                crate::domain::ids::EventId::parse(id).is_ok(),
+                "a valid event id: {id}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_input_digest_is_deterministic_and_tells_inputs_apart() {
+        let a = HookInput::parse(PRE_TOOL_USE).unwrap().input_digest();
+        // The same input, formatted differently, has the same digest.
         let reformatted: Value = serde_json::from_str(PRE_TOOL_USE).unwrap();
         let b = HookInput::parse(&reformatted.to_string())
             .unwrap()
-            .event_id();
+            .input_digest();
         assert_eq!(a, b);
-        assert!(a.starts_with("cc:PreToolUse:toolu_01A:"), "{a}");
-        assert!(a.len() <= 128 && a.chars().all(|c| c.is_ascii_graphic()));
         let other = PRE_TOOL_USE.replace("rm -rf build", "ls");
-        assert_ne!(a, HookInput::parse(&other).unwrap().event_id());
+        assert_ne!(a, HookInput::parse(&other).unwrap().input_digest());
         let other_session = PRE_TOOL_USE.replace("abc-123", "abc-124");
-        assert_ne!(a, HookInput::parse(&other_session).unwrap().event_id());
+        assert_ne!(a, HookInput::parse(&other_session).unwrap().input_digest());
     }
 
     #[test]

@@ -269,10 +269,11 @@ async fn record(
     let deadline = Instant::now() + budget;
     let session = input.session_id.as_str();
     let now = crate::domain::time::format_millis(crate::domain::time::now_millis());
+    let event_id = input.new_event_id();
     let spooled = match state {
         Some(state) => state
-            .assign_and_spool(session, &input.event_id(), deadline, |sequence| {
-                input.event(&now, Some(sequence))
+            .assign_and_spool(session, deadline, |sequence| {
+                input.event(&event_id, &now, Some(sequence))
             })
             .map(|_| ())
             .map_err(|e| format!("cannot spool the event: {e}")),
@@ -282,7 +283,7 @@ async fn record(
         Ok(()) => Ok(()),
         Err(why) => {
             let path = format!("/v1/sessions/{session}/events");
-            let event = input.event(&now, None);
+            let event = input.event(&event_id, &now, None);
             match server
                 .request(Method::POST, &path, Some(&event), deadline)
                 .await

@@ -5,8 +5,6 @@
 //! ```text
 //! sessions/<session>/lock        held while a sequence number is taken
 //! sessions/<session>/next        the next sequence number
-//! sessions/<session>/assigned    "<event_id> <sequence>" of recent events: a retried hook
-//!                                gets its first run's number back
 //! sessions/<session>/spool/      <sequence>.json: events not yet acknowledged by the server
 //! sessions/<session>/rejected/   events the server refused for good (kept for inspection)
 //! sessions/<session>/flush.lock  held while the spool is being delivered
@@ -23,9 +21,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-
-/// The "assigned" log keeps at most this many recent events (a retry comes soon after).
-const ASSIGNED_KEEP: usize = 1024;
 
 /// The state directory of the hook.
 #[derive(Clone, Debug)]
@@ -65,42 +60,23 @@ impl StateDir {
         self.root.join("sessions").join(session)
     }
 
-    /// Takes the next `sequence` of `session` for `event_id` (or the number a run with the same
-    /// event id took before), and spools the event built with it, all under the session's
-    /// lock. Waits for the lock until `deadline`.
+    /// Takes the next `sequence` of `session` and spools the event built with it, both under
+    /// the session's lock. Waits for the lock until `deadline`.
     pub fn assign_and_spool(
         &self,
         session: &str,
-        event_id: &str,
         deadline: Instant,
         build: impl FnOnce(u64) -> Value,
     ) -> io::Result<Spooled> {
         let dir = self.session_dir(session);
         private_dir(&dir.join("spool"))?;
         let _lock = lock_until(&dir.join("lock"), deadline)?;
-        let assigned_path = dir.join("assigned");
-        let assigned = read_to_string_or_empty(&assigned_path)?;
-        let earlier = assigned.lines().rev().find_map(|line| {
-            let (id, sequence) = line.rsplit_once(' ')?;
-            (id == event_id).then(|| sequence.parse::<u64>().ok())?
-        });
-        let sequence = match earlier {
-            Some(sequence) => sequence,
-            None => {
-                let next_path = dir.join("next");
-                let next = read_to_string_or_empty(&next_path)?
-                    .trim()
-                    .parse::<u64>()
-                    .unwrap_or(0);
-                write_atomically(&next_path, format!("{}\n", next + 1).as_bytes())?;
-                let mut lines: Vec<&str> = assigned.lines().collect();
-                let line = format!("{event_id} {next}");
-                lines.push(&line);
-                let keep = lines.len().saturating_sub(ASSIGNED_KEEP);
-                write_atomically(&assigned_path, (lines[keep..].join("\n") + "\n").as_bytes())?;
-                next
-            }
-        };
+        let next_path = dir.join("next");
+        let sequence = read_to_string_or_empty(&next_path)?
+            .trim()
+            .parse::<u64>()
+            .unwrap_or(0);
+        write_atomically(&next_path, format!("{}\n", sequence + 1).as_bytes())?;
         let event = build(sequence);
         let path = dir.join("spool").join(format!("{sequence:020}.json"));
         write_atomically(&path, event.to_string().as_bytes())?;
@@ -274,12 +250,12 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let state = temp_state("modes");
         let spooled = state
-            .assign_and_spool("s1", "e1", soon(), |n| json!({"sequence": n}))
+            .assign_and_spool("s1", soon(), |n| json!({"sequence": n}))
             .unwrap();
         let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&spooled.path), 0o600);
         let session = state.session_dir("s1");
-        for file in ["next", "assigned", "lock"] {
+        for file in ["next", "lock"] {
             assert_eq!(mode(&session.join(file)), 0o600, "{file}");
         }
         for dir in [&state.root, &session, &session.join("spool")] {
@@ -289,17 +265,15 @@ mod tests {
     }
 
     #[test]
-    fn numbers_are_consecutive_and_a_retry_gets_its_own_back() {
+    fn numbers_are_consecutive_and_spooled_in_order() {
         let state = temp_state("numbers");
         let take = |id: &str| {
             state
-                .assign_and_spool("s1", id, soon(), |n| json!({"sequence": n, "id": id}))
+                .assign_and_spool("s1", soon(), |n| json!({"sequence": n, "id": id}))
                 .unwrap()
                 .sequence
         };
-        assert_eq!((take("a"), take("b"), take("c")), (0, 1, 2));
-        assert_eq!(take("b"), 1, "a retry of b");
-        assert_eq!(take("d"), 3);
+        assert_eq!((take("a"), take("b"), take("c"), take("b")), (0, 1, 2, 3));
         let spooled = state.spooled("s1").unwrap();
         let numbers: Vec<u64> = spooled.iter().map(|s| s.sequence).collect();
         assert_eq!(numbers, [0, 1, 2, 3]);
@@ -319,7 +293,7 @@ mod tests {
                 let state = state.clone();
                 std::thread::spawn(move || {
                     state
-                        .assign_and_spool("s", &format!("e{i}"), soon(), |n| json!(n))
+                        .assign_and_spool("s", soon(), move |n| json!({"n": n, "i": i}))
                         .unwrap()
                         .sequence
                 })

@@ -33,7 +33,7 @@ const EVENTS: [&str; 12] = [
 both_backends!(
     every_hook_event_is_stored_as_sent,
     parallel_hooks_of_a_new_session_are_numbered_in_order,
-    a_hook_run_twice_is_stored_once,
+    identical_inputs_are_two_events,
     a_server_that_is_down_gets_the_spool_later_in_order_once,
     approvals_print_the_decision,
     approvals_fall_back_without_a_decision,
@@ -199,30 +199,30 @@ async fn parallel_hooks_of_a_new_session_are_numbered_in_order(backend: Backend)
     assert_eq!(created.len(), 1, "one session");
 }
 
-async fn a_hook_run_twice_is_stored_once(backend: Backend) {
+/// Two runs on identical inputs are two things that happened (two `idle_prompt`
+/// notifications, the same command run twice): two events, numbered in order, with ids of
+/// their own.
+async fn identical_inputs_are_two_events(backend: Backend) {
     let Some(app) = TestApp::start(backend).await else {
         return;
     };
     let state = state_dir(&format!("twice-{backend:?}"));
-    let input = fixture("UserPromptSubmit", "cc-twice");
+    let input = fixture("Notification", "cc-twice");
     for _ in 0..2 {
         let run = run_hook(&app.base_url, &state, &[], &input).await;
         assert_eq!(run.code, Some(0), "{run:?}");
     }
-    // And once more with a state directory that never saw it: the event id still matches.
-    let other_state = state_dir(&format!("twice-other-{backend:?}"));
-    let run = run_hook(&app.base_url, &other_state, &[], &input).await;
-    assert_eq!(run.code, Some(0), "{run:?}");
     let events = app.all_events("cc-twice").await;
-    assert_eq!(events.len(), 1, "{events:?}");
-    let after = run_hook(&app.base_url, &state, &[], &fixture("Stop", "cc-twice")).await;
-    assert_eq!(after.code, Some(0));
-    let events = app.all_events("cc-twice").await;
-    assert_eq!(events.len(), 2);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["data"], events[1]["data"]);
     assert_eq!(
-        events[1]["sequence"], 1,
-        "the retry took no number of its own"
+        (
+            events[0]["sequence"].as_u64(),
+            events[1]["sequence"].as_u64()
+        ),
+        (Some(0), Some(1))
     );
+    assert_ne!(events[0]["event_id"], events[1]["event_id"]);
 }
 
 async fn a_server_that_is_down_gets_the_spool_later_in_order_once(backend: Backend) {
