@@ -112,9 +112,13 @@ impl Session {
     }
 
     /// Applies one event's side effect and says what happened, for notifications and logs.
+    /// Claude Code's own `SessionStart` (a new, resumed, cleared or compacted session) and
+    /// `SessionEnd` hook events, stored as sent by `orchestrator hook` or by its HTTP hooks,
+    /// start and end the session like `session_start` and `session_end`.
     pub fn apply(&mut self, event: &NewEvent) -> SideEffect {
         match event.event_type.as_str() {
-            "session_start" => self.set_status(SessionStatus::Active),
+            "session_start" | "SessionStart" => self.set_status(SessionStatus::Active),
+            "SessionEnd" => self.set_status(SessionStatus::Ended),
             "session_status_changed" => match event.data_str("status") {
                 Some(s) => match SessionStatus::parse(&s) {
                     Some(status) => self.set_status(status),
@@ -221,6 +225,22 @@ mod tests {
         );
         assert!(check_copied_fields("other", Some(&data(long_status))).is_ok());
         assert!(check_copied_fields("session_status_changed", None).is_ok());
+    }
+
+    #[test]
+    fn claude_codes_session_events_start_and_end_the_session() {
+        let mut s = session();
+        let end = event(json!({"event_type": "SessionEnd", "data": {"reason": "exit"}}));
+        assert_eq!(s.apply(&end), SideEffect::StatusChanged);
+        assert_eq!(s.status, SessionStatus::Ended);
+        assert_eq!(s.apply(&end), SideEffect::None, "once");
+        let resume = event(json!({"event_type": "SessionStart", "data": {"source": "resume"}}));
+        assert_eq!(s.apply(&resume), SideEffect::StatusChanged);
+        assert_eq!(
+            s.status,
+            SessionStatus::Active,
+            "a resumed session is open again"
+        );
     }
 
     #[test]

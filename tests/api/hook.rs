@@ -34,6 +34,7 @@ both_backends!(
     every_hook_event_is_stored_as_sent,
     parallel_hooks_of_a_new_session_are_numbered_in_order,
     identical_inputs_are_two_events,
+    session_start_and_end_open_and_close_the_session,
     a_server_that_is_down_gets_the_spool_later_in_order_once,
     approvals_print_the_decision,
     approvals_fall_back_without_a_decision,
@@ -748,4 +749,78 @@ async fn an_event_that_cannot_be_spooled_is_delivered_directly() {
     assert!(stderr.contains("HOME"), "a clear message: {stderr}");
     assert!(stderr.contains("delivered directly"), "{stderr}");
     assert_eq!(app.all_events("homeless").await.len(), 1);
+}
+
+/// SessionEnd ends the session on the server and cancels the approvals nobody waits for any
+/// more (a waiting tab sees them cancelled); SessionStart with `source: resume` reopens it.
+async fn session_start_and_end_open_and_close_the_session(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let state = state_dir(&format!("start-end-{backend:?}"));
+    let run = run_hook(
+        &app.base_url,
+        &state,
+        &[],
+        &fixture("SessionStart", "cc-life"),
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        app.get("/v1/sessions/cc-life").await.body["status"],
+        "active"
+    );
+    let created = app
+        .post(
+            "/v1/sessions/cc-life/interactions",
+            json!({"interaction_id": "approval-x", "kind": "approval", "timeout_ms": 600000}),
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    let queued = app
+        .post(
+            "/v1/sessions/cc-life/commands",
+            json!({"interaction_id": "cmd-x", "payload": {"prompt": "go on"}}),
+        )
+        .await;
+    assert_eq!(queued.status, 201);
+    let waiting = app.get("/v1/sessions/cc-life/interactions/approval-x/wait?timeout_ms=20000");
+    let ending = async {
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+        run_hook(
+            &app.base_url,
+            &state,
+            &[],
+            &fixture("SessionEnd", "cc-life"),
+        )
+        .await
+    };
+    let (waited, run) = futures_util::future::join(waiting, ending).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(waited.body["status"], "cancelled", "{}", waited.text);
+    let session = app.get("/v1/sessions/cc-life").await.body;
+    assert_eq!(session["status"], "ended");
+    assert_eq!(session["interactions"]["cancelled"], 1);
+    let command = app
+        .get("/v1/sessions/cc-life/interactions/cmd-x")
+        .await
+        .body;
+    assert_eq!(
+        command["status"], "queued",
+        "a queued command waits for a resume"
+    );
+    let events = app.all_events("cc-life").await;
+    assert_eq!(
+        events.last().unwrap()["event_type"],
+        "SessionEnd",
+        "stored as sent"
+    );
+
+    let resume = fixture("SessionStart", "cc-life").replace("\"startup\"", "\"resume\"");
+    let run = run_hook(&app.base_url, &state, &[], &resume).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        app.get("/v1/sessions/cc-life").await.body["status"],
+        "active"
+    );
 }

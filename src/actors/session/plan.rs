@@ -147,6 +147,33 @@ impl<'a> Planner<'a> {
             .or_else(|| self.base.interactions.get(id))
     }
 
+    /// Cancels every open interaction that is not a command: the session has ended, so nobody
+    /// waits for their answer any more (a queued command may still be wanted if the session
+    /// resumes). Each is completed and notified once, as a cancel would.
+    pub(super) fn cancel_open_questions(&mut self) {
+        let open: std::collections::BTreeSet<String> = self
+            .base
+            .interactions
+            .keys()
+            .chain(self.touched.keys())
+            .filter(|id| {
+                self.interaction(id)
+                    .is_some_and(|i| i.status.is_open() && !i.is_command())
+            })
+            .cloned()
+            .collect();
+        let now = self.now;
+        for id in open {
+            let cancelled = self
+                .interaction_mut(&id)
+                .is_some_and(|i| i.cancel(now) == Ok(true));
+            if cancelled {
+                self.completed_now(&id);
+            }
+            self.forget_if_unchanged(&id);
+        }
+    }
+
     /// The interaction as this group has it, copied into the group on first change.
     pub(super) fn interaction_mut(&mut self, id: &str) -> Option<&mut Interaction> {
         if !self.touched.contains_key(id) {

@@ -121,10 +121,14 @@ fn store_one(planner: &mut Planner<'_>, event: &NewEvent, late: bool) -> i64 {
     s.event_count += 1;
     let seq = s.last_seq;
     let effect = s.apply(event);
+    let ended = effect == SideEffect::StatusChanged && s.status == SessionStatus::Ended;
     if let Some(body) =
         side_effect_notification(key, s.status, &s.external_conversation_id, &effect)
     {
         planner.notify("session.updated", body);
+    }
+    if ended {
+        planner.cancel_open_questions();
     }
     if let Some(iid) = &event.interaction_id {
         let iid = iid.as_str();
@@ -307,6 +311,64 @@ mod tests {
             .iter()
             .map(|a| (a.seq, a.duplicate))
             .collect()
+    }
+
+    #[test]
+    fn ending_the_session_cancels_its_open_questions_and_keeps_its_commands() {
+        use crate::actors::session::commands::create_interaction::CreateInteraction;
+        use crate::domain::ids::InteractionId;
+        use crate::domain::interaction::InteractionStatus;
+        use crate::domain::json::JsonText;
+        let mut s = TestSession::new();
+        answer_of(
+            s.run(AppendEvents {
+                events: events(json!([{"event_type": "SessionStart"}])),
+            })
+            .0,
+        )
+        .unwrap();
+        let create = |id: &str, kind: &str, queued: bool| CreateInteraction {
+            id: InteractionId::parse(id).unwrap(),
+            kind: kind.into(),
+            payload: JsonText::empty_object(),
+            timeout_ms: 60_000,
+            queued,
+        };
+        for (id, kind, queued) in [
+            ("perm-1", "approval", false),
+            ("q-1", "question", false),
+            ("cmd-1", "command", true),
+        ] {
+            answer_of(s.run(create(id, kind, queued)).0).unwrap();
+        }
+        let end = events(json!([{"event_type": "SessionEnd", "data": {"reason": "exit"}}]));
+        let (answer, planned) = s.run(AppendEvents { events: end });
+        answer_of(answer).unwrap();
+        let kinds = planned.notification_kinds();
+        let completions = kinds
+            .iter()
+            .filter(|k| **k == "interaction.completed")
+            .count();
+        assert_eq!(completions, 2, "{kinds:?}");
+        let status = |id: &str| {
+            let known = &s.state.interactions.as_ref().expect("interactions").known;
+            known.get(id).map(|i| i.status)
+        };
+        assert_eq!(status("perm-1"), Some(InteractionStatus::Cancelled));
+        assert_eq!(status("q-1"), Some(InteractionStatus::Cancelled));
+        assert_eq!(
+            status("cmd-1"),
+            Some(InteractionStatus::Queued),
+            "a command stays queued"
+        );
+        let counts = s.state.session.as_ref().unwrap().interactions;
+        assert_eq!((counts.pending, counts.cancelled), (1, 2));
+        // Ending it again cancels nothing more.
+        let again = events(json!([{"event_type": "session_end"}]));
+        let (_, planned) = s.run(AppendEvents { events: again });
+        assert!(!planned
+            .notification_kinds()
+            .contains(&"interaction.completed"));
     }
 
     #[test]
