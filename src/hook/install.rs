@@ -1,5 +1,8 @@
-//! `orchestrator hook install`: the `hooks` block of Claude Code's settings that runs this
-//! command for every hook event, printed or merged into a `settings.json`.
+//! `orchestrator hook install` and `uninstall`: the `hooks` block of Claude Code's settings
+//! that runs this command for every hook event, printed, merged into a `settings.json`, or
+//! taken out of one. Our hooks are recognised by their command (`…/orchestrator hook …`),
+//! whatever binary path installed them, and only they are touched: a user's hooks in the same
+//! groups stay.
 
 use serde_json::{json, Map, Value};
 
@@ -44,10 +47,6 @@ impl HookCommand {
             .join(" ")
     }
 
-    fn is_ours(&self, command: &str) -> bool {
-        command.starts_with(&format!("{} hook", shell_quote(&self.program)))
-    }
-
     /// The `hooks` object: every event runs this command.
     pub fn hooks_block(&self) -> Value {
         let mut hooks = Map::new();
@@ -71,14 +70,12 @@ impl HookCommand {
     }
 
     /// `settings` with this command's hooks merged in: other hooks are kept, an earlier
-    /// install of this command is replaced.
-    pub fn merge_into(&self, mut settings: Value) -> Result<Value, String> {
-        if !settings.is_object() {
-            return Err("the settings file does not hold a JSON object".into());
-        }
+    /// install (from any binary path) is replaced.
+    pub fn merge_into(&self, settings: Value) -> Result<Value, String> {
+        let mut settings = remove_ours(settings)?;
         let hooks = settings
             .as_object_mut()
-            .expect("checked above")
+            .expect("checked by remove_ours")
             .entry("hooks")
             .or_insert_with(|| json!({}));
         let Some(hooks) = hooks.as_object_mut() else {
@@ -92,17 +89,68 @@ impl HookCommand {
             let Some(list) = list.as_array_mut() else {
                 return Err(format!("hooks.{event} in the settings file is not a list"));
             };
-            list.retain(|entry| {
-                !entry["hooks"].as_array().is_some_and(|hooks| {
-                    hooks
-                        .iter()
-                        .any(|h| h["command"].as_str().is_some_and(|c| self.is_ours(c)))
-                })
-            });
             list.append(entries.as_array_mut().expect("built as a list"));
         }
         Ok(settings)
     }
+}
+
+/// Whether a hook command runs `orchestrator hook`: its first word is a path to a program
+/// named `orchestrator` (quoted or not) and its second is `hook`.
+fn is_ours(command: &str) -> bool {
+    let command = command.trim_start();
+    let (program, rest) = match command.strip_prefix('\'') {
+        Some(quoted) => match quoted.split_once('\'') {
+            Some((program, rest)) => (program, rest),
+            None => return false,
+        },
+        None => command.split_once(' ').unwrap_or((command, "")),
+    };
+    let name = program.rsplit('/').next().unwrap_or(program);
+    name == "orchestrator"
+        && (rest.trim_start() == "hook" || rest.trim_start().starts_with("hook "))
+}
+
+/// `settings` without our hooks: each group loses only our hooks, and a group (or an event)
+/// left with none is dropped; everything else stays as it was.
+pub fn remove_ours(mut settings: Value) -> Result<Value, String> {
+    let Some(object) = settings.as_object_mut() else {
+        return Err("the settings file does not hold a JSON object".into());
+    };
+    let Some(hooks) = object.get_mut("hooks") else {
+        return Ok(settings);
+    };
+    let Some(hooks) = hooks.as_object_mut() else {
+        return Err("\"hooks\" in the settings file is not an object".into());
+    };
+    let mut emptied = Vec::new();
+    for (event, groups) in hooks.iter_mut() {
+        let Some(groups) = groups.as_array_mut() else {
+            return Err(format!("hooks.{event} in the settings file is not a list"));
+        };
+        let before = groups.len();
+        for group in groups.iter_mut() {
+            if let Some(list) = group.get_mut("hooks").and_then(Value::as_array_mut) {
+                list.retain(|h| !h["command"].as_str().is_some_and(is_ours));
+            }
+        }
+        groups.retain(|group| {
+            group
+                .get("hooks")
+                .and_then(Value::as_array)
+                .is_none_or(|list| !list.is_empty())
+        });
+        if groups.is_empty() && before > 0 {
+            emptied.push(event.clone());
+        }
+    }
+    for event in emptied {
+        hooks.remove(&event);
+    }
+    if hooks.is_empty() {
+        object.remove("hooks");
+    }
+    Ok(settings)
 }
 
 /// Quotes a word for `sh` when it needs it.
@@ -180,7 +228,66 @@ mod tests {
             .ends_with("'^(Bash|Write)$'"));
         let again = command(true).merge_into(merged.clone()).unwrap();
         assert_eq!(again, merged, "installing twice changes nothing");
+        let moved = HookCommand {
+            program: "/usr/local/bin/orchestrator".into(),
+            ..command(true)
+        };
+        let reinstalled = moved.merge_into(merged.clone()).unwrap();
+        assert_eq!(
+            reinstalled["hooks"]["PreToolUse"].as_array().unwrap().len(),
+            2,
+            "another binary path replaces the earlier install: {reinstalled}"
+        );
         assert!(command(true).merge_into(json!([1])).is_err());
         assert!(command(true).merge_into(json!({"hooks": []})).is_err());
+    }
+
+    #[test]
+    fn a_users_hooks_in_our_groups_stay_and_uninstall_takes_only_ours() {
+        let settings = json!({
+            "hooks": {"Stop": [
+                {"hooks": [
+                    {"type": "command", "command": "notify.sh"},
+                    {"type": "command", "command": "/old/path/orchestrator hook --url x"},
+                ]},
+            ]},
+            "model": "x",
+        });
+        let merged = command(false).merge_into(settings).unwrap();
+        let stop = merged["hooks"]["Stop"].as_array().unwrap();
+        assert_eq!(stop[0]["hooks"].as_array().unwrap().len(), 1, "{stop:?}");
+        assert_eq!(stop[0]["hooks"][0]["command"], "notify.sh");
+        assert_eq!(stop.len(), 2, "ours added as a group of its own");
+        let removed = remove_ours(merged).unwrap();
+        assert_eq!(
+            removed,
+            json!({"hooks": {"Stop": [{"hooks": [{"type": "command", "command": "notify.sh"}]}]},
+                   "model": "x"})
+        );
+        assert_eq!(
+            remove_ours(command(false).merge_into(json!({})).unwrap()).unwrap(),
+            json!({}),
+            "install then uninstall leaves nothing"
+        );
+    }
+
+    #[test]
+    fn our_commands_are_recognised_by_their_shape() {
+        for ours in [
+            "/usr/bin/orchestrator hook",
+            "'/opt/orch bin/orchestrator' hook --approve x",
+            "orchestrator hook --url http://h:1",
+        ] {
+            assert!(is_ours(ours), "{ours}");
+        }
+        for theirs in [
+            "notify.sh",
+            "/usr/bin/orchestrator serve",
+            "/usr/bin/orchestrator-helper hook",
+            "echo orchestrator hook",
+            "'/x/orchestrator",
+        ] {
+            assert!(!is_ours(theirs), "{theirs}");
+        }
     }
 }

@@ -83,6 +83,12 @@ enum HookSubcommand {
         #[arg(long)]
         settings: Option<PathBuf>,
     },
+    /// Take this command's hooks out of a settings file, leaving every other hook
+    Uninstall {
+        /// The settings.json to change (e.g. .claude/settings.json)
+        #[arg(long)]
+        settings: PathBuf,
+    },
 }
 
 /// The settings that could be read from `args` when they do not all parse: the argument
@@ -185,6 +191,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     unset (set ORCH_HOOK_STATE_DIR or --state-dir)";
     match &cli.command {
         Some(HookSubcommand::Install { settings }) => install(&cli, settings.as_deref()),
+        Some(HookSubcommand::Uninstall { settings }) => {
+            rewrite_settings(settings, "uninstalled from", install::remove_ours)
+        }
         Some(HookSubcommand::Flush) => {
             let Some(state) = state else {
                 report(&[no_state.to_owned()]);
@@ -519,40 +528,55 @@ fn install(cli: &HookCli, settings: Option<&std::path::Path>) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     };
-    let existing = match std::fs::read_to_string(path) {
-        Ok(text) if text.trim().is_empty() => json!({}),
-        Ok(text) => match serde_json::from_str(&text) {
-            Ok(value) => value,
-            Err(e) => {
-                eprintln!("orchestrator hook: {} is not JSON: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
+    rewrite_settings(path, "installed in", |settings| {
+        command.merge_into(settings)
+    })
+}
+
+/// Reads a Claude Code settings file, changes it with `change`, and writes it back in place:
+/// through a symbolic link to the file it names, with the file's permission bits kept (a
+/// settings file that holds a key stays private), atomically. A read-only file is left as it
+/// is, and so is one that is not JSON.
+fn rewrite_settings(
+    path: &std::path::Path,
+    done: &str,
+    change: impl FnOnce(Value) -> Result<Value, String>,
+) -> ExitCode {
+    use std::os::unix::fs::PermissionsExt;
+    let fail = |why: String| {
+        eprintln!("orchestrator hook: {}: {why}", path.display());
+        ExitCode::FAILURE
+    };
+    // A link is followed: the file it names is changed, and the link stays a link.
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let (existing, mode) = match std::fs::metadata(&target) {
+        Ok(meta) if meta.permissions().readonly() => {
+            return fail("the file is read-only; nothing was changed".into())
+        }
+        Ok(meta) => match std::fs::read_to_string(&target) {
+            Ok(text) if text.trim().is_empty() => (json!({}), meta.permissions().mode() & 0o7777),
+            Ok(text) => match serde_json::from_str(&text) {
+                Ok(value) => (value, meta.permissions().mode() & 0o7777),
+                Err(e) => return fail(format!("not JSON: {e}")),
+            },
+            Err(e) => return fail(format!("reading: {e}")),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => json!({}),
-        Err(e) => {
-            eprintln!("orchestrator hook: reading {}: {e}", path.display());
-            return ExitCode::FAILURE;
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (json!({}), 0o644),
+        Err(e) => return fail(format!("reading: {e}")),
     };
-    let merged = match command.merge_into(existing) {
-        Ok(merged) => merged,
-        Err(why) => {
-            eprintln!("orchestrator hook: {}: {why}", path.display());
-            return ExitCode::FAILURE;
-        }
+    let changed = match change(existing) {
+        Ok(changed) => changed,
+        Err(why) => return fail(why),
     };
-    let text = serde_json::to_string_pretty(&merged).unwrap_or_default() + "\n";
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+    let text = serde_json::to_string_pretty(&changed).unwrap_or_default() + "\n";
+    if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(parent);
     }
-    match state::write_atomically(path, text.as_bytes()) {
+    match state::write_atomically_with_mode(&target, text.as_bytes(), mode) {
         Ok(()) => {
-            eprintln!("orchestrator hook: hooks installed in {}", path.display());
+            eprintln!("orchestrator hook: hooks {done} {}", path.display());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("orchestrator hook: writing {}: {e}", path.display());
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(format!("writing: {e}")),
     }
 }

@@ -212,18 +212,25 @@ fn private_dir(dir: &Path) -> io::Result<()> {
         .create(dir)
 }
 
-/// Writes a file so that a reader (or a crash) sees the old or the new content, never a part.
-/// A new file is readable by this user only.
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
+/// Writes a state file so that a reader (or a crash) sees the old or the new content, never a
+/// part. It is readable by this user only.
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    write_atomically_with_mode(path, bytes, 0o600)
+}
+
+/// [`write_atomically`] with the file's permission bits given.
+pub(super) fn write_atomically_with_mode(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let temporary = path.with_extension(format!("tmp{}", std::process::id()));
     {
         let mut file = OpenOptions::new()
             .write(true)
             .create(true)
             .truncate(true)
-            .mode(0o600)
+            .mode(mode)
             .open(&temporary)?;
+        // The umask narrowed the mode given at creation.
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }

@@ -824,3 +824,68 @@ async fn session_start_and_end_open_and_close_the_session(backend: Backend) {
         "active"
     );
 }
+
+/// `hook install` keeps what the file was: its permission bits (a 0600 file stays 0600), a
+/// symbolic link (written through, still a link), a user's hooks; it refuses a read-only file;
+/// `hook uninstall` takes out exactly what install put in.
+#[actix_rt::test]
+async fn install_keeps_the_file_and_uninstall_takes_out_only_ours() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = state_dir("install-keeps");
+    let real = dir.join("shared/settings.json");
+    std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+    std::fs::create_dir_all(dir.join(".claude")).unwrap();
+    let original = r#"{"env": {"KEY": "secret"}, "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "notify.sh"}]}]}}"#;
+    std::fs::write(&real, original).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = dir.join(".claude/settings.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let hook = |sub: &'static str| {
+        let (link, dir) = (link.clone(), dir.to_path_buf());
+        async move {
+            run_hook(
+                "http://127.0.0.1:9",
+                &dir,
+                &[sub, "--settings", link.to_str().unwrap()],
+                "",
+            )
+            .await
+        }
+    };
+    let run = hook("install").await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "still a link"
+    );
+    let mode = std::fs::metadata(&real).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the file's mode is kept");
+    let installed: Value = serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+    assert_eq!(
+        installed["hooks"]["Stop"][0]["hooks"][0]["command"],
+        "notify.sh"
+    );
+    assert_eq!(installed["hooks"]["Stop"].as_array().unwrap().len(), 2);
+
+    let run = hook("uninstall").await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let uninstalled: Value =
+        serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+    assert_eq!(
+        uninstalled,
+        serde_json::from_str::<Value>(original).unwrap()
+    );
+
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let run = hook("install").await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("read-only"), "{}", run.stderr);
+    assert_eq!(
+        serde_json::from_str::<Value>(&std::fs::read_to_string(&real).unwrap()).unwrap(),
+        serde_json::from_str::<Value>(original).unwrap(),
+        "left as it was"
+    );
+}
