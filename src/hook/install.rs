@@ -6,19 +6,40 @@
 
 use serde_json::{json, Map, Value};
 
-/// Every hook event Claude Code documents; tool events take a matcher.
+/// Every hook event Claude Code documents (31 in its current reference) but `WorktreeCreate`,
+/// whose hook must print the path of the worktree it made: an observer cannot answer that.
+/// Tool events take a matcher. Events Claude Code adds later are stored as they come once
+/// they are registered here.
 const EVENTS: &[(&str, bool)] = &[
     ("SessionStart", false),
+    ("Setup", false),
     ("UserPromptSubmit", false),
+    ("UserPromptExpansion", false),
     ("PreToolUse", true),
     ("PermissionRequest", true),
+    ("PermissionDenied", true),
     ("PostToolUse", true),
     ("PostToolUseFailure", true),
+    ("PostToolBatch", false),
     ("Notification", false),
-    ("Stop", false),
+    ("MessageDisplay", false),
     ("SubagentStart", false),
     ("SubagentStop", false),
+    ("TaskCreated", false),
+    ("TaskCompleted", false),
+    ("Stop", false),
+    ("StopFailure", false),
+    ("TeammateIdle", false),
+    ("InstructionsLoaded", false),
+    ("ConfigChange", false),
+    ("CwdChanged", false),
+    ("DirectoryAdded", false),
+    ("FileChanged", false),
+    ("WorktreeRemove", false),
     ("PreCompact", false),
+    ("PostCompact", false),
+    ("Elicitation", false),
+    ("ElicitationResult", false),
     ("SessionEnd", false),
 ];
 
@@ -180,6 +201,19 @@ mod tests {
             },
             approval_timeout_secs: approve.then_some(300),
         }
+    }
+
+    #[test]
+    fn thirty_of_the_thirty_one_documented_events_are_registered() {
+        let block = command(false).hooks_block();
+        let names: Vec<&str> = block
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(names.len(), 30, "{names:?}");
+        assert!(!names.contains(&"WorktreeCreate"), "it must print a path");
     }
 
     #[test]

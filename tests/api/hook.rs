@@ -647,7 +647,15 @@ async fn install_merges_the_hooks_into_a_settings_file() {
     // Without --settings the block is printed.
     let run = run_hook("http://127.0.0.1:9", &dir, &["install"], "").await;
     let printed: Value = serde_json::from_str(&run.stdout).unwrap();
-    assert_eq!(printed["hooks"].as_object().unwrap().len(), EVENTS.len());
+    let registered = printed["hooks"].as_object().unwrap();
+    assert_eq!(
+        registered.len(),
+        30,
+        "every documented event but WorktreeCreate"
+    );
+    for event in EVENTS {
+        assert!(registered.contains_key(event), "{event}");
+    }
 }
 
 /// Exit code 2 means "block" to Claude Code. A setting the hook cannot use is reported with
