@@ -6,7 +6,8 @@ use serde_json::{json, Value};
 /// What to answer when no decision came in time or the server could not be reached.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Fallback {
-    /// Hand the decision to Claude Code's own prompt.
+    /// Decide nothing: Claude Code's own permission flow goes on (its prompt, or its
+    /// auto-deny where it cannot prompt), as if the hook were not there.
     Ask,
     /// Refuse the tool use.
     Deny,
@@ -17,6 +18,8 @@ pub enum Fallback {
 pub enum Verdict {
     Allow(String),
     Deny(String),
+    /// No decision: Claude Code's own permission flow decides. The reason is shown to the
+    /// user, so they know the orchestrator did not answer.
     Ask(String),
 }
 
@@ -55,18 +58,16 @@ pub fn fall_back(fallback: Fallback, why: &str) -> Verdict {
     }
 }
 
-/// The JSON for Claude Code's stdout; `None` prints nothing (Claude Code's own prompt then
-/// decides, which is what `ask` means for a PermissionRequest).
+/// The JSON for Claude Code's stdout. No decision is no permission decision at all, only a
+/// `systemMessage` for the user: answering `ask` to a PreToolUse would force a prompt even for
+/// a call the user's rules allow, which in a headless run is a denial.
 pub fn hook_output(event_name: &str, verdict: &Verdict) -> Option<Value> {
     let (decision, reason) = match verdict {
         Verdict::Allow(reason) => ("allow", reason),
         Verdict::Deny(reason) => ("deny", reason),
-        Verdict::Ask(reason) => ("ask", reason),
+        Verdict::Ask(reason) => return Some(json!({ "systemMessage": reason })),
     };
     if event_name == "PermissionRequest" {
-        if decision == "ask" {
-            return None;
-        }
         return Some(json!({"hookSpecificOutput": {
             "hookEventName": "PermissionRequest",
             "decision": {"behavior": decision, "message": reason},
@@ -118,17 +119,19 @@ mod tests {
             json!({"hookSpecificOutput": {"hookEventName": "PreToolUse",
                 "permissionDecision": "allow", "permissionDecisionReason": "ok"}})
         );
-        let ask = hook_output("PreToolUse", &Verdict::Ask("later".into())).unwrap();
-        assert_eq!(ask["hookSpecificOutput"]["permissionDecision"], "ask");
+        for event in ["PreToolUse", "PermissionRequest"] {
+            let none = hook_output(event, &Verdict::Ask("no answer".into())).unwrap();
+            assert_eq!(
+                none,
+                json!({"systemMessage": "no answer"}),
+                "{event}: no decision, only a message"
+            );
+        }
         let deny = hook_output("PermissionRequest", &Verdict::Deny("no".into())).unwrap();
         assert_eq!(
             deny,
             json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest",
                 "decision": {"behavior": "deny", "message": "no"}}})
-        );
-        assert_eq!(
-            hook_output("PermissionRequest", &Verdict::Ask("x".into())),
-            None
         );
     }
 }

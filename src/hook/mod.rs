@@ -68,7 +68,9 @@ struct HookCli {
     /// Seconds to wait for an approval
     #[arg(long, default_value_t = 300, global = true)]
     approval_timeout: u64,
-    /// What to answer when no decision comes in time or the server is unreachable
+    /// What to answer when no decision comes in time or the server is unreachable: `ask`
+    /// decides nothing (Claude Code's own permission flow goes on, with a message saying the
+    /// orchestrator did not answer), `deny` refuses the tool use
     #[arg(long, value_enum, default_value = "ask", global = true)]
     on_timeout: Fallback,
 }

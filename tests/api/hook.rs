@@ -402,11 +402,11 @@ async fn approvals_fall_back_without_a_decision(backend: Backend) {
     let args = ["--approve", "Bash", "--approval-timeout", "1"];
     let run = run_hook(&app.base_url, &state, &args, &input).await;
     assert_eq!(run.code, Some(0), "{run:?}");
+    // No decision in time is no decision: Claude Code's own permission flow goes on, and the
+    // user is told why (a forced `ask` would deny in a headless run).
     assert_eq!(
         serde_json::from_str::<Value>(&run.stdout).unwrap(),
-        json!({"hookSpecificOutput": {"hookEventName": "PreToolUse",
-            "permissionDecision": "ask",
-            "permissionDecisionReason": "orchestrator: no decision within 1 s"}})
+        json!({"systemMessage": "orchestrator: no decision within 1 s"})
     );
     // The approval is closed, so a late decision cannot claim otherwise.
     let closed = app
@@ -442,9 +442,7 @@ async fn approvals_fall_back_without_a_decision(backend: Backend) {
     assert_eq!(run.code, Some(0), "{run:?}");
     assert_eq!(
         serde_json::from_str::<Value>(&run.stdout).unwrap(),
-        json!({"hookSpecificOutput": {"hookEventName": "PreToolUse",
-            "permissionDecision": "ask",
-            "permissionDecisionReason": "orchestrator: the orchestrator is unreachable"}})
+        json!({"systemMessage": "orchestrator: the orchestrator is unreachable"})
     );
     let run = run_hook(
         &down,
@@ -459,7 +457,7 @@ async fn approvals_fall_back_without_a_decision(backend: Backend) {
             "decision": {"behavior": "deny",
                 "message": "orchestrator: the orchestrator is unreachable"}}})
     );
-    // `ask` on a PermissionRequest is no output: Claude Code's own prompt decides.
+    // The same for a PermissionRequest: Claude Code's own dialog decides.
     let run = run_hook(
         &down,
         &state,
@@ -467,7 +465,10 @@ async fn approvals_fall_back_without_a_decision(backend: Backend) {
         &fixture("PermissionRequest", "cc-y"),
     )
     .await;
-    assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""));
+    assert_eq!(run.code, Some(0), "{run:?}");
+    let printed: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(printed.get("hookSpecificOutput").is_none(), "{printed}");
+    assert!(printed["systemMessage"].is_string(), "{printed}");
 }
 
 async fn racing_deciders_make_one_decision_printed_once(backend: Backend) {
