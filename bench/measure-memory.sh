@@ -16,7 +16,7 @@ ORCH_SESSION_IDLE_SECS=3600 DATABASE_URL="$url" ORCH_LISTEN=127.0.0.1:$port RUST
     "${ORCH_BINARY:-./target/release/orchestrator}" & pid=$!
 trap 'kill $pid 2>/dev/null; rm -f /tmp/orch-mem-$$.db*' EXIT
 sleep 1
-curl -s -X POST localhost:$port/v1/sessions/warmup/events \
+curl -s -X POST localhost:$port/v1/sessions/warmup/events -H "Content-Type: application/json" \
     -d '{"event_type":"x","timestamp":"2026-11-22T10:00:00Z"}' >/dev/null
 rss() { awk '/VmRSS/ {print $2}' /proc/$pid/status; }
 before=$(rss)
