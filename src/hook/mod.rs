@@ -214,20 +214,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             })
         }
         None => {
-            let mut text = String::new();
-            if let Err(e) = std::io::stdin()
-                .take(MAX_INPUT_BYTES)
-                .read_to_string(&mut text)
-            {
-                eprintln!("orchestrator hook: reading stdin: {e}");
-                return ExitCode::FAILURE;
-            }
-            let input = match HookInput::parse(&text) {
+            let input = match read_input() {
                 Ok(input) => input,
-                Err(e) => {
-                    // A non-blocking error: Claude Code goes on as if there were no hook.
-                    eprintln!("orchestrator hook: {e}");
-                    return ExitCode::FAILURE;
+                Err((why, text)) => {
+                    return unreadable_input(&why, &text, approve.is_some(), cli.on_timeout)
                 }
             };
             let server = Server::new(&cli.url, cli.api_key.clone());
@@ -259,6 +249,54 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 }
             })
         }
+    }
+}
+
+/// Reads the hook input from stdin: at most [`MAX_INPUT_BYTES`] of it are kept, the rest is
+/// read and dropped so that Claude Code's write never fails on a closed pipe. On failure, why
+/// and the text that was kept.
+fn read_input() -> Result<HookInput, (String, String)> {
+    let mut stdin = std::io::stdin().lock();
+    let mut bytes = Vec::new();
+    if let Err(e) = (&mut stdin).take(MAX_INPUT_BYTES).read_to_end(&mut bytes) {
+        return Err((format!("reading stdin: {e}"), String::new()));
+    }
+    let rest = std::io::copy(&mut stdin, &mut std::io::sink()).unwrap_or(0);
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    if rest > 0 {
+        let why = format!(
+            "the hook input is larger than {MAX_INPUT_BYTES} bytes ({} more were dropped)",
+            rest
+        );
+        return Err((why, text));
+    }
+    HookInput::parse(&text).map_err(|e| (e.to_string(), text))
+}
+
+/// What the hook answers when it cannot read or handle its input: what it answers when no
+/// decision comes. For a tool use that approvals may gate (its event name found near the start
+/// of the text, where Claude Code writes it), `--on-timeout deny` refuses it and the default
+/// decides nothing, saying why; for anything else the error goes to stderr with exit 1, a
+/// non-blocking error. It never blocks otherwise.
+fn unreadable_input(why: &str, text: &str, approvals: bool, fallback: Fallback) -> ExitCode {
+    eprintln!("orchestrator hook: {why}");
+    let head = &text[..text.floor_char_boundary(64 * 1024)];
+    let event =
+        regex_lite::Regex::new(r#""hook_event_name"\s*:\s*"(PreToolUse|PermissionRequest)""#)
+            .ok()
+            .and_then(|re| re.captures(head))
+            .and_then(|c| c.get(1))
+            .map(|m| m.as_str().to_owned());
+    match event {
+        Some(event) if approvals => {
+            let verdict = fall_back(fallback, "the hook input could not be read");
+            if let Some(output) = hook_output(&event, &verdict) {
+                println!("{output}");
+            }
+            // Claude Code reads stdout only after exit 0.
+            ExitCode::SUCCESS
+        }
+        _ => ExitCode::FAILURE,
     }
 }
 

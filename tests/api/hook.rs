@@ -898,3 +898,46 @@ async fn install_keeps_the_file_and_uninstall_takes_out_only_ours() {
         "left as it was"
     );
 }
+
+/// An input the hook cannot handle (here 17 MiB, over its 16 MiB limit) gets the answer of no
+/// decision: `--on-timeout deny` refuses the tool use, the default decides nothing and says
+/// why, and an observer exits 1, a non-blocking error. The hook reads all of stdin, so Claude
+/// Code's write never fails.
+#[actix_rt::test]
+async fn an_input_the_hook_cannot_handle_gets_the_fallback() {
+    let state = state_dir("huge-input");
+    let huge = fixture("PreToolUse", "cc-huge").replace(
+        "\"tool_input\": {",
+        &format!(
+            "\"tool_input\": {{\"padding\": \"{}\", ",
+            "x".repeat(17 << 20)
+        ),
+    );
+    assert!(huge.len() > 17 << 20, "the fixture has a tool_input to pad");
+    let down = closed_url();
+    let deny = ["--approve", "Bash", "--on-timeout", "deny"];
+    let run = run_hook(&down, &state, &deny, &huge).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let printed: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(printed["hookSpecificOutput"]["permissionDecision"], "deny");
+    assert!(run.stderr.contains("larger than"), "{}", run.stderr);
+
+    let run = run_hook(&down, &state, &["--approve", "Bash"], &huge).await;
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let printed: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(printed.get("hookSpecificOutput").is_none(), "{printed}");
+    assert!(printed["systemMessage"].is_string(), "{printed}");
+
+    let run = run_hook(&down, &state, &[], &huge).await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(1), ""),
+        "an observer"
+    );
+    let run = run_hook(&down, &state, &deny, "{not json").await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(1), ""),
+        "no event to answer"
+    );
+}
