@@ -121,23 +121,17 @@ impl NotificationFeed {
         let skip = recent.rows.front().map_or(0, |first| {
             usize::try_from(after - first.id + 1).unwrap_or(0)
         });
-        let matching = recent
+        let matching: Vec<&NotificationRow> = recent
             .rows
             .iter()
             .skip(skip)
             .filter(|r| r.scope == scope && session_id.is_none_or(|s| r.session_id == s))
-            .take(limit);
+            .take(limit)
+            .collect();
         // As a listing: the leading rows that fit in the budget, always the first.
-        let mut used = 0usize;
-        let mut page = Vec::new();
-        for row in matching {
-            used = used.saturating_add(row.body.len() + super::page::ROW_OVERHEAD as usize);
-            if used > max_bytes && !page.is_empty() {
-                break;
-            }
-            page.push(row.clone());
-        }
-        Some(page)
+        let sizes: Vec<i64> = matching.iter().map(|r| r.body.len() as i64).collect();
+        let fit = super::page::rows_within(&sizes, max_bytes);
+        Some(matching[..fit].iter().map(|r| (*r).clone()).collect())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Recent> {
