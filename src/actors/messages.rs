@@ -54,9 +54,11 @@ pub struct PeekSession {
     pub key: SessionKey,
 }
 
-/// Registry → SessionActor: your committed session (`None`: it does not exist).
+/// Registry → SessionActor: your committed session (`Some(None)`: it does not exist), as of
+/// a moment after this message arrived; `None` when the actor stopped first (read the
+/// database).
 #[derive(Message)]
-#[rtype(result = "Option<Session>")]
+#[rtype(result = "Option<Option<Session>>")]
 pub struct GetSnapshot;
 
 /// How many session actors are live (for metrics and tests).

@@ -331,7 +331,7 @@ impl Handler<PeekSession> for Registry {
         match self.live.get(&msg.key).filter(|l| l.addr.connected()) {
             Some(live) => {
                 let request = live.addr.send(GetSnapshot);
-                Box::pin(async move { request.await.ok() })
+                Box::pin(async move { request.await.ok().flatten() })
             }
             None => Box::pin(async { None }),
         }

@@ -5,7 +5,11 @@
 
 use futures_util::future::join_all;
 
-use crate::common::{both_backends, event, fresh_database, Backend, RemoveOnDrop, ServerProcess};
+use serde_json::json;
+
+use crate::common::{
+    both_backends, event, fresh_database, Backend, RemoveOnDrop, ServerProcess, TestApp,
+};
 
 fn counter(metrics: &str, source: &str) -> u64 {
     counter_of(metrics, "orchestrator_session_reads_total", source)
@@ -108,7 +112,59 @@ async fn readers_of_the_newest_notifications_cost_no_database_reads(backend: Bac
     }
 }
 
+/// What a notification announces is readable by the time the notification is: a reader that
+/// follows the feed and reads each session it hears of finds it, with at least the events
+/// announced. (Sessions are read from their actor's state, which must not lag the feed while
+/// the actor's commit is still on its way back to it.)
+async fn what_a_notification_announces_is_readable_at_once(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    const SESSIONS: usize = 60;
+    const EVENTS: u32 = 3;
+    let writes = async {
+        for i in 0..SESSIONS {
+            let sid = format!("announced-{i}");
+            let r = app
+                .put(format!("/v1/sessions/{sid}"), json!({"metadata": {}}))
+                .await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            for n in 0..EVENTS {
+                let r = app
+                    .post(format!("/v1/sessions/{sid}/events"), event("x", n))
+                    .await;
+                assert_eq!(r.status, 201, "{}", r.text);
+            }
+        }
+    };
+    let reads = async {
+        let (mut cursor, mut heard) = (0, 0);
+        while heard < SESSIONS * (1 + EVENTS as usize) {
+            let r = app
+                .get(format!("/v1/notifications?after={cursor}&wait_ms=10000"))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            for note in r.body["notifications"].as_array().unwrap() {
+                heard += 1;
+                let sid = note["session_id"].as_str().unwrap();
+                let s = app.get(format!("/v1/sessions/{sid}")).await;
+                assert_eq!(s.status, 200, "{} announced, then {}", note, s.text);
+                if note["type"] == "events.appended" {
+                    assert!(
+                        s.body["event_count"].as_i64() >= note["last_seq"].as_i64(),
+                        "{note} announced, then {}",
+                        s.text
+                    );
+                }
+            }
+            cursor = r.body["next_after"].as_i64().unwrap();
+        }
+    };
+    futures_util::future::join(writes, reads).await;
+}
+
 both_backends!(
     pollers_of_a_hot_session_cost_no_database_reads,
     readers_of_the_newest_notifications_cost_no_database_reads,
+    what_a_notification_announces_is_readable_at_once,
 );

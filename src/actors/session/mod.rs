@@ -97,6 +97,8 @@ pub struct SessionActor {
     idle_sweeps: u32,
     /// When the group in flight started (the sweep reports one that takes too long).
     busy_sweeps: u32,
+    /// Reads of the session that arrived while a group was in flight: answered when it ends.
+    snapshot_readers: Vec<oneshot::Sender<Option<crate::domain::session::Session>>>,
 }
 
 impl SessionActor {
@@ -127,6 +129,7 @@ impl SessionActor {
                 received: 0,
                 idle_sweeps: 0,
                 busy_sweeps: 0,
+                snapshot_readers: Vec::new(),
             }
         })
     }
@@ -329,8 +332,7 @@ impl SessionActor {
             self.sync_deadline(id, Duration::ZERO, ctx);
         }
         self.state.evict_finished_interactions();
-        self.busy = false;
-        self.pump(ctx);
+        self.group_ended(ctx);
     }
 
     /// The writer's queue was full: nothing was written, the state stands. Callers get 503;
@@ -348,7 +350,16 @@ impl SessionActor {
         for id in plan.timeouts {
             self.sync_deadline(&id, DEADLINE_RETRY, ctx);
         }
+        self.group_ended(ctx);
+    }
+
+    /// The group in flight is over and the state is what the database holds: answer the
+    /// reads that waited for it, and start the next group.
+    fn group_ended(&mut self, ctx: &mut Context<Self>) {
         self.busy = false;
+        for reader in self.snapshot_readers.drain(..) {
+            let _ = reader.send(self.state.session.clone());
+        }
         self.pump(ctx);
     }
 
@@ -405,6 +416,8 @@ impl SessionActor {
             self.deps.reorder_total.remove(buffered.held);
             buffered.op.fail(error.clone());
         }
+        // Unanswered, they read the database instead.
+        self.snapshot_readers.clear();
         ctx.stop();
     }
 
@@ -514,12 +527,22 @@ impl Handler<Enqueue> for SessionActor {
 }
 
 /// The committed session. Answered after loading (the mailbox waits for it), and the state
-/// only advances after a commit, so this never shows more than the database holds.
+/// only advances after a commit, so this never shows more than the database holds. While a
+/// group is in flight its commit may already be visible elsewhere (its notifications are
+/// published as soon as it commits, before the answer reaches this actor), so the read waits
+/// for the group and never shows less than what has been announced either.
 impl Handler<super::messages::GetSnapshot> for SessionActor {
-    type Result = Option<crate::domain::session::Session>;
+    type Result = ResponseFuture<Option<Option<crate::domain::session::Session>>>;
 
     fn handle(&mut self, _: super::messages::GetSnapshot, _: &mut Context<Self>) -> Self::Result {
-        self.state.session.clone()
+        if !self.busy {
+            let session = self.state.session.clone();
+            return Box::pin(async move { Some(session) });
+        }
+        let (answer, answered) = oneshot::channel();
+        self.snapshot_readers.push(answer);
+        // Dropped unanswered when the actor crashes: the caller reads the database.
+        Box::pin(async move { answered.await.ok() })
     }
 }
 
