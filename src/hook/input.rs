@@ -87,20 +87,25 @@ impl HookInput {
         )
     }
 
-    /// A digest of the session, the event name, the tool-use or prompt id and the input (in
-    /// canonical form: keys sorted): the same for the same input, whatever its formatting.
-    fn input_digest(&self) -> String {
+    /// What a PermissionRequest shares with the PreToolUse of the same tool use (it carries no
+    /// `tool_use_id`): the tool and its input, as a digest of their canonical form (keys
+    /// sorted), the same whatever the formatting.
+    pub fn tool_use_key(&self) -> Option<String> {
+        let tool = self.tool_name()?;
         let mut digest = Sha256::new();
-        for part in [
-            self.session_id.as_str(),
-            &self.event_name,
-            self.correlation_id().unwrap_or(""),
-        ] {
-            digest.update(part.as_bytes());
-            digest.update([0]);
-        }
-        digest.update(Value::Object(self.fields.clone()).to_string().as_bytes());
-        hex32(&digest.finalize())
+        digest.update(tool.as_bytes());
+        digest.update([0]);
+        let input = self.fields.get("tool_input").unwrap_or(&Value::Null);
+        digest.update(input.to_string().as_bytes());
+        Some(hex32(&digest.finalize()))
+    }
+
+    /// The "always allow" options Claude Code's dialog would offer (PermissionRequest).
+    pub fn permission_suggestions(&self) -> &[Value] {
+        self.fields
+            .get("permission_suggestions")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The event this input becomes, under `event_id`, at `timestamp` (the caller's "now");
@@ -124,26 +129,34 @@ impl HookInput {
     }
 
     /// The interaction that asks a person to approve this tool use. Its id comes from the
-    /// tool-use id, so a retried hook joins the same approval.
+    /// tool-use id where there is one (PreToolUse), so a retried hook joins the same approval;
+    /// a PermissionRequest has none, and gets an id of its own run: two identical requests
+    /// are two questions, never one decision replayed.
     pub fn approval(&self, timeout_ms: u64) -> Value {
         let id = match self.text("tool_use_id") {
             Some(tool_use) => format!("approval-{tool_use}"),
-            None => format!("approval-{}", self.input_digest()),
+            None => format!("approval-{}", uuid::Uuid::new_v4().simple()),
         };
         let id = if crate::domain::ids::InteractionId::parse(&id).is_ok() {
             id
         } else {
             format!("approval-{}", hex32(&Sha256::digest(id.as_bytes())))
         };
+        let mut payload = json!({
+            "tool_name": self.fields.get("tool_name"),
+            "tool_input": self.fields.get("tool_input"),
+            "cwd": self.fields.get("cwd"),
+            "hook_event_name": self.event_name,
+        });
+        for optional in ["tool_use_id", "permission_suggestions", "permission_mode"] {
+            if let Some(value) = self.fields.get(optional) {
+                payload[optional] = value.clone();
+            }
+        }
         json!({
             "interaction_id": id,
             "kind": "approval",
-            "payload": {
-                "tool_name": self.fields.get("tool_name"),
-                "tool_input": self.fields.get("tool_input"),
-                "cwd": self.fields.get("cwd"),
-                "hook_event_name": self.event_name,
-            },
+            "payload": payload,
             "timeout_ms": timeout_ms,
         })
     }
@@ -199,18 +212,42 @@ mod tests {
     }
 
     #[test]
-    fn the_input_digest_is_deterministic_and_tells_inputs_apart() {
-        let a = HookInput::parse(PRE_TOOL_USE).unwrap().input_digest();
-        // The same input, formatted differently, has the same digest.
-        let reformatted: Value = serde_json::from_str(PRE_TOOL_USE).unwrap();
-        let b = HookInput::parse(&reformatted.to_string())
+    fn the_tool_use_key_ignores_formatting_and_tells_tool_uses_apart() {
+        let a = HookInput::parse(PRE_TOOL_USE)
             .unwrap()
-            .input_digest();
+            .tool_use_key()
+            .unwrap();
+        // The same tool use, formatted differently, as a PermissionRequest (no tool_use_id).
+        let mut request: Value = serde_json::from_str(PRE_TOOL_USE).unwrap();
+        request["hook_event_name"] = json!("PermissionRequest");
+        request.as_object_mut().unwrap().remove("tool_use_id");
+        let b = HookInput::parse(&request.to_string())
+            .unwrap()
+            .tool_use_key()
+            .unwrap();
         assert_eq!(a, b);
         let other = PRE_TOOL_USE.replace("rm -rf build", "ls");
-        assert_ne!(a, HookInput::parse(&other).unwrap().input_digest());
-        let other_session = PRE_TOOL_USE.replace("abc-123", "abc-124");
-        assert_ne!(a, HookInput::parse(&other_session).unwrap().input_digest());
+        assert_ne!(Some(a), HookInput::parse(&other).unwrap().tool_use_key());
+        let stop = r#"{"session_id":"s","hook_event_name":"Stop"}"#;
+        assert_eq!(HookInput::parse(stop).unwrap().tool_use_key(), None);
+    }
+
+    #[test]
+    fn a_permission_request_is_a_new_question_each_run() {
+        let text = PRE_TOOL_USE
+            .replace("PreToolUse", "PermissionRequest")
+            .replace(
+                r#""tool_use_id":"toolu_01A","#,
+                r#""permission_suggestions":[{"type":"addRules"}],"#,
+            );
+        let input = HookInput::parse(&text).unwrap();
+        let (a, b) = (input.approval(1), input.approval(1));
+        assert_ne!(a["interaction_id"], b["interaction_id"]);
+        assert_eq!(
+            a["payload"]["permission_suggestions"][0]["type"],
+            "addRules"
+        );
+        assert_eq!(input.permission_suggestions().len(), 1);
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct HookCommand {
     pub args: Vec<String>,
     /// Set when approvals are on: the events that wait for them get a longer timeout.
     pub approval_timeout_secs: Option<u64>,
+    /// PreToolUse waits for approvals too (`--require-approval`), not only PermissionRequest.
+    pub gates_pre_tool_use: bool,
 }
 
 impl HookCommand {
@@ -72,7 +74,8 @@ impl HookCommand {
     pub fn hooks_block(&self) -> Value {
         let mut hooks = Map::new();
         for &(event, tool_event) in EVENTS {
-            let waits = matches!(event, "PreToolUse" | "PermissionRequest");
+            let waits =
+                event == "PermissionRequest" || (event == "PreToolUse" && self.gates_pre_tool_use);
             let timeout = match self.approval_timeout_secs {
                 Some(secs) if waits => secs + APPROVAL_MARGIN_SECS,
                 _ => OBSERVE_TIMEOUT_SECS,
@@ -200,6 +203,7 @@ mod tests {
                 vec![]
             },
             approval_timeout_secs: approve.then_some(300),
+            gates_pre_tool_use: false,
         }
     }
 
@@ -229,12 +233,24 @@ mod tests {
                 "'/opt/orch bin/orchestrator' hook --approve '^(Bash|Write)$'"
             );
             let timeout = hook["timeout"].as_u64().unwrap();
-            if *event == "PreToolUse" || *event == "PermissionRequest" {
+            if *event == "PermissionRequest" {
                 assert!(timeout > 300, "{event}: {timeout}");
             } else {
-                assert_eq!(timeout, OBSERVE_TIMEOUT_SECS);
+                assert_eq!(timeout, OBSERVE_TIMEOUT_SECS, "{event}");
             }
         }
+        // The policy gate waits at PreToolUse as well.
+        let block = HookCommand {
+            gates_pre_tool_use: true,
+            ..command(true)
+        }
+        .hooks_block();
+        assert!(
+            block["PreToolUse"][0]["hooks"][0]["timeout"]
+                .as_u64()
+                .unwrap()
+                > 300
+        );
         assert_eq!(
             command(false).hooks_block()["PreToolUse"][0]["hooks"][0]["timeout"],
             10

@@ -61,10 +61,16 @@ struct HookCli {
     /// $XDG_STATE_HOME/orchestrator/hook or ~/.local/state/orchestrator/hook)
     #[arg(long, env = "ORCH_HOOK_STATE_DIR", global = true)]
     state_dir: Option<PathBuf>,
-    /// Ask for approval of tool uses whose tool_name matches this regex (PreToolUse and
-    /// PermissionRequest)
+    /// Ask a person in the orchestrator whenever Claude Code would ask the user about a tool
+    /// whose name matches this regex (the PermissionRequest hook). Calls the user's rules or
+    /// permission mode allow are not asked about.
     #[arg(long, global = true)]
     approve: Option<String>,
+    /// Ask a person in the orchestrator before every use of a tool whose name matches this
+    /// regex, even one the user's rules allow (the PreToolUse hook): a policy gate. If Claude
+    /// Code then asks too, its PermissionRequest gets the same decision; it is not asked twice.
+    #[arg(long, global = true)]
+    require_approval: Option<String>,
     /// Seconds to wait for an approval
     #[arg(long, default_value_t = 300, global = true)]
     approval_timeout: u64,
@@ -91,6 +97,42 @@ enum HookSubcommand {
         #[arg(long)]
         settings: PathBuf,
     },
+}
+
+/// Which tool uses a person is asked about, and at which hook.
+#[derive(Default)]
+struct Gates {
+    /// `--approve`: at PermissionRequest, when Claude Code would ask the user.
+    on_prompt: Option<regex_lite::Regex>,
+    /// `--require-approval`: at PreToolUse, before every use (and at the PermissionRequest
+    /// that may follow, which joins the same approval).
+    always: Option<regex_lite::Regex>,
+}
+
+impl Gates {
+    /// Whether this event of this tool waits for a person's decision.
+    fn gate(&self, event: &str, tool: Option<&str>) -> bool {
+        let matches = |regex: &Option<regex_lite::Regex>| {
+            regex
+                .as_ref()
+                .zip(tool)
+                .is_some_and(|(r, tool)| r.is_match(tool))
+        };
+        match event {
+            "PreToolUse" => matches(&self.always),
+            "PermissionRequest" => matches(&self.on_prompt) || matches(&self.always),
+            _ => false,
+        }
+    }
+
+    /// Whether this event waits for a decision for some tool.
+    fn may_gate(&self, event: &str) -> bool {
+        match event {
+            "PreToolUse" => self.always.is_some(),
+            "PermissionRequest" => self.on_prompt.is_some() || self.always.is_some(),
+            _ => false,
+        }
+    }
 }
 
 /// The settings that could be read from `args` when they do not all parse: the argument
@@ -156,24 +198,28 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
         Err(e) => (best_effort_settings(&args), vec![e.to_string()]),
     };
-    let approve = match cli
-        .approve
-        .as_deref()
-        .map(regex_lite::Regex::new)
-        .transpose()
-    {
-        Ok(approve) => approve,
-        Err(e) => {
-            problems.push(format!("--approve is not a valid regex: {e}"));
-            None
-        }
+    let mut regex =
+        |flag: &str, pattern: Option<&str>| match pattern.map(regex_lite::Regex::new).transpose() {
+            Ok(regex) => regex,
+            Err(e) => {
+                problems.push(format!("{flag} is not a valid regex: {e}"));
+                None
+            }
+        };
+    let gates = Gates {
+        on_prompt: regex("--approve", cli.approve.as_deref()),
+        always: regex("--require-approval", cli.require_approval.as_deref()),
     };
     if cli.approval_timeout == 0 || cli.approval_timeout > 86_400 {
         problems.push("--approval-timeout must be from 1 to 86400 seconds".into());
         cli.approval_timeout = 300;
     }
     // Under a broken configuration nothing is gated: Claude Code's own permission flow decides.
-    let approve = approve.filter(|_| problems.is_empty());
+    let gates = if problems.is_empty() {
+        gates
+    } else {
+        Gates::default()
+    };
     let report = |problems: &[String]| {
         for problem in problems {
             eprintln!("orchestrator hook: {}", problem.trim_end());
@@ -216,18 +262,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         None => {
             let input = match read_input() {
                 Ok(input) => input,
-                Err((why, text)) => {
-                    return unreadable_input(&why, &text, approve.is_some(), cli.on_timeout)
-                }
+                Err((why, text)) => return unreadable_input(&why, &text, &gates, cli.on_timeout),
             };
             let server = Server::new(&cli.url, cli.api_key.clone());
-            let wants_approval = matches!(
-                input.event_name.as_str(),
-                "PreToolUse" | "PermissionRequest"
-            ) && approve
-                .as_ref()
-                .zip(input.tool_name())
-                .is_some_and(|(approve, tool)| approve.is_match(tool));
+            let wants_approval = gates.gate(&input.event_name, input.tool_name());
             if state.is_none() {
                 problems.push(format!("{no_state}; the event is sent without it"));
             }
@@ -236,8 +274,9 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                     problems.push(lost);
                 }
                 if wants_approval {
-                    let verdict = ask_for_approval(&cli, &server, &input).await;
-                    if let Some(output) = hook_output(&input.event_name, &verdict) {
+                    let verdict = ask_for_approval(&cli, &server, state.as_ref(), &input).await;
+                    let suggestions = input.permission_suggestions();
+                    if let Some(output) = hook_output(&input.event_name, &verdict, suggestions) {
                         println!("{output}");
                     }
                 }
@@ -278,7 +317,7 @@ fn read_input() -> Result<HookInput, (String, String)> {
 /// of the text, where Claude Code writes it), `--on-timeout deny` refuses it and the default
 /// decides nothing, saying why; for anything else the error goes to stderr with exit 1, a
 /// non-blocking error. It never blocks otherwise.
-fn unreadable_input(why: &str, text: &str, approvals: bool, fallback: Fallback) -> ExitCode {
+fn unreadable_input(why: &str, text: &str, gates: &Gates, fallback: Fallback) -> ExitCode {
     eprintln!("orchestrator hook: {why}");
     let head = &text[..text.floor_char_boundary(64 * 1024)];
     let event =
@@ -287,10 +326,11 @@ fn unreadable_input(why: &str, text: &str, approvals: bool, fallback: Fallback) 
             .and_then(|re| re.captures(head))
             .and_then(|c| c.get(1))
             .map(|m| m.as_str().to_owned());
+    // The tool is unknown: any gate that could apply to the event counts.
     match event {
-        Some(event) if approvals => {
+        Some(event) if gates.may_gate(&event) => {
             let verdict = fall_back(fallback, "the hook input could not be read");
-            if let Some(output) = hook_output(&event, &verdict) {
+            if let Some(output) = hook_output(&event, &verdict, &[]) {
                 println!("{output}");
             }
             // Claude Code reads stdout only after exit 0.
@@ -434,12 +474,47 @@ async fn deliver(
     Ok(())
 }
 
-/// Opens (or joins) the approval of this tool use and waits for its decision, at most the
-/// approval timeout. Without one in time the approval is cancelled, which settles a decision
-/// racing the timeout: whatever the server completed first is the answer.
-async fn ask_for_approval(cli: &HookCli, server: &Server, input: &HookInput) -> Verdict {
+/// How long after its PreToolUse a PermissionRequest joins that hook's approval: Claude Code
+/// checks permissions right after PreToolUse answers.
+const JOIN_WINDOW: Duration = Duration::from_secs(30);
+
+/// The decision about this tool use: a PermissionRequest that follows a gated PreToolUse of
+/// the same tool use gets that approval's decision (or its lack of one); otherwise an approval
+/// is opened and waited for. A PreToolUse records its approval for the PermissionRequest.
+async fn ask_for_approval(
+    cli: &HookCli,
+    server: &Server,
+    state: Option<&StateDir>,
+    input: &HookInput,
+) -> Verdict {
+    let session = input.session_id.as_str();
+    let key = input.tool_use_key().unwrap_or_default();
+    if input.event_name == "PermissionRequest" {
+        if let Some(id) = state.and_then(|s| s.take_approval(session, &key, JOIN_WINDOW)) {
+            return await_decision(cli, server, input, &id, None).await;
+        }
+    }
+    let verdict = open_approval(cli, server, input).await;
+    if let (Some(state), Some(id)) = (state, verdict.1.as_deref()) {
+        if input.event_name == "PreToolUse" && !matches!(verdict.0, Verdict::Deny(_)) {
+            if let Err(e) = state.remember_approval(session, &key, id) {
+                eprintln!(
+                    "orchestrator hook: cannot record the approval for its PermissionRequest: {e}"
+                );
+            }
+        }
+    }
+    verdict.0
+}
+
+/// Opens the approval of this tool use and waits for its decision; with the approval's id
+/// when it was opened.
+async fn open_approval(
+    cli: &HookCli,
+    server: &Server,
+    input: &HookInput,
+) -> (Verdict, Option<String>) {
     let fallback = cli.on_timeout;
-    let deadline = Instant::now() + Duration::from_secs(cli.approval_timeout);
     let session = input.session_id.as_str();
     // The server's deadline is a little later than the hook's: at its own deadline the hook
     // cancels the approval, and that cancel, ordered against any decision by the session,
@@ -450,12 +525,7 @@ async fn ask_for_approval(cli: &HookCli, server: &Server, input: &HookInput) -> 
         .unwrap_or_default()
         .to_owned();
     let base = format!("/v1/sessions/{session}");
-    let request_deadline = || (Instant::now() + Duration::from_secs(5)).min(deadline);
-    let unreachable = |why: String| {
-        eprintln!("orchestrator hook: the orchestrator is unreachable: {why}");
-        fall_back(fallback, "the orchestrator is unreachable")
-    };
-
+    let request_deadline = || Instant::now() + Duration::from_secs(5);
     // The session exists once the event is delivered; if it was spooled instead, create it.
     let interactions = format!("{base}/interactions");
     let create = || {
@@ -475,12 +545,54 @@ async fn ask_for_approval(cli: &HookCli, server: &Server, input: &HookInput) -> 
         }
         other => other,
     };
-    let mut interaction = match created {
-        Reply::Answered(200 | 201, body) => body,
-        Reply::Answered(status, body) => return refused(fallback, status, &body),
-        Reply::Unavailable(why) => return unreachable(why),
+    match created {
+        Reply::Answered(200 | 201, body) => {
+            let verdict = await_decision(cli, server, input, &id, Some(body)).await;
+            (verdict, Some(id))
+        }
+        Reply::Answered(status, body) => (refused(fallback, status, &body), None),
+        Reply::Unavailable(why) => {
+            eprintln!("orchestrator hook: the orchestrator is unreachable: {why}");
+            (fall_back(fallback, "the orchestrator is unreachable"), None)
+        }
+    }
+}
+
+/// Waits for approval `id` to be decided (`interaction`: its state when known), at most the
+/// approval timeout. Without a decision in time the approval is cancelled, which settles a
+/// decision racing the timeout: whatever the server completed first is the answer.
+async fn await_decision(
+    cli: &HookCli,
+    server: &Server,
+    input: &HookInput,
+    id: &str,
+    interaction: Option<Value>,
+) -> Verdict {
+    let fallback = cli.on_timeout;
+    let deadline = Instant::now() + Duration::from_secs(cli.approval_timeout);
+    let base = format!(
+        "/v1/sessions/{}/interactions/{id}",
+        input.session_id.as_str()
+    );
+    let mut interaction = match interaction {
+        Some(known) => known,
+        None => match server
+            .request(
+                Method::GET,
+                &base,
+                None,
+                Instant::now() + Duration::from_secs(5),
+            )
+            .await
+        {
+            Reply::Answered(200, body) => body,
+            Reply::Answered(status, body) => return refused(fallback, status, &body),
+            Reply::Unavailable(why) => {
+                eprintln!("orchestrator hook: the orchestrator is unreachable: {why}");
+                return fall_back(fallback, "the orchestrator is unreachable");
+            }
+        },
     };
-    let wait_path = format!("{base}/interactions/{id}/wait");
     loop {
         if let Some(verdict) = verdict_of(&interaction, fallback) {
             return verdict;
@@ -493,7 +605,7 @@ async fn ask_for_approval(cli: &HookCli, server: &Server, input: &HookInput) -> 
         match server
             .request(
                 Method::GET,
-                &format!("{wait_path}?timeout_ms={wait_ms}"),
+                &format!("{base}/wait?timeout_ms={wait_ms}"),
                 None,
                 Instant::now() + Duration::from_millis(wait_ms) + Duration::from_secs(5),
             )
@@ -506,11 +618,10 @@ async fn ask_for_approval(cli: &HookCli, server: &Server, input: &HookInput) -> 
             }
         }
     }
-    let cancel = format!("{base}/interactions/{id}/cancel");
     match server
         .request(
             Method::POST,
-            &cancel,
+            &format!("{base}/cancel"),
             None,
             Instant::now() + Duration::from_secs(3),
         )
@@ -547,6 +658,12 @@ fn install(cli: &HookCli, settings: Option<&std::path::Path>) -> ExitCode {
     }
     if let Some(approve) = &cli.approve {
         args.extend(["--approve".to_owned(), approve.clone()]);
+    }
+    if let Some(required) = &cli.require_approval {
+        args.extend(["--require-approval".to_owned(), required.clone()]);
+    }
+    let gated = cli.approve.is_some() || cli.require_approval.is_some();
+    if gated {
         args.extend([
             "--approval-timeout".to_owned(),
             cli.approval_timeout.to_string(),
@@ -554,11 +671,19 @@ fn install(cli: &HookCli, settings: Option<&std::path::Path>) -> ExitCode {
         if cli.on_timeout == Fallback::Deny {
             args.extend(["--on-timeout".to_owned(), "deny".to_owned()]);
         }
+        eprintln!(
+            "orchestrator hook: note: Claude Code's auto mode settles most permission prompts \
+             itself, so --approve sees only the ones it leaves to the user. For a person to \
+             decide every gated call, set \"permissions\": {{\"defaultMode\": \"default\"}} in \
+             the settings, or gate with --require-approval (asked before every use, whatever \
+             the rules say)."
+        );
     }
     let command = install::HookCommand {
         program,
         args,
-        approval_timeout_secs: cli.approve.as_ref().map(|_| cli.approval_timeout),
+        approval_timeout_secs: gated.then_some(cli.approval_timeout),
+        gates_pre_tool_use: cli.require_approval.is_some(),
     };
     let Some(path) = settings else {
         println!(

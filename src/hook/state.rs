@@ -8,6 +8,8 @@
 //! sessions/<session>/spool/      <sequence>.json: events not yet acknowledged by the server
 //! sessions/<session>/rejected/   events the server refused for good (kept for inspection)
 //! sessions/<session>/flush.lock  held while the spool is being delivered
+//! sessions/<session>/asked/      <key>: the approval a gated PreToolUse opened, for the
+//!                                PermissionRequest of the same tool use to join (used once)
 //! ```
 //!
 //! Taking a number and writing the event into the spool happen under the same lock, so the
@@ -85,6 +87,36 @@ impl StateDir {
             path,
             event,
         })
+    }
+
+    /// Records that the PreToolUse of a tool use (`key`: its tool and input) opened approval
+    /// `interaction_id`, replacing any earlier record of the same key: Claude Code checks
+    /// permissions right after PreToolUse, so an older record is of a tool use that needed no
+    /// prompt.
+    pub fn remember_approval(
+        &self,
+        session: &str,
+        key: &str,
+        interaction_id: &str,
+    ) -> io::Result<()> {
+        let dir = self.session_dir(session).join("asked");
+        private_dir(&dir)?;
+        write_atomically(&dir.join(key), interaction_id.as_bytes())
+    }
+
+    /// Takes the approval recorded for `key`, if one was recorded within `max_age`: removed as
+    /// it is read, so a record answers one PermissionRequest only, even with parallel hooks.
+    pub fn take_approval(&self, session: &str, key: &str, max_age: Duration) -> Option<String> {
+        let path = self.session_dir(session).join("asked").join(key);
+        // Renamed away first: of two takers, one wins the rename and the other finds nothing.
+        let taken = path.with_extension(format!("taken{}", std::process::id()));
+        fs::rename(&path, &taken).ok()?;
+        let fresh = fs::metadata(&taken)
+            .and_then(|m| m.modified())
+            .is_ok_and(|at| at.elapsed().unwrap_or_default() <= max_age);
+        let id = fs::read_to_string(&taken).ok();
+        let _ = fs::remove_file(&taken);
+        id.filter(|id| fresh && !id.is_empty())
     }
 
     /// Sessions that have something spooled.
@@ -250,6 +282,46 @@ mod tests {
 
     fn soon() -> Instant {
         Instant::now() + Duration::from_secs(5)
+    }
+
+    #[test]
+    fn an_approval_record_is_taken_once_and_only_while_fresh() {
+        let state = temp_state("asked");
+        assert_eq!(
+            state.take_approval("s1", "k", Duration::from_secs(60)),
+            None
+        );
+        state.remember_approval("s1", "k", "approval-1").unwrap();
+        // A later PreToolUse of the same tool and input replaces the record.
+        state.remember_approval("s1", "k", "approval-2").unwrap();
+        assert_eq!(
+            state.take_approval("s2", "k", Duration::from_secs(60)),
+            None,
+            "per session"
+        );
+        assert_eq!(
+            state
+                .take_approval("s1", "k", Duration::from_secs(60))
+                .as_deref(),
+            Some("approval-2")
+        );
+        assert_eq!(
+            state.take_approval("s1", "k", Duration::from_secs(60)),
+            None,
+            "used once"
+        );
+        state.remember_approval("s1", "k", "approval-3").unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(
+            state.take_approval("s1", "k", Duration::from_millis(1)),
+            None,
+            "stale"
+        );
+        assert_eq!(
+            state.take_approval("s1", "k", Duration::from_secs(60)),
+            None,
+            "and gone"
+        );
     }
 
     #[test]

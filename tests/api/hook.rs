@@ -295,21 +295,45 @@ async fn a_server_that_is_down_gets_the_spool_later_in_order_once(backend: Backe
     );
 }
 
-/// Waits until the approval of `tool_use` in `session` is pending; returns its id.
-async fn pending_approval(app: &TestApp, session: &str, tool_use: &str) -> String {
-    let id = format!("approval-{tool_use}");
+/// Waits until `session` has a pending approval; returns its id.
+async fn pending_approval(app: &TestApp, session: &str) -> String {
     for _ in 0..500 {
         let r = app
-            .get(format!("/v1/sessions/{session}/interactions/{id}"))
+            .get(format!("/v1/sessions/{session}/interactions"))
             .await;
-        if r.status == 200 {
-            assert_eq!(r.body["status"], "pending");
-            assert_eq!(r.body["kind"], "approval");
-            return id;
+        let pending = r.body["interactions"].as_array().and_then(|all| {
+            all.iter()
+                .find(|i| i["status"] == "pending" && i["kind"] == "approval")
+                .cloned()
+        });
+        if let Some(approval) = pending {
+            return approval["interaction_id"].as_str().unwrap().to_owned();
         }
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("no approval {id} appeared");
+    panic!("no approval appeared in {session}");
+}
+
+/// The PermissionRequest Claude Code sends after `pre_tool_use` when its rules say ask: the
+/// same tool and input, no `tool_use_id`.
+fn permission_request_for(pre_tool_use: &str) -> String {
+    let mut input: Value = serde_json::from_str(pre_tool_use).unwrap();
+    input["hook_event_name"] = json!("PermissionRequest");
+    input.as_object_mut().unwrap().remove("tool_use_id");
+    input["permission_suggestions"] = json!([{"type": "addRules",
+        "rules": [{"toolName": "Bash", "ruleContent": "rm:*"}],
+        "behavior": "allow", "destination": "localSettings"}]);
+    input.to_string()
+}
+
+async fn approvals(app: &TestApp, session: &str) -> Vec<Value> {
+    let r = app
+        .get(format!("/v1/sessions/{session}/interactions"))
+        .await;
+    r.body["interactions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 async fn approvals_print_the_decision(backend: Backend) {
@@ -317,13 +341,15 @@ async fn approvals_print_the_decision(backend: Backend) {
         return;
     };
     let state = state_dir(&format!("approve-{backend:?}"));
+    let require = ["--require-approval", "^(Bash|Write)$"];
     let approve = ["--approve", "^(Bash|Write)$"];
 
-    // Approved.
+    // The policy gate: approved at PreToolUse.
     let input = fixture("PreToolUse", "cc-ok");
-    let hook = run_hook(&app.base_url, &state, &approve, &input);
+    let hook = run_hook(&app.base_url, &state, &require, &input);
     let decide = async {
-        let id = pending_approval(&app, "cc-ok", "toolu_01PRE").await;
+        let id = pending_approval(&app, "cc-ok").await;
+        assert_eq!(id, "approval-toolu_01PRE");
         let got = app
             .get(format!("/v1/sessions/cc-ok/interactions/{id}"))
             .await;
@@ -347,11 +373,57 @@ async fn approvals_print_the_decision(backend: Backend) {
     );
     assert_eq!(run.stdout.lines().count(), 1);
 
+    // Claude Code's rules still say ask: its PermissionRequest of the same tool use joins
+    // that approval and gets its decision at once; nobody is asked twice.
+    let request = permission_request_for(&fixture("PreToolUse", "cc-ok"));
+    let run = run_hook(&app.base_url, &state, &require, &request).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap(),
+        json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest",
+            "decision": {"behavior": "allow"}}}),
+        "{run:?}"
+    );
+    assert_eq!(approvals(&app, "cc-ok").await.len(), 1);
+
+    // A retried PreToolUse joins the same approval, already decided: the same answer at once.
+    let run = run_hook(
+        &app.base_url,
+        &state,
+        &require,
+        &fixture("PreToolUse", "cc-ok"),
+    )
+    .await;
+    assert_eq!(run.code, Some(0));
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap()["hookSpecificOutput"]
+            ["permissionDecision"],
+        "allow"
+    );
+    assert_eq!(approvals(&app, "cc-ok").await.len(), 1);
+
+    // The default gate is PermissionRequest: PreToolUse is only recorded.
+    let run = run_hook(
+        &app.base_url,
+        &state,
+        &approve,
+        &fixture("PreToolUse", "cc-no"),
+    )
+    .await;
+    assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""), "{run:?}");
+    assert!(approvals(&app, "cc-no").await.is_empty());
+
     // Rejected, on a PermissionRequest.
     let input = fixture("PermissionRequest", "cc-no");
     let hook = run_hook(&app.base_url, &state, &approve, &input);
     let decide = async {
-        let id = pending_approval(&app, "cc-no", "toolu_01PERM").await;
+        let id = pending_approval(&app, "cc-no").await;
+        let got = app
+            .get(format!("/v1/sessions/cc-no/interactions/{id}"))
+            .await;
+        assert_eq!(
+            got.body["payload"]["permission_suggestions"][0]["rules"][0]["ruleContent"],
+            "git push:*"
+        );
         let r = app
             .post(
                 format!("/v1/sessions/cc-no/interactions/{id}/reject"),
@@ -368,29 +440,41 @@ async fn approvals_print_the_decision(backend: Backend) {
             "decision": {"behavior": "deny", "message": "not on main"}}})
     );
 
-    // A retried hook joins the same approval, already decided: the same answer at once.
-    let run = run_hook(
-        &app.base_url,
-        &state,
-        &approve,
-        &fixture("PreToolUse", "cc-ok"),
-    )
-    .await;
-    assert_eq!(run.code, Some(0));
+    // The same request again is a new question, never the earlier decision replayed; this
+    // time "always allow" is chosen: the offered suggestion is echoed, an invented one is not.
+    let hook = run_hook(&app.base_url, &state, &approve, &input);
+    let decide = async {
+        let id = pending_approval(&app, "cc-no").await;
+        let got = app
+            .get(format!("/v1/sessions/cc-no/interactions/{id}"))
+            .await;
+        let offered = got.body["payload"]["permission_suggestions"][0].clone();
+        let invented = json!({"type": "addRules", "rules": [{"toolName": "Bash"}],
+            "behavior": "allow", "destination": "userSettings"});
+        let r = app
+            .post(
+                format!("/v1/sessions/cc-no/interactions/{id}/resolve"),
+                json!({"response": {"updated_permissions": [offered, invented]}}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+    let (run, ()) = tokio::join!(hook, decide);
     assert_eq!(
-        serde_json::from_str::<Value>(&run.stdout).unwrap()["hookSpecificOutput"]
-            ["permissionDecision"],
-        "allow"
+        serde_json::from_str::<Value>(&run.stdout).unwrap(),
+        json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest",
+            "decision": {"behavior": "allow", "updatedPermissions": [{"type": "addRules",
+                "rules": [{"toolName": "Bash", "ruleContent": "git push:*"}],
+                "behavior": "allow", "destination": "localSettings"}]}}}),
+        "{run:?}"
     );
-    let approvals = app.get("/v1/sessions/cc-ok/interactions").await;
-    assert_eq!(approvals.body["interactions"].as_array().unwrap().len(), 1);
+    assert_eq!(approvals(&app, "cc-no").await.len(), 2);
 
     // A tool the regex does not match is only recorded.
-    let input = fixture("PreToolUse", "cc-other").replace("\"Bash\"", "\"Read\"");
+    let input = fixture("PermissionRequest", "cc-other").replace("\"Bash\"", "\"Read\"");
     let run = run_hook(&app.base_url, &state, &approve, &input).await;
     assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""));
-    let none = app.get("/v1/sessions/cc-other/interactions").await;
-    assert_eq!(none.body["interactions"], json!([]));
+    assert!(approvals(&app, "cc-other").await.is_empty());
 }
 
 async fn approvals_fall_back_without_a_decision(backend: Backend) {
@@ -399,7 +483,7 @@ async fn approvals_fall_back_without_a_decision(backend: Backend) {
     };
     let state = state_dir(&format!("fallback-{backend:?}"));
     let input = fixture("PreToolUse", "cc-late");
-    let args = ["--approve", "Bash", "--approval-timeout", "1"];
+    let args = ["--require-approval", "Bash", "--approval-timeout", "1"];
     let run = run_hook(&app.base_url, &state, &args, &input).await;
     assert_eq!(run.code, Some(0), "{run:?}");
     // No decision in time is no decision: Claude Code's own permission flow goes on, and the
@@ -413,10 +497,19 @@ async fn approvals_fall_back_without_a_decision(backend: Backend) {
         .get("/v1/sessions/cc-late/interactions/approval-toolu_01PRE")
         .await;
     assert_eq!(closed.body["status"], "cancelled", "{}", closed.text);
+    // Claude Code then asks the user itself: its PermissionRequest joins the approval that
+    // timed out and says so at once, instead of opening a second one to wait for again.
+    let request = permission_request_for(&fixture("PreToolUse", "cc-late"));
+    let run = run_hook(&app.base_url, &state, &args, &request).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap(),
+        json!({"systemMessage": "orchestrator: the approval ended without a decision (cancelled)"})
+    );
+    assert_eq!(approvals(&app, "cc-late").await.len(), 1);
 
     let input = fixture("PreToolUse", "cc-late-2");
     let args = [
-        "--approve",
+        "--require-approval",
         "Bash",
         "--approval-timeout",
         "1",
@@ -435,7 +528,7 @@ async fn approvals_fall_back_without_a_decision(backend: Backend) {
     let run = run_hook(
         &down,
         &state,
-        &["--approve", "Bash"],
+        &["--require-approval", "Bash"],
         &fixture("PreToolUse", "cc-x"),
     )
     .await;
@@ -477,9 +570,14 @@ async fn racing_deciders_make_one_decision_printed_once(backend: Backend) {
     };
     let state = state_dir(&format!("race-{backend:?}"));
     let input = fixture("PreToolUse", "cc-race");
-    let hook = run_hook(&app.base_url, &state, &["--approve", "Bash"], &input);
+    let hook = run_hook(
+        &app.base_url,
+        &state,
+        &["--require-approval", "Bash"],
+        &input,
+    );
     let decide = async {
-        let id = pending_approval(&app, "cc-race", "toolu_01PRE").await;
+        let id = pending_approval(&app, "cc-race").await;
         let resolve = app.post(
             format!("/v1/sessions/cc-race/interactions/{id}/resolve"),
             json!({"response": "tab one"}),
@@ -637,7 +735,7 @@ async fn install_merges_the_hooks_into_a_settings_file() {
         assert!(command.starts_with(BIN), "{command}");
         assert!(command.contains("--approve '^Bash$'"), "{command}");
         let timeout = ours["hooks"][0]["timeout"].as_u64().unwrap();
-        if event == "PreToolUse" || event == "PermissionRequest" {
+        if event == "PermissionRequest" {
             assert!(timeout > 120, "{event}: {timeout}");
         }
     }
@@ -915,14 +1013,14 @@ async fn an_input_the_hook_cannot_handle_gets_the_fallback() {
     );
     assert!(huge.len() > 17 << 20, "the fixture has a tool_input to pad");
     let down = closed_url();
-    let deny = ["--approve", "Bash", "--on-timeout", "deny"];
+    let deny = ["--require-approval", "Bash", "--on-timeout", "deny"];
     let run = run_hook(&down, &state, &deny, &huge).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let printed: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(printed["hookSpecificOutput"]["permissionDecision"], "deny");
     assert!(run.stderr.contains("larger than"), "{}", run.stderr);
 
-    let run = run_hook(&down, &state, &["--approve", "Bash"], &huge).await;
+    let run = run_hook(&down, &state, &["--require-approval", "Bash"], &huge).await;
     assert_eq!(run.code, Some(0), "{}", run.stderr);
     let printed: Value = serde_json::from_str(&run.stdout).unwrap();
     assert!(printed.get("hookSpecificOutput").is_none(), "{printed}");
