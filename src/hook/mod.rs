@@ -280,6 +280,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                         println!("{output}");
                     }
                 }
+                if input.event_name == "Stop" {
+                    if let Some(prompt) = take_next_prompt(&server, &input).await {
+                        println!("{}", json!({"decision": "block", "reason": prompt}));
+                    }
+                }
                 if problems.is_empty() {
                     ExitCode::SUCCESS
                 } else {
@@ -634,6 +639,56 @@ async fn await_decision(
             &format!("no decision within {} s", cli.approval_timeout),
         ),
     }
+}
+
+/// Steering: the next instruction a person queued for this session (a command whose payload
+/// has a `prompt`), taken at Stop so that the agent carries on with it instead of stopping.
+/// The server hands each command out once, so of parallel hooks one delivers it; the command
+/// is completed at once with where it went. A hand-out whose answer is lost on the way is not
+/// delivered: the command stays pending until its deadline (at most once, never twice).
+async fn take_next_prompt(server: &Server, input: &HookInput) -> Option<String> {
+    let session = input.session_id.as_str();
+    let deadline = Instant::now() + OBSERVE_BUDGET;
+    let next = format!("/v1/sessions/{session}/commands/next?with_prompt=true");
+    let command = match server.request(Method::POST, &next, None, deadline).await {
+        Reply::Answered(200, command) => command,
+        Reply::Answered(204 | 404, _) => return None,
+        Reply::Answered(status, body) => {
+            eprintln!(
+                "orchestrator hook: the next instruction could not be taken: {status} {}",
+                body["detail"].as_str().unwrap_or("")
+            );
+            return None;
+        }
+        Reply::Unavailable(why) => {
+            eprintln!("orchestrator hook: the next instruction could not be taken: {why}");
+            return None;
+        }
+    };
+    let prompt = command["payload"]["prompt"].as_str()?.to_owned();
+    let id = command["interaction_id"].as_str().unwrap_or_default();
+    let delivered = json!({"status": "ok", "output": {
+        "delivered_at": crate::domain::time::format_millis(crate::domain::time::now_millis()),
+        "delivered_by": "Stop hook",
+        "agent": "claude-code",
+    }});
+    let result = format!("/v1/sessions/{session}/interactions/{id}/result");
+    let deadline = Instant::now() + Duration::from_secs(3);
+    match server
+        .request(Method::POST, &result, Some(&delivered), deadline)
+        .await
+    {
+        Reply::Answered(200, _) => {}
+        Reply::Answered(status, _) => {
+            eprintln!(
+                "orchestrator hook: instruction {id} delivered; recording that answered {status}"
+            )
+        }
+        Reply::Unavailable(why) => {
+            eprintln!("orchestrator hook: instruction {id} delivered; recording that failed: {why}")
+        }
+    }
+    Some(prompt)
 }
 
 fn refused(fallback: Fallback, status: u16, body: &Value) -> Verdict {

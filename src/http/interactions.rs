@@ -12,7 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::sessions::find_session;
 use super::{object_fields, page_limit, read, read_body, session_key, AppState, CallerScope};
 use crate::actors::commands::{
-    ActOnInteraction, Action, CreateInteraction, NextCommand, WaitForInteraction,
+    ActOnInteraction, Action, CommandFilter, CreateInteraction, NextCommand, WaitForInteraction,
 };
 use crate::actors::messages::SessionKey;
 use crate::domain::ids::{EventType, InteractionId};
@@ -230,6 +230,9 @@ pub struct NextQuery {
     /// Wait up to this long for a command (max 60000, default 0).
     #[param(maximum = 60000)]
     wait_ms: Option<u64>,
+    /// Take only commands whose payload has a non-empty string `prompt` (the next instruction
+    /// for an agent), leaving the others to executors.
+    with_prompt: Option<bool>,
 }
 
 fn wait_duration(value: Option<u64>, default_ms: u64, name: &str) -> Result<Duration, ApiError> {
@@ -262,10 +265,14 @@ pub async fn next_command(
 ) -> Result<HttpResponse, ApiError> {
     let key = session_key(&scope, &path)?;
     let wait = wait_duration(query.wait_ms, 0, "wait_ms")?;
+    let takes = match query.with_prompt {
+        Some(true) => CommandFilter::Prompts,
+        Some(false) | None => CommandFilter::Any,
+    };
     let sid = key.session_id.to_string();
     let mut stopping = state.shutdown.clone();
     let handed_out = tokio::select! {
-        handed_out = state.sessions.ask(key, NextCommand { wait }) => handed_out?,
+        handed_out = state.sessions.ask(key, NextCommand { wait, takes }) => handed_out?,
         // The server is stopping: nothing is handed out (dropping the wait releases it).
         () = stopping.stopping() => None,
     };

@@ -39,6 +39,7 @@ both_backends!(
     approvals_print_the_decision,
     approvals_fall_back_without_a_decision,
     racing_deciders_make_one_decision_printed_once,
+    a_queued_prompt_is_delivered_at_stop_once,
 );
 
 /// A hook input from tests/fixtures/hooks, for session `session`.
@@ -1038,4 +1039,90 @@ async fn an_input_the_hook_cannot_handle_gets_the_fallback() {
         (Some(1), ""),
         "no event to answer"
     );
+}
+
+/// Steering: an instruction a person queued (a command with a `prompt`) is delivered by the
+/// next Stop hook as `{"decision": "block", "reason": prompt}`, so the agent carries on with
+/// it; the command is completed with where it went. Of parallel Stop hooks exactly one
+/// delivers it; commands without a prompt are left to executors.
+async fn a_queued_prompt_is_delivered_at_stop_once(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let state = state_dir(&format!("steer-{backend:?}"));
+    let stop = fixture("Stop", "cc-steer");
+    // Nothing queued: Stop stops.
+    let run = run_hook(&app.base_url, &state, &[], &stop).await;
+    assert_eq!((run.code, run.stdout.as_str()), (Some(0), ""), "{run:?}");
+
+    let queue = |id: &'static str, payload: Value| {
+        app.post(
+            "/v1/sessions/cc-steer/commands",
+            json!({"interaction_id": id, "payload": payload, "timeout_ms": 60000}),
+        )
+    };
+    assert_eq!(
+        queue("run-tests", json!({"run": "cargo test"}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        queue("say-1", json!({"prompt": "now add a test for it"}))
+            .await
+            .status,
+        201
+    );
+    assert_eq!(
+        queue("say-2", json!({"prompt": "then update the README"}))
+            .await
+            .status,
+        201
+    );
+
+    // Parallel Stop hooks: each prompt is delivered by exactly one of them.
+    let runs = join_all((0..6).map(|_| run_hook(&app.base_url, &state, &[], &stop))).await;
+    assert!(runs.iter().all(|r| r.code == Some(0)), "{runs:?}");
+    let mut delivered: Vec<String> = runs
+        .iter()
+        .filter(|r| !r.stdout.is_empty())
+        .map(|r| {
+            let output: Value = serde_json::from_str(&r.stdout).unwrap();
+            assert_eq!(output["decision"], "block", "{output}");
+            output["reason"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    delivered.sort();
+    assert_eq!(
+        delivered,
+        ["now add a test for it", "then update the README"],
+        "{runs:?}"
+    );
+    for id in ["say-1", "say-2"] {
+        let said = app
+            .get(format!("/v1/sessions/cc-steer/interactions/{id}"))
+            .await;
+        assert_eq!(
+            (said.body["status"].as_str(), said.body["outcome"].as_str()),
+            (Some("completed"), Some("ok"))
+        );
+        assert_eq!(said.body["result"]["delivered_by"], "Stop hook");
+    }
+    let untouched = app
+        .get("/v1/sessions/cc-steer/interactions/run-tests")
+        .await;
+    assert_eq!(untouched.body["status"], "queued", "left to an executor");
+
+    // A later instruction is delivered by a later Stop.
+    assert_eq!(
+        queue("say-3", json!({"prompt": "and commit"})).await.status,
+        201
+    );
+    let run = run_hook(&app.base_url, &state, &[], &stop).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&run.stdout).unwrap(),
+        json!({"decision": "block", "reason": "and commit"})
+    );
+    let run = run_hook(&app.base_url, &state, &[], &stop).await;
+    assert_eq!(run.stdout, "", "nothing more to say");
 }

@@ -51,3 +51,23 @@ def test_a_session_while_the_server_is_down_arrives_by_flush(make_server, claude
     status, session = server.call("GET", f"/v1/sessions/{summary['session_id']}")
     assert session["status"] == "ended", session
     assert approvals_of(server, summary["session_id"]) == []
+
+
+def test_a_queued_instruction_reaches_the_agent_at_stop(make_server, claude, standin):
+    server = make_server()
+    claude.install(server.base)
+    session_id = "5eed0000-0000-4000-8000-000000000001"
+    assert server.call("PUT", f"/v1/sessions/{session_id}", {"metadata": {"repo": "acme"}})[0] == 201
+    status, _ = server.call("POST", f"/v1/sessions/{session_id}/commands",
+                            {"interaction_id": "say-1", "payload": {"prompt": "now write the changelog"}})
+    assert status == 201
+    model = standin([text("the feature is done"), text("the changelog is written")])
+    summary = claude.run("build the feature", model, session_id=session_id)
+    # The agent did not stop after its first answer: it was given the instruction and went on.
+    assert summary["result"] == "the changelog is written", summary
+    assert any("now write the changelog" in said for said in model.user_texts()), model.user_texts()
+    status, command = server.call("GET", f"/v1/sessions/{session_id}/interactions/say-1")
+    assert (command["status"], command["outcome"]) == ("completed", "ok"), command
+    assert command["result"]["delivered_by"] == "Stop hook"
+    stops = [e for e in events_of(server, session_id) if e["event_type"] == "Stop"]
+    assert len(stops) == 2 and stops[1]["data"]["stop_hook_active"] is True, stops

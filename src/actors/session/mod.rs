@@ -325,8 +325,8 @@ impl SessionActor {
         for id in &after.completed {
             self.state.wake_waiters(id);
         }
-        for (wait, reply) in after.unserved_next {
-            self.park_next(wait, reply, ctx);
+        for request in after.unserved_next {
+            self.park_next(request, ctx);
         }
         for id in &after.deadlines_to_sync {
             self.sync_deadline(id, Duration::ZERO, ctx);
@@ -344,8 +344,8 @@ impl SessionActor {
         for (_, reply) in plan.waits {
             let _ = reply.send(Err(SessionError::Overloaded));
         }
-        for (_, reply) in plan.unserved_next {
-            let _ = reply.send(Err(SessionError::Overloaded));
+        for request in plan.unserved_next {
+            let _ = request.reply.send(Err(SessionError::Overloaded));
         }
         for id in plan.timeouts {
             self.sync_deadline(&id, DEADLINE_RETRY, ctx);
@@ -376,8 +376,8 @@ impl SessionActor {
         for (_, reply) in plan.waits {
             let _ = reply.send(Err(error.clone()));
         }
-        for (_, reply) in plan.unserved_next {
-            let _ = reply.send(Err(error.clone()));
+        for request in plan.unserved_next {
+            let _ = request.reply.send(Err(error.clone()));
         }
         self.crash_plan_parts(plan.replies, why, ctx);
     }

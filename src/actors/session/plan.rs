@@ -7,13 +7,12 @@
 //! and the operations.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
 use serde_json::json;
 
 use super::cache::DedupCache;
 use super::interactions::Standing;
-use super::reply::{Answer, NextReply, Reply, WaitReply};
+use super::reply::{Answer, NextRequest, Reply, WaitReply};
 use crate::actors::error::SessionError;
 use crate::actors::key::SessionKey;
 use crate::domain::interaction::{Interaction, InteractionStatus};
@@ -67,7 +66,7 @@ pub(super) struct Plan {
     /// `wait` callers whose interaction is still open: parked after the commit.
     pub waits: Vec<(String, WaitReply)>,
     /// `commands/next` callers not served: parked (with their wait) or answered empty.
-    pub unserved_next: Vec<(Duration, NextReply)>,
+    pub unserved_next: Vec<NextRequest>,
     /// Deadlines that fired in this group (re-armed if the group cannot be committed).
     pub timeouts: Vec<String>,
     pub next_sequence: i64,
@@ -92,7 +91,7 @@ pub(crate) struct Planner<'a> {
     replies: Vec<Reply>,
     pub(super) duplicates: u64,
     pub(super) waits: Vec<(String, WaitReply)>,
-    pub(super) next_requests: Vec<(Duration, NextReply)>,
+    pub(super) next_requests: Vec<NextRequest>,
     pub(super) timeouts: Vec<String>,
     /// Something of the session must be written.
     pub(super) changed: bool,

@@ -14,6 +14,13 @@ pub(super) type WaitReply = Answer<Interaction>;
 /// A `commands/next` caller's channel.
 pub(super) type NextReply = Answer<Option<Interaction>>;
 
+/// A `commands/next` caller: how long it waits, which commands it takes, where its answer goes.
+pub(super) struct NextRequest {
+    pub wait: std::time::Duration,
+    pub takes: super::commands::CommandFilter,
+    pub reply: NextReply,
+}
+
 /// An answer decided by a group, sent after its commit, or replaced by the commit's error.
 /// One type for every operation: it holds the caller's channel and the decided result, of
 /// whatever type that operation answers.

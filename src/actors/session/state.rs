@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::cache::DedupCache;
 use super::commands::{serve_waiting_callers, Queued, Wanted};
@@ -14,7 +13,7 @@ use super::interactions::ABSENT_CACHE;
 use super::interactions::{InteractionState, Standing};
 use super::load::{Found, LoadedState, Needs};
 use super::plan::{Committed, Plan, Planner};
-use super::reply::{NextReply, Reply};
+use super::reply::{NextRequest, Reply};
 use crate::actors::key::SessionKey;
 use crate::domain::interaction::Interaction;
 use crate::domain::session::Session;
@@ -41,7 +40,7 @@ pub(super) struct AfterCommit {
     /// Interactions the group completed: their waiters are woken.
     pub completed: Vec<String>,
     /// `commands/next` callers not served: parked for their wait, or answered empty.
-    pub unserved_next: Vec<(Duration, NextReply)>,
+    pub unserved_next: Vec<NextRequest>,
     /// Interactions that may have gained or lost a deadline.
     pub deadlines_to_sync: Vec<String>,
 }
@@ -423,8 +422,8 @@ pub(super) mod testing {
             for id in &after.completed {
                 self.state.wake_waiters(id);
             }
-            for (_, reply) in after.unserved_next {
-                let _ = reply.send(Ok(None));
+            for request in after.unserved_next {
+                let _ = request.reply.send(Ok(None));
             }
             Planned { write }
         }

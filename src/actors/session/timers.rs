@@ -7,13 +7,14 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::commands::internal;
-use super::reply::NextReply;
+use super::reply::NextRequest;
 use super::SessionActor;
 use crate::domain::interaction::InteractionStatus;
 use crate::domain::time::now_millis;
 
 impl SessionActor {
-    pub(super) fn park_next(&mut self, wait: Duration, reply: NextReply, ctx: &mut Context<Self>) {
+    pub(super) fn park_next(&mut self, request: NextRequest, ctx: &mut Context<Self>) {
+        let NextRequest { wait, takes, reply } = request;
         if wait.is_zero() || reply.is_closed() {
             let _ = reply.send(Ok(None));
             return;
@@ -23,7 +24,7 @@ impl SessionActor {
             .interactions_mut()
             .next_waiters
             .get_or_insert_with(Default::default);
-        let id = parked.park(reply);
+        let id = parked.park(reply, takes);
         // The actor owns the wait's end, so a command is never handed to a caller that has
         // already been told "nothing".
         ctx.run_later(wait, move |actor, _| {

@@ -1,7 +1,9 @@
-//! `GET .../commands/next?wait=`: hand out the oldest queued command, while no other command
-//! of the session is pending, waiting up to `wait` for one. Callers are served in arrival
-//! order: those parked by earlier groups first. A command is never handed to a caller that has
-//! gone away, because the actor, not the caller, ends each wait.
+//! `POST .../commands/next?wait_ms=`: hand out the oldest queued command the caller takes,
+//! while no other command of the session is pending, waiting up to `wait` for one. Callers are
+//! served in arrival order: those parked by earlier groups first; a caller that takes only
+//! prompts lets one that takes anything go first for a command that is not a prompt. A command
+//! is never handed to a caller that has gone away, because the actor, not the caller, ends each
+//! wait.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -9,12 +11,37 @@ use std::time::Duration;
 use super::{Answer, Command};
 use crate::actors::session::interactions::NextWaiter;
 use crate::actors::session::plan::Planner;
-use crate::actors::session::reply::NextReply;
+use crate::actors::session::reply::NextRequest;
 use crate::domain::interaction::{Interaction, InteractionStatus};
 
-/// Hand out the next command, waiting up to `wait`. `None` when none became available in time.
+/// Hand out the next command this caller takes, waiting up to `wait`. `None` when none became
+/// available in time.
 pub(crate) struct NextCommand {
     pub wait: Duration,
+    pub takes: CommandFilter,
+}
+
+/// Which queued commands a `commands/next` caller takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum CommandFilter {
+    /// Every command: an executor.
+    #[default]
+    Any,
+    /// Only commands whose payload has a non-empty string `prompt`: an agent's hook that
+    /// delivers the next instruction a person sent (Claude Code's Stop hook).
+    Prompts,
+}
+
+impl CommandFilter {
+    pub(crate) fn takes(self, command: &Interaction) -> bool {
+        match self {
+            CommandFilter::Any => true,
+            CommandFilter::Prompts => command
+                .payload
+                .member_str("prompt")
+                .is_some_and(|prompt| !prompt.is_empty()),
+        }
+    }
 }
 
 impl Command for NextCommand {
@@ -28,12 +55,18 @@ impl Command for NextCommand {
             return planner.answer(reply, Err(error));
         }
         // Served once the whole group is planned: a command created later in the group counts.
-        planner.next_requests.push((self.wait, reply));
+        planner.next_requests.push(NextRequest {
+            wait: self.wait,
+            takes: self.takes,
+            reply,
+        });
     }
 }
 
 /// Hands queued commands to waiting callers (parked ones first, then this group's) while no
-/// other command of the session is pending. Callers left are the group's to park or answer.
+/// other command of the session is pending: each time, the first caller in line that takes
+/// one of the queued commands gets the oldest of those it takes. Callers left are the
+/// group's to park or answer.
 pub(in crate::actors::session) fn serve_waiting_callers(
     planner: &mut Planner<'_>,
     parked: &mut VecDeque<NextWaiter>,
@@ -41,29 +74,39 @@ pub(in crate::actors::session) fn serve_waiting_callers(
     if planner.session.is_none() || (parked.is_empty() && planner.next_requests.is_empty()) {
         return;
     }
-    let mut fresh: VecDeque<(Duration, NextReply)> = planner.next_requests.drain(..).collect();
+    let mut fresh: VecDeque<NextRequest> = planner.next_requests.drain(..).collect();
     loop {
         if a_command_is_pending(planner) {
             break;
         }
-        let Some(oldest) = oldest_queued_command(planner) else {
+        let queued = queued_commands(planner);
+        if queued.is_empty() {
+            break;
+        }
+        // Callers that have gone away are dropped, not served.
+        parked.retain(|waiter| !waiter.reply.is_closed());
+        fresh.retain(|request| !request.reply.is_closed());
+        let oldest_taken_by = |takes: CommandFilter| {
+            queued
+                .iter()
+                .find(|c| takes.takes(c))
+                .map(|c| c.id.as_str().to_owned())
+        };
+        let served = match parked
+            .iter()
+            .position(|w| oldest_taken_by(w.takes).is_some())
+        {
+            Some(at) => parked.remove(at).map(|w| (w.takes, w.reply)),
+            None => fresh
+                .iter()
+                .position(|r| oldest_taken_by(r.takes).is_some())
+                .and_then(|at| fresh.remove(at))
+                .map(|r| (r.takes, r.reply)),
+        };
+        let Some((takes, reply)) = served else { break };
+        let Some(oldest) = oldest_taken_by(takes) else {
             break;
         };
-        // The first caller still listening: a parked one, then this group's.
-        let reply = loop {
-            if let Some(waiter) = parked.pop_front() {
-                if !waiter.reply.is_closed() {
-                    break Some(waiter.reply);
-                }
-            } else if let Some((_, reply)) = fresh.pop_front() {
-                if !reply.is_closed() {
-                    break Some(reply);
-                }
-            } else {
-                break None;
-            }
-        };
-        let Some(reply) = reply else { break };
         let now = planner.now;
         let Some(command) = planner.interaction_mut(&oldest) else {
             break;
@@ -87,25 +130,22 @@ fn a_command_is_pending(planner: &Planner<'_>) -> bool {
             .any(|i| i.is_command() && i.status == InteractionStatus::Pending)
 }
 
-/// The queued command with the lowest position, committed or created by this group.
-fn oldest_queued_command(planner: &Planner<'_>) -> Option<String> {
+/// The queued commands, committed or created by this group, oldest first.
+fn queued_commands<'p>(planner: &'p Planner<'_>) -> Vec<&'p Interaction> {
     let committed = planner
         .base
         .standing
         .queued_commands
         .values()
-        .find(|id| !planner.touched.contains_key(*id))
-        .and_then(|id| planner.base.interactions.get(id));
+        .filter(|id| !planner.touched.contains_key(*id))
+        .filter_map(|id| planner.base.interactions.get(id));
     let this_group = planner
         .touched
         .values()
-        .filter(|i| i.is_command() && i.status == InteractionStatus::Queued)
-        .min_by_key(|i| i.position);
-    [committed, this_group]
-        .into_iter()
-        .flatten()
-        .min_by_key(|i| i.position)
-        .map(|i| i.id.as_str().to_owned())
+        .filter(|i| i.is_command() && i.status == InteractionStatus::Queued);
+    let mut queued: Vec<&Interaction> = committed.chain(this_group).collect();
+    queued.sort_by_key(|i| i.position);
+    queued
 }
 
 #[cfg(test)]
@@ -121,6 +161,18 @@ mod tests {
     /// Plans one `commands/next` against a session holding `committed`; returns the id of
     /// the command it was handed.
     fn next_against(committed: &[Interaction]) -> Option<String> {
+        next_taking(committed, CommandFilter::Any)
+    }
+
+    fn prompt(id: &str, position: i64) -> Interaction {
+        let mut command = command(id, position, InteractionStatus::Queued);
+        command.payload = crate::domain::json::JsonText::from_value(
+            &serde_json::json!({"prompt": "now write the tests"}),
+        );
+        command
+    }
+
+    fn next_taking(committed: &[Interaction], takes: CommandFilter) -> Option<String> {
         let mut s = TestSession::new();
         answer_of(s.run(EnsureSession { metadata: None }).0).unwrap();
         let inter = s.state.interactions_mut();
@@ -130,6 +182,7 @@ mod tests {
         }
         let (answer, planned) = s.run(NextCommand {
             wait: Duration::ZERO,
+            takes,
         });
         let handed_out = answer_of(answer).unwrap();
         match &handed_out {
@@ -162,5 +215,40 @@ mod tests {
         let committed = [command("c1", 1, Pending), command("c2", 2, Queued)];
         assert_eq!(next_against(&committed), None);
         assert_eq!(next_against(&[command("c1", 1, Cancelled)]), None);
+    }
+
+    #[test]
+    fn a_prompt_taker_gets_the_oldest_prompt_and_leaves_other_commands() {
+        use InteractionStatus::*;
+        let committed = [
+            command("run-1", 1, Queued),
+            prompt("say-2", 2),
+            prompt("say-3", 3),
+        ];
+        assert_eq!(
+            next_taking(&committed, CommandFilter::Prompts).as_deref(),
+            Some("say-2")
+        );
+        assert_eq!(
+            next_taking(&committed, CommandFilter::Any).as_deref(),
+            Some("run-1"),
+            "an executor still takes them in order"
+        );
+        let blank = {
+            let mut c = command("blank", 1, Queued);
+            c.payload =
+                crate::domain::json::JsonText::from_value(&serde_json::json!({"prompt": ""}));
+            c
+        };
+        assert_eq!(
+            next_taking(
+                &[command("run-1", 1, Queued), blank],
+                CommandFilter::Prompts
+            ),
+            None
+        );
+        // One command at a time per session, prompts included.
+        let busy = [command("run-1", 1, Pending), prompt("say-2", 2)];
+        assert_eq!(next_taking(&busy, CommandFilter::Prompts), None);
     }
 }
