@@ -9,6 +9,7 @@ mod client;
 mod decision;
 mod input;
 mod install;
+mod key_order;
 mod state;
 
 use std::ffi::OsString;
@@ -769,6 +770,7 @@ fn rewrite_settings(
     };
     // A link is followed: the file it names is changed, and the link stays a link.
     let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut order = key_order::KeyOrder::default();
     let (existing, mode) = match std::fs::metadata(&target) {
         Ok(meta) if meta.permissions().readonly() => {
             return fail("the file is read-only; nothing was changed".into())
@@ -776,7 +778,10 @@ fn rewrite_settings(
         Ok(meta) => match std::fs::read_to_string(&target) {
             Ok(text) if text.trim().is_empty() => (json!({}), meta.permissions().mode() & 0o7777),
             Ok(text) => match serde_json::from_str(&text) {
-                Ok(value) => (value, meta.permissions().mode() & 0o7777),
+                Ok(value) => {
+                    order = key_order::KeyOrder::of(&text);
+                    (value, meta.permissions().mode() & 0o7777)
+                }
                 Err(e) => return fail(format!("not JSON: {e}")),
             },
             Err(e) => return fail(format!("reading: {e}")),
@@ -788,7 +793,8 @@ fn rewrite_settings(
         Ok(changed) => changed,
         Err(why) => return fail(why),
     };
-    let text = serde_json::to_string_pretty(&changed).unwrap_or_default() + "\n";
+    // The user's key order is kept; our entries come after theirs.
+    let text = order.pretty(&changed) + "\n";
     if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
         let _ = std::fs::create_dir_all(parent);
     }

@@ -943,7 +943,26 @@ async fn install_keeps_the_file_and_uninstall_takes_out_only_ours() {
     let real = dir.join("shared/settings.json");
     std::fs::create_dir_all(real.parent().unwrap()).unwrap();
     std::fs::create_dir_all(dir.join(".claude")).unwrap();
-    let original = r#"{"env": {"KEY": "secret"}, "hooks": {"Stop": [{"hooks": [{"type": "command", "command": "notify.sh"}]}]}}"#;
+    // Written by a person: keys in their order, not sorted.
+    let original = r#"{
+  "model": "opus",
+  "hooks": {
+    "Stop": [
+      {
+        "hooks": [
+          {
+            "type": "command",
+            "command": "notify.sh"
+          }
+        ]
+      }
+    ]
+  },
+  "env": {
+    "KEY": "secret"
+  }
+}
+"#;
     std::fs::write(&real, original).unwrap();
     std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o600)).unwrap();
     let link = dir.join(".claude/settings.json");
@@ -980,6 +999,11 @@ async fn install_keeps_the_file_and_uninstall_takes_out_only_ours() {
 
     let run = hook("uninstall").await;
     assert_eq!(run.code, Some(0), "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(&real).unwrap(),
+        original,
+        "install and uninstall leave the file as the user wrote it, key order included"
+    );
     let uninstalled: Value =
         serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
     assert_eq!(
