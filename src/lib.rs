@@ -4,6 +4,7 @@
 //! after the commit. [`start`] builds the whole service; `main` and the tests both use it.
 
 pub mod actors;
+pub mod claude_code;
 pub mod config;
 pub mod dashboard;
 pub mod domain;

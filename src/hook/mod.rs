@@ -6,8 +6,6 @@
 //! in the form Claude Code reads. It uses only the public HTTP API.
 
 mod client;
-mod decision;
-mod input;
 mod install;
 mod key_order;
 mod state;
@@ -22,9 +20,11 @@ use actix_web::http::Method;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
-use client::{Reply, Server};
-use decision::{fall_back, hook_output, verdict_of, Fallback, Verdict};
-use input::HookInput;
+use crate::claude_code::decision::{fall_back, hook_output, Fallback};
+use crate::claude_code::flow::{self, Waiting};
+use crate::claude_code::gates::Gates;
+use crate::claude_code::input::HookInput;
+use client::{HookOrchestrator, Reply, Server};
 use state::StateDir;
 
 /// How long an observe-only hook may take in all, retries included: it must never slow the
@@ -36,10 +36,6 @@ const SESSION_END_BUDGET: Duration = Duration::from_millis(1000);
 const FLUSH_BUDGET: Duration = Duration::from_secs(60);
 /// The largest hook input read from stdin.
 const MAX_INPUT_BYTES: u64 = 16 << 20;
-/// How much later than the hook's own wait the approval's deadline on the server is.
-const APPROVAL_GRACE_MS: u64 = 5000;
-/// The server's longest interaction wait.
-const MAX_WAIT_MS: u64 = 60_000;
 
 /// Sends Claude Code hook events to the orchestrator (reads one hook input on stdin).
 #[derive(Debug, Parser)]
@@ -98,42 +94,6 @@ enum HookSubcommand {
         #[arg(long)]
         settings: PathBuf,
     },
-}
-
-/// Which tool uses a person is asked about, and at which hook.
-#[derive(Default)]
-struct Gates {
-    /// `--approve`: at PermissionRequest, when Claude Code would ask the user.
-    on_prompt: Option<regex_lite::Regex>,
-    /// `--require-approval`: at PreToolUse, before every use (and at the PermissionRequest
-    /// that may follow, which joins the same approval).
-    always: Option<regex_lite::Regex>,
-}
-
-impl Gates {
-    /// Whether this event of this tool waits for a person's decision.
-    fn gate(&self, event: &str, tool: Option<&str>) -> bool {
-        let matches = |regex: &Option<regex_lite::Regex>| {
-            regex
-                .as_ref()
-                .zip(tool)
-                .is_some_and(|(r, tool)| r.is_match(tool))
-        };
-        match event {
-            "PreToolUse" => matches(&self.always),
-            "PermissionRequest" => matches(&self.on_prompt) || matches(&self.always),
-            _ => false,
-        }
-    }
-
-    /// Whether this event waits for a decision for some tool.
-    fn may_gate(&self, event: &str) -> bool {
-        match event {
-            "PreToolUse" => self.always.is_some(),
-            "PermissionRequest" => self.on_prompt.is_some() || self.always.is_some(),
-            _ => false,
-        }
-    }
 }
 
 /// The settings that could be read from `args` when they do not all parse: the argument
@@ -199,18 +159,11 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
         Err(e) => (best_effort_settings(&args), vec![e.to_string()]),
     };
-    let mut regex =
-        |flag: &str, pattern: Option<&str>| match pattern.map(regex_lite::Regex::new).transpose() {
-            Ok(regex) => regex,
-            Err(e) => {
-                problems.push(format!("{flag} is not a valid regex: {e}"));
-                None
-            }
-        };
-    let gates = Gates {
-        on_prompt: regex("--approve", cli.approve.as_deref()),
-        always: regex("--require-approval", cli.require_approval.as_deref()),
-    };
+    let gates = Gates::parse(cli.approve.as_deref(), cli.require_approval.as_deref())
+        .unwrap_or_else(|e| {
+            problems.push(e);
+            Gates::default()
+        });
     if cli.approval_timeout == 0 || cli.approval_timeout > 86_400 {
         problems.push("--approval-timeout must be from 1 to 86400 seconds".into());
         cli.approval_timeout = 300;
@@ -274,15 +227,24 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
                 if let Err(lost) = record(state.as_ref(), &server, &input).await {
                     problems.push(lost);
                 }
+                let orchestrator = HookOrchestrator {
+                    server: &server,
+                    state: state.as_ref(),
+                };
                 if wants_approval {
-                    let verdict = ask_for_approval(&cli, &server, state.as_ref(), &input).await;
+                    let waiting = Waiting {
+                        timeout: Duration::from_secs(cli.approval_timeout),
+                        fallback: cli.on_timeout,
+                    };
+                    let verdict = flow::decide(&orchestrator, waiting, &input).await;
                     let suggestions = input.permission_suggestions();
                     if let Some(output) = hook_output(&input.event_name, &verdict, suggestions) {
                         println!("{output}");
                     }
                 }
                 if input.event_name == "Stop" {
-                    if let Some(prompt) = take_next_prompt(&server, &input).await {
+                    let via = "orchestrator hook";
+                    if let Some(prompt) = flow::next_instruction(&orchestrator, &input, via).await {
                         println!("{}", json!({"decision": "block", "reason": prompt}));
                     }
                 }
@@ -478,226 +440,6 @@ async fn deliver(
         }
     }
     Ok(())
-}
-
-/// How long after its PreToolUse a PermissionRequest joins that hook's approval: Claude Code
-/// checks permissions right after PreToolUse answers.
-const JOIN_WINDOW: Duration = Duration::from_secs(30);
-
-/// The decision about this tool use: a PermissionRequest that follows a gated PreToolUse of
-/// the same tool use gets that approval's decision (or its lack of one); otherwise an approval
-/// is opened and waited for. A PreToolUse records its approval for the PermissionRequest.
-async fn ask_for_approval(
-    cli: &HookCli,
-    server: &Server,
-    state: Option<&StateDir>,
-    input: &HookInput,
-) -> Verdict {
-    let session = input.session_id.as_str();
-    let key = input.tool_use_key().unwrap_or_default();
-    if input.event_name == "PermissionRequest" {
-        if let Some(id) = state.and_then(|s| s.take_approval(session, &key, JOIN_WINDOW)) {
-            return await_decision(cli, server, input, &id, None).await;
-        }
-    }
-    let verdict = open_approval(cli, server, input).await;
-    if let (Some(state), Some(id)) = (state, verdict.1.as_deref()) {
-        if input.event_name == "PreToolUse" && !matches!(verdict.0, Verdict::Deny(_)) {
-            if let Err(e) = state.remember_approval(session, &key, id) {
-                eprintln!(
-                    "orchestrator hook: cannot record the approval for its PermissionRequest: {e}"
-                );
-            }
-        }
-    }
-    verdict.0
-}
-
-/// Opens the approval of this tool use and waits for its decision; with the approval's id
-/// when it was opened.
-async fn open_approval(
-    cli: &HookCli,
-    server: &Server,
-    input: &HookInput,
-) -> (Verdict, Option<String>) {
-    let fallback = cli.on_timeout;
-    let session = input.session_id.as_str();
-    // The server's deadline is a little later than the hook's: at its own deadline the hook
-    // cancels the approval, and that cancel, ordered against any decision by the session,
-    // says which came first. If the hook is killed, the server's deadline closes it.
-    let approval = input.approval(cli.approval_timeout * 1000 + APPROVAL_GRACE_MS);
-    let id = approval["interaction_id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let base = format!("/v1/sessions/{session}");
-    let request_deadline = || Instant::now() + Duration::from_secs(5);
-    // The session exists once the event is delivered; if it was spooled instead, create it.
-    let interactions = format!("{base}/interactions");
-    let create = || {
-        server.request(
-            Method::POST,
-            &interactions,
-            Some(&approval),
-            request_deadline(),
-        )
-    };
-    let created = match create().await {
-        Reply::Answered(404, _) => {
-            let _ = server
-                .request(Method::PUT, &base, Some(&json!({})), request_deadline())
-                .await;
-            create().await
-        }
-        other => other,
-    };
-    match created {
-        Reply::Answered(200 | 201, body) => {
-            let verdict = await_decision(cli, server, input, &id, Some(body)).await;
-            (verdict, Some(id))
-        }
-        Reply::Answered(status, body) => (refused(fallback, status, &body), None),
-        Reply::Unavailable(why) => {
-            eprintln!("orchestrator hook: the orchestrator is unreachable: {why}");
-            (fall_back(fallback, "the orchestrator is unreachable"), None)
-        }
-    }
-}
-
-/// Waits for approval `id` to be decided (`interaction`: its state when known), at most the
-/// approval timeout. Without a decision in time the approval is cancelled, which settles a
-/// decision racing the timeout: whatever the server completed first is the answer.
-async fn await_decision(
-    cli: &HookCli,
-    server: &Server,
-    input: &HookInput,
-    id: &str,
-    interaction: Option<Value>,
-) -> Verdict {
-    let fallback = cli.on_timeout;
-    let deadline = Instant::now() + Duration::from_secs(cli.approval_timeout);
-    let base = format!(
-        "/v1/sessions/{}/interactions/{id}",
-        input.session_id.as_str()
-    );
-    let mut interaction = match interaction {
-        Some(known) => known,
-        None => match server
-            .request(
-                Method::GET,
-                &base,
-                None,
-                Instant::now() + Duration::from_secs(5),
-            )
-            .await
-        {
-            Reply::Answered(200, body) => body,
-            Reply::Answered(status, body) => return refused(fallback, status, &body),
-            Reply::Unavailable(why) => {
-                eprintln!("orchestrator hook: the orchestrator is unreachable: {why}");
-                return fall_back(fallback, "the orchestrator is unreachable");
-            }
-        },
-    };
-    loop {
-        if let Some(verdict) = verdict_of(&interaction, fallback) {
-            return verdict;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
-        }
-        let wait_ms = (left.as_millis() as u64).clamp(1, MAX_WAIT_MS);
-        match server
-            .request(
-                Method::GET,
-                &format!("{base}/wait?timeout_ms={wait_ms}"),
-                None,
-                Instant::now() + Duration::from_millis(wait_ms) + Duration::from_secs(5),
-            )
-            .await
-        {
-            Reply::Answered(200, body) => interaction = body,
-            // The server restarted or is briefly unavailable: keep waiting for the decision.
-            Reply::Answered(..) | Reply::Unavailable(_) => {
-                actix_rt::time::sleep(Duration::from_millis(500).min(left)).await;
-            }
-        }
-    }
-    match server
-        .request(
-            Method::POST,
-            &format!("{base}/cancel"),
-            None,
-            Instant::now() + Duration::from_secs(3),
-        )
-        .await
-    {
-        Reply::Answered(409, body) => verdict_of(&body["interaction"], fallback)
-            .unwrap_or_else(|| fall_back(fallback, "no decision in time")),
-        _ => fall_back(
-            fallback,
-            &format!("no decision within {} s", cli.approval_timeout),
-        ),
-    }
-}
-
-/// Steering: the next instruction a person queued for this session (a command whose payload
-/// has a `prompt`), taken at Stop so that the agent carries on with it instead of stopping.
-/// The server hands each command out once, so of parallel hooks one delivers it; the command
-/// is completed at once with where it went. A hand-out whose answer is lost on the way is not
-/// delivered: the command stays pending until its deadline (at most once, never twice).
-async fn take_next_prompt(server: &Server, input: &HookInput) -> Option<String> {
-    let session = input.session_id.as_str();
-    let deadline = Instant::now() + OBSERVE_BUDGET;
-    let next = format!("/v1/sessions/{session}/commands/next?with_prompt=true");
-    let command = match server.request(Method::POST, &next, None, deadline).await {
-        Reply::Answered(200, command) => command,
-        Reply::Answered(204 | 404, _) => return None,
-        Reply::Answered(status, body) => {
-            eprintln!(
-                "orchestrator hook: the next instruction could not be taken: {status} {}",
-                body["detail"].as_str().unwrap_or("")
-            );
-            return None;
-        }
-        Reply::Unavailable(why) => {
-            eprintln!("orchestrator hook: the next instruction could not be taken: {why}");
-            return None;
-        }
-    };
-    let prompt = command["payload"]["prompt"].as_str()?.to_owned();
-    let id = command["interaction_id"].as_str().unwrap_or_default();
-    let delivered = json!({"status": "ok", "output": {
-        "delivered_at": crate::domain::time::format_millis(crate::domain::time::now_millis()),
-        "delivered_by": "Stop hook",
-        "agent": "claude-code",
-    }});
-    let result = format!("/v1/sessions/{session}/interactions/{id}/result");
-    let deadline = Instant::now() + Duration::from_secs(3);
-    match server
-        .request(Method::POST, &result, Some(&delivered), deadline)
-        .await
-    {
-        Reply::Answered(200, _) => {}
-        Reply::Answered(status, _) => {
-            eprintln!(
-                "orchestrator hook: instruction {id} delivered; recording that answered {status}"
-            )
-        }
-        Reply::Unavailable(why) => {
-            eprintln!("orchestrator hook: instruction {id} delivered; recording that failed: {why}")
-        }
-    }
-    Some(prompt)
-}
-
-fn refused(fallback: Fallback, status: u16, body: &Value) -> Verdict {
-    eprintln!(
-        "orchestrator hook: the approval could not be opened: {status} {}",
-        body["detail"].as_str().unwrap_or("")
-    );
-    fall_back(fallback, "the approval could not be opened")
 }
 
 /// `hook install`: prints the hooks block, or merges it into `settings`.
