@@ -210,6 +210,25 @@ impl From<BodyError> for ApiError {
     }
 }
 
+/// A body that is not a Claude Code hook input: 400 when it is not a JSON object, 422 when a
+/// field it needs is missing or unusable.
+impl From<crate::claude_code::input::InputError> for ApiError {
+    fn from(e: crate::claude_code::input::InputError) -> Self {
+        use crate::claude_code::input::InputError;
+        match e {
+            InputError::NotJson(_) => Self::BadRequest(e.to_string()),
+            InputError::Missing(field) => Self::Validation(ValidationError::field(
+                field,
+                "is required (a non-empty string)",
+            )),
+            InputError::BadEventName(_) => Self::Validation(ValidationError::field(
+                "hook_event_name",
+                "must be 1-64 chars of A-Z a-z 0-9 . _ : -",
+            )),
+        }
+    }
+}
+
 impl From<SessionError> for ApiError {
     fn from(e: SessionError) -> Self {
         match e {

@@ -184,6 +184,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             config.scope_limits.clone(),
             config.api_keys.scopes(),
         ),
+        claude_code_joins: Default::default(),
     });
 
     let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);

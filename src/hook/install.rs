@@ -57,6 +57,16 @@ pub struct HookCommand {
     pub approval_timeout_secs: Option<u64>,
     /// PreToolUse waits for approvals too (`--require-approval`), not only PermissionRequest.
     pub gates_pre_tool_use: bool,
+    /// `--transport http`: Claude Code posts each hook's input to the server itself, and no
+    /// command runs.
+    pub http: Option<HttpTarget>,
+}
+
+/// Where Claude Code's HTTP hooks post, and whether they send the API key (read from
+/// `ORCH_API_KEY` in Claude Code's environment, never written into the settings).
+pub struct HttpTarget {
+    pub url: String,
+    pub with_key: bool,
 }
 
 impl HookCommand {
@@ -80,11 +90,19 @@ impl HookCommand {
                 Some(secs) if waits => secs + APPROVAL_MARGIN_SECS,
                 _ => OBSERVE_TIMEOUT_SECS,
             };
-            let mut entry = json!({"hooks": [{
-                "type": "command",
-                "command": self.line(),
-                "timeout": timeout,
-            }]});
+            let handler = match &self.http {
+                None => json!({"type": "command", "command": self.line(), "timeout": timeout}),
+                Some(target) => {
+                    let mut handler =
+                        json!({"type": "http", "url": target.url, "timeout": timeout});
+                    if target.with_key {
+                        handler["headers"] = json!({"Authorization": "Bearer $ORCH_API_KEY"});
+                        handler["allowedEnvVars"] = json!(["ORCH_API_KEY"]);
+                    }
+                    handler
+                }
+            };
+            let mut entry = json!({ "hooks": [handler] });
             if tool_event {
                 entry["matcher"] = json!("*");
             }
@@ -119,9 +137,22 @@ impl HookCommand {
     }
 }
 
+/// Whether a hook handler is ours: a command that runs `orchestrator hook`, or an HTTP hook
+/// that posts to an orchestrator's Claude Code route.
+fn is_ours(handler: &Value) -> bool {
+    match handler["type"].as_str() {
+        Some("http") => handler["url"]
+            .as_str()
+            .is_some_and(|url| url.contains("/v1/hooks/claude-code")),
+        _ => handler["command"]
+            .as_str()
+            .is_some_and(runs_orchestrator_hook),
+    }
+}
+
 /// Whether a hook command runs `orchestrator hook`: its first word is a path to a program
 /// named `orchestrator` (quoted or not) and its second is `hook`.
-fn is_ours(command: &str) -> bool {
+fn runs_orchestrator_hook(command: &str) -> bool {
     let command = command.trim_start();
     let (program, rest) = match command.strip_prefix('\'') {
         Some(quoted) => match quoted.split_once('\'') {
@@ -155,7 +186,7 @@ pub fn remove_ours(mut settings: Value) -> Result<Value, String> {
         let before = groups.len();
         for group in groups.iter_mut() {
             if let Some(list) = group.get_mut("hooks").and_then(Value::as_array_mut) {
-                list.retain(|h| !h["command"].as_str().is_some_and(is_ours));
+                list.retain(|h| !is_ours(h));
             }
         }
         groups.retain(|group| {
@@ -204,6 +235,7 @@ mod tests {
             },
             approval_timeout_secs: approve.then_some(300),
             gates_pre_tool_use: false,
+            http: None,
         }
     }
 
@@ -328,7 +360,7 @@ mod tests {
             "'/opt/orch bin/orchestrator' hook --approve x",
             "orchestrator hook --url http://h:1",
         ] {
-            assert!(is_ours(ours), "{ours}");
+            assert!(runs_orchestrator_hook(ours), "{ours}");
         }
         for theirs in [
             "notify.sh",
@@ -337,7 +369,39 @@ mod tests {
             "echo orchestrator hook",
             "'/x/orchestrator",
         ] {
-            assert!(!is_ours(theirs), "{theirs}");
+            assert!(!runs_orchestrator_hook(theirs), "{theirs}");
         }
+    }
+
+    #[test]
+    fn the_http_transport_writes_http_hooks_that_uninstall_recognises() {
+        let http = HookCommand {
+            http: Some(HttpTarget {
+                url: "http://orch.internal:8080/v1/hooks/claude-code?approve=%5EBash%24".into(),
+                with_key: true,
+            }),
+            ..command(true)
+        };
+        let block = http.hooks_block();
+        let handler = &block["PermissionRequest"][0]["hooks"][0];
+        assert_eq!(handler["type"], "http");
+        assert_eq!(
+            handler["url"],
+            "http://orch.internal:8080/v1/hooks/claude-code?approve=%5EBash%24"
+        );
+        assert_eq!(handler["headers"]["Authorization"], "Bearer $ORCH_API_KEY");
+        assert_eq!(handler["allowedEnvVars"], json!(["ORCH_API_KEY"]));
+        assert!(handler["timeout"].as_u64().unwrap() > 300);
+        assert!(handler.get("command").is_none());
+        // A command install replaces an http one, and uninstall takes either out.
+        let settings = http.merge_into(json!({"model": "opus"})).unwrap();
+        let replaced = command(false).merge_into(settings.clone()).unwrap();
+        assert_eq!(
+            replaced,
+            command(false).merge_into(json!({"model": "opus"})).unwrap()
+        );
+        assert_eq!(remove_ours(settings).unwrap(), json!({"model": "opus"}));
+        let theirs = json!({"type": "http", "url": "https://example.com/hook"});
+        assert!(!is_ours(&theirs));
     }
 }

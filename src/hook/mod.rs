@@ -78,6 +78,13 @@ struct HookCli {
     on_timeout: Fallback,
 }
 
+/// How Claude Code reaches the orchestrator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Transport {
+    Command,
+    Http,
+}
+
 #[derive(Debug, Subcommand)]
 enum HookSubcommand {
     /// Deliver every spooled event now, in sequence order
@@ -87,6 +94,11 @@ enum HookSubcommand {
         /// The settings.json to merge into (e.g. .claude/settings.json); printed when absent
         #[arg(long)]
         settings: Option<PathBuf>,
+        /// `command`: Claude Code runs this binary for each hook (spooled while the server is
+        /// down, numbered in start order); `http`: Claude Code posts each hook's input to the
+        /// server's /v1/hooks/claude-code itself (nothing to install on the machine)
+        #[arg(long, value_enum, default_value = "command")]
+        transport: Transport,
     },
     /// Take this command's hooks out of a settings file, leaving every other hook
     Uninstall {
@@ -192,7 +204,10 @@ pub fn main(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let no_state = "there is no state directory for the spool: HOME and XDG_STATE_HOME are \
                     unset (set ORCH_HOOK_STATE_DIR or --state-dir)";
     match &cli.command {
-        Some(HookSubcommand::Install { settings }) => install(&cli, settings.as_deref()),
+        Some(HookSubcommand::Install {
+            settings,
+            transport,
+        }) => install(&cli, settings.as_deref(), *transport),
         Some(HookSubcommand::Uninstall { settings }) => {
             rewrite_settings(settings, "uninstalled from", install::remove_ours)
         }
@@ -443,7 +458,7 @@ async fn deliver(
 }
 
 /// `hook install`: prints the hooks block, or merges it into `settings`.
-fn install(cli: &HookCli, settings: Option<&std::path::Path>) -> ExitCode {
+fn install(cli: &HookCli, settings: Option<&std::path::Path>, transport: Transport) -> ExitCode {
     let program = std::env::current_exe()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|_| "orchestrator".into());
@@ -477,11 +492,16 @@ fn install(cli: &HookCli, settings: Option<&std::path::Path>) -> ExitCode {
              the rules say)."
         );
     }
+    let http = (transport == Transport::Http).then(|| install::HttpTarget {
+        url: http_hook_url(cli),
+        with_key: cli.api_key.is_some(),
+    });
     let command = install::HookCommand {
         program,
         args,
         approval_timeout_secs: gated.then_some(cli.approval_timeout),
         gates_pre_tool_use: cli.require_approval.is_some(),
+        http,
     };
     let Some(path) = settings else {
         println!(
@@ -494,6 +514,30 @@ fn install(cli: &HookCli, settings: Option<&std::path::Path>) -> ExitCode {
     rewrite_settings(path, "installed in", |settings| {
         command.merge_into(settings)
     })
+}
+
+/// The URL of the server's route for Claude Code's HTTP hooks, with the gates as its query.
+fn http_hook_url(cli: &HookCli) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(approve) = &cli.approve {
+        query.append_pair("approve", approve);
+    }
+    if let Some(required) = &cli.require_approval {
+        query.append_pair("require_approval", required);
+    }
+    if cli.approve.is_some() || cli.require_approval.is_some() {
+        query.append_pair("approval_timeout", &cli.approval_timeout.to_string());
+        if cli.on_timeout == Fallback::Deny {
+            query.append_pair("on_timeout", "deny");
+        }
+    }
+    let query = query.finish();
+    let url = format!("{}/v1/hooks/claude-code", cli.url.trim_end_matches('/'));
+    if query.is_empty() {
+        url
+    } else {
+        format!("{url}?{query}")
+    }
 }
 
 /// Reads a Claude Code settings file, changes it with `change`, and writes it back in place:

@@ -223,7 +223,9 @@ fn kind_of(path: &str, query: &str) -> Kind {
     }
     let waits_for_news = form_urlencoded::parse(query.as_bytes())
         .any(|(name, value)| name == "wait_ms" && !value.trim_start_matches('0').is_empty());
-    if path == "/v1/stream" || path.ends_with("/wait") || waits_for_news {
+    // Claude Code's HTTP hook may hold its answer until a person decides.
+    let holds = path == "/v1/hooks/claude-code";
+    if path == "/v1/stream" || path.ends_with("/wait") || waits_for_news || holds {
         Kind::Wait
     } else {
         Kind::Short

@@ -442,7 +442,7 @@ pub async fn cancel(
 }
 
 /// Reads one interaction, or the right 404.
-async fn find_interaction(
+pub(crate) async fn find_interaction(
     state: &AppState,
     key: &SessionKey,
     id: &InteractionId,
@@ -497,6 +497,18 @@ pub async fn wait(
     let (key, id) = path_keys(&scope, &path)?;
     let timeout = wait_duration(query.timeout_ms, 30_000, "timeout_ms")?;
     let sid = key.session_id.to_string();
+    let interaction = wait_for_interaction(&state, key, id, timeout).await?;
+    Ok(HttpResponse::Ok().json(InteractionDto::new(&sid, &interaction)))
+}
+
+/// The interaction once it is no longer queued or pending, or as it is at `timeout` (or when
+/// the server stops).
+pub(crate) async fn wait_for_interaction(
+    state: &AppState,
+    key: SessionKey,
+    id: InteractionId,
+    timeout: Duration,
+) -> Result<Interaction, ApiError> {
     let waiting = state
         .sessions
         .ask(key.clone(), WaitForInteraction { id: id.clone() });
@@ -505,13 +517,12 @@ pub async fn wait(
         finished = actix_rt::time::timeout(timeout, waiting) => finished.ok(),
         () = stopping.stopping() => None,
     };
-    let interaction = match finished {
-        Some(done) => done?,
-        // Still open at the timeout or the server's stop: answer with its current state
-        // (dropping the wait releases the waiter).
-        None => find_interaction(&state, &key, &id).await?,
-    };
-    Ok(HttpResponse::Ok().json(InteractionDto::new(&sid, &interaction)))
+    match finished {
+        Some(done) => Ok(done?),
+        // Still open at the timeout or the server's stop: its current state (dropping the
+        // wait releases the waiter).
+        None => find_interaction(state, &key, &id).await,
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

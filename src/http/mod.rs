@@ -5,6 +5,7 @@
 
 pub(crate) mod admission;
 mod auth;
+pub(crate) mod claude_code;
 pub(crate) mod cross_site;
 mod docs;
 mod events;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub site_policy: cross_site::SitePolicy,
     /// Every scope's gate (see [`admission`]).
     pub admission: admission::Admission,
+    /// Approvals of PreToolUse for the PermissionRequest that follows (see [`claude_code`]).
+    pub claude_code_joins: claude_code::JoinRecords,
 }
 
 /// Registers every route, the extractor error handlers and the JSON 404/405 answers.
@@ -76,6 +79,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/v1/stream", "GET, HEAD").route(web::get().to(notifications::stream)))
     .service(resource("/v1/stream-tokens", "POST").route(web::post().to(auth::create_stream_token)))
+    .service(resource("/v1/hooks/claude-code", "POST").route(web::post().to(claude_code::hook)))
     .default_service(web::to(|req: HttpRequest| async move {
         Err::<HttpResponse, _>(ApiError::RouteNotFound(req.path().to_owned()))
     }));

@@ -195,6 +195,7 @@ pub struct RejectBody {
         notifications::latest,
         notifications::stream,
         auth::create_stream_token,
+        super::claude_code::hook,
     ),
     components(schemas(Problem, EventsBody, EventInput, EventBatch)),
     modifiers(&BearerAuth, &InteractionLinks)

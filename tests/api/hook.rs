@@ -40,6 +40,7 @@ both_backends!(
     approvals_fall_back_without_a_decision,
     racing_deciders_make_one_decision_printed_once,
     a_queued_prompt_is_delivered_at_stop_once,
+    the_http_hook_route_stores_decides_and_refuses_clearly,
 );
 
 /// A hook input from tests/fixtures/hooks, for session `session`.
@@ -1149,4 +1150,89 @@ async fn a_queued_prompt_is_delivered_at_stop_once(backend: Backend) {
     );
     let run = run_hook(&app.base_url, &state, &[], &stop).await;
     assert_eq!(run.stdout, "", "nothing more to say");
+}
+
+/// `POST /v1/hooks/claude-code`, where Claude Code's HTTP hooks post: the input is stored as
+/// the command hook stores it, a gated tool use waits for its decision and gets the same JSON,
+/// and what it cannot use is a problem answer (a non-blocking error to Claude Code), with the
+/// event still stored where the input could be read. (The real CLI drives it in
+/// tests/claude_code.)
+async fn the_http_hook_route_stores_decides_and_refuses_clearly(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let route = "/v1/hooks/claude-code";
+    let stop = fixture("Stop", "cc-http");
+    let r = app.post_raw(route, stop.as_bytes()).await;
+    assert_eq!((r.status, r.text.as_str()), (200, ""), "{}", r.text);
+    let events = app.get("/v1/sessions/cc-http/events").await;
+    assert_eq!(events.body["events"][0]["event_type"], "Stop");
+    assert_eq!(events.body["events"][0]["data"]["stop_hook_active"], false);
+
+    // A gated PermissionRequest waits for the decision.
+    let request = fixture("PermissionRequest", "cc-http");
+    let gated = format!("{route}?approve=%5EBash%24&approval_timeout=30");
+    let hook = app.post_raw(gated.clone(), request.as_bytes());
+    let decide = async {
+        let id = pending_approval(&app, "cc-http").await;
+        app.post(
+            format!("/v1/sessions/cc-http/interactions/{id}/reject"),
+            json!({"reason": "not on main"}),
+        )
+        .await
+    };
+    let (answer, rejected) = tokio::join!(hook, decide);
+    assert_eq!(rejected.status, 200);
+    assert_eq!(
+        answer.body,
+        json!({"hookSpecificOutput": {"hookEventName": "PermissionRequest",
+            "decision": {"behavior": "deny", "message": "not on main"}}})
+    );
+
+    // What the route cannot use.
+    for (query, body, status, code) in [
+        ("", "{not json".to_owned(), 400, "bad_request"),
+        (
+            "",
+            r#"{"hook_event_name":"Stop"}"#.to_owned(),
+            422,
+            "validation_failed",
+        ),
+        (
+            "?approve=(Bash",
+            fixture("Stop", "cc-http-bad"),
+            400,
+            "bad_request",
+        ),
+        (
+            "?approval_timeout=0",
+            fixture("Stop", "cc-http-bad"),
+            400,
+            "bad_request",
+        ),
+        (
+            "?on_timeout=allow",
+            fixture("Stop", "cc-http-bad"),
+            400,
+            "bad_request",
+        ),
+    ] {
+        let r = app
+            .post_raw(format!("{route}{query}"), body.as_bytes())
+            .await;
+        assert_eq!(
+            (r.status, r.body["code"].as_str()),
+            (status, Some(code)),
+            "{query} {body}: {}",
+            r.text
+        );
+    }
+    // Settings the route cannot use lose no event.
+    let stored = app.get("/v1/sessions/cc-http-bad/events").await;
+    assert_eq!(
+        stored.body["events"].as_array().unwrap().len(),
+        3,
+        "{}",
+        stored.text
+    );
 }

@@ -69,6 +69,7 @@ async fn the_served_document_matches_the_checked_in_copy() {
         ("/v1/notifications/latest", &["get"]),
         ("/v1/stream", &["get"]),
         ("/v1/stream-tokens", &["post"]),
+        ("/v1/hooks/claude-code", &["post"]),
     ] {
         for method in methods {
             assert!(
@@ -79,7 +80,7 @@ async fn the_served_document_matches_the_checked_in_copy() {
     }
     assert_eq!(
         paths.len(),
-        20,
+        21,
         "a documented path the test does not know: {:?}",
         paths.keys()
     );

@@ -58,8 +58,11 @@ class ClaudeCode:
         return subprocess.run([BINARY, "hook", *args], env=self.env(), input=stdin,
                               capture_output=True, text=True, timeout=120)
 
-    def install(self, url, *args):
-        done = self.hook("install", "--settings", str(self.settings), "--url", url, *args)
+    def install(self, url, *args, transport="command"):
+        """`hook install` into the project's settings; `transport="http"` makes Claude Code post
+        to the server itself."""
+        done = self.hook("install", "--settings", str(self.settings), "--url", url,
+                         "--transport", transport, *args)
         assert done.returncode == 0, done.stderr
         return done
 

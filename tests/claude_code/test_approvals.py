@@ -5,17 +5,25 @@ is ever replayed to another one."""
 import json
 import threading
 
+import pytest
+
 from conftest import Decider, approvals_of, events_of, wait_for
 from messages_standin import text, tool_use
+
+
+# Both ways Claude Code reaches the orchestrator: running `orchestrator hook`, or posting to
+# the server's /v1/hooks/claude-code itself.
+both_transports = pytest.mark.parametrize("transport", ["command", "http"])
 
 
 def bash(command):
     return tool_use("Bash", command=command, description="a step of the test")
 
 
-def test_an_approved_call_runs_and_the_session_ends(make_server, claude, standin):
+@both_transports
+def test_an_approved_call_runs_and_the_session_ends(make_server, claude, standin, transport):
     server = make_server()
-    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "30")
+    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "30", transport=transport)
     model = standin([bash("touch approved.txt"), text("made it")])
     decider = Decider(server, session_id := "a7e0c5b2-0000-4000-8000-000000000001",
                       [("resolve", {"reason": "fine"})])
@@ -30,7 +38,10 @@ def test_an_approved_call_runs_and_the_session_ends(make_server, claude, standin
     assert approval["payload"]["hook_event_name"] == "PermissionRequest"
     # Every hook event, stored in the order the hooks started, exactly as Claude Code sent it.
     names = [e["event_type"] for e in events_of(server, session_id)]
-    assert names[0] == "SessionStart" and names[-1] == "SessionEnd", names
+    # Claude Code (2.1.332) runs no HTTP hook at SessionStart: over HTTP the session begins
+    # with the prompt.
+    first = "SessionStart" if transport == "command" else "UserPromptSubmit"
+    assert names[0] == first and names[-1] == "SessionEnd", names
     for expected in ["UserPromptSubmit", "PreToolUse", "PermissionRequest", "PostToolUse", "Stop"]:
         assert expected in names, names
     # SessionEnd ended the session.
@@ -38,9 +49,10 @@ def test_an_approved_call_runs_and_the_session_ends(make_server, claude, standin
     assert (status, session["status"]) == (200, "ended"), session
 
 
-def test_a_rejection_and_its_reason_reach_the_model(make_server, claude, standin):
+@both_transports
+def test_a_rejection_and_its_reason_reach_the_model(make_server, claude, standin, transport):
     server = make_server()
-    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "30")
+    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "30", transport=transport)
     model = standin([bash("touch rejected.txt"), text("understood")])
     session_id = "a7e0c5b2-0000-4000-8000-000000000002"
     decider = Decider(server, session_id, [("reject", "not on the main branch")])
@@ -54,9 +66,10 @@ def test_a_rejection_and_its_reason_reach_the_model(make_server, claude, standin
     assert approval["outcome"] == "rejected"
 
 
-def test_no_decision_leaves_it_to_claude_code(make_server, claude, standin):
+@both_transports
+def test_no_decision_leaves_it_to_claude_code(make_server, claude, standin, transport):
     server = make_server()
-    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "2")
+    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "2", transport=transport)
     model = standin([bash("touch undecided.txt"), text("ok")])
     summary = claude.run("make a file", model)
     # Nobody decided: Claude Code's own flow goes on, which in a headless run denies.
@@ -66,12 +79,13 @@ def test_no_decision_leaves_it_to_claude_code(make_server, claude, standin):
     assert approval["status"] == "cancelled", approval
 
 
-def test_a_call_the_rules_allow_is_not_asked_about(make_server, claude, standin):
+@both_transports
+def test_a_call_the_rules_allow_is_not_asked_about(make_server, claude, standin, transport):
     server = make_server()
     settings = claude.read_settings()
     settings["permissions"]["allow"] = ["Bash(touch allowed.txt)"]
     claude.write_settings(settings)
-    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "30")
+    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "30", transport=transport)
     model = standin([bash("touch allowed.txt"), text("ok")])
     summary = claude.run("make a file", model)
     assert (claude.project / "allowed.txt").exists()
@@ -81,9 +95,10 @@ def test_a_call_the_rules_allow_is_not_asked_about(make_server, claude, standin)
     assert claude.read_settings()["permissions"]["allow"] == ["Bash(touch allowed.txt)"]
 
 
-def test_the_same_command_twice_is_asked_twice(make_server, claude, standin):
+@both_transports
+def test_the_same_command_twice_is_asked_twice(make_server, claude, standin, transport):
     server = make_server()
-    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "30")
+    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "30", transport=transport)
     model = standin([bash("touch twice.txt"), bash("touch twice.txt"), text("ok")])
     session_id = "a7e0c5b2-0000-4000-8000-000000000003"
     decider = Decider(server, session_id, [("resolve", {}), ("reject", "once is enough")])
@@ -97,9 +112,10 @@ def test_the_same_command_twice_is_asked_twice(make_server, claude, standin):
     assert results["toolu_01_0"][1] is True and "once is enough" in results["toolu_01_0"][0]
 
 
-def test_always_allow_stops_the_asking(make_server, claude, standin):
+@both_transports
+def test_always_allow_stops_the_asking(make_server, claude, standin, transport):
     server = make_server()
-    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "30")
+    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "30", transport=transport)
     model = standin([bash("git init first"), bash("git init second"), text("ok")])
     session_id = "a7e0c5b2-0000-4000-8000-000000000004"
     chosen = []
@@ -130,13 +146,14 @@ def test_always_allow_stops_the_asking(make_server, claude, standin):
     assert "Bash(git init *)" in local["permissions"]["allow"], local
 
 
-def test_the_policy_gate_asks_even_where_the_rules_allow_and_only_once(make_server, claude, standin):
+@both_transports
+def test_the_policy_gate_asks_even_where_the_rules_allow_and_only_once(make_server, claude, standin, transport):
     server = make_server()
     settings = claude.read_settings()
     settings["permissions"]["allow"] = ["Bash(touch policy-allowed.txt)"]
     settings["permissions"]["ask"] = ["Bash(touch policy-asked.txt)"]
     claude.write_settings(settings)
-    claude.install(server.base, "--require-approval", "^Bash$", "--approval-timeout", "30")
+    claude.install(server.base, "--require-approval", "^Bash$", "--approval-timeout", "30", transport=transport)
     model = standin([bash("touch policy-allowed.txt"), bash("touch policy-asked.txt"), text("ok")])
     session_id = "a7e0c5b2-0000-4000-8000-000000000005"
     decider = Decider(server, session_id, [("resolve", {}), ("resolve", {})])

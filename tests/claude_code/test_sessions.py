@@ -1,6 +1,8 @@
 """Whole Claude Code sessions recorded by the hook, with the real CLI: a broken hook setting
 blocks nothing, and a session run while the server is down reaches it later, complete and in
 order, by `hook flush`."""
+import pytest
+
 from conftest import approvals_of, events_of
 from messages_standin import text, tool_use
 
@@ -53,9 +55,10 @@ def test_a_session_while_the_server_is_down_arrives_by_flush(make_server, claude
     assert approvals_of(server, summary["session_id"]) == []
 
 
-def test_a_queued_instruction_reaches_the_agent_at_stop(make_server, claude, standin):
+@pytest.mark.parametrize("transport", ["command", "http"])
+def test_a_queued_instruction_reaches_the_agent_at_stop(make_server, claude, standin, transport):
     server = make_server()
-    claude.install(server.base)
+    claude.install(server.base, transport=transport)
     session_id = "5eed0000-0000-4000-8000-000000000001"
     assert server.call("PUT", f"/v1/sessions/{session_id}", {"metadata": {"repo": "acme"}})[0] == 201
     status, _ = server.call("POST", f"/v1/sessions/{session_id}/commands",
@@ -69,5 +72,6 @@ def test_a_queued_instruction_reaches_the_agent_at_stop(make_server, claude, sta
     status, command = server.call("GET", f"/v1/sessions/{session_id}/interactions/say-1")
     assert (command["status"], command["outcome"]) == ("completed", "ok"), command
     assert command["result"]["delivered_by"] == "Stop hook"
+    assert command["result"]["via"] == ("orchestrator hook" if transport == "command" else "http hook")
     stops = [e for e in events_of(server, session_id) if e["event_type"] == "Stop"]
     assert len(stops) == 2 and stops[1]["data"]["stop_hook_active"] is True, stops
