@@ -66,16 +66,21 @@ class ClaudeCode:
         assert done.returncode == 0, done.stderr
         return done
 
-    def run(self, prompt, standin, session_id=None, timeout=120):
-        """`claude -p PROMPT` against the stand-in: its JSON summary, with the session id."""
-        session_id = session_id or str(uuid.uuid4())
+    def run(self, prompt, standin, session_id=None, resume=None, timeout=120):
+        """`claude -p PROMPT` against the stand-in, in a new session (`session_id`, else a new
+        id) or resuming one (`resume`): its JSON summary, with the session id."""
+        if resume:
+            session_args = ["--resume", resume]
+        else:
+            session_id = session_id or str(uuid.uuid4())
+            session_args = ["--session-id", session_id]
         done = subprocess.run(
-            [CLAUDE, "-p", prompt, "--output-format", "json", "--session-id", session_id],
+            [CLAUDE, "-p", prompt, "--output-format", "json", *session_args],
             cwd=self.project, env=self.env(ANTHROPIC_BASE_URL=standin.url),
             capture_output=True, text=True, timeout=timeout)
         assert done.returncode == 0, f"claude exited {done.returncode}: {done.stdout}\n{done.stderr}"
         summary = json.loads(done.stdout)
-        summary["session_id"] = session_id
+        summary.setdefault("session_id", session_id)
         return summary
 
 

@@ -75,3 +75,22 @@ def test_a_queued_instruction_reaches_the_agent_at_stop(make_server, claude, sta
     assert command["result"]["via"] == ("orchestrator hook" if transport == "command" else "http hook")
     stops = [e for e in events_of(server, session_id) if e["event_type"] == "Stop"]
     assert len(stops) == 2 and stops[1]["data"]["stop_hook_active"] is True, stops
+
+
+def test_a_resumed_session_is_reopened_then_ended_again(make_server, claude, standin):
+    server = make_server()
+    claude.install(server.base)
+    model = standin([text("first"), text("second")])
+    summary = claude.run("start", model)
+    session_id = summary["session_id"]
+    assert server.call("GET", f"/v1/sessions/{session_id}")[1]["status"] == "ended"
+    resumed = claude.run("go on", model, resume=session_id)
+    assert resumed["session_id"] == session_id
+    sources = [e["data"].get("source") for e in events_of(server, session_id)
+               if e["event_type"] == "SessionStart"]
+    assert sources == ["startup", "resume"], sources
+    status, body = server.call("GET", f"/v1/notifications?session_id={session_id}")
+    assert status == 200, body
+    statuses = [n["status"] for n in body["notifications"]
+                if n["type"] in ("session.created", "session.updated") and "status" in n]
+    assert statuses == ["active", "ended", "active", "ended"], body["notifications"]
