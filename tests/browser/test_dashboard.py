@@ -34,8 +34,9 @@ def test_sessions_and_events_appear_live(make_server, tab):
     expect(page.locator("#timeline tbody tr")).to_have_count(1)
     page.get_by_label("Event type").select_option("")
     first = page.locator("#timeline tbody tr").first
-    first.get_by_text("data").click()
-    expect(first.locator("pre")).to_contain_text('"n": 0')
+    first.locator("summary.summary").click()
+    first.get_by_text("raw JSON").click()
+    expect(first.locator("details.raw pre")).to_contain_text('"n": 0')
 
 
 def test_the_timeline_is_in_seq_order_for_events_sent_out_of_order(make_server, tab):

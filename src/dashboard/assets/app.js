@@ -177,16 +177,21 @@ function noteInteraction(sid, interaction, isNew) {
 async function loadEvents(sid) {
   const timeline = state.timeline;
   for (;;) {
-    const after = timeline.events.size ? Math.max(...timeline.events.keys()) : 0;
+    // The highest seq held, kept as events arrive: spreading 200k keys into Math.max
+    // overflows the stack.
+    const after = timeline.lastSeq;
     const got = await api("GET", `/v1/sessions/${sid}/events?after_seq=${after}&limit=1000`);
     if (got.status !== 200) return;
-    for (const event of got.body.events) timeline.events.set(event.seq, event);
+    for (const event of got.body.events) {
+      timeline.events.set(event.seq, event);
+      timeline.lastSeq = Math.max(timeline.lastSeq, event.seq);
+    }
     if (got.body.events.length < 1000 && !got.body.truncated) return;
   }
 }
 
 async function loadTimeline(sid) {
-  state.timeline = { sid, events: new Map(), interactions: new Map(), type: "" };
+  state.timeline = { sid, events: new Map(), lastSeq: 0, interactions: new Map(), type: "" };
   await refreshSession(sid);
   await loadEvents(sid);
   await eachInteraction(sid, "", (i) => state.timeline.interactions.set(i.interaction_id, i));
@@ -209,6 +214,167 @@ async function decide(key, decision, reason) {
     noteInteraction(approval.session_id, interaction, false);
   }
   render();
+}
+
+// ---- what an event says ---------------------------------------------------------------------
+// Claude Code's hook events (and any client's) in one line, and expanded as their kind reads
+// best. Everything is text nodes: nothing from an event is ever parsed as HTML.
+
+const TOOL_EVENTS = new Set(["PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest", "PermissionDenied"]);
+
+function firstLine(text, max = 120) {
+  const line = String(text ?? "").split("\n").find((l) => l.trim()) ?? "";
+  return line.length > max ? `${line.slice(0, max - 1)}…` : line;
+}
+
+/// A path as the project sees it: relative to the session's working directory when inside it.
+function shortPath(path, cwd) {
+  if (typeof path !== "string") return "";
+  if (cwd && path === cwd) return ".";
+  if (cwd && path.startsWith(`${cwd}/`)) return path.slice(cwd.length + 1);
+  return path;
+}
+
+/// What a tool use is about: its command, file, pattern, address or description.
+function toolSubject(tool, input, cwd) {
+  if (!input || typeof input !== "object") return "";
+  switch (tool) {
+    case "Bash": return firstLine(input.command);
+    case "Read": case "Write": case "Edit": case "MultiEdit": case "NotebookEdit":
+      return shortPath(input.file_path ?? input.notebook_path, cwd);
+    case "Grep": return `${input.pattern ?? ""}${input.path ? ` in ${shortPath(input.path, cwd)}` : ""}`;
+    case "Glob": return String(input.pattern ?? "");
+    case "WebFetch": return String(input.url ?? "");
+    case "WebSearch": return String(input.query ?? "");
+    case "Task": case "Agent": return firstLine(input.description ?? input.prompt);
+    default: {
+      const text = Object.values(input).find((v) => typeof v === "string");
+      return firstLine(text ?? "");
+    }
+  }
+}
+
+/// One line saying what happened.
+function summarize(e) {
+  const d = e.data && typeof e.data === "object" ? e.data : {};
+  const tool = d.tool_name;
+  if (TOOL_EVENTS.has(e.event_type) && tool) {
+    const subject = toolSubject(tool, d.tool_input, d.cwd);
+    const line = subject ? `${tool}: ${subject}` : tool;
+    if (e.event_type === "PostToolUseFailure") return `${line} — failed: ${firstLine(d.error, 80)}`;
+    if (e.event_type === "PermissionDenied") return `${line} — denied`;
+    return line;
+  }
+  switch (e.event_type) {
+    case "UserPromptSubmit": return `“${firstLine(d.prompt, 100)}”`;
+    case "Notification": return firstLine(d.message);
+    case "Stop": case "SubagentStop": return d.last_assistant_message ? firstLine(d.last_assistant_message) : "stopped";
+    case "StopFailure": return `failed: ${firstLine(d.error ?? d.message)}`;
+    case "SessionStart": return [d.source, d.model].filter(Boolean).join(" · ");
+    case "SessionEnd": return d.reason ? `ended: ${d.reason}` : "ended";
+    case "PostToolBatch": {
+      const calls = Array.isArray(d.tool_calls) ? d.tool_calls : [];
+      return calls.map((c) => { const s = toolSubject(c.tool_name, c.tool_input, d.cwd); return s ? `${c.tool_name}: ${s}` : c.tool_name; }).join(", ");
+    }
+    case "MessageDisplay": return firstLine(d.delta);
+    case "SubagentStart": return [d.agent_type, d.agent_id].filter(Boolean).join(" ");
+    default: return firstLine(d.message ?? d.summary ?? d.status ?? d.reason ?? "");
+  }
+}
+
+function labelled(label, ...content) {
+  return el("div", { class: "field" }, el("span", { class: "label", text: label }), ...content);
+}
+
+function block(text, kind = "") {
+  return el("pre", { class: `block ${kind}`.trim(), text: String(text ?? "") });
+}
+
+/// Lines of a unified diff, each marked for its kind (added, removed, context).
+function diffView(lines) {
+  return el("pre", { class: "diff" }, ...lines.map((line) => {
+    const kind = line.startsWith("+") ? "added" : line.startsWith("-") ? "removed" : "context";
+    return el("span", { class: kind, text: `${line}\n` });
+  }));
+}
+
+/// The diff of an edit: Claude Code's structured patch when the result has one, else the
+/// replaced text against the new.
+function editDiff(input, response) {
+  const patch = response && Array.isArray(response.structuredPatch) ? response.structuredPatch : [];
+  if (patch.length) return patch.flatMap((hunk) => [`@@ -${hunk.oldStart},${hunk.oldLines} +${hunk.newStart},${hunk.newLines} @@`, ...hunk.lines]);
+  const edits = Array.isArray(input?.edits) ? input.edits : [input ?? {}];
+  return edits.flatMap((edit) => [
+    ...String(edit.old_string ?? "").split("\n").map((l) => `-${l}`),
+    ...String(edit.new_string ?? "").split("\n").map((l) => `+${l}`),
+  ]);
+}
+
+/// The expanded view of a tool use, as its kind reads best.
+function toolDetail(e) {
+  const d = e.data;
+  const input = d.tool_input ?? {};
+  const response = d.tool_response;
+  const parts = [];
+  switch (d.tool_name) {
+    case "Bash":
+      parts.push(labelled("command", block(input.command, "command")));
+      if (input.description) parts.push(labelled("description", el("span", { text: input.description })));
+      if (response && typeof response === "object") {
+        if (response.stdout) parts.push(labelled("output", block(response.stdout)));
+        if (response.stderr) parts.push(labelled("errors", block(response.stderr)));
+        parts.push(labelled("exit", el("span", { class: "exit ok", text: response.interrupted ? "interrupted" : "0" })));
+      }
+      if (e.event_type === "PostToolUseFailure") {
+        const code = /Exit code (\d+)/.exec(String(d.error ?? ""));
+        parts.push(labelled("exit", el("span", { class: "exit failed", text: code ? code[1] : "failed" })));
+        parts.push(labelled("output", block(d.error)));
+      }
+      break;
+    case "Edit": case "MultiEdit":
+      parts.push(labelled("file", el("span", { text: input.file_path ?? "" })));
+      parts.push(labelled("diff", diffView(editDiff(input, response))));
+      break;
+    case "Write":
+      parts.push(labelled("file", el("span", { text: input.file_path ?? "" })));
+      parts.push(labelled("content", block(input.content)));
+      break;
+    case "Read": {
+      parts.push(labelled("file", el("span", { text: input.file_path ?? "" })));
+      const file = response?.file;
+      if (file) parts.push(labelled("read", el("span", { text: `${file.numLines} of ${file.totalLines} lines` })));
+      break;
+    }
+    case "Grep": case "Glob":
+      parts.push(labelled("pattern", el("code", { text: input.pattern ?? "" })));
+      if (input.path) parts.push(labelled("in", el("span", { text: input.path })));
+      if (response !== undefined) {
+        const found = typeof response === "string" ? firstLine(response, 200)
+          : response?.numFiles !== undefined ? `${response.numFiles} files` : JSON.stringify(response);
+        parts.push(labelled("result", el("span", { text: found })));
+      }
+      break;
+    default:
+      return [];
+  }
+  if (e.event_type === "PostToolUseFailure" && d.tool_name !== "Bash") parts.push(labelled("error", block(d.error)));
+  return parts;
+}
+
+/// The expanded view of an event: its kind's rendering, then the raw JSON with a copy button.
+function eventDetail(e) {
+  const d = e.data && typeof e.data === "object" ? e.data : {};
+  const parts = TOOL_EVENTS.has(e.event_type) && d.tool_name ? toolDetail(e) : [];
+  if (e.event_type === "UserPromptSubmit" && d.prompt) parts.push(labelled("prompt", block(d.prompt)));
+  if ((e.event_type === "Stop" || e.event_type === "SubagentStop") && d.last_assistant_message) parts.push(labelled("reply", block(d.last_assistant_message)));
+  if (e.event_type === "Notification" && d.message) parts.push(labelled(d.notification_type ?? "message", block(d.message)));
+  const raw = JSON.stringify(e.data, null, 2);
+  const copy = el("button", { type: "button", class: "copy", text: "Copy", onclick: async (click) => {
+    await navigator.clipboard?.writeText(raw).catch(() => {});
+    click.target.textContent = "Copied";
+  } });
+  parts.push(el("details", { class: "raw" }, el("summary", { text: "raw JSON" }), copy, el("pre", { text: raw })));
+  return parts;
 }
 
 // ---- views ----------------------------------------------------------------------------------
@@ -263,13 +429,13 @@ function timelineView() {
   const events = [...t.events.values()]
     .filter((e) => !t.type || e.event_type === t.type)
     .sort((a, b) => a.seq - b.seq)
-    .map((e) => el("tr", { "data-seq": String(e.seq), "data-sequence": e.sequence ?? "" },
+    .map((e) => el("tr", { "data-seq": String(e.seq), "data-sequence": e.sequence ?? "", "data-type": e.event_type },
       el("td", { text: String(e.seq) }),
       el("td", { text: e.event_type }),
-      el("td", { text: e.sequence ?? "" }),
-      el("td", {}, e.out_of_order ? el("span", { class: "flag", text: "out of order" }) : null),
-      el("td", { text: when(e.timestamp) }),
-      el("td", {}, el("details", {}, el("summary", { text: "data" }), el("pre", { text: JSON.stringify(e.data, null, 2) })))));
+      el("td", { class: "what" },
+        el("details", {}, el("summary", { class: "summary", text: summarize(e) || e.event_type }), ...eventDetail(e)),
+        e.out_of_order ? el("span", { class: "flag", text: "out of order" }) : null),
+      el("td", { text: when(e.timestamp) })));
   const interactions = [...t.interactions.values()].map((i) => el("tr", {},
     el("td", { text: i.interaction_id }), el("td", { text: i.kind }), el("td", { text: i.status }),
     el("td", { text: i.outcome ?? "" })));
@@ -282,7 +448,7 @@ function timelineView() {
       : el("p", { class: "muted", text: "None." }),
     el("div", { class: "toolbar" }, el("h3", { text: "Events" }), el("label", { for: "type-filter", text: "Event type" }), filter),
     el("table", { id: "timeline" },
-      el("thead", {}, el("tr", {}, ...["Seq", "Type", "Sequence", "", "Time", "Data"].map((h) => el("th", { scope: "col", text: h })))),
+      el("thead", {}, el("tr", {}, ...["Seq", "Type", "What happened", "Time"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, ...events)),
   ];
 }

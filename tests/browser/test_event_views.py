@@ -1,0 +1,78 @@
+"""What the timeline says about a Claude Code session, in Chromium: each event in one line,
+and expanded as its kind reads best. The events are a real session, recorded from the real
+Claude Code CLI through `orchestrator hook` (tests/fixtures/claude_code_session.json): a
+Write, a Read, an Edit, a failing and a passing Bash, then its answer."""
+import json
+import os
+
+from playwright.sync_api import expect
+
+FIXTURE = os.path.join(os.path.dirname(__file__), "..", "fixtures", "claude_code_session.json")
+
+
+def load_session(server, sid):
+    events = json.load(open(FIXTURE))
+    status, body = server.call("POST", f"/v1/sessions/{sid}/events", {"events": events})
+    assert status == 201, body
+    return events
+
+
+def row(page, seq):
+    return page.locator(f'#timeline tr[data-seq="{seq}"]')
+
+
+def test_each_event_says_what_happened_in_one_line(make_server, tab):
+    server = make_server()
+    load_session(server, "cc-1")
+    page = tab(server.base + "/#/session/cc-1")
+    expect(page.locator("#timeline tbody tr")).to_have_count(22)
+    summaries = {
+        2: "“write some notes and check them”",
+        3: "Write: notes.md",
+        6: "Read: notes.md",
+        9: "Edit: notes.md",
+        12: "Bash: ls -1 && false",
+        13: "Bash: ls -1 && false — failed: Exit code 1",
+        16: "Bash: wc -l notes.md",
+        21: "All done: notes written and checked.",
+        22: "ended: other",
+    }
+    for seq, text in summaries.items():
+        expect(row(page, seq).locator("summary.summary")).to_have_text(text)
+
+
+def test_expanded_tool_uses_read_as_their_kind(make_server, tab):
+    server = make_server()
+    load_session(server, "cc-2")
+    page = tab(server.base + "/#/session/cc-2")
+    expect(page.locator("#timeline tbody tr")).to_have_count(22)
+
+    bash = row(page, 16)
+    bash.locator("summary.summary").click()
+    expect(bash.locator("pre.command")).to_have_text("wc -l notes.md")
+    expect(bash.get_by_text("Count lines", exact=True)).to_be_visible()
+    expect(bash.locator("pre.block").nth(1)).to_have_text("4 notes.md")
+    expect(bash.locator(".exit.ok")).to_have_text("0")
+
+    failed = row(page, 13)
+    failed.locator("summary.summary").click()
+    expect(failed.locator(".exit.failed")).to_have_text("1")
+
+    edit = row(page, 10)
+    edit.locator("summary.summary").click()
+    expect(edit.locator(".diff .removed")).to_have_text("-second line\n")
+    expect(edit.locator(".diff .added")).to_have_text("+second line, edited\n")
+
+    write = row(page, 3)
+    write.locator("summary.summary").click()
+    expect(write.locator("pre.block")).to_contain_text("first line\nsecond line")
+
+    read = row(page, 7)
+    read.locator("summary.summary").click()
+    expect(read.get_by_text("5 of 5 lines", exact=True)).to_be_visible()
+
+    # The raw JSON stays one click away, with copy.
+    read.get_by_text("raw JSON").click()
+    expect(read.locator("details.raw pre")).to_contain_text('"tool_name": "Read"')
+    read.get_by_role("button", name="Copy").click()
+    expect(read.get_by_role("button", name="Copied")).to_be_visible()
