@@ -166,3 +166,31 @@ def test_with_auth_a_page_sees_only_its_scope(make_server, tab):
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_text("That key was not accepted.")).to_be_visible()
     expect(page.locator("#sessions tbody tr")).to_have_count(0)
+
+
+def test_a_message_to_the_agent_is_queued_then_shown_delivered(make_server, tab):
+    server = make_server()
+    assert server.call("PUT", "/v1/sessions/steer-1", {"metadata": {}})[0] == 201
+    page = tab(server.base + "/#/session/steer-1")
+    box = page.get_by_label("Send the agent a message")
+    box.fill("now add a test for it")
+    page.get_by_role("button", name="Send").click()
+    message = page.locator("#messages li")
+    expect(message).to_have_count(1)
+    expect(message.locator(".prompt")).to_have_text("now add a test for it")
+    expect(message.locator(".state")).to_have_text("waiting for the agent's next stop")
+    expect(box).to_have_value("")
+    status, body = server.call("GET", "/v1/sessions/steer-1/interactions")
+    [command] = body["interactions"]
+    assert (command["kind"], command["payload"]) == ("command", {"prompt": "now add a test for it"})
+    # The agent stops: its Stop hook (here Claude Code's HTTP hook) takes the message.
+    stop = {"session_id": "steer-1", "hook_event_name": "Stop", "stop_hook_active": False,
+            "cwd": "/home/dev/acme", "transcript_path": "/tmp/t.jsonl"}
+    status, answer = server.call("POST", "/v1/hooks/claude-code", stop)
+    assert (status, answer) == (200, {"decision": "block", "reason": "now add a test for it"})
+    expect(message.locator(".state")).to_contain_text("delivered")
+    # A message being typed survives live updates.
+    box.fill("then update the README")
+    server.call("POST", "/v1/sessions/steer-1/events", event("tool_use", data={"n": 1}))
+    expect(page.locator("#timeline tbody tr")).to_have_count(2)
+    expect(box).to_have_value("then update the README")

@@ -442,6 +442,7 @@ function timelineView() {
   return [
     el("h2", { text: `Session ${t.sid}` }),
     session ? el("p", { class: "muted", text: `${session.status} · ${session.event_count} events · last activity ${when(session.updated_at)}` }) : null,
+    messageBox(t),
     el("h3", { text: "Interactions and commands" }),
     interactions.length
       ? el("table", { id: "interactions" }, el("thead", {}, el("tr", {}, ...["Interaction", "Kind", "Status", "Outcome"].map((h) => el("th", { scope: "col", text: h })))), el("tbody", {}, ...interactions))
@@ -451,6 +452,51 @@ function timelineView() {
       el("thead", {}, el("tr", {}, ...["Seq", "Type", "What happened", "Time"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, ...events)),
   ];
+}
+
+/// "Send the agent a message": queues a command with a `prompt`, which the agent's Stop hook
+/// delivers at its next stop; the list shows each message queued, then delivered.
+function messageBox(t) {
+  const messages = [...t.interactions.values()]
+    .filter((i) => i.kind === "command" && typeof i.payload?.prompt === "string")
+    .sort((a, b) => a.created_at.localeCompare(b.created_at));
+  // The form is made once per timeline, so a message being typed survives live updates.
+  t.messageForm ??= messageForm(t);
+  const list = el("ul", { id: "messages" }, ...messages.map((m) => el("li", { "data-status": m.status },
+    el("span", { class: "prompt", text: m.payload.prompt }), " — ",
+    el("span", { class: "state", text: messageState(m) }))));
+  return el("section", { class: "messages", "aria-label": "Messages to the agent" }, t.messageForm, messages.length ? list : null);
+}
+
+function messageForm(t) {
+  const text = el("textarea", { id: "message-text", name: "prompt", rows: "2", required: true,
+    placeholder: "e.g. now add a test for it" });
+  const status = el("p", { id: "message-status", class: "muted", role: "status" });
+  const form = el("form", { id: "message-form", class: "message-form", onsubmit: async (e) => {
+    e.preventDefault();
+    const prompt = text.value.trim();
+    if (!prompt) return;
+    const got = await api("POST", `/v1/sessions/${t.sid}/commands`, { payload: { prompt } });
+    if (got.status === 201 || got.status === 200) {
+      text.value = "";
+      t.interactions.set(got.body.interaction_id, got.body);
+      render();
+    } else {
+      status.textContent = `Not sent: ${got.body?.detail ?? got.status}`;
+    }
+  } },
+  el("label", { for: "message-text", text: "Send the agent a message" }),
+  text,
+  el("button", { type: "submit", text: "Send" }),
+  status);
+  return form;
+}
+
+function messageState(m) {
+  if (m.status === "queued") return "waiting for the agent's next stop";
+  if (m.status === "completed" && m.outcome === "ok") return `delivered ${when(m.result?.delivered_at ?? m.completed_at)}`;
+  if (m.status === "pending") return "being delivered";
+  return m.status.replace("_", " ");
 }
 
 /// The words for a decided approval, from this tab's point of view.
