@@ -194,3 +194,30 @@ def test_a_message_to_the_agent_is_queued_then_shown_delivered(make_server, tab)
     server.call("POST", "/v1/sessions/steer-1/events", event("tool_use", data={"n": 1}))
     expect(page.locator("#timeline tbody tr")).to_have_count(2)
     expect(box).to_have_value("then update the README")
+
+
+def test_always_allow_offers_the_suggestions_and_history_survives_a_reload(make_server, tab):
+    server = make_server()
+    server.call("PUT", "/v1/sessions/always", {})
+    suggestion = {"type": "addRules", "rules": [{"toolName": "Bash", "ruleContent": "git init *"}],
+                  "behavior": "allow", "destination": "localSettings"}
+    status, _ = server.call("POST", "/v1/sessions/always/interactions", {
+        "interaction_id": "approval-1", "kind": "approval", "timeout_ms": 600000,
+        "payload": {"tool_name": "Bash", "tool_input": {"command": "git init repo"},
+                    "hook_event_name": "PermissionRequest", "permission_suggestions": [suggestion]}})
+    assert status == 201
+    page = tab(server.base + "/#/approvals")
+    card = page.locator('article[data-key="always/approval-1"]')
+    always = card.get_by_role(
+        "button", name="Approve and always allow Bash(git init *) in this project (local settings)")
+    always.click()
+    expect(card).to_have_attribute("data-outcome", "approved")
+    _, interaction = server.call("GET", "/v1/sessions/always/interactions/approval-1")
+    assert interaction["result"]["updated_permissions"] == [suggestion], interaction
+    expect(card.locator(".status")).to_have_text("Approved here")
+    # After a reload the decision is history, not gone.
+    page.reload()
+    card = page.locator('article[data-key="always/approval-1"]')
+    expect(card).to_have_attribute("data-outcome", "approved")
+    expect(card.locator(".status")).to_contain_text("Approved")
+    expect(card.get_by_role("button", name="Approve", exact=True)).to_be_hidden()

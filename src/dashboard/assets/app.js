@@ -23,6 +23,7 @@ const state = {
   statusFilter: "",
   approvals: new Map(), // "sid/iid" -> interaction (pending and decided while this page is open)
   decidedHere: new Map(), // "sid/iid" -> the decision this tab sent
+  seenPending: new Set(), // "sid/iid" of approvals this tab has seen open
   timeline: null, // { sid, events: Map(seq -> event), interactions: Map(id -> interaction), type }
   stream: null,
 };
@@ -144,10 +145,13 @@ async function loadSessions() {
   state.sessions = new Map(got.body.sessions.map((s) => [s.session_id, s]));
 }
 
-async function loadPendingApprovals() {
+/// The approvals of the listed sessions, pending and decided: the inbox keeps its history
+/// across reloads.
+async function loadApprovals() {
   for (const session of state.sessions.values()) {
-    if (!session.interactions || session.interactions.pending === 0) continue;
-    await eachInteraction(session.session_id, "status=pending&", (interaction) =>
+    const counts = session.interactions;
+    if (!counts || Object.values(counts).every((n) => n === 0)) continue;
+    await eachInteraction(session.session_id, "", (interaction) =>
       noteInteraction(session.session_id, interaction, false));
   }
 }
@@ -170,6 +174,7 @@ function noteInteraction(sid, interaction, isNew) {
   if (interaction.kind !== "approval") return;
   const key = `${sid}/${interaction.interaction_id}`;
   const known = state.approvals.has(key);
+  if (interaction.status === "pending") state.seenPending.add(key);
   state.approvals.set(key, { ...interaction, session_id: sid });
   if (isNew && !known && interaction.status === "pending") notifyBrowser(interaction);
 }
@@ -199,12 +204,16 @@ async function loadTimeline(sid) {
 
 // ---- deciding -------------------------------------------------------------------------------
 
-async function decide(key, decision, reason) {
+/// Approves or rejects; `always` is one of the request's permission suggestions to approve
+/// with ("always allow"), which the agent's hook hands to Claude Code.
+async function decide(key, decision, reason, always) {
   const approval = state.approvals.get(key);
   const base = `/v1/sessions/${approval.session_id}/interactions/${approval.interaction_id}`;
   state.decidedHere.set(key, decision);
+  const response = { reason: "approved in the dashboard" };
+  if (always) response.updated_permissions = [always];
   const got = decision === "approve"
-    ? await api("POST", `${base}/resolve`, { response: { reason: "approved in the dashboard" } })
+    ? await api("POST", `${base}/resolve`, { response })
     : await api("POST", `${base}/reject`, { reason: reason || "rejected in the dashboard" });
   // 200: this tab decided. 409: another tab (or the deadline) got there first; the answer
   // carries the interaction as it stands, which is what every tab then shows.
@@ -505,11 +514,12 @@ function outcomeText(key, a) {
   // flight when the winner's notification arrives.
   const mine = state.decidedHere.get(key);
   const here = (mine === "approve" && a.outcome === "approved") || (mine === "reject" && a.outcome === "rejected");
-  const where = here ? "here" : "in another tab";
+  // Decided before this page saw it open: history, said with when it was decided.
+  const where = here ? "here" : state.seenPending.has(key) ? "in another tab" : when(a.completed_at);
   if (a.outcome === "approved") return `Approved ${where}`;
   if (a.outcome === "rejected") return `Rejected ${where}${typeof a.result === "string" && a.result ? `: ${a.result}` : ""}`;
-  if (a.status === "timed_out") return "Timed out";
-  if (a.status === "cancelled") return "Cancelled";
+  if (a.status === "timed_out") return `Timed out ${when(a.completed_at)}`;
+  if (a.status === "cancelled") return `Cancelled ${when(a.completed_at)}`;
   return a.status;
 }
 
@@ -526,6 +536,8 @@ function approvalCard(key, a) {
       el("p", { class: "status" }),
       el("form", { onsubmit: (e) => e.preventDefault() },
         el("button", { type: "button", onclick: () => decide(key, "approve") , text: "Approve" }),
+        ...suggestionsOf(a).map((suggestion) => el("button", { type: "button", class: "always",
+          onclick: () => decide(key, "approve", undefined, suggestion), text: `Approve and always allow ${describeSuggestion(suggestion)}` })),
         reason,
         el("button", { type: "button", onclick: () => decide(key, "reject", reason.value.trim()), text: "Reject" })));
     cards.set(key, card);
@@ -538,6 +550,29 @@ function approvalCard(key, a) {
   status.className = open ? "status muted" : "status decided";
   status.textContent = open ? (a.deadline ? countdown(a.deadline) : "waiting") : outcomeText(key, a);
   return card;
+}
+
+/// The "always allow" options Claude Code's dialog would offer for this request.
+function suggestionsOf(a) {
+  const suggestions = a.payload?.permission_suggestions;
+  return Array.isArray(suggestions) ? suggestions.filter((s) => s && typeof s === "object") : [];
+}
+
+/// A permission suggestion in words: what it allows, and where Claude Code keeps it.
+function describeSuggestion(s) {
+  const where = { session: "for this session", localSettings: "in this project (local settings)",
+    projectSettings: "in this project", userSettings: "everywhere (user settings)" }[s.destination] ?? "";
+  let what;
+  if (s.type === "addRules" && Array.isArray(s.rules)) {
+    what = s.rules.map((r) => (r.ruleContent ? `${r.toolName}(${r.ruleContent})` : r.toolName)).join(", ");
+  } else if (s.type === "setMode") {
+    what = `${s.mode} mode`;
+  } else if (s.type === "addDirectories" && Array.isArray(s.directories)) {
+    what = `access to ${s.directories.join(", ")}`;
+  } else {
+    what = s.type ?? "this";
+  }
+  return [what, where].filter(Boolean).join(" ");
 }
 
 function describe(payload) {
@@ -604,7 +639,7 @@ async function start() {
     const latest = await api("GET", "/v1/notifications/latest");
     state.lastId = latest.body.id;
     await loadSessions();
-    await loadPendingApprovals();
+    await loadApprovals();
     await route();
     connect();
   } catch (error) {
