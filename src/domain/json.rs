@@ -66,7 +66,12 @@ impl JsonText {
 
     /// A string member of this object, when it is an object that has one.
     pub fn member_str(&self, name: &str) -> Option<String> {
-        Fields::of(&self.0)?.take(name).and_then(string)
+        self.fields()?.take(name).and_then(string)
+    }
+
+    /// The members, when this is an object: read once for several of them.
+    pub fn fields(&self) -> Option<Fields<'_>> {
+        Fields::of(&self.0)
     }
 
     /// Both are the same JSON document: the same text, or texts that differ only in key order

@@ -1,6 +1,7 @@
 //! Pure types and rules of the service: identifiers, event validation and dedup keys, the
 //! session's status and side effects. No I/O, no actors; everything here is unit-tested.
 
+pub mod activity;
 pub mod event;
 pub mod ids;
 pub mod interaction;

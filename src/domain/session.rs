@@ -91,6 +91,8 @@ pub struct Session {
     pub event_count: i64,
     pub last_seq: i64,
     pub interactions: InteractionCounts,
+    /// What its events say about it: project, model, title, activity.
+    pub facts: super::activity::SessionFacts,
 }
 
 impl Session {
@@ -108,6 +110,7 @@ impl Session {
             event_count: 0,
             last_seq: 0,
             interactions: InteractionCounts::default(),
+            facts: Default::default(),
         }
     }
 
@@ -116,6 +119,7 @@ impl Session {
     /// `SessionEnd` hook events, stored as sent by `orchestrator hook` or by its HTTP hooks,
     /// start and end the session like `session_start` and `session_end`.
     pub fn apply(&mut self, event: &NewEvent) -> SideEffect {
+        self.facts.observe(event);
         match event.event_type.as_str() {
             "session_start" | "SessionStart" => self.set_status(SessionStatus::Active),
             "SessionEnd" => self.set_status(SessionStatus::Ended),

@@ -30,6 +30,16 @@ pub struct SessionDto {
     event_count: i64,
     last_seq: i64,
     interactions: InteractionCountsDto,
+    /// The working directory of its latest event that had one (Claude Code's `cwd`).
+    project: Option<String>,
+    /// The model its events named.
+    model: Option<String>,
+    /// Its first prompt, up to 200 characters.
+    title: Option<String>,
+    /// What it is doing by its latest event: `working`, `waiting` (for a person), `stopped`
+    /// (its turn is over) or `ended`.
+    #[schema(value_type = Option<String>, pattern = "^(working|waiting|stopped|ended)$")]
+    activity: Option<crate::domain::activity::Activity>,
 }
 
 /// How many of the session's interactions are in each state (`pending` counts queued ones).
@@ -66,6 +76,10 @@ impl From<&Session> for SessionDto {
                 timed_out: s.interactions.timed_out,
                 cancelled: s.interactions.cancelled,
             },
+            project: s.facts.project.clone(),
+            model: s.facts.model.clone(),
+            title: s.facts.title.clone(),
+            activity: s.facts.activity,
         }
     }
 }

@@ -29,6 +29,8 @@ pub struct SessionRow {
     pub interactions_cancelled: i64,
     /// The session's integer key, assigned when it is created; its events are stored under it.
     pub session_key: i64,
+    /// [`crate::domain::activity::SessionFacts`] as a JSON object.
+    pub facts: String,
 }
 
 /// A stored event.
@@ -82,6 +84,7 @@ impl SessionRow {
             interactions_completed: 0,
             interactions_timed_out: 0,
             interactions_cancelled: 0,
+            facts: "{}".into(),
         }
     }
 
@@ -108,6 +111,7 @@ impl SessionRow {
             interactions_completed: s.interactions.completed,
             interactions_timed_out: s.interactions.timed_out,
             interactions_cancelled: s.interactions.cancelled,
+            facts: s.facts.to_json(),
         }
     }
 
@@ -128,6 +132,7 @@ impl SessionRow {
             status,
             external_conversation_id: self.external_conversation_id,
             metadata,
+            facts: crate::domain::activity::SessionFacts::from_json(&self.facts),
             created_at: self.created_at,
             updated_at: self.updated_at,
             event_count: self.event_count,

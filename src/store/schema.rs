@@ -63,6 +63,7 @@ diesel::table! {
         interactions_timed_out -> BigInt,
         interactions_cancelled -> BigInt,
         session_key -> BigInt,
+        facts -> Text,
     }
 }
 

@@ -55,7 +55,7 @@ struct Table<R: 'static> {
 const SESSION_INSERT: &str = "INSERT INTO sessions (scope, session_id, status, \
      external_conversation_id, metadata, created_at, updated_at, event_count, last_seq, \
      interactions_pending, interactions_completed, interactions_timed_out, \
-     interactions_cancelled, session_key)";
+     interactions_cancelled, session_key, facts)";
 const SESSION_KINDS: &[Kind] = &[
     Kind::Text,
     Kind::Text,
@@ -71,6 +71,7 @@ const SESSION_KINDS: &[Kind] = &[
     Kind::BigInt,
     Kind::BigInt,
     Kind::BigInt,
+    Kind::Text,
 ];
 
 fn session_values(r: &SessionRow) -> Vec<Value<'_>> {
@@ -89,6 +90,7 @@ fn session_values(r: &SessionRow) -> Vec<Value<'_>> {
         Value::BigInt(r.interactions_timed_out),
         Value::BigInt(r.interactions_cancelled),
         Value::BigInt(r.session_key),
+        Value::Text(&r.facts),
     ]
 }
 
@@ -115,7 +117,8 @@ const UPDATED_SESSIONS: Table<SessionRow> = Table {
                   interactions_pending = excluded.interactions_pending, \
                   interactions_completed = excluded.interactions_completed, \
                   interactions_timed_out = excluded.interactions_timed_out, \
-                  interactions_cancelled = excluded.interactions_cancelled",
+                  interactions_cancelled = excluded.interactions_cancelled, \
+                  facts = excluded.facts",
 };
 
 const NEW_EVENTS: Table<EventRow> = Table {

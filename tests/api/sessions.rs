@@ -480,4 +480,76 @@ both_backends!(
     restart_keeps_state_and_dedup,
     idle_sessions_are_passivated_and_reloaded,
     passivation_under_traffic_loses_nothing,
+    a_session_says_its_project_model_title_and_activity,
 );
+
+/// A session reads as what its events say: the project (Claude Code's `cwd`), the model, the
+/// first prompt as its title, and what it is doing; the same from the list, and after a
+/// restart (stored with the session).
+async fn a_session_says_its_project_model_title_and_activity(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    let hook = |name: &str, data: Value| json!({"event_type": name, "timestamp": "2026-12-05T10:00:00Z", "data": data});
+    let post = |body: Value| app.post("/v1/sessions/cc-facts/events", body);
+    let r = post(json!({"events": [
+        hook("SessionStart", json!({"cwd": "/home/dev/acme", "model": "claude-opus-5-5", "source": "startup"})),
+        hook("UserPromptSubmit", json!({"cwd": "/home/dev/acme", "prompt": "fix the flaky test"})),
+    ]}))
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let facts = |body: &Value| {
+        (
+            body["project"].clone(),
+            body["model"].clone(),
+            body["title"].clone(),
+            body["activity"].clone(),
+        )
+    };
+    let got = app.get("/v1/sessions/cc-facts").await;
+    assert_eq!(
+        facts(&got.body),
+        (
+            json!("/home/dev/acme"),
+            json!("claude-opus-5-5"),
+            json!("fix the flaky test"),
+            json!("working")
+        )
+    );
+    post(hook("PermissionRequest", json!({"tool_name": "Bash"}))).await;
+    assert_eq!(
+        app.get("/v1/sessions/cc-facts").await.body["activity"],
+        "waiting"
+    );
+    post(hook("Stop", json!({"last_assistant_message": "fixed"}))).await;
+    let listed = app.get("/v1/sessions").await;
+    let row = listed.body["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["session_id"] == "cc-facts")
+        .cloned()
+        .unwrap();
+    assert_eq!(row["activity"], "stopped");
+    assert_eq!(row["title"], "fix the flaky test");
+    // A session of another client, with no such events, says nothing it does not know.
+    app.post("/v1/sessions/plain/events", event("x", 1)).await;
+    let plain = app.get("/v1/sessions/plain").await;
+    assert_eq!(
+        facts(&plain.body),
+        (Value::Null, Value::Null, Value::Null, Value::Null)
+    );
+
+    let database = app.stop().await;
+    let app = TestApp::start_on(database, |_| {}).await;
+    let got = app.get("/v1/sessions/cc-facts").await;
+    assert_eq!(
+        facts(&got.body),
+        (
+            json!("/home/dev/acme"),
+            json!("claude-opus-5-5"),
+            json!("fix the flaky test"),
+            json!("stopped")
+        )
+    );
+}

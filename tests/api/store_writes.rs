@@ -46,6 +46,7 @@ fn session(id: &str, conversation: Option<&str>) -> SessionRow {
         interactions_completed: 0,
         interactions_timed_out: 0,
         interactions_cancelled: 0,
+        facts: r#"{"project":"/home/dev/acme","activity":"working"}"#.into(),
     }
 }
 

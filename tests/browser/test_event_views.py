@@ -76,3 +76,32 @@ def test_expanded_tool_uses_read_as_their_kind(make_server, tab):
     expect(read.locator("details.raw pre")).to_contain_text('"tool_name": "Read"')
     read.get_by_role("button", name="Copy").click()
     expect(read.get_by_role("button", name="Copied")).to_be_visible()
+
+
+def test_sessions_have_a_name_a_project_and_a_state_that_follows_the_events(make_server, tab):
+    server = make_server()
+    load_session(server, "cc-done")
+    page = tab(server.base + "/")
+    done = page.locator('tr[data-session="cc-done"]')
+    expect(done.get_by_role("link", name="write some notes and check them")).to_be_visible()
+    expect(done.locator("td.project")).to_contain_text("acme")
+    expect(done.locator("td.project")).to_have_attribute("title", "/home/dev/acme")
+    expect(done.locator("td.state")).to_have_text("ended")
+
+    # A live session moves through its states as its events arrive.
+    def hook(name, **data):
+        data.update(cwd="/home/dev/widget", session_id="cc-live")
+        status, body = server.call("POST", "/v1/sessions/cc-live/events",
+                                   {"event_type": name, "timestamp": "2026-12-05T10:00:00Z", "data": data})
+        assert status == 201, body
+
+    hook("UserPromptSubmit", prompt="add a login page")
+    live = page.locator('tr[data-session="cc-live"]')
+    expect(live.locator("td.state")).to_have_text("working")
+    expect(live.get_by_role("link", name="add a login page")).to_be_visible()
+    hook("PermissionRequest", tool_name="Bash", tool_input={"command": "npm install"})
+    expect(live.locator("td.state")).to_have_text("waiting for you")
+    hook("PostToolUse", tool_name="Bash", tool_input={"command": "npm install"})
+    expect(live.locator("td.state")).to_have_text("working")
+    hook("Stop", last_assistant_message="The login page is in.")
+    expect(live.locator("td.state")).to_have_text("stopped")

@@ -403,6 +403,26 @@ function pendingApprovalsOf(sid) {
   return n;
 }
 
+/// How long an agent that is working or waiting may stay silent before it is shown as gone quiet.
+const QUIET_MS = 10 * 60 * 1000;
+
+/// What a session is doing, in a word: from its events (working, waiting for you, stopped,
+/// ended), "gone quiet" when a working or waiting agent has sent nothing for a while, else its
+/// status.
+function sessionState(s) {
+  if (s.status === "ended" || s.activity === "ended") return "ended";
+  const quiet = Date.now() - new Date(s.updated_at).getTime() > QUIET_MS;
+  if ((s.activity === "working" || s.activity === "waiting") && quiet) return "gone quiet";
+  if (s.activity === "waiting" || pendingApprovalsOf(s.session_id) > 0) return "waiting for you";
+  return s.activity ?? s.status;
+}
+
+/// A project by its directory's name (the full path is its title).
+function projectName(path) {
+  if (typeof path !== "string" || !path) return "";
+  return path.replace(/\/+$/, "").split("/").pop() || path;
+}
+
 function sessionsView() {
   const select = el("select", { id: "status-filter", onchange: async (e) => {
     state.statusFilter = e.target.value;
@@ -412,17 +432,21 @@ function sessionsView() {
   const rows = [...state.sessions.values()]
     .filter((s) => !state.statusFilter || s.status === state.statusFilter)
     .sort((a, b) => b.updated_at.localeCompare(a.updated_at))
-    .map((s) => el("tr", { "data-session": s.session_id },
-      el("td", {}, el("a", { href: `#/session/${encodeURIComponent(s.session_id)}`, text: s.session_id })),
-      el("td", { text: s.status }),
+    .map((s) => el("tr", { "data-session": s.session_id, "data-state": sessionState(s) },
+      el("td", { class: "name" },
+        el("a", { href: `#/session/${encodeURIComponent(s.session_id)}`, text: firstLine(s.title, 80) || s.session_id }),
+        s.title ? el("div", { class: "muted id", text: s.session_id }) : null),
+      el("td", { class: "project", title: s.project ?? "" , text: projectName(s.project) },
+        s.model ? el("div", { class: "muted", text: s.model }) : null),
+      el("td", { class: "state" }, el("span", { class: `badge ${sessionState(s).replaceAll(" ", "-")}`, text: sessionState(s) })),
       el("td", { class: "events", text: String(s.event_count) }),
       el("td", { class: "approvals", text: String(pendingApprovalsOf(s.session_id)) }),
-      el("td", { text: when(s.updated_at) })));
+      el("td", { text: when(s.updated_at) }, el("div", { class: "muted", text: `started ${when(s.created_at)}` }))));
   return [
     el("div", { class: "toolbar" }, el("h2", { text: "Sessions" }),
       el("label", { for: "status-filter", text: "Status" }), select),
     el("table", { id: "sessions" },
-      el("thead", {}, el("tr", {}, ...["Session", "Status", "Events", "Pending approvals", "Last activity"].map((h) => el("th", { scope: "col", text: h })))),
+      el("thead", {}, el("tr", {}, ...["Session", "Project", "State", "Events", "Pending approvals", "Last activity"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, ...rows)),
     rows.length ? null : el("p", { class: "muted", text: "No sessions yet." }),
   ];
@@ -450,7 +474,8 @@ function timelineView() {
     el("td", { text: i.outcome ?? "" })));
   return [
     el("h2", { text: `Session ${t.sid}` }),
-    session ? el("p", { class: "muted", text: `${session.status} · ${session.event_count} events · last activity ${when(session.updated_at)}` }) : null,
+    session?.title ? el("p", { class: "title", text: session.title }) : null,
+    session ? el("p", { class: "muted", text: [projectName(session.project) && `${projectName(session.project)} (${session.project})`, session.model, sessionState(session), `${session.event_count} events`, `last activity ${when(session.updated_at)}`].filter(Boolean).join(" · ") }) : null,
     messageBox(t),
     el("h3", { text: "Interactions and commands" }),
     interactions.length
