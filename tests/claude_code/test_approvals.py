@@ -168,3 +168,20 @@ def test_the_policy_gate_asks_even_where_the_rules_allow_and_only_once(make_serv
     assert [a["payload"]["hook_event_name"] for a in approvals] == ["PreToolUse", "PreToolUse"], approvals
     names = [e["event_type"] for e in events_of(server, session_id)]
     assert names.count("PermissionRequest") == 1, names
+
+
+@both_transports
+def test_an_approval_can_change_the_input(make_server, claude, standin, transport):
+    # AskUserQuestion and ExitPlanMode, the tools that need it most, are off in headless runs;
+    # a shell command shows the same path: the person's input is what Claude Code runs.
+    server = make_server()
+    claude.install(server.base, "--approve", "^Bash$", "--approval-timeout", "30", transport=transport)
+    model = standin([bash("touch as-asked.txt"), text("ok")])
+    session_id = "a7e0c5b2-0000-4000-8000-000000000006"
+    edited = {"command": "touch as-edited.txt", "description": "edited in the dashboard"}
+    decider = Decider(server, session_id, [("resolve", {"updated_input": edited})])
+    summary = claude.run("make a file", model, session_id=session_id)
+    decider.close()
+    assert summary["permission_denials"] == []
+    assert (claude.project / "as-edited.txt").exists()
+    assert not (claude.project / "as-asked.txt").exists()
