@@ -1,10 +1,13 @@
 """The dashboard in a real headless Chromium against the real server: live sessions and
 timelines, seq order for events sent out of order, two tabs racing one approval, a server
 restart, and scopes kept apart with auth on."""
+import os
 import threading
 import time
 
 from playwright.sync_api import expect
+
+from conftest import SCREENSHOTS
 
 TS = "2026-11-30T10:00:00Z"
 
@@ -221,3 +224,94 @@ def test_always_allow_offers_the_suggestions_and_history_survives_a_reload(make_
     expect(card).to_have_attribute("data-outcome", "approved")
     expect(card.locator(".status")).to_contain_text("Approved")
     expect(card.get_by_role("button", name="Approve", exact=True)).to_be_hidden()
+
+
+def open_approvals(server, count):
+    server.call("PUT", "/v1/sessions/keys", {})
+    for n in range(count):
+        status, _ = server.call("POST", "/v1/sessions/keys/interactions", {
+            "interaction_id": f"perm-{n}", "kind": "approval", "timeout_ms": 600000,
+            "payload": {"tool_name": "Bash", "cwd": "/home/dev/acme",
+                        "tool_input": {"command": f"make step-{n}", "description": f"Step {n}"}}})
+        assert status == 201
+
+
+def test_the_keyboard_moves_approves_and_rejects(make_server, tab):
+    server = make_server()
+    open_approvals(server, 3)
+    page = tab(server.base + "/#/approvals")
+    cards = page.locator("#approvals .card")
+    expect(cards).to_have_count(3)
+    expect(cards.first).to_contain_text("/home/dev/acme")
+    page.keyboard.press("j")
+    expect(cards.nth(0)).to_be_focused()
+    page.keyboard.press("j")
+    expect(cards.nth(1)).to_be_focused()
+    key = cards.nth(1).get_attribute("data-key")
+    page.keyboard.press("a")
+    expect(page.locator(f'article[data-key="{key}"]')).to_have_attribute("data-outcome", "approved")
+    # The decided one moves down the list; the focus goes on to the next open request.
+    focused = page.locator("#approvals .card:focus")
+    expect(focused).to_have_attribute("data-status", "pending")
+    next_key = focused.get_attribute("data-key")
+    assert next_key != key
+    # A reason typed in the card's box goes with r; typing there is not a shortcut.
+    card = page.locator(f'article[data-key="{next_key}"]')
+    card.get_by_role("textbox", name="Reason for rejecting").fill("not now, after the release")
+    card.focus()
+    page.keyboard.press("r")
+    expect(card).to_have_attribute("data-outcome", "rejected")
+    _, rejected = server.call("GET", f"/v1/sessions/keys/interactions/{next_key.split('/')[1]}")
+    assert rejected["result"] == "not now, after the release", rejected
+    _, listing = server.call("GET", "/v1/sessions/keys/interactions?status=pending")
+    assert len(listing["interactions"]) == 1
+
+
+def test_a_phone_can_approve(make_server, browser):
+    server = make_server()
+    open_approvals(server, 1)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        page.goto(server.base + "/#/approvals")
+        card = page.locator('article[data-key="keys/perm-0"]')
+        expect(card).to_contain_text("make step-0")
+        approve = card.get_by_role("button", name="Approve", exact=True)
+        box = approve.bounding_box()
+        assert box["height"] >= 44 and box["width"] >= 44, box
+        # Nothing is wider than the screen.
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        page.screenshot(path=os.path.join(SCREENSHOTS, "phone-approvals.png"), full_page=True)
+        approve.tap()
+        expect(card).to_have_attribute("data-outcome", "approved")
+        page.goto(server.base + "/")
+        expect(page.locator('tr[data-session="keys"]')).to_be_visible()
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        page.screenshot(path=os.path.join(SCREENSHOTS, "phone-sessions.png"), full_page=True)
+    finally:
+        context.close()
+
+
+def test_the_theme_follows_the_system_and_the_toggle(make_server, browser):
+    server = make_server()
+    context = browser.new_context(color_scheme="dark")
+    try:
+        page = context.new_page()
+        page.goto(server.base + "/")
+        background = lambda: page.evaluate("getComputedStyle(document.documentElement).backgroundColor")
+        expect(page.locator("#theme")).to_have_text("Theme: auto")
+        assert background() == "rgb(20, 21, 24)", background()
+        page.get_by_role("button", name="Theme: auto").click()
+        expect(page.locator("#theme")).to_have_text("Theme: light")
+        assert background() == "rgb(250, 250, 250)", background()
+        page.reload()
+        expect(page.locator("#theme")).to_have_text("Theme: light")
+        assert background() == "rgb(250, 250, 250)"
+        page.get_by_role("button", name="Theme: light").click()
+        expect(page.locator("#theme")).to_have_text("Theme: dark")
+        assert background() == "rgb(20, 21, 24)"
+        os.makedirs(SCREENSHOTS, exist_ok=True)
+        page.screenshot(path=os.path.join(SCREENSHOTS, "dark-sessions.png"), full_page=True)
+    finally:
+        context.close()

@@ -554,10 +554,14 @@ function approvalCard(key, a) {
   let card = cards.get(key);
   if (!card) {
     const reason = el("input", { type: "text", name: "reason", "aria-label": "Reason for rejecting", placeholder: "reason (optional)" });
-    card = el("article", { class: "card", "data-key": key },
+    const description = a.payload?.tool_input?.description;
+    const meta = [a.payload?.cwd, `asked ${when(a.created_at)}`].filter(Boolean).join(" · ");
+    card = el("article", { class: "card", "data-key": key, tabindex: "0", "aria-label": `${a.payload?.tool_name ?? a.kind} in ${a.session_id}` },
       el("h3", {}, el("span", { text: String(a.payload?.tool_name ?? a.kind) }), " in ",
         el("a", { href: `#/session/${encodeURIComponent(a.session_id)}`, text: a.session_id })),
+      typeof description === "string" ? el("p", { class: "description", text: description }) : null,
       el("div", { class: "ask", text: describe(a.payload) }),
+      el("p", { class: "meta muted", text: meta }),
       el("p", { class: "status" }),
       el("form", { onsubmit: (e) => e.preventDefault() },
         el("button", { type: "button", onclick: () => decide(key, "approve") , text: "Approve" }),
@@ -613,6 +617,8 @@ function approvalsView() {
   return [
     el("h2", { text: "Approvals" }),
     all.length ? null : el("p", { class: "muted", text: "Nothing to approve." }),
+    all.length ? el("p", { class: "shortcuts muted" }, "Keys: ", el("kbd", { text: "j" }), " / ", el("kbd", { text: "k" }),
+      " next / previous · ", el("kbd", { text: "a" }), " approve · ", el("kbd", { text: "r" }), " reject") : null,
     el("section", { id: "approvals", "aria-label": "Approvals" }, ...all.map(([key, a]) => approvalCard(key, a))),
   ];
 }
@@ -638,6 +644,50 @@ async function route() {
   else state.timeline = null;
   render();
 }
+
+// ---- keyboard ---------------------------------------------------------------------------------
+// In the approvals inbox: j / k move between requests, a approves and r rejects the focused
+// one (with the reason typed in its box). Keys typed into a field are the field's.
+
+document.addEventListener("keydown", (e) => {
+  if (location.hash !== "#/approvals" || e.ctrlKey || e.metaKey || e.altKey) return;
+  if (e.target instanceof Element && e.target.closest("input, textarea, select, [contenteditable]")) return;
+  const all = [...document.querySelectorAll("#approvals .card")];
+  const at = all.indexOf(document.activeElement?.closest?.(".card"));
+  if (e.key === "j" || e.key === "k") {
+    if (!all.length) return;
+    const step = e.key === "j" ? 1 : -1;
+    all[at < 0 ? 0 : Math.min(all.length - 1, Math.max(0, at + step))].focus();
+    e.preventDefault();
+  } else if ((e.key === "a" || e.key === "r") && at >= 0 && all[at].dataset.status === "pending") {
+    const card = all[at];
+    // The decided request moves down the list; the focus goes on to the next open one.
+    const open = (c) => c.dataset.status === "pending";
+    const next = all.slice(at + 1).find(open) ?? all.slice(0, at).reverse().find(open);
+    decide(card.dataset.key, e.key === "a" ? "approve" : "reject", card.querySelector('input[name="reason"]').value.trim())
+      .then(() => next?.focus());
+    e.preventDefault();
+  }
+});
+
+// ---- theme ------------------------------------------------------------------------------------
+// As the system says (auto), or light or dark as chosen here; remembered in this browser.
+
+const THEMES = ["auto", "light", "dark"];
+let theme = THEMES.includes(localStorage.getItem("orchestrator-theme")) ? localStorage.getItem("orchestrator-theme") : "auto";
+
+function applyTheme() {
+  if (theme === "auto") delete document.documentElement.dataset.theme;
+  else document.documentElement.dataset.theme = theme;
+  $("#theme").textContent = `Theme: ${theme}`;
+}
+
+$("#theme").addEventListener("click", () => {
+  theme = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
+  localStorage.setItem("orchestrator-theme", theme);
+  applyTheme();
+});
+applyTheme();
 
 // ---- browser notifications ----------------------------------------------------------------
 
