@@ -42,6 +42,7 @@ def populate(server):
 VIEWS = {
     "sessions": ("/", "#sessions tbody tr"),
     "session": ("/#/session/cc-a11y", "#timeline tbody tr"),
+    "conversation": ("/#/session/cc-a11y/conversation", "#conversation li"),
     "approvals": ("/#/approvals", "#approvals .card"),
 }
 

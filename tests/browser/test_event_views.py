@@ -105,3 +105,38 @@ def test_sessions_have_a_name_a_project_and_a_state_that_follows_the_events(make
     expect(live.locator("td.state")).to_have_text("working")
     hook("Stop", last_assistant_message="The login page is in.")
     expect(live.locator("td.state")).to_have_text("stopped")
+
+
+def test_the_conversation_view_reads_as_prompts_tool_calls_and_replies(make_server, tab):
+    server = make_server()
+    load_session(server, "cc-talk")
+    # A message sent from the dashboard and delivered at a Stop appears where it was given.
+    server.call("POST", "/v1/sessions/cc-talk/commands", {"payload": {"prompt": "now the changelog"}})
+    def stop(said, active):
+        return {"session_id": "cc-talk", "hook_event_name": "Stop", "stop_hook_active": active,
+                "cwd": "/home/dev/acme", "last_assistant_message": said}
+
+    answer = server.call("POST", "/v1/hooks/claude-code", stop("Anything else?", False))[1]
+    assert answer["reason"] == "now the changelog"
+    assert server.call("POST", "/v1/hooks/claude-code", stop("The changelog is written.", True))[0] == 200
+    page = tab(server.base + "/#/session/cc-talk")
+    expect(page.locator("#timeline tbody tr")).to_have_count(24)
+    page.get_by_role("link", name="Conversation").click()
+    turns = page.locator("#conversation .turn")
+    expect(turns).to_have_count(5)
+    expect(turns.nth(0)).to_contain_text("write some notes and check them")
+    expect(turns.nth(1)).to_contain_text("All done: notes written and checked.")
+    expect(turns.nth(2)).to_contain_text("Anything else?")
+    expect(turns.nth(3)).to_contain_text("now the changelog")
+    expect(turns.nth(3)).to_have_class("turn user sent")
+    expect(turns.nth(4)).to_contain_text("The changelog is written.")
+    tools = page.locator("#conversation .tool")
+    expect(tools).to_have_text(["Write: notes.md", "Read: notes.md", "Edit: notes.md",
+                                "Bash: ls -1 && false — failed: Exit code 1", "Bash: wc -l notes.md"])
+    # The tool calls sit between the prompt and the reply.
+    texts = page.locator("#conversation > li").all_inner_texts()
+    assert "Write: notes.md" in texts[1] and "All done" in texts[6], texts
+    # The view is in the URL: a reload keeps it.
+    page.reload()
+    expect(page.locator("#conversation .turn")).to_have_count(5)
+    expect(page.get_by_role("link", name="Conversation")).to_have_attribute("aria-current", "page")

@@ -481,11 +481,52 @@ function timelineView() {
     interactions.length
       ? el("table", { id: "interactions" }, el("thead", {}, el("tr", {}, ...["Interaction", "Kind", "Status", "Outcome"].map((h) => el("th", { scope: "col", text: h })))), el("tbody", {}, ...interactions))
       : el("p", { class: "muted", text: "None." }),
-    el("div", { class: "toolbar" }, el("h3", { text: "Events" }), el("label", { for: "type-filter", text: "Event type" }), filter),
-    el("table", { id: "timeline" },
+    viewSwitch(t),
+    t.conversation ? conversationView(t) : null,
+    t.conversation ? null : el("div", { class: "toolbar" }, el("h3", { text: "Events" }), el("label", { for: "type-filter", text: "Event type" }), filter),
+    t.conversation ? null : el("table", { id: "timeline" },
       el("thead", {}, el("tr", {}, ...["Seq", "Type", "What happened", "Time"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, ...events)),
   ];
+}
+
+/// Events or conversation: two views of the same session.
+function viewSwitch(t) {
+  const base = `#/session/${encodeURIComponent(t.sid)}`;
+  const link = (href, text, current) => el("a", { href, text, "aria-current": current ? "page" : null });
+  return el("nav", { class: "view-switch", "aria-label": "Session views" },
+    link(base, "Events", !t.conversation), link(`${base}/conversation`, "Conversation", t.conversation));
+}
+
+/// The session as a conversation: the user's prompts, the agent's replies (its last message at
+/// each Stop, a subagent's at SubagentStop), the tool calls between them in one line each, and
+/// the messages sent from here where they were delivered. Built from the stored events, so it
+/// reads the same whichever way the events came.
+function conversationView(t) {
+  const entries = [];
+  for (const e of [...t.events.values()].sort((a, b) => a.seq - b.seq)) {
+    const d = e.data && typeof e.data === "object" ? e.data : {};
+    let entry = null;
+    if (e.event_type === "UserPromptSubmit" && d.prompt) {
+      entry = el("li", { class: "turn user" }, el("span", { class: "who", text: "You" }), block(d.prompt, "said"));
+    } else if ((e.event_type === "Stop" || e.event_type === "SubagentStop") && d.last_assistant_message) {
+      const who = e.event_type === "SubagentStop" ? `Subagent${d.agent_type ? ` ${d.agent_type}` : ""}` : "Agent";
+      entry = el("li", { class: "turn agent" }, el("span", { class: "who", text: who }), block(d.last_assistant_message, "said"));
+    } else if (e.event_type === "PostToolUse" || e.event_type === "PostToolUseFailure" || e.event_type === "PermissionDenied") {
+      entry = el("li", { class: `tool ${e.event_type === "PostToolUse" ? "" : "failed"}`.trim(), text: summarize(e) });
+    }
+    if (entry) entries.push({ at: e.timestamp, seq: e.seq, node: entry });
+  }
+  for (const m of t.interactions.values()) {
+    if (m.kind !== "command" || typeof m.payload?.prompt !== "string" || m.status !== "completed") continue;
+    const at = m.result?.delivered_at ?? m.completed_at;
+    entries.push({ at, seq: Infinity, node: el("li", { class: "turn user sent" },
+      el("span", { class: "who", text: "You, from the dashboard" }), block(m.payload.prompt, "said")) });
+  }
+  entries.sort((a, b) => a.at.localeCompare(b.at) || a.seq - b.seq);
+  return entries.length
+    ? el("ol", { id: "conversation", "aria-label": "Conversation" }, ...entries.map((x) => x.node))
+    : el("p", { class: "muted", text: "Nothing said yet." });
 }
 
 /// "Send the agent a message": queues a command with a `prompt`, which the agent's Stop hook
@@ -639,9 +680,15 @@ function render() {
 }
 
 async function route() {
-  const match = location.hash.match(/^#\/session\/(.+)$/);
-  if (match) await loadTimeline(decodeURIComponent(match[1]));
-  else state.timeline = null;
+  // #/session/<id> is its events, #/session/<id>/conversation the same as a conversation.
+  const match = location.hash.match(/^#\/session\/([^/]+)(\/conversation)?$/);
+  if (match) {
+    const sid = decodeURIComponent(match[1]);
+    if (state.timeline?.sid !== sid) await loadTimeline(sid);
+    state.timeline.conversation = Boolean(match[2]);
+  } else {
+    state.timeline = null;
+  }
   render();
 }
 
