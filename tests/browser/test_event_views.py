@@ -4,6 +4,7 @@ Claude Code CLI through `orchestrator hook` (tests/fixtures/claude_code_session.
 Write, a Read, an Edit, a failing and a passing Bash, then its answer."""
 import json
 import os
+import time
 
 from playwright.sync_api import expect
 
@@ -140,3 +141,30 @@ def test_the_conversation_view_reads_as_prompts_tool_calls_and_replies(make_serv
     page.reload()
     expect(page.locator("#conversation .turn")).to_have_count(5)
     expect(page.get_by_role("link", name="Conversation")).to_have_attribute("aria-current", "page")
+
+
+def test_a_session_of_200k_events_opens_with_its_newest_and_pages_back(make_server, tab):
+    server = make_server()
+    total = 200_000
+    for start in range(0, total, 1000):
+        batch = [{"event_type": "tool_use", "timestamp": "2026-12-05T10:00:00Z",
+                  "data": {"n": n, "tool_name": "Bash", "cwd": "/w"}} for n in range(start, start + 1000)]
+        status, body = server.call("POST", "/v1/sessions/huge/events", {"events": batch})
+        assert status == 201, body
+    started = time.monotonic()
+    page = tab(server.base + "/#/session/huge")
+    rows = page.locator("#timeline tbody tr")
+    expect(rows).to_have_count(500, timeout=20_000)
+    # Reported, not asserted: speed is for benchmarks.
+    print(f"a 200k-event session opened in {time.monotonic() - started:.2f} s")
+    # The newest first page: seq 199501..200000, and a way back.
+    assert rows.first.get_attribute("data-seq") == "199501"
+    assert rows.last.get_attribute("data-seq") == "200000"
+    older = page.get_by_role("button", name="Show older events (199500 before these)")
+    older.click()
+    expect(rows).to_have_count(1000)
+    assert rows.first.get_attribute("data-seq") == "199001"
+    # Live events still arrive at the end.
+    server.call("POST", "/v1/sessions/huge/events", {"event_type": "tool_use", "timestamp": "2026-12-05T10:00:00Z", "data": {"n": "live"}})
+    expect(rows).to_have_count(1001)
+    assert rows.last.get_attribute("data-seq") == "200001"

@@ -179,26 +179,57 @@ function noteInteraction(sid, interaction, isNew) {
   if (isNew && !known && interaction.status === "pending") notifyBrowser(interaction);
 }
 
+/// How many events the timeline holds at first, and loads per "Show older": the page holds
+/// the newest events and what was asked for, never a whole long session.
+const EVENT_PAGE = 500;
+
+function keepEvents(timeline, events) {
+  for (const event of events) {
+    timeline.events.set(event.seq, event);
+    // The highest and lowest seq held, kept as events arrive (spreading 200k keys into
+    // Math.max overflows the stack).
+    timeline.lastSeq = Math.max(timeline.lastSeq, event.seq);
+    timeline.firstSeq = Math.min(timeline.firstSeq, event.seq);
+  }
+}
+
+/// The session's newest events: the last page when the timeline opens.
+async function loadNewestEvents(sid) {
+  const timeline = state.timeline;
+  const got = await api("GET", `/v1/sessions/${sid}/events?order=desc&limit=${EVENT_PAGE}`);
+  if (got.status !== 200) return;
+  keepEvents(timeline, got.body.events);
+  timeline.olderLeft = got.body.events.length === EVENT_PAGE || got.body.truncated;
+}
+
+/// Events newer than the newest held (live updates).
 async function loadEvents(sid) {
   const timeline = state.timeline;
   for (;;) {
-    // The highest seq held, kept as events arrive: spreading 200k keys into Math.max
-    // overflows the stack.
-    const after = timeline.lastSeq;
-    const got = await api("GET", `/v1/sessions/${sid}/events?after_seq=${after}&limit=1000`);
+    const got = await api("GET", `/v1/sessions/${sid}/events?after_seq=${timeline.lastSeq}&limit=1000`);
     if (got.status !== 200) return;
-    for (const event of got.body.events) {
-      timeline.events.set(event.seq, event);
-      timeline.lastSeq = Math.max(timeline.lastSeq, event.seq);
-    }
+    keepEvents(timeline, got.body.events);
     if (got.body.events.length < 1000 && !got.body.truncated) return;
   }
 }
 
+/// The page of events before the oldest held.
+async function loadOlderEvents() {
+  const timeline = state.timeline;
+  // The events held run from the newest down without a gap, so they are the offset.
+  const got = await api("GET", `/v1/sessions/${timeline.sid}/events?order=desc&limit=${EVENT_PAGE}&offset=${timeline.events.size}`);
+  if (got.status !== 200) return;
+  keepEvents(timeline, got.body.events);
+  timeline.olderLeft = got.body.events.length === EVENT_PAGE || got.body.truncated;
+  render();
+}
+
 async function loadTimeline(sid) {
-  state.timeline = { sid, events: new Map(), lastSeq: 0, interactions: new Map(), type: "" };
+  state.timeline = { sid, events: new Map(), lastSeq: 0, firstSeq: Infinity, olderLeft: false, interactions: new Map(), type: "" };
   await refreshSession(sid);
-  await loadEvents(sid);
+  await loadNewestEvents(sid);
+  // Anything that arrived while the first page loaded.
+  if (state.timeline.lastSeq > 0) await loadEvents(sid);
   await eachInteraction(sid, "", (i) => state.timeline.interactions.set(i.interaction_id, i));
 }
 
@@ -484,6 +515,10 @@ function timelineView() {
     viewSwitch(t),
     t.conversation ? conversationView(t) : null,
     t.conversation ? null : el("div", { class: "toolbar" }, el("h3", { text: "Events" }), el("label", { for: "type-filter", text: "Event type" }), filter),
+    !t.conversation && t.olderLeft
+      ? el("p", {}, el("button", { type: "button", id: "older", onclick: loadOlderEvents,
+        text: `Show older events (${t.firstSeq - 1} before these)` }))
+      : null,
     t.conversation ? null : el("table", { id: "timeline" },
       el("thead", {}, el("tr", {}, ...["Seq", "Type", "What happened", "Time"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, ...events)),
