@@ -315,3 +315,31 @@ def test_the_theme_follows_the_system_and_the_toggle(make_server, browser):
         page.screenshot(path=os.path.join(SCREENSHOTS, "dark-sessions.png"), full_page=True)
     finally:
         context.close()
+
+
+def test_a_burst_across_many_sessions_ends_in_the_right_state(make_server, tab):
+    server = make_server()
+    page = tab(server.base + "/")
+    expect(page.locator("#live")).to_have_text("live")
+    reads = []
+    page.on("request", lambda r: reads.append(r.url) if "/v1/sessions/" in r.url else None)
+
+    def agent(n):
+        for k in range(5):
+            status, _ = server.call("POST", f"/v1/sessions/burst-{n}/events",
+                                    event("tool_use", data={"k": k, "cwd": f"/w/p{n}"}))
+            assert status == 201
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(100)
+    for n in (0, 42, 99):
+        expect(page.locator(f'tr[data-session="burst-{n}"] td.events')).to_have_text("5")
+    _, listing = server.call("GET", "/v1/notifications?limit=1000")
+    # Reported, not asserted (it depends on timing): the page reads each session once per
+    # batch of notifications, not once per notification.
+    print(f"{len(listing['notifications'])} notifications, {len(reads)} session reads by the page")

@@ -111,25 +111,37 @@ function handle(notification) {
 async function drain() {
   working = true;
   while (work.length) {
-    const n = work.shift();
+    // Whatever queued while the last batch was applied is applied together: a busy agent's
+    // hundred notifications cost one read of its session, not a hundred, and one render.
+    const batch = work.splice(0);
     try {
-      await apply(n);
+      await apply(batch);
     } catch (error) {
       console.error(error);
     }
+    render();
   }
   working = false;
-  render();
 }
 
-async function apply(n) {
-  const sid = n.session_id;
-  await refreshSession(sid);
-  if (n.type === "events.appended" && state.timeline?.sid === sid) await loadEvents(sid);
-  if (n.type === "interaction.created" || n.type === "interaction.completed") {
-    const got = await api("GET", `/v1/sessions/${sid}/interactions/${n.interaction_id}`);
-    if (got.status === 200) noteInteraction(sid, got.body, n.type === "interaction.created");
+/// Applies a batch of notifications: each session they name is read once, the open timeline
+/// loads its new events once, and each interaction they name is read once.
+async function apply(batch) {
+  const sessions = new Set(batch.map((n) => n.session_id));
+  await Promise.all([...sessions].map(refreshSession));
+  const sid = state.timeline?.sid;
+  if (sid && batch.some((n) => n.type === "events.appended" && n.session_id === sid)) await loadEvents(sid);
+  const interactions = new Map(); // "sid/iid" -> created in this batch
+  for (const n of batch) {
+    if (n.type !== "interaction.created" && n.type !== "interaction.completed") continue;
+    const key = `${n.session_id}/${n.interaction_id}`;
+    interactions.set(key, interactions.get(key) || n.type === "interaction.created");
   }
+  await Promise.all([...interactions].map(async ([key, created]) => {
+    const [session, id] = [key.slice(0, key.indexOf("/")), key.slice(key.indexOf("/") + 1)];
+    const got = await api("GET", `/v1/sessions/${session}/interactions/${id}`);
+    if (got.status === 200) noteInteraction(session, got.body, created);
+  }));
 }
 
 // ---- data ---------------------------------------------------------------------------------
