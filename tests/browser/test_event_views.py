@@ -168,3 +168,30 @@ def test_a_session_of_200k_events_opens_with_its_newest_and_pages_back(make_serv
     server.call("POST", "/v1/sessions/huge/events", {"event_type": "tool_use", "timestamp": "2026-12-05T10:00:00Z", "data": {"n": "live"}})
     expect(rows).to_have_count(1001)
     assert rows.last.get_attribute("data-seq") == "200001"
+
+
+def test_subagents_are_shown_under_their_session(make_server, tab):
+    server = make_server()
+
+    def hook(name, **data):
+        data.update(session_id="cc-sub", cwd="/home/dev/acme")
+        status, body = server.call("POST", "/v1/sessions/cc-sub/events",
+                                   {"event_type": name, "timestamp": "2026-12-05T10:00:00Z", "data": data})
+        assert status == 201, body
+
+    hook("UserPromptSubmit", prompt="review the change")
+    hook("SubagentStart", agent_id="agent-1", agent_type="code-reviewer")
+    hook("PreToolUse", agent_id="agent-1", agent_type="code-reviewer", tool_name="Read",
+         tool_input={"file_path": "/home/dev/acme/src/lib.rs"}, tool_use_id="toolu_1")
+    page = tab(server.base + "/#/session/cc-sub")
+    reviewer = page.locator('#subagents li[data-agent="agent-1"]')
+    expect(reviewer).to_contain_text("code-reviewer")
+    expect(reviewer).to_have_attribute("data-state", "running")
+    expect(page.locator('#timeline tr[data-seq="3"] .badge.agent')).to_have_text("code-reviewer")
+    hook("SubagentStop", agent_id="agent-1", agent_type="code-reviewer",
+         last_assistant_message="Two issues: an unwrap on user input, and a missing test.")
+    expect(reviewer).to_have_attribute("data-state", "finished")
+    expect(reviewer).to_contain_text("3 events")
+    expect(reviewer.locator(".said")).to_have_text("Two issues: an unwrap on user input, and a missing test.")
+    page.get_by_role("link", name="Conversation").click()
+    expect(page.locator("#conversation .turn.agent")).to_contain_text("Subagent code-reviewer")

@@ -509,6 +509,7 @@ function timelineView() {
       el("td", { text: String(e.seq) }),
       el("td", { text: e.event_type }),
       el("td", { class: "what" },
+        typeof e.data?.agent_type === "string" ? el("span", { class: "badge agent", text: e.data.agent_type }) : null,
         el("details", {}, el("summary", { class: "summary", text: summarize(e) || e.event_type }), ...eventDetail(e)),
         e.out_of_order ? el("span", { class: "flag", text: "out of order" }) : null),
       el("td", { text: when(e.timestamp) })));
@@ -524,6 +525,7 @@ function timelineView() {
     interactions.length
       ? el("table", { id: "interactions" }, el("thead", {}, el("tr", {}, ...["Interaction", "Kind", "Status", "Outcome"].map((h) => el("th", { scope: "col", text: h })))), el("tbody", {}, ...interactions))
       : el("p", { class: "muted", text: "None." }),
+    subagentsView(t),
     viewSwitch(t),
     t.conversation ? conversationView(t) : null,
     t.conversation ? null : el("div", { class: "toolbar" }, el("h3", { text: "Events" }), el("label", { for: "type-filter", text: "Event type" }), filter),
@@ -535,6 +537,37 @@ function timelineView() {
       el("thead", {}, el("tr", {}, ...["Seq", "Type", "What happened", "Time"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, ...events)),
   ];
+}
+
+/// The subagents the session started (SubagentStart / SubagentStop, and the `agent_id` every
+/// event inside a subagent carries), from the events held: what each is, whether it is still
+/// running, how many events it sent, and its last reply.
+function subagentsView(t) {
+  const agents = new Map();
+  const agent = (id) => {
+    if (!agents.has(id)) agents.set(id, { id, type: "", events: 0, state: "running", said: "", started: "" });
+    return agents.get(id);
+  };
+  for (const e of [...t.events.values()].sort((a, b) => a.seq - b.seq)) {
+    const d = e.data && typeof e.data === "object" ? e.data : {};
+    if (typeof d.agent_id !== "string" || !d.agent_id) continue;
+    const a = agent(d.agent_id);
+    a.events += 1;
+    if (d.agent_type) a.type = d.agent_type;
+    if (e.event_type === "SubagentStart") a.started ||= e.timestamp;
+    if (e.event_type === "SubagentStop") {
+      a.state = "finished";
+      a.said = d.last_assistant_message ?? "";
+    }
+  }
+  if (!agents.size) return null;
+  return el("section", { class: "subagents", "aria-label": "Subagents" },
+    el("h3", { text: "Subagents" }),
+    el("ul", { id: "subagents" }, ...[...agents.values()].map((a) => el("li", { "data-agent": a.id, "data-state": a.state },
+      el("span", { class: "agent-type", text: a.type || "subagent" }), " ",
+      el("span", { class: `badge ${a.state === "running" ? "working" : "stopped"}`, text: a.state }),
+      el("span", { class: "muted", text: ` · ${a.events} events${a.started ? ` · started ${when(a.started)}` : ""}` }),
+      a.said ? el("div", { class: "said", text: firstLine(a.said, 160) }) : null))));
 }
 
 /// Events or conversation: two views of the same session.
