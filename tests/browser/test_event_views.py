@@ -195,3 +195,43 @@ def test_subagents_are_shown_under_their_session(make_server, tab):
     expect(reviewer.locator(".said")).to_have_text("Two issues: an unwrap on user input, and a missing test.")
     page.get_by_role("link", name="Conversation").click()
     expect(page.locator("#conversation .turn.agent")).to_contain_text("Subagent code-reviewer")
+
+
+def test_session_filters_live_in_the_url(make_server, tab):
+    server = make_server()
+    load_session(server, "cc-done")
+
+    def hook(sid, name, **data):
+        data.update(cwd=f"/home/dev/{sid}-repo", session_id=sid)
+        status, body = server.call("POST", f"/v1/sessions/{sid}/events",
+                                   {"event_type": name, "timestamp": "2026-12-05T10:00:00Z", "data": data})
+        assert status == 201, body
+
+    hook("asks", "UserPromptSubmit", prompt="deploy the docs")
+    hook("asks", "PermissionRequest", tool_name="Bash", tool_input={"command": "make deploy"})
+    hook("works", "UserPromptSubmit", prompt="refactor the parser")
+    page = tab(server.base + "/")
+    rows = page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(3)
+    page.get_by_label("State").select_option("waiting for you")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-session", "asks")
+    assert "state=waiting+for+you" in page.url
+    page.get_by_label("State").select_option("")
+    page.get_by_label("Project").select_option("acme")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-session", "cc-done")
+    page.get_by_label("Project").select_option("")
+    page.get_by_label("Find").fill("PARSER")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_have_attribute("data-session", "works")
+    # The address carries the view: a reload, or a shared link, opens it the same.
+    shared = page.url
+    assert "find=PARSER" in shared
+    other = tab(shared)
+    expect(other.locator("#sessions tbody tr")).to_have_count(1)
+    expect(other.get_by_label("Find")).to_have_value("PARSER")
+    # A timeline's event type too.
+    page.goto(server.base + "/#/session/cc-done?type=PostToolUse")
+    expect(page.locator("#timeline tbody tr")).to_have_count(4)
+    expect(page.get_by_label("Event type")).to_have_value("PostToolUse")

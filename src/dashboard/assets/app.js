@@ -20,7 +20,9 @@ const state = {
   key: sessionStorage.getItem("orchestrator-key"),
   lastId: 0,
   sessions: new Map(),
-  statusFilter: "",
+  // The sessions list's filters, kept in the URL (#/?status=&state=&project=&find=) so a view
+  // can be shared and survives a reload.
+  filters: { status: "", state: "", project: "", find: "" },
   approvals: new Map(), // "sid/iid" -> interaction (pending and decided while this page is open)
   decidedHere: new Map(), // "sid/iid" -> the decision this tab sent
   seenPending: new Set(), // "sid/iid" of approvals this tab has seen open
@@ -152,7 +154,7 @@ async function refreshSession(sid) {
 }
 
 async function loadSessions() {
-  const query = state.statusFilter ? `&status=${state.statusFilter}` : "";
+  const query = state.filters.status ? `&status=${encodeURIComponent(state.filters.status)}` : "";
   const got = await api("GET", `/v1/sessions?limit=200${query}`);
   state.sessions = new Map(got.body.sessions.map((s) => [s.session_id, s]));
 }
@@ -466,14 +468,54 @@ function projectName(path) {
   return path.replace(/\/+$/, "").split("/").pop() || path;
 }
 
+/// The route (`#/…`) and its query, the part after `?`.
+function hashParts() {
+  const [path, query = ""] = location.hash.split("?");
+  return { path: path || "#/", params: new URLSearchParams(query) };
+}
+
+/// Sets (or, when empty, removes) parameters of the route's query, in place: a filter is part
+/// of the address without a history entry per keystroke.
+function setParams(updates) {
+  const { path, params } = hashParts();
+  for (const [name, value] of Object.entries(updates)) {
+    if (value) params.set(name, value);
+    else params.delete(name);
+  }
+  const query = params.toString();
+  history.replaceState(null, "", `${location.pathname}${location.search}${path}${query ? `?${query}` : ""}`);
+}
+
+const SESSION_STATES = ["working", "waiting for you", "stopped", "ended", "gone quiet"];
+
+function filterSelect(id, label, name, values, onchange) {
+  return [
+    el("label", { for: id, text: label }),
+    el("select", { id, onchange: (e) => onchange(e.target.value) },
+      ...["", ...values].map((v) => el("option", { value: v, selected: v === state.filters[name], text: v || "any" }))),
+  ];
+}
+
 function sessionsView() {
-  const select = el("select", { id: "status-filter", onchange: async (e) => {
-    state.statusFilter = e.target.value;
-    await loadSessions();
+  const f = state.filters;
+  const setFilter = (name) => async (value) => {
+    f[name] = value;
+    setParams({ [name]: value });
+    if (name === "status") await loadSessions();
     render();
-  } }, ...["", "active", "idle", "ended"].map((s) => el("option", { value: s, selected: s === state.statusFilter, text: s || "any" })));
+  };
+  const projects = [...new Set([...state.sessions.values()].map((s) => projectName(s.project)).filter(Boolean))].sort();
+  if (!state.findBox) {
+    // Made once, so typing is not interrupted by live re-renders.
+    state.findBox = el("input", { id: "find", type: "search", placeholder: "title, id or project", value: f.find,
+      oninput: (e) => { f.find = e.target.value; setParams({ find: f.find.trim() }); render(); } });
+  }
+  const find = f.find.trim().toLowerCase();
   const rows = [...state.sessions.values()]
-    .filter((s) => !state.statusFilter || s.status === state.statusFilter)
+    .filter((s) => !f.status || s.status === f.status)
+    .filter((s) => !f.state || sessionState(s) === f.state)
+    .filter((s) => !f.project || projectName(s.project) === f.project)
+    .filter((s) => !find || [s.title, s.session_id, s.project].some((v) => typeof v === "string" && v.toLowerCase().includes(find)))
     .sort((a, b) => b.updated_at.localeCompare(a.updated_at))
     .map((s) => el("tr", { "data-session": s.session_id, "data-state": sessionState(s) },
       el("td", { class: "name" },
@@ -487,11 +529,14 @@ function sessionsView() {
       el("td", { text: when(s.updated_at) }, el("div", { class: "muted", text: `started ${when(s.created_at)}` }))));
   return [
     el("div", { class: "toolbar" }, el("h2", { text: "Sessions" }),
-      el("label", { for: "status-filter", text: "Status" }), select),
+      ...filterSelect("status-filter", "Status", "status", ["active", "idle", "ended"], setFilter("status")),
+      ...filterSelect("state-filter", "State", "state", SESSION_STATES, setFilter("state")),
+      ...filterSelect("project-filter", "Project", "project", projects, setFilter("project")),
+      el("label", { for: "find", text: "Find" }), state.findBox),
     el("table", { id: "sessions" },
       el("thead", {}, el("tr", {}, ...["Session", "Project", "State", "Events", "Pending approvals", "Last activity"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, ...rows)),
-    rows.length ? null : el("p", { class: "muted", text: "No sessions yet." }),
+    rows.length ? null : el("p", { class: "muted", text: state.sessions.size ? "No session matches these filters." : "No sessions yet." }),
   ];
 }
 
@@ -499,7 +544,7 @@ function timelineView() {
   const t = state.timeline;
   const session = state.sessions.get(t.sid);
   const types = [...new Set([...t.events.values()].map((e) => e.event_type))].sort();
-  const filter = el("select", { id: "type-filter", onchange: (e) => { t.type = e.target.value; render(); } },
+  const filter = el("select", { id: "type-filter", onchange: (e) => { t.type = e.target.value; setParams({ type: t.type }); render(); } },
     el("option", { value: "", text: "all types" }),
     ...types.map((type) => el("option", { value: type, selected: type === t.type, text: type })));
   const events = [...t.events.values()]
@@ -747,7 +792,7 @@ function approvalsView() {
 function render() {
   const pending = [...state.approvals.values()].filter((a) => a.status === "pending").length;
   $("#approval-count").textContent = pending ? String(pending) : "";
-  const route = location.hash;
+  const route = hashParts().path;
   const view = $("#view");
   const active = document.activeElement;
   let nodes;
@@ -759,13 +804,23 @@ function render() {
   else if (active && document.body.contains(active)) active.focus();
 }
 
+/// The filters the address names (the sessions list's, and a timeline's event type).
+function readFilters() {
+  const { params } = hashParts();
+  for (const name of Object.keys(state.filters)) state.filters[name] = params.get(name) ?? "";
+  if (state.findBox) state.findBox.value = state.filters.find;
+  return params;
+}
+
 async function route() {
   // #/session/<id> is its events, #/session/<id>/conversation the same as a conversation.
-  const match = location.hash.match(/^#\/session\/([^/]+)(\/conversation)?$/);
+  const params = readFilters();
+  const match = hashParts().path.match(/^#\/session\/([^/]+)(\/conversation)?$/);
   if (match) {
     const sid = decodeURIComponent(match[1]);
     if (state.timeline?.sid !== sid) await loadTimeline(sid);
     state.timeline.conversation = Boolean(match[2]);
+    state.timeline.type = params.get("type") ?? "";
   } else {
     state.timeline = null;
   }
@@ -838,6 +893,7 @@ async function start() {
   try {
     // Where "from now on" starts: loaded first, so nothing that changes while the page loads
     // is missed (it is replayed by the stream and applied again, harmlessly).
+    readFilters();
     const latest = await api("GET", "/v1/notifications/latest");
     state.lastId = latest.body.id;
     await loadSessions();
