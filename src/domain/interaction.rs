@@ -315,6 +315,29 @@ impl Interaction {
     }
 }
 
+/// Which queued commands a `commands/next` caller takes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CommandFilter {
+    /// Every command: an executor.
+    #[default]
+    Any,
+    /// Only commands whose payload has a non-empty string `prompt`: an agent's hook that
+    /// delivers the next instruction a person sent (Claude Code's Stop hook).
+    Prompts,
+}
+
+impl CommandFilter {
+    pub fn takes(self, command: &Interaction) -> bool {
+        match self {
+            CommandFilter::Any => true,
+            CommandFilter::Prompts => command
+                .payload
+                .member_str("prompt")
+                .is_some_and(|prompt| !prompt.is_empty()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,8 +18,7 @@ use utoipa::IntoParams;
 use super::interactions::{find_interaction, wait_for_interaction, InteractionDto};
 use super::{parse_json, read_body, AppState, CallerScope};
 use crate::actors::commands::{
-    ActOnInteraction, Action, AppendEvents, CommandFilter, CreateInteraction, EnsureSession,
-    NextCommand,
+    ActOnInteraction, Action, AppendEvents, CreateInteraction, EnsureSession, NextCommand,
 };
 use crate::actors::messages::SessionKey;
 use crate::claude_code::decision::{hook_output, Fallback};
@@ -28,7 +27,7 @@ use crate::claude_code::gates::Gates;
 use crate::claude_code::input::HookInput;
 use crate::domain::event::parse_body;
 use crate::domain::ids::InteractionId;
-use crate::domain::interaction::{Decision, Interaction};
+use crate::domain::interaction::{CommandFilter, Decision, Interaction};
 use crate::domain::json::JsonText;
 use crate::error::ApiError;
 

@@ -12,11 +12,13 @@ use utoipa::{IntoParams, ToSchema};
 use super::sessions::find_session;
 use super::{object_fields, page_limit, read, read_body, session_key, AppState, CallerScope};
 use crate::actors::commands::{
-    ActOnInteraction, Action, CommandFilter, CreateInteraction, NextCommand, WaitForInteraction,
+    ActOnInteraction, Action, CreateInteraction, NextCommand, WaitForInteraction,
 };
 use crate::actors::messages::SessionKey;
 use crate::domain::ids::{EventType, InteractionId};
-use crate::domain::interaction::{parse_timeout_ms, Decision, Interaction, InteractionStatus};
+use crate::domain::interaction::{
+    parse_timeout_ms, CommandFilter, Decision, Interaction, InteractionStatus,
+};
 use crate::domain::json::{self, Fields, JsonText};
 use crate::domain::time::format_millis;
 use crate::domain::ValidationError;

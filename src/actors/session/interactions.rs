@@ -61,7 +61,7 @@ pub(super) const ABSENT_CACHE: usize = 1024;
 /// A caller of `commands/next` parked by an earlier group.
 pub(super) struct NextWaiter {
     pub id: u64,
-    pub takes: super::commands::CommandFilter,
+    pub takes: crate::domain::interaction::CommandFilter,
     pub reply: NextReply,
 }
 
@@ -74,7 +74,11 @@ pub(super) struct NextWaiters {
 
 impl NextWaiters {
     /// Parks a caller last in line; returns the id its wait's end finds it by.
-    pub(super) fn park(&mut self, reply: NextReply, takes: super::commands::CommandFilter) -> u64 {
+    pub(super) fn park(
+        &mut self,
+        reply: NextReply,
+        takes: crate::domain::interaction::CommandFilter,
+    ) -> u64 {
         // Ids only tell apart the waiters parked at the same time, so a counter that starts
         // over with an empty queue is enough.
         self.next_id += 1;

@@ -17,7 +17,7 @@ pub(super) type NextReply = Answer<Option<Interaction>>;
 /// A `commands/next` caller: how long it waits, which commands it takes, where its answer goes.
 pub(super) struct NextRequest {
     pub wait: std::time::Duration,
-    pub takes: super::commands::CommandFilter,
+    pub takes: crate::domain::interaction::CommandFilter,
     pub reply: NextReply,
 }
 

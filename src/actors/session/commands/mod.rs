@@ -32,7 +32,7 @@ pub(crate) use append_events::AppendEvents;
 pub(crate) use create_interaction::CreateInteraction;
 pub(crate) use ensure_session::EnsureSession;
 pub(super) use next_command::serve_waiting_callers;
-pub(crate) use next_command::{CommandFilter, NextCommand};
+pub(crate) use next_command::NextCommand;
 #[cfg(any(test, feature = "test-hooks"))]
 pub(crate) use panic_for_test::PanicForTest;
 pub(crate) use wait_for_interaction::WaitForInteraction;

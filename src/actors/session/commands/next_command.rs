@@ -12,36 +12,13 @@ use super::{Answer, Command};
 use crate::actors::session::interactions::NextWaiter;
 use crate::actors::session::plan::Planner;
 use crate::actors::session::reply::NextRequest;
-use crate::domain::interaction::{Interaction, InteractionStatus};
+use crate::domain::interaction::{CommandFilter, Interaction, InteractionStatus};
 
 /// Hand out the next command this caller takes, waiting up to `wait`. `None` when none became
 /// available in time.
 pub(crate) struct NextCommand {
     pub wait: Duration,
     pub takes: CommandFilter,
-}
-
-/// Which queued commands a `commands/next` caller takes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum CommandFilter {
-    /// Every command: an executor.
-    #[default]
-    Any,
-    /// Only commands whose payload has a non-empty string `prompt`: an agent's hook that
-    /// delivers the next instruction a person sent (Claude Code's Stop hook).
-    Prompts,
-}
-
-impl CommandFilter {
-    pub(crate) fn takes(self, command: &Interaction) -> bool {
-        match self {
-            CommandFilter::Any => true,
-            CommandFilter::Prompts => command
-                .payload
-                .member_str("prompt")
-                .is_some_and(|prompt| !prompt.is_empty()),
-        }
-    }
 }
 
 impl Command for NextCommand {
