@@ -82,7 +82,7 @@ impl HookQuery {
 /// `POST /v1/hooks/claude-code?approve=&require_approval=&approval_timeout=&on_timeout=`
 #[utoipa::path(post, operation_id = "claude_code_hook", path = "/v1/hooks/claude-code", tag = "claude-code",
     params(HookQuery),
-    request_body(content = Object, description = "A Claude Code hook input, as Claude Code sends it"),
+    request_body(content = crate::http::openapi::ClaudeCodeHookInput, description = "A Claude Code hook input, as Claude Code sends it (other fields are kept)"),
     responses(
         (status = 200, description = "Stored; the body is the hook's answer for Claude Code (JSON), or empty"),
         crate::http::openapi::BadRequest,

@@ -112,6 +112,18 @@ pub struct PutSessionBody {
     pub metadata: Option<Value>,
 }
 
+/// A Claude Code hook input, as Claude Code sends it: every field it has is kept (stored as the
+/// event's data); these two are required.
+#[derive(Serialize, ToSchema)]
+pub struct ClaudeCodeHookInput {
+    /// Claude Code's session id (a UUID); another text maps to a stable valid id.
+    #[schema(min_length = 1)]
+    pub session_id: String,
+    /// Becomes the event's type.
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$", min_length = 1, max_length = 64)]
+    pub hook_event_name: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct NewInteractionBody {
     /// Server-made UUID when absent.
