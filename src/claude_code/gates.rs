@@ -46,10 +46,6 @@ impl Gates {
             _ => false,
         }
     }
-
-    pub fn any(&self) -> bool {
-        self.on_prompt.is_some() || self.always.is_some()
-    }
 }
 
 #[cfg(test)]

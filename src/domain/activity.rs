@@ -43,9 +43,8 @@ pub enum Activity {
 }
 
 impl SessionFacts {
-    /// Takes in what `event` says; whether anything changed.
-    pub fn observe(&mut self, event: &NewEvent) -> bool {
-        let before = self.clone();
+    /// Takes in what `event` says.
+    pub fn observe(&mut self, event: &NewEvent) {
         // The data's members are read once (an event's data can be large).
         let mut data = event.data.as_ref().and_then(JsonText::fields);
         let mut text = |name: &str| {
@@ -91,7 +90,6 @@ impl SessionFacts {
         if activity.is_some() {
             self.activity = activity;
         }
-        *self != before
     }
 
     /// As stored: a JSON object.
@@ -136,7 +134,7 @@ mod tests {
             "SessionStart",
             json!({"cwd": "/home/dev/acme", "model": "claude-opus-5-5", "source": "startup"}),
         );
-        assert!(facts.observe(&start));
+        facts.observe(&start);
         assert_eq!(facts.project.as_deref(), Some("/home/dev/acme"));
         assert_eq!(facts.model.as_deref(), Some("claude-opus-5-5"));
         let prompt = hook(
@@ -166,10 +164,9 @@ mod tests {
         assert_eq!(facts.activity, Some(Activity::Waiting));
         facts.observe(&hook("Stop", json!({"last_assistant_message": "done"})));
         assert_eq!(facts.activity, Some(Activity::Stopped));
-        assert!(
-            !facts.observe(&hook("MessageDisplay", json!({}))),
-            "nothing new said"
-        );
+        let before = facts.clone();
+        facts.observe(&hook("MessageDisplay", json!({})));
+        assert_eq!(facts, before, "nothing new said");
         facts.observe(&hook("SessionEnd", json!({"reason": "exit"})));
         assert_eq!(facts.activity, Some(Activity::Ended));
         assert_eq!(SessionFacts::from_json(&facts.to_json()), facts);

@@ -210,15 +210,15 @@ fn interaction_id(id: &str) -> Result<InteractionId, Unanswered> {
 impl Orchestrator for ActorOrchestrator<'_> {
     async fn open(&self, session: &str, approval: &Value) -> Result<Value, Unanswered> {
         let key = self.key(session)?;
+        let id = interaction_id(approval["interaction_id"].as_str().unwrap_or_default())?;
+        let payload = JsonText::from_value(&approval["payload"]);
         let create = || CreateInteraction {
-            id: InteractionId::parse(approval["interaction_id"].as_str().unwrap_or_default())
-                .expect("the flow makes valid ids"),
+            id: id.clone(),
             kind: "approval".into(),
-            payload: JsonText::from_value(&approval["payload"]),
+            payload: payload.clone(),
             timeout_ms: approval["timeout_ms"].as_i64().unwrap_or(300_000),
             queued: false,
         };
-        interaction_id(approval["interaction_id"].as_str().unwrap_or_default())?;
         let sessions = &self.state.sessions;
         let created = match sessions.ask(key.clone(), create()).await {
             Err(crate::actors::error::SessionError::SessionNotFound(_)) => {
