@@ -4,7 +4,7 @@
 //! holding one invalid event, results racing `session_end` events, concurrent decisions from
 //! several tabs, cancels and short deadlines are all in flight at once, while idle actors
 //! passivate and restart. Afterwards a checker verifies the invariants I1–I10 of
-//! ../shared/design.md from the query API and the notifications. (I2 here is "acknowledged
+//! docs/architecture.md from the query API and the notifications. (I2 here is "acknowledged
 //! means stored"; surviving a SIGKILL is the crash test's, tests/api/durability.rs.)
 //! A failure prints its seed; `ORCH_RACE_SEED=<seed> cargo test race_harness` replays it.
 
