@@ -52,6 +52,15 @@ pub static LIVE_SESSION_ACTORS: LazyLock<IntGauge> = LazyLock::new(|| {
         .expect("static metric definition"),
     )
 });
+pub static SEARCH_INDEX_BEHIND: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "orchestrator_search_index_behind",
+            "Events committed but not yet in the full-text search index, after its last pass",
+        )
+        .expect("static metric definition"),
+    )
+});
 pub static WRITER_QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
     register(
         IntGauge::new(
@@ -256,6 +265,7 @@ pub fn init() {
     }
     LazyLock::force(&HTTP_SECONDS);
     LazyLock::force(&WRITER_QUEUE_DEPTH);
+    LazyLock::force(&SEARCH_INDEX_BEHIND);
 }
 
 /// The Prometheus text exposition of every metric.

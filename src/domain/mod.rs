@@ -6,6 +6,7 @@ pub mod event;
 pub mod ids;
 pub mod interaction;
 pub mod json;
+pub mod search;
 pub mod session;
 pub mod time;
 

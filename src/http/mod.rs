@@ -15,6 +15,7 @@ pub(crate) mod interactions;
 mod notifications;
 pub mod openapi;
 mod query;
+mod search;
 mod sessions;
 
 use actix_web::{http::header, web, HttpRequest, HttpResponse};
@@ -72,6 +73,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(resource("/openapi.json", "GET, HEAD").route(web::get().to(openapi::openapi_json)))
     .service(resource("/v1/sessions", "GET, HEAD").route(web::get().to(sessions::list)))
     .service(session_routes())
+    .service(resource("/v1/events", "GET, HEAD").route(web::get().to(search::events)))
+    .service(resource("/v1/activity", "GET, HEAD").route(web::get().to(search::activity)))
     .service(resource("/v1/notifications", "GET, HEAD").route(web::get().to(notifications::list)))
     .service(
         resource("/v1/notifications/latest", "GET, HEAD")

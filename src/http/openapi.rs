@@ -41,7 +41,7 @@ pub struct InteractionPath {
     pub interaction_id: String,
 }
 
-use super::{auth, events, health, interactions, notifications, sessions};
+use super::{auth, events, health, interactions, notifications, search, sessions};
 
 /// An RFC 9457 problem document; every error has this shape.
 #[derive(Serialize, ToSchema)]
@@ -193,6 +193,8 @@ pub struct RejectBody {
         sessions::list,
         events::post,
         events::list,
+        search::events,
+        search::activity,
         interactions::create,
         interactions::list,
         interactions::get,

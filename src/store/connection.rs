@@ -275,20 +275,26 @@ pub fn connect(target: &DatabaseTarget, settings: &PoolSettings) -> Result<DbPoo
     open_pool(target, settings)
 }
 
-/// Prepares a database with every migration but the newest `skip`: a test writes rows the way
-/// an older binary did, then [`connect`] upgrades them. Not used by the service.
+/// Prepares a database with the migrations older than `version` (e.g. `2026-11-30-000007`): a
+/// test writes rows the way an older binary did, then [`connect`] upgrades them. Not used by
+/// the service.
 #[cfg(any(test, feature = "test-hooks"))]
 #[doc(hidden)]
-pub fn migrate_all_but(target: &DatabaseTarget, skip: usize) -> Result<(), StoreError> {
+pub fn migrate_before(target: &DatabaseTarget, version: &str) -> Result<(), StoreError> {
     fn run<C: MigrationHarness<B>, B: diesel::backend::Backend>(
         c: &mut C,
         source: EmbeddedMigrations,
-        skip: usize,
+        version: &str,
     ) -> Result<(), StoreError> {
         let pending = c
             .pending_migrations(source)
             .map_err(|e| StoreError::Migration(e.to_string()))?;
-        for migration in pending.iter().take(pending.len().saturating_sub(skip)) {
+        // Versions are the folder names' dates and numbers without dashes.
+        let before = version.replace('-', "");
+        let older = pending
+            .iter()
+            .filter(|m| m.name().version().to_string().replace('-', "") < before);
+        for migration in older {
             c.run_migration(migration.as_ref())
                 .map_err(|e| StoreError::Migration(e.to_string()))?;
         }
@@ -297,9 +303,9 @@ pub fn migrate_all_but(target: &DatabaseTarget, skip: usize) -> Result<(), Store
     match &mut target.open(Duration::from_secs(10))? {
         DbConnection::Sqlite(c) => {
             c.batch_execute("PRAGMA journal_mode = WAL;")?;
-            run(c, SQLITE_MIGRATIONS, skip)
+            run(c, SQLITE_MIGRATIONS, version)
         }
-        DbConnection::Pg(c) => run(c, POSTGRES_MIGRATIONS, skip),
+        DbConnection::Pg(c) => run(c, POSTGRES_MIGRATIONS, version),
     }
 }
 

@@ -10,12 +10,13 @@ pub mod models;
 pub mod notifications;
 pub mod page;
 pub mod schema;
+pub mod search;
 pub mod sessions;
 mod statements;
 mod write;
 
 #[cfg(any(test, feature = "test-hooks"))]
-pub use connection::migrate_all_but;
+pub use connection::migrate_before;
 pub(crate) use connection::with_backend;
 pub use connection::{
     checkpoint, connect, open_pool, ping, prepare_writer_connection, with_connection,

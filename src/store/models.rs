@@ -3,7 +3,7 @@
 
 use diesel::prelude::*;
 
-use super::schema::{events, interactions, notifications, sessions};
+use super::schema::{event_search, events, interactions, notifications, sessions};
 use super::StoreError;
 use crate::domain::ids::{InteractionId, SessionId};
 use crate::domain::interaction::{CompletedBy, Interaction, InteractionStatus, Outcome};
@@ -51,6 +51,20 @@ pub struct EventRow {
     pub sequence: Option<i64>,
     pub out_of_order: bool,
     pub data: String,
+}
+
+/// What an event gives search and the activity view ([`crate::domain::search::EventWords`]),
+/// written with it.
+#[derive(Clone, Debug, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = event_search)]
+pub struct SearchRow {
+    pub scope: String,
+    pub session_key: i64,
+    pub seq: i64,
+    pub received_at: i64,
+    pub event_type: String,
+    pub tool: Option<String>,
+    pub words: String,
 }
 
 /// A notification in the outbox. `body` holds the type-specific fields as a JSON object.

@@ -17,6 +17,20 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// One row per event for search and the activity view (no primary key in the database;
+    /// (session_key, seq) is unique through `events`).
+    event_search (session_key, seq) {
+        scope -> Text,
+        session_key -> BigInt,
+        seq -> BigInt,
+        received_at -> BigInt,
+        event_type -> Text,
+        tool -> Nullable<Text>,
+        words -> Text,
+    }
+}
+
+diesel::table! {
     interactions (scope, session_id, interaction_id) {
         scope -> Text,
         session_id -> Text,
@@ -67,4 +81,10 @@ diesel::table! {
     }
 }
 
-diesel::allow_tables_to_appear_in_same_query!(events, interactions, notifications, sessions,);
+diesel::allow_tables_to_appear_in_same_query!(
+    event_search,
+    events,
+    interactions,
+    notifications,
+    sessions,
+);

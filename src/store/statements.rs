@@ -20,7 +20,7 @@ use diesel::sql_types::{Array, BigInt, Bool, Nullable, Text};
 use diesel::sqlite::Sqlite;
 use diesel::{PgConnection, QueryResult, RunQueryDsl, SqliteConnection};
 
-use super::models::{EventRow, InteractionRow, NotificationRow, SessionRow};
+use super::models::{EventRow, InteractionRow, NotificationRow, SearchRow, SessionRow};
 
 /// One value of a row, in its column's SQL type.
 enum Value<'a> {
@@ -156,6 +156,33 @@ const NEW_EVENTS: Table<EventRow> = Table {
     on_conflict: "",
 };
 
+const NEW_SEARCH_ROWS: Table<SearchRow> = Table {
+    name: "new_search_rows",
+    insert: "INSERT INTO event_search (scope, session_key, seq, received_at, event_type, tool, \
+             words)",
+    kinds: &[
+        Kind::Text,
+        Kind::BigInt,
+        Kind::BigInt,
+        Kind::BigInt,
+        Kind::Text,
+        Kind::NullableText,
+        Kind::Text,
+    ],
+    values: |r| {
+        vec![
+            Value::Text(&r.scope),
+            Value::BigInt(r.session_key),
+            Value::BigInt(r.seq),
+            Value::BigInt(r.received_at),
+            Value::Text(&r.event_type),
+            Value::NullableText(r.tool.as_deref()),
+            Value::Text(&r.words),
+        ]
+    },
+    on_conflict: "",
+};
+
 const INTERACTION_INSERT: &str = "INSERT INTO interactions (scope, session_id, \
      interaction_id, kind, payload, status, outcome, result, completed_by, position, \
      created_at, timeout_ms, deadline, completed_at, event_count)";
@@ -250,6 +277,7 @@ pub struct BatchRows<'a> {
     pub created_sessions: Vec<&'a SessionRow>,
     pub updated_sessions: Vec<&'a SessionRow>,
     pub events: Vec<&'a EventRow>,
+    pub search: Vec<&'a SearchRow>,
     pub new_interactions: Vec<&'a InteractionRow>,
     pub changed_interactions: Vec<&'a InteractionRow>,
     pub notifications: Vec<&'a NotificationRow>,
@@ -262,6 +290,7 @@ pub fn commit_postgres(conn: &mut PgConnection, rows: &BatchRows<'_>) -> QueryRe
             Section::of(&CREATED_SESSIONS, &rows.created_sessions),
             Section::of(&UPDATED_SESSIONS, &rows.updated_sessions),
             Section::of(&NEW_EVENTS, &rows.events),
+            Section::of(&NEW_SEARCH_ROWS, &rows.search),
             Section::of(&NEW_INTERACTIONS, &rows.new_interactions),
             Section::of(&CHANGED_INTERACTIONS, &rows.changed_interactions),
             Section::of(&NEW_NOTIFICATIONS, &rows.notifications),
@@ -275,6 +304,7 @@ pub fn write_sqlite(conn: &mut SqliteConnection, rows: &BatchRows<'_>) -> QueryR
     write_table(conn, &CREATED_SESSIONS, &rows.created_sessions)?;
     write_table(conn, &UPDATED_SESSIONS, &rows.updated_sessions)?;
     write_table(conn, &NEW_EVENTS, &rows.events)?;
+    write_table(conn, &NEW_SEARCH_ROWS, &rows.search)?;
     write_table(conn, &NEW_INTERACTIONS, &rows.new_interactions)?;
     write_table(conn, &CHANGED_INTERACTIONS, &rows.changed_interactions)?;
     write_table(conn, &NEW_NOTIFICATIONS, &rows.notifications)

@@ -4,7 +4,7 @@
 
 use diesel::Connection;
 
-use super::models::{EventRow, InteractionRow, NotificationRow, SessionRow};
+use super::models::{EventRow, InteractionRow, NotificationRow, SearchRow, SessionRow};
 use super::{statements, DbConnection};
 
 /// A notification waiting for its id.
@@ -24,6 +24,8 @@ pub struct SessionWrite {
     /// The row is new: insert rather than update.
     pub create: bool,
     pub events: Vec<EventRow>,
+    /// One per event, in the same order.
+    pub search: Vec<SearchRow>,
     /// Interactions created by the group.
     pub new_interactions: Vec<InteractionRow>,
     /// Interactions the group changed, as they stand after it.
@@ -39,6 +41,7 @@ impl SessionWrite {
             session,
             create,
             events: Vec::new(),
+            search: Vec::new(),
             new_interactions: Vec::new(),
             changed_interactions: Vec::new(),
             notifications: Vec::new(),
@@ -88,6 +91,7 @@ pub fn commit_batch(
             rows.updated_sessions.push(&write.session);
         }
         rows.events.extend(&write.events);
+        rows.search.extend(&write.search);
         rows.new_interactions.extend(&write.new_interactions);
         rows.changed_interactions
             .extend(&write.changed_interactions);

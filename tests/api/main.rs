@@ -23,6 +23,7 @@ mod queries;
 mod race_harness;
 mod scope_limits;
 mod scopes_and_limits;
+mod search;
 mod sessions;
 mod shutdown;
 mod store_writes;

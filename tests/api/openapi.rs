@@ -38,6 +38,8 @@ async fn the_served_document_matches_the_checked_in_copy() {
         ("/v1/sessions", &["get"]),
         ("/v1/sessions/{session_id}", &["put", "get"]),
         ("/v1/sessions/{session_id}/events", &["post", "get"]),
+        ("/v1/events", &["get"]),
+        ("/v1/activity", &["get"]),
         ("/v1/sessions/{session_id}/interactions", &["post", "get"]),
         (
             "/v1/sessions/{session_id}/interactions/{interaction_id}",
@@ -80,7 +82,7 @@ async fn the_served_document_matches_the_checked_in_copy() {
     }
     assert_eq!(
         paths.len(),
-        21,
+        23,
         "a documented path the test does not know: {:?}",
         paths.keys()
     );

@@ -44,6 +44,7 @@ VIEWS = {
     "session": ("/#/session/cc-a11y", "#timeline tbody tr"),
     "conversation": ("/#/session/cc-a11y/conversation", "#conversation li"),
     "approvals": ("/#/approvals", "#approvals .card"),
+    "activity": ("/#/activity", "#activity tbody tr"),
 }
 
 

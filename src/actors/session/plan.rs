@@ -18,7 +18,7 @@ use crate::actors::key::SessionKey;
 use crate::domain::interaction::{Interaction, InteractionStatus};
 use crate::domain::json::JsonText;
 use crate::domain::session::Session;
-use crate::store::models::{EventRow, InteractionRow, SessionRow};
+use crate::store::models::{EventRow, InteractionRow, SearchRow, SessionRow};
 use crate::store::sessions::SessionKeys;
 use crate::store::{NewNotification, SessionWrite};
 
@@ -86,6 +86,8 @@ pub(crate) struct Planner<'a> {
     pub(super) orphan_events: HashMap<String, i64>,
     pub(super) next_position: i64,
     pub(super) rows: Vec<EventRow>,
+    /// One per row of `rows`.
+    pub(super) search_rows: Vec<SearchRow>,
     pub(super) new_keys: HashMap<String, i64>,
     notifications: Vec<NewNotification>,
     replies: Vec<Reply>,
@@ -115,6 +117,7 @@ impl<'a> Planner<'a> {
             completed: Vec::new(),
             orphan_events: HashMap::new(),
             rows: Vec::new(),
+            search_rows: Vec::new(),
             new_keys: HashMap::new(),
             notifications: Vec::new(),
             replies: Vec::new(),
@@ -284,6 +287,7 @@ impl<'a> Planner<'a> {
                     session: SessionRow::from_session(s, session_key, self.base.session.is_none()),
                     create: self.base.session.is_none(),
                     events: std::mem::take(&mut self.rows),
+                    search: std::mem::take(&mut self.search_rows),
                     new_interactions,
                     changed_interactions,
                     notifications: std::mem::take(&mut self.notifications),

@@ -27,6 +27,11 @@ const state = {
   decidedHere: new Map(), // "sid/iid" -> the decision this tab sent
   seenPending: new Set(), // "sid/iid" of approvals this tab has seen open
   timeline: null, // { sid, events: Map(seq -> event), interactions: Map(id -> interaction), type }
+  // The activity view: its filters (in the URL), the newest events across sessions that match
+  // them (by "sid/seq"), where older ones continue, the chart's counts, and the sessions
+  // announced since the page opened.
+  activity: null, // { filters, events: Map, next, chart, minutes }
+  announced: [],
   stream: null,
 };
 
@@ -133,6 +138,10 @@ async function apply(batch) {
   await Promise.all([...sessions].map(refreshSession));
   const sid = state.timeline?.sid;
   if (sid && batch.some((n) => n.type === "events.appended" && n.session_id === sid)) await loadEvents(sid);
+  for (const n of batch) {
+    if (n.type === "session.created") state.announced = [n.session_id, ...state.announced.filter((a) => a !== n.session_id)].slice(0, 5);
+  }
+  if (state.activity && batch.some((n) => n.type === "events.appended")) refreshActivitySoon();
   const interactions = new Map(); // "sid/iid" -> created in this batch
   for (const n of batch) {
     if (n.type !== "interaction.created" && n.type !== "interaction.completed") continue;
@@ -245,6 +254,85 @@ async function loadTimeline(sid) {
   // Anything that arrived while the first page loaded.
   if (state.timeline.lastSeq > 0) await loadEvents(sid);
   await eachInteraction(sid, "", (i) => state.timeline.interactions.set(i.interaction_id, i));
+}
+
+// ---- activity across sessions -------------------------------------------------------------
+
+/// The activity view's filters, as the URL names them: search text, tool, event type, session
+/// and how far back (minutes; also the chart's window when it is 5, 15 or 60).
+const ACTIVITY_FILTERS = ["q", "tool", "type", "session", "range"];
+const RANGES = { "5": "last 5 minutes", "15": "last 15 minutes", "60": "last hour", "1440": "last day", "": "any time" };
+const ACTIVITY_PAGE = 50;
+
+function activityQuery(filters, after) {
+  const query = new URLSearchParams({ limit: String(ACTIVITY_PAGE) });
+  if (filters.q) query.set("q", filters.q);
+  if (filters.tool) query.set("tool", filters.tool);
+  if (filters.type) query.set("event_type", filters.type);
+  if (filters.session) query.set("session_id", filters.session);
+  if (filters.range) query.set("since", new Date(Date.now() - Number(filters.range) * 60000).toISOString());
+  if (after) query.set("after", after);
+  return `/v1/events?${query}`;
+}
+
+const eventKey = (e) => `${e.session_id}/${e.seq}`;
+
+/// The newest matching events (the first page), merged with those held; and the chart.
+async function loadActivity() {
+  const a = state.activity;
+  const filters = { ...a.filters };
+  const [found, chart] = await Promise.all([
+    api("GET", activityQuery(filters)),
+    api("GET", `/v1/activity?minutes=${a.minutes}`),
+  ]);
+  if (state.activity !== a || JSON.stringify(filters) !== JSON.stringify(a.filters)) return;
+  if (found.status === 200) {
+    if (!a.loaded) a.next = found.body.next;
+    a.loaded = true;
+    for (const e of found.body.events) a.events.set(eventKey(e), e);
+    a.error = "";
+  } else {
+    a.error = found.body?.detail ?? `search failed (${found.status})`;
+  }
+  if (chart.status === 200) a.chart = chart.body;
+}
+
+async function loadOlderActivity() {
+  const a = state.activity;
+  if (!a.next) return;
+  const got = await api("GET", activityQuery(a.filters, a.next));
+  if (got.status !== 200) return;
+  for (const e of got.body.events) a.events.set(eventKey(e), e);
+  a.next = got.body.next;
+  render();
+}
+
+/// Opens (or re-filters) the activity view from the address.
+async function openActivity(params) {
+  const filters = Object.fromEntries(ACTIVITY_FILTERS.map((name) => [name, params.get(name) ?? ""]));
+  const same = state.activity && JSON.stringify(state.activity.filters) === JSON.stringify(filters);
+  if (!same) {
+    const minutes = ["5", "60"].includes(filters.range) ? Number(filters.range) : 15;
+    state.activity = { filters, events: new Map(), next: null, chart: null, minutes, loaded: false, error: "" };
+    await loadActivity();
+  }
+}
+
+// Live: a burst of notifications costs one search and one chart read, at most one a second
+// (the text index takes in new events within about half a second of their commit).
+let activityTimer = null;
+function refreshActivitySoon() {
+  if (activityTimer) return;
+  activityTimer = setTimeout(async () => {
+    activityTimer = null;
+    if (!state.activity) return;
+    try {
+      await loadActivity();
+    } catch (error) {
+      console.error(error);
+    }
+    if (state.activity) render();
+  }, 1000);
 }
 
 // ---- deciding -------------------------------------------------------------------------------
@@ -789,6 +877,116 @@ function approvalsView() {
   ];
 }
 
+/// A session's name for people: its title (first prompt) if it has one, else its id.
+function sessionName(sid) {
+  const s = state.sessions.get(sid);
+  return firstLine(s?.title, 60) || sid;
+}
+
+const CHART_SERIES = 6;
+
+/// Events per minute, a stacked bar per minute: the busiest sessions each in their colour, the
+/// rest together. Drawn as SVG by script (no inline style, so the page's CSP holds).
+function activityChart(chart) {
+  if (!chart) return el("p", { class: "muted", text: "Loading…" });
+  const svgNs = "http://www.w3.org/2000/svg";
+  const svg = (tag, attributes = {}) => {
+    const node = document.createElementNS(svgNs, tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    return node;
+  };
+  const series = chart.sessions.slice(0, CHART_SERIES).map((s, i) => ({ name: sessionName(s.session_id), sid: s.session_id, counts: s.per_minute, colour: i }));
+  const rest = chart.total.map((total, m) => total - series.reduce((sum, s) => sum + s.counts[m], 0));
+  if (rest.some((n) => n > 0)) series.push({ name: "other sessions", counts: rest, colour: "other" });
+  const peak = Math.max(1, ...chart.total);
+  const [width, height, gap] = [1000, 110, 2];
+  const barWidth = width / chart.minutes;
+  const total = chart.total.reduce((a, b) => a + b, 0);
+  const picture = svg("svg", { viewBox: `0 0 ${width} ${height + 16}`, role: "img", class: "chart",
+    "aria-label": `Events per minute over the last ${chart.minutes} minutes: ${total} in all, at most ${Math.max(0, ...chart.total)} in a minute` });
+  chart.total.forEach((_, m) => {
+    let y = height;
+    for (const s of series) {
+      const n = s.counts[m];
+      if (!n) continue;
+      const h = (n / peak) * height;
+      y -= h;
+      const bar = svg("rect", { x: (m * barWidth + gap / 2).toFixed(1), y: y.toFixed(1), width: Math.max(1, barWidth - gap).toFixed(1), height: h.toFixed(1), class: `series-${s.colour}` });
+      const title = svg("title");
+      title.textContent = `${s.name}: ${n} event${n === 1 ? "" : "s"}, ${new Date(Date.parse(chart.from) + m * 60000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+      bar.append(title);
+      picture.append(bar);
+    }
+  });
+  picture.append(svg("line", { x1: 0, y1: height + 0.5, x2: width, y2: height + 0.5, class: "axis" }));
+  const label = (x, text, anchor) => {
+    const t = svg("text", { x, y: height + 13, "text-anchor": anchor, class: "axis-label" });
+    t.textContent = text;
+    return t;
+  };
+  picture.append(label(0, `${chart.minutes} min ago`, "start"), label(width, "now", "end"));
+  const legend = el("ul", { class: "legend", "aria-label": "Chart legend" },
+    ...series.map((s) => el("li", {}, el("span", { class: `swatch series-${s.colour}`, "aria-hidden": "true" }),
+      s.sid ? el("a", { href: `#/session/${encodeURIComponent(s.sid)}`, text: s.name }) : s.name,
+      el("span", { class: "muted", text: ` ${s.counts.reduce((a, b) => a + b, 0)}` }))));
+  return el("figure", { class: "activity-chart" }, picture, el("figcaption", {}, legend));
+}
+
+function activityView() {
+  const a = state.activity;
+  const f = a.filters;
+  const setFilter = (name) => (value) => {
+    setParams({ [name]: value });
+    route();
+  };
+  if (!state.searchBox) {
+    // Made once, so typing is not interrupted by live re-renders; the search runs when the
+    // typing pauses.
+    let pause = null;
+    state.searchBox = el("input", { id: "search", type: "search", placeholder: "command, path, prompt, message", value: f.q,
+      oninput: (e) => { clearTimeout(pause); pause = setTimeout(() => setFilter("q")(e.target.value.trim()), 300); } });
+  }
+  const tools = ["Bash", "Edit", "MultiEdit", "Write", "Read", "Grep", "Glob", "WebFetch", "WebSearch", "Task", "Agent"];
+  const types = ["PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest", "UserPromptSubmit", "Notification", "Stop", "SubagentStart", "SubagentStop", "SessionStart", "SessionEnd"];
+  const select = (id, label, name, values, names = {}) => [
+    el("label", { for: id, text: label }),
+    el("select", { id, onchange: (e) => setFilter(name)(e.target.value) },
+      ...[...new Set(["", ...values, f[name]])].map((v) => el("option", { value: v, selected: v === f[name], text: names[v] ?? (v || "any") }))),
+  ];
+  const sessions = [...state.sessions.values()].sort((x, y) => y.updated_at.localeCompare(x.updated_at)).map((s) => s.session_id);
+  const rows = [...a.events.values()]
+    .sort((x, y) => y.received_at.localeCompare(x.received_at) || y.session_id.localeCompare(x.session_id) || y.seq - x.seq)
+    .map((e) => el("tr", { "data-session": e.session_id, "data-seq": String(e.seq), "data-type": e.event_type },
+      el("td", { class: "when", text: new Date(e.received_at).toLocaleTimeString() }),
+      el("td", { class: "session" }, el("a", { href: `#/session/${encodeURIComponent(e.session_id)}`, text: sessionName(e.session_id) })),
+      el("td", { text: e.event_type }),
+      el("td", { class: "what" },
+        el("details", {}, el("summary", { class: "summary", text: summarize(e) || e.event_type }), ...eventDetail(e)))));
+  const filtered = ACTIVITY_FILTERS.some((name) => f[name]);
+  return [
+    el("h2", { text: "Activity" }),
+    el("div", { id: "announced", role: "status", "aria-live": "polite", class: "announced" },
+      ...(state.announced.length ? ["New: ", ...state.announced.flatMap((sid, i) => [i ? ", " : "", el("a", { href: `#/session/${encodeURIComponent(sid)}`, text: sessionName(sid) })])] : [])),
+    el("div", { class: "toolbar" },
+      el("h3", { text: "Events per minute" }),
+      ...["5", "15", "60"].map((m) => el("button", { type: "button", class: "window", "aria-pressed": String(a.minutes === Number(m)),
+        onclick: async () => { a.minutes = Number(m); await loadActivity(); render(); }, text: `${m} min` }))),
+    activityChart(a.chart),
+    el("form", { class: "toolbar search", role: "search", onsubmit: (e) => { e.preventDefault(); setFilter("q")(state.searchBox.value.trim()); } },
+      el("label", { for: "search", text: "Search" }), state.searchBox,
+      ...select("tool-filter", "Tool", "tool", tools),
+      ...select("kind-filter", "Event type", "type", types),
+      ...select("session-filter", "Session", "session", sessions, Object.fromEntries(sessions.map((sid) => [sid, sessionName(sid)]))),
+      ...select("range-filter", "When", "range", Object.keys(RANGES).filter(Boolean), RANGES)),
+    a.error ? el("p", { role: "alert", class: "flag", text: a.error }) : null,
+    el("table", { id: "activity" },
+      el("thead", {}, el("tr", {}, ...["Time", "Session", "Type", "What happened"].map((h) => el("th", { scope: "col", text: h })))),
+      el("tbody", {}, ...rows)),
+    rows.length ? null : el("p", { class: "muted", text: !a.loaded ? "Loading…" : filtered ? "No event matches." : "No events yet." }),
+    a.next ? el("p", {}, el("button", { type: "button", id: "older-activity", onclick: loadOlderActivity, text: "Show older events" })) : null,
+  ];
+}
+
 function render() {
   const pending = [...state.approvals.values()].filter((a) => a.status === "pending").length;
   $("#approval-count").textContent = pending ? String(pending) : "";
@@ -798,6 +996,7 @@ function render() {
   let nodes;
   if (route.startsWith("#/session/") && state.timeline) nodes = timelineView();
   else if (route === "#/approvals") nodes = approvalsView();
+  else if (route === "#/activity" && state.activity) nodes = activityView();
   else nodes = sessionsView();
   view.replaceChildren(...nodes.filter(Boolean));
   if (active && view.contains(active) === false && document.body.contains(active) === false) view.focus();
@@ -823,6 +1022,12 @@ async function route() {
     state.timeline.type = params.get("type") ?? "";
   } else {
     state.timeline = null;
+  }
+  if (hashParts().path === "#/activity") {
+    await openActivity(params);
+    if (state.searchBox && document.activeElement !== state.searchBox) state.searchBox.value = state.activity.filters.q;
+  } else {
+    state.activity = null;
   }
   render();
 }

@@ -11,9 +11,10 @@ use crate::actors::error::SessionError;
 use crate::actors::key::SessionKey;
 use crate::actors::session::plan::Planner;
 use crate::domain::event::NewEvent;
+use crate::domain::search::EventWords;
 use crate::domain::session::{SessionStatus, SideEffect};
 use crate::domain::ValidationError;
-use crate::store::models::EventRow;
+use crate::store::models::{EventRow, SearchRow};
 
 /// Store a validated batch of events (creating the session if needed), atomically.
 pub(crate) struct AppendEvents {
@@ -157,9 +158,11 @@ fn store_one(planner: &mut Planner<'_>, event: &NewEvent, late: bool) -> i64 {
         crate::metrics::OUT_OF_ORDER_EVENTS.inc();
     }
     planner.new_keys.insert(event.dedup_key.clone(), seq);
+    let row = event_row(session_key, seq, event, late, now);
     planner
-        .rows
-        .push(event_row(session_key, seq, event, late, now));
+        .search_rows
+        .push(search_row(&key.scope, &row, event));
+    planner.rows.push(row);
     seq
 }
 
@@ -293,6 +296,19 @@ fn event_row(
         sequence: event.sequence,
         out_of_order,
         data: event.data_json(),
+    }
+}
+
+fn search_row(scope: &str, row: &EventRow, event: &NewEvent) -> SearchRow {
+    let EventWords { tool, words } = EventWords::of(event);
+    SearchRow {
+        scope: scope.to_owned(),
+        session_key: row.session_key,
+        seq: row.seq,
+        received_at: row.received_at,
+        event_type: row.event_type.clone(),
+        tool,
+        words,
     }
 }
 
