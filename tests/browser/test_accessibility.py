@@ -36,6 +36,15 @@ def populate(server):
                                                     "rules": [{"toolName": "Bash", "ruleContent": "git push:*"}]}]}})
         assert status == 201
     server.call("POST", "/v1/sessions/asks/interactions/perm-1/reject", {"reason": "not today"})
+    status, _ = server.call("POST", "/v1/sessions/asks/interactions", {
+        "interaction_id": "question-1", "kind": "approval", "timeout_ms": 600000,
+        "payload": {"tool_name": "AskUserQuestion", "hook_event_name": "PermissionRequest",
+                    "tool_input": {"questions": [
+                        {"question": "Which database?", "header": "Database", "multiSelect": False,
+                         "options": [{"label": "SQLite", "description": "embedded"}, {"label": "PostgreSQL"}]},
+                        {"question": "Which checks?", "header": "Checks", "multiSelect": True,
+                         "options": [{"label": "fmt"}, {"label": "clippy"}]}]}}})
+    assert status == 201
     server.call("POST", "/v1/sessions/cc-a11y/commands", {"payload": {"prompt": "now the changelog"}})
 
 

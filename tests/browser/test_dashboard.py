@@ -343,3 +343,52 @@ def test_a_burst_across_many_sessions_ends_in_the_right_state(make_server, tab):
     # Reported, not asserted (it depends on timing): the page reads each session once per
     # batch of notifications, not once per notification.
     print(f"{len(listing['notifications'])} notifications, {len(reads)} session reads by the page")
+
+
+def test_a_question_the_agent_asks_is_answered_in_the_page(make_server, tab):
+    """Claude Code asks AskUserQuestion through its permission dialog, so its HTTP hook posts a
+    PermissionRequest and waits; the answers picked in the page come back to it as the tool's
+    new input, with `answers` (question → answer), which Claude Code takes as the user's."""
+    import threading
+
+    server = make_server()
+    questions = [
+        {"question": "Which database should the tests use?", "header": "Database", "multiSelect": False,
+         "options": [{"label": "SQLite", "description": "embedded, no set-up"},
+                     {"label": "PostgreSQL", "description": "as in production"}]},
+        {"question": "Which checks should run?", "header": "Checks", "multiSelect": True,
+         "options": [{"label": "fmt"}, {"label": "clippy"}, {"label": "tests"}]},
+    ]
+    ask = {"session_id": "asks", "hook_event_name": "PermissionRequest", "cwd": "/home/dev/acme",
+           "transcript_path": "/tmp/t.jsonl", "permission_mode": "default",
+           "tool_name": "AskUserQuestion", "tool_input": {"questions": questions}}
+    answered = {}
+    hook = threading.Thread(target=lambda: answered.update(
+        zip(("status", "body"), server.call("POST", "/v1/hooks/claude-code?approve=AskUserQuestion", ask))))
+    hook.start()
+    page = tab(server.base + "/#/approvals")
+    card = page.locator("#approvals .card").first
+    expect(card.locator("h3")).to_have_text("A question from asks")
+    expect(card.locator("fieldset.question")).to_have_count(2)
+    # Every question needs an answer.
+    card.get_by_label("PostgreSQL").check()
+    card.get_by_role("button", name="Send answers").click()
+    expect(card.get_by_role("alert")).to_have_text("Answer “Which checks should run?” first.")
+    card.get_by_label("clippy").check()
+    card.get_by_label("tests").check()
+    card.get_by_label("Other:").nth(1).fill("the browser tests")
+    shots = os.environ.get("ORCH_SCREENSHOTS", "target/browser-screenshots")
+    os.makedirs(shots, exist_ok=True)
+    page.screenshot(path=os.path.join(shots, "question-open.png"), full_page=True)
+    card.get_by_role("button", name="Send answers").click()
+    expect(card.locator(".status")).to_have_text(
+        "Answered here: PostgreSQL; clippy, tests, the browser tests")
+    expect(card.locator(".ask")).to_have_text(
+        "Which database should the tests use?\nWhich checks should run?")
+    hook.join(timeout=30)
+    assert answered.get("status") == 200, answered
+    decision = answered["body"]["hookSpecificOutput"]["decision"]
+    assert decision["behavior"] == "allow"
+    assert decision["updatedInput"] == {"questions": questions, "answers": {
+        "Which database should the tests use?": "PostgreSQL",
+        "Which checks should run?": "clippy, tests, the browser tests"}}

@@ -338,13 +338,15 @@ function refreshActivitySoon() {
 // ---- deciding -------------------------------------------------------------------------------
 
 /// Approves or rejects; `always` is one of the request's permission suggestions to approve
-/// with ("always allow"), which the agent's hook hands to Claude Code.
-async function decide(key, decision, reason, always) {
+/// with ("always allow"), which the agent's hook hands to Claude Code; `input` replaces the
+/// tool's input (a question's answers).
+async function decide(key, decision, reason, always, input) {
   const approval = state.approvals.get(key);
   const base = `/v1/sessions/${approval.session_id}/interactions/${approval.interaction_id}`;
   state.decidedHere.set(key, decision);
-  const response = { reason: "approved in the dashboard" };
+  const response = { reason: input ? "answered in the dashboard" : "approved in the dashboard" };
   if (always) response.updated_permissions = [always];
+  if (input) response.updated_input = input;
   const got = decision === "approve"
     ? await api("POST", `${base}/resolve`, { response })
     : await api("POST", `${base}/reject`, { reason: reason || "rejected in the dashboard" });
@@ -795,6 +797,10 @@ function outcomeText(key, a) {
   const here = (mine === "approve" && a.outcome === "approved") || (mine === "reject" && a.outcome === "rejected");
   // Decided before this page saw it open: history, said with when it was decided.
   const where = here ? "here" : state.seenPending.has(key) ? "in another tab" : when(a.completed_at);
+  const answers = a.result?.updated_input?.answers;
+  if (a.outcome === "approved" && answers && typeof answers === "object") {
+    return `Answered ${where}: ${Object.values(answers).join("; ")}`;
+  }
   if (a.outcome === "approved") return `Approved ${where}`;
   if (a.outcome === "rejected") return `Rejected ${where}${typeof a.result === "string" && a.result ? `: ${a.result}` : ""}`;
   if (a.status === "timed_out") return `Timed out ${when(a.completed_at)}`;
@@ -810,14 +816,16 @@ function approvalCard(key, a) {
     const reason = el("input", { type: "text", name: "reason", "aria-label": "Reason for rejecting", placeholder: "reason (optional)" });
     const description = a.payload?.tool_input?.description;
     const meta = [a.payload?.cwd, `asked ${when(a.created_at)}`].filter(Boolean).join(" · ");
+    const questions = questionsOf(a);
     card = el("article", { class: "card", "data-key": key, tabindex: "0", "aria-label": `${a.payload?.tool_name ?? a.kind} in ${a.session_id}` },
-      el("h3", {}, el("span", { text: String(a.payload?.tool_name ?? a.kind) }), " in ",
+      el("h3", {}, el("span", { text: questions ? "A question" : String(a.payload?.tool_name ?? a.kind) }), questions ? " from " : " in ",
         el("a", { href: `#/session/${encodeURIComponent(a.session_id)}`, text: a.session_id })),
       typeof description === "string" ? el("p", { class: "description", text: description }) : null,
-      el("div", { class: "ask", text: describe(a.payload) }),
+      // A question's card shows what was asked once it is answered (its form does before).
+      el("div", { class: "ask", text: questions ? questions.map((q) => q.question).join("\n") : describe(a.payload) }),
       el("p", { class: "meta muted", text: meta }),
       el("p", { class: "status" }),
-      el("form", { onsubmit: (e) => e.preventDefault() },
+      questions ? questionForm(key, a, questions) : el("form", { onsubmit: (e) => e.preventDefault() },
         el("button", { type: "button", onclick: () => decide(key, "approve") , text: "Approve" }),
         ...suggestionsOf(a).map((suggestion) => el("button", { type: "button", class: "always",
           onclick: () => decide(key, "approve", undefined, suggestion), text: `Approve and always allow ${describeSuggestion(suggestion)}` })),
@@ -829,10 +837,63 @@ function approvalCard(key, a) {
   card.dataset.outcome = a.outcome ?? "";
   const open = a.status === "pending";
   card.querySelector("form").hidden = !open;
+  card.querySelector(".ask").hidden = open && card.querySelector("form.questions") !== null;
   const status = card.querySelector(".status");
   status.className = open ? "status muted" : "status decided";
   status.textContent = open ? (a.deadline ? countdown(a.deadline) : "waiting") : outcomeText(key, a);
   return card;
+}
+
+/// The questions of an `AskUserQuestion` request (Claude Code asks them through its permission
+/// dialog), or null for any other request.
+function questionsOf(a) {
+  const questions = a.payload?.tool_name === "AskUserQuestion" ? a.payload?.tool_input?.questions : null;
+  if (!Array.isArray(questions) || !questions.length) return null;
+  return questions.filter((q) => q && typeof q.question === "string");
+}
+
+/// The questions as a form: each one's options (several may be picked when it says so) and
+/// an answer of one's own. Sent as the tool's input with `answers` (question → answer; picks
+/// joined by ", "), which Claude Code's hook passes on as `updatedInput`; Claude Code then
+/// takes them as the user's answers.
+function questionForm(key, a, questions) {
+  const status = el("p", { class: "question-status", role: "alert" });
+  const id = (i, j) => `q-${key.replace(/[^A-Za-z0-9_-]/g, "_")}-${i}${j === undefined ? "" : `-${j}`}`;
+  const sets = questions.map((q, i) => {
+    const options = Array.isArray(q.options) ? q.options.filter((o) => o && typeof o.label === "string") : [];
+    const type = q.multiSelect ? "checkbox" : "radio";
+    return el("fieldset", { class: "question", "data-question": q.question },
+      el("legend", {}, q.header ? el("span", { class: "badge", text: q.header }) : null, " ", q.question),
+      ...options.map((o, j) => el("div", { class: "option" },
+        el("input", { type, id: id(i, j), name: id(i), value: o.label }),
+        el("label", { for: id(i, j) }, o.label, o.description ? el("span", { class: "muted", text: ` — ${o.description}` }) : null))),
+      el("div", { class: "option" },
+        el("label", { for: id(i, "other"), text: "Other: " }),
+        el("input", { type: "text", id: id(i, "other"), name: `${id(i)}-other`, class: "other" })));
+  });
+  return el("form", { class: "questions", onchange: () => { status.textContent = ""; }, onsubmit: (e) => {
+    e.preventDefault();
+    const answers = {};
+    for (const set of sets) {
+      const picked = [...set.querySelectorAll("input:checked")].map((input) => input.value);
+      const own = set.querySelector("input.other").value.trim();
+      if (own) picked.push(own);
+      if (!picked.length) {
+        status.textContent = `Answer “${set.dataset.question}” first.`;
+        set.querySelector("input")?.focus();
+        return;
+      }
+      answers[set.dataset.question] = picked.join(", ");
+    }
+    status.textContent = "";
+    decide(key, "approve", undefined, undefined, { ...a.payload.tool_input, answers });
+  } },
+  ...sets,
+  status,
+  el("div", { class: "actions" },
+    el("button", { type: "submit", text: "Send answers" }),
+    el("input", { type: "text", name: "reason", "aria-label": "Reason for declining", placeholder: "reason (optional)" }),
+    el("button", { type: "button", onclick: (e) => decide(key, "reject", e.target.form.querySelector('input[name="reason"]').value.trim()), text: "Decline" })));
 }
 
 /// The "always allow" options Claude Code's dialog would offer for this request.
@@ -1051,8 +1112,13 @@ document.addEventListener("keydown", (e) => {
     // The decided request moves down the list; the focus goes on to the next open one.
     const open = (c) => c.dataset.status === "pending";
     const next = all.slice(at + 1).find(open) ?? all.slice(0, at).reverse().find(open);
-    decide(card.dataset.key, e.key === "a" ? "approve" : "reject", card.querySelector('input[name="reason"]').value.trim())
-      .then(() => next?.focus());
+    const questions = card.querySelector("form.questions");
+    if (questions && e.key === "a") {
+      questions.requestSubmit();
+    } else {
+      decide(card.dataset.key, e.key === "a" ? "approve" : "reject", card.querySelector('input[name="reason"]').value.trim())
+        .then(() => next?.focus());
+    }
     e.preventDefault();
   }
 });
