@@ -787,6 +787,7 @@ fn raw_completion_commits(target: &DatabaseTarget, rate: u64, seconds: u64) -> V
             deadline: Some(now + 30_000),
             completed_at: None,
             event_count: 0,
+            decided_by: None,
         };
         session.interactions_pending += 1;
         let created = SessionWrite {

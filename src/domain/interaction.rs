@@ -115,13 +115,56 @@ impl CompletedBy {
 pub enum Decision {
     /// `POST …/result {"status": "ok"|"error", "output": any}`
     Result { ok: bool, output: JsonText },
-    /// `POST …/resolve {"response": any}`
-    Resolve { response: JsonText },
-    /// `POST …/reject {"reason": string}`
-    Reject { reason: Option<String> },
+    /// `POST …/resolve {"response": any, "decided_by": string}`
+    Resolve {
+        response: JsonText,
+        by: Option<DecidedBy>,
+    },
+    /// `POST …/reject {"reason": string, "decided_by": string}`
+    Reject {
+        reason: Option<String>,
+        by: Option<DecidedBy>,
+    },
+}
+
+/// Who decided an approval, as the deciding client says (a person's name or handle; the
+/// service cannot check it): 1 to 128 bytes without control characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecidedBy(String);
+
+impl DecidedBy {
+    pub const MAX_BYTES: usize = 128;
+
+    pub fn parse(text: String) -> Result<Self, ValidationError> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.len() > Self::MAX_BYTES {
+            return Err(ValidationError::field(
+                "decided_by",
+                format!("must be 1 to {} bytes", Self::MAX_BYTES),
+            ));
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err(ValidationError::field(
+                "decided_by",
+                "must not contain control characters",
+            ));
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 impl Decision {
+    fn by(&self) -> Option<DecidedBy> {
+        match self {
+            Self::Resolve { by, .. } | Self::Reject { by, .. } => by.clone(),
+            Self::Result { .. } => None,
+        }
+    }
+
     fn outcome(&self) -> Outcome {
         match self {
             Self::Result { ok: true, .. } => Outcome::Ok,
@@ -134,8 +177,8 @@ impl Decision {
     fn result(self) -> JsonText {
         match self {
             Self::Result { output, .. } => output,
-            Self::Resolve { response } => response,
-            Self::Reject { reason } => {
+            Self::Resolve { response, .. } => response,
+            Self::Reject { reason, .. } => {
                 JsonText::from_value(&reason.map(Value::String).unwrap_or(Value::Null))
             }
         }
@@ -170,6 +213,8 @@ pub struct Interaction {
     /// The result slot; written once.
     pub result: Option<JsonText>,
     pub completed_by: Option<CompletedBy>,
+    /// Who decided an approval, when the decision said.
+    pub decided_by: Option<DecidedBy>,
     /// Creation order within the session; commands are handed out in this order.
     pub position: i64,
     pub created_at: i64,
@@ -193,6 +238,7 @@ impl Interaction {
             outcome: None,
             result: None,
             completed_by: None,
+            decided_by: None,
             position,
             created_at: 0,
             timeout_ms: 1000,
@@ -236,16 +282,19 @@ impl Interaction {
             ))),
             InteractionStatus::Pending => {
                 self.outcome = Some(decision.outcome());
+                self.decided_by = decision.by();
                 self.result = Some(decision.result());
                 self.complete(InteractionStatus::Completed, CompletedBy::Result, now);
                 Ok(true)
             }
             InteractionStatus::Completed => {
                 let outcome = decision.outcome();
+                let by = decision.by();
                 let result = decision.result();
                 if self.completed_by == Some(CompletedBy::Event) && self.result.is_none() {
                     // The session_end got here first; the result slot is still free.
                     self.outcome = Some(outcome);
+                    self.decided_by = by;
                     self.result = Some(result);
                     Ok(false)
                 } else if self.outcome == Some(outcome)
@@ -356,6 +405,7 @@ mod tests {
             outcome: None,
             result: None,
             completed_by: None,
+            decided_by: None,
             position: 1,
             created_at: 0,
             timeout_ms: 1000,
@@ -430,7 +480,13 @@ mod tests {
             Err(Refusal::AlreadyCompleted(_))
         ));
         assert!(matches!(
-            i.decide(Decision::Reject { reason: None }, 6),
+            i.decide(
+                Decision::Reject {
+                    reason: None,
+                    by: None
+                },
+                6
+            ),
             Err(Refusal::AlreadyCompleted(_))
         ));
         assert!(!i.end_by_event(7));
@@ -477,31 +533,47 @@ mod tests {
     }
 
     #[test]
-    fn decisions_map_to_outcomes() {
+    fn decisions_map_to_outcomes_and_keep_who_decided_first() {
+        let by = |name: &str| Some(DecidedBy::parse(name.into()).unwrap());
+        let approve = |name: &str| Decision::Resolve {
+            response: JsonText::from_value(&json!({"allow": true})),
+            by: by(name),
+        };
         let mut a = pending();
-        a.decide(
-            Decision::Resolve {
-                response: JsonText::from_value(&json!({"allow": true})),
-            },
-            1,
-        )
-        .unwrap();
+        a.decide(approve("Ana"), 1).unwrap();
         assert_eq!(
-            (a.outcome, a.result),
-            (Some(Outcome::Approved), text(json!({"allow": true})))
+            (a.outcome, a.result.clone(), a.decided_by.clone()),
+            (
+                Some(Outcome::Approved),
+                text(json!({"allow": true})),
+                by("Ana")
+            )
         );
+        // The same decision from another tab is accepted again; the first decider stays.
+        assert_eq!(a.decide(approve("Bo"), 2), Ok(false));
+        assert_eq!(a.decided_by, by("Ana"));
         let mut r = pending();
         r.decide(
             Decision::Reject {
                 reason: Some("no".into()),
+                by: None,
             },
             1,
         )
         .unwrap();
         assert_eq!(
-            (r.outcome, r.result),
-            (Some(Outcome::Rejected), text(json!("no")))
+            (r.outcome, r.result, r.decided_by),
+            (Some(Outcome::Rejected), text(json!("no")), None)
         );
+    }
+
+    #[test]
+    fn who_decided_is_a_short_printable_name() {
+        assert_eq!(DecidedBy::parse("  Ana  ".into()).unwrap().as_str(), "Ana");
+        assert!(DecidedBy::parse("é".repeat(64)).is_ok());
+        for bad in ["", "   ", "a\nb", "\u{7}bell", &"x".repeat(129)] {
+            assert!(DecidedBy::parse(bad.to_owned()).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

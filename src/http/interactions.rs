@@ -17,7 +17,7 @@ use crate::actors::commands::{
 use crate::actors::messages::SessionKey;
 use crate::domain::ids::{EventType, InteractionId};
 use crate::domain::interaction::{
-    parse_timeout_ms, CommandFilter, Decision, Interaction, InteractionStatus,
+    parse_timeout_ms, CommandFilter, DecidedBy, Decision, Interaction, InteractionStatus,
 };
 use crate::domain::json::{self, Fields, JsonText};
 use crate::domain::time::format_millis;
@@ -47,6 +47,8 @@ pub struct InteractionDto {
     result: Option<JsonText>,
     /// `result`, `event`, `timeout` or `cancel`.
     completed_by: Option<&'static str>,
+    /// Who approved or rejected it, as the deciding client said.
+    decided_by: Option<String>,
     created_at: String,
     deadline: Option<String>,
     completed_at: Option<String>,
@@ -64,6 +66,7 @@ impl InteractionDto {
             outcome: i.outcome.map(|o| o.as_str()),
             result: i.result.clone(),
             completed_by: i.completed_by.map(|c| c.as_str()),
+            decided_by: i.decided_by.as_ref().map(|d| d.as_str().to_owned()),
             created_at: format_millis(i.created_at),
             deadline: i.deadline.map(format_millis),
             completed_at: i.completed_at.map(format_millis),
@@ -388,11 +391,12 @@ pub async fn resolve(
     let body = read_body(&req, payload, &state.limits).await?;
     let mut fields = object_fields(&body)?;
     let response = any_json(&mut fields, "response");
+    let by = decided_by(&mut fields)?;
     act(
         &state,
         key,
         id,
-        Action::Decide(Decision::Resolve { response }),
+        Action::Decide(Decision::Resolve { response, by }),
     )
     .await
 }
@@ -423,7 +427,23 @@ pub async fn reject(
         Some(Some(s)) => Some(s),
         Some(None) => return Err(ValidationError::field("reason", "must be a string").into()),
     };
-    act(&state, key, id, Action::Decide(Decision::Reject { reason })).await
+    let by = decided_by(&mut fields)?;
+    act(
+        &state,
+        key,
+        id,
+        Action::Decide(Decision::Reject { reason, by }),
+    )
+    .await
+}
+
+/// The optional `decided_by` of a resolve or reject.
+fn decided_by(fields: &mut Fields<'_>) -> Result<Option<DecidedBy>, ApiError> {
+    match fields.take("decided_by").map(json::string) {
+        None => Ok(None),
+        Some(Some(name)) => Ok(Some(DecidedBy::parse(name)?)),
+        Some(None) => Err(ValidationError::field("decided_by", "must be a string").into()),
+    }
 }
 
 /// `POST …/interactions/{iid}/cancel`

@@ -169,11 +169,17 @@ pub struct ResultBody {
 pub struct ResolveBody {
     /// Any JSON.
     pub response: Option<Value>,
+    /// Who decides, as the client says (a person's name or handle), shown with the decision.
+    #[schema(min_length = 1, max_length = 128)]
+    pub decided_by: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct RejectBody {
     pub reason: Option<String>,
+    /// Who decides, as the client says (a person's name or handle), shown with the decision.
+    #[schema(min_length = 1, max_length = 128)]
+    pub decided_by: Option<String>,
 }
 
 #[derive(OpenApi)]

@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use super::schema::{event_search, events, interactions, notifications, sessions};
 use super::StoreError;
 use crate::domain::ids::{InteractionId, SessionId};
-use crate::domain::interaction::{CompletedBy, Interaction, InteractionStatus, Outcome};
+use crate::domain::interaction::{CompletedBy, DecidedBy, Interaction, InteractionStatus, Outcome};
 use crate::domain::json::JsonText;
 use crate::domain::session::{InteractionCounts, Session, SessionStatus};
 
@@ -180,6 +180,7 @@ pub struct InteractionRow {
     pub deadline: Option<i64>,
     pub completed_at: Option<i64>,
     pub event_count: i64,
+    pub decided_by: Option<String>,
 }
 
 impl InteractionRow {
@@ -207,6 +208,7 @@ impl InteractionRow {
             deadline: i.deadline,
             completed_at: i.completed_at,
             event_count: i.event_count,
+            decided_by: i.decided_by.as_ref().map(|d| d.as_str().to_owned()),
         }
     }
 
@@ -230,6 +232,10 @@ impl InteractionRow {
             None => None,
             Some(r) => Some(JsonText::parse(r).map_err(|_| corrupt("result"))?),
         };
+        let decided_by = match self.decided_by.take() {
+            None => None,
+            Some(d) => Some(DecidedBy::parse(d).map_err(|_| corrupt("decided_by"))?),
+        };
         let payload = std::mem::take(&mut self.payload);
         Ok(Interaction {
             id: InteractionId::parse(&self.interaction_id).map_err(|_| corrupt("id"))?,
@@ -239,6 +245,7 @@ impl InteractionRow {
             outcome,
             result,
             completed_by,
+            decided_by,
             position: self.position,
             created_at: self.created_at,
             timeout_ms: self.timeout_ms,

@@ -47,6 +47,7 @@ diesel::table! {
         deadline -> Nullable<BigInt>,
         completed_at -> Nullable<BigInt>,
         event_count -> BigInt,
+        decided_by -> Nullable<Text>,
     }
 }
 

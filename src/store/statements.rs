@@ -185,7 +185,7 @@ const NEW_SEARCH_ROWS: Table<SearchRow> = Table {
 
 const INTERACTION_INSERT: &str = "INSERT INTO interactions (scope, session_id, \
      interaction_id, kind, payload, status, outcome, result, completed_by, position, \
-     created_at, timeout_ms, deadline, completed_at, event_count)";
+     created_at, timeout_ms, deadline, completed_at, event_count, decided_by)";
 const INTERACTION_KINDS: &[Kind] = &[
     Kind::Text,
     Kind::Text,
@@ -202,6 +202,7 @@ const INTERACTION_KINDS: &[Kind] = &[
     Kind::NullableBigInt,
     Kind::NullableBigInt,
     Kind::BigInt,
+    Kind::NullableText,
 ];
 
 fn interaction_values(r: &InteractionRow) -> Vec<Value<'_>> {
@@ -221,6 +222,7 @@ fn interaction_values(r: &InteractionRow) -> Vec<Value<'_>> {
         Value::NullableBigInt(r.deadline),
         Value::NullableBigInt(r.completed_at),
         Value::BigInt(r.event_count),
+        Value::NullableText(r.decided_by.as_deref()),
     ]
 }
 
@@ -243,7 +245,7 @@ const CHANGED_INTERACTIONS: Table<InteractionRow> = Table {
                   status = excluded.status, outcome = excluded.outcome, \
                   result = excluded.result, completed_by = excluded.completed_by, \
                   deadline = excluded.deadline, completed_at = excluded.completed_at, \
-                  event_count = excluded.event_count",
+                  event_count = excluded.event_count, decided_by = excluded.decided_by",
 };
 
 const NEW_NOTIFICATIONS: Table<NotificationRow> = Table {
@@ -502,6 +504,7 @@ mod tests {
             CREATED_SESSIONS.insert,
             UPDATED_SESSIONS.insert,
             NEW_EVENTS.insert,
+            NEW_SEARCH_ROWS.insert,
             NEW_INTERACTIONS.insert,
             CHANGED_INTERACTIONS.insert,
             NEW_NOTIFICATIONS.insert,
@@ -543,6 +546,16 @@ mod tests {
             data: "{}".into(),
         };
         check(&NEW_EVENTS, &event);
+        let search = SearchRow {
+            scope: "s".into(),
+            session_key: 7,
+            seq: 1,
+            received_at: 1,
+            event_type: "t".into(),
+            tool: Some("Bash".into()),
+            words: "bash ls".into(),
+        };
+        check(&NEW_SEARCH_ROWS, &search);
         let interaction = InteractionRow {
             scope: "s".into(),
             session_id: "id".into(),
@@ -559,6 +572,7 @@ mod tests {
             deadline: None,
             completed_at: None,
             event_count: 0,
+            decided_by: Some("Ana".into()),
         };
         check(&NEW_INTERACTIONS, &interaction);
         check(&CHANGED_INTERACTIONS, &interaction);

@@ -800,7 +800,100 @@ async fn early_events_count_however_the_actor_learned_of_them(backend: Backend) 
     }
 }
 
+/// Who decided is kept with the decision, across a restart, and shown by every read; the
+/// same decision from a second tab keeps the first decider; a bad name is refused whole.
+async fn who_decided_is_kept_with_the_decision(backend: Backend) {
+    let Some(app) = TestApp::start(backend).await else {
+        return;
+    };
+    session(&app, "who").await;
+    for id in ["a1", "r1", "n1", "bad"] {
+        assert_eq!(interaction(&app, "who", id, json!({})).await.status, 201);
+    }
+    let base = "/v1/sessions/who/interactions";
+    let r = app
+        .post(
+            format!("{base}/a1/resolve"),
+            json!({"response": {"ok": true}, "decided_by": " Ana "}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["interaction"]["decided_by"], "Ana");
+    // A second tab with the same decision: accepted, the first decider kept.
+    let r = app
+        .post(
+            format!("{base}/a1/resolve"),
+            json!({"response": {"ok": true}, "decided_by": "Bo"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.body["completed_now"].as_bool()),
+        (200, Some(false))
+    );
+    assert_eq!(r.body["interaction"]["decided_by"], "Ana");
+    let r = app
+        .post(
+            format!("{base}/r1/reject"),
+            json!({"reason": "not now", "decided_by": "Bo"}),
+        )
+        .await;
+    assert_eq!(r.body["interaction"]["decided_by"], "Bo");
+    assert_eq!(r.body["interaction"]["result"], "not now");
+    let r = app.post(format!("{base}/n1/resolve"), json!({})).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["interaction"]["decided_by"], Value::Null);
+    for (body, detail) in [
+        (
+            json!({"decided_by": ""}),
+            "decided_by: must be 1 to 128 bytes",
+        ),
+        (
+            json!({"decided_by": "x".repeat(129)}),
+            "decided_by: must be 1 to 128 bytes",
+        ),
+        (
+            json!({"decided_by": "a\nb"}),
+            "decided_by: must not contain control characters",
+        ),
+        (json!({"decided_by": 7}), "decided_by: must be a string"),
+    ] {
+        for action in ["resolve", "reject"] {
+            let r = app.post(format!("{base}/bad/{action}"), body.clone()).await;
+            assert_eq!(
+                (r.status, r.body["code"].as_str()),
+                (422, Some("validation_failed")),
+                "{body}"
+            );
+            assert_eq!(r.body["detail"], detail);
+        }
+    }
+    let r = app.get(format!("{base}/bad")).await;
+    assert_eq!(
+        r.body["status"], "pending",
+        "a refused decision changes nothing"
+    );
+    // Stored, not only held: a restarted server reads it back.
+    let database = app.stop().await;
+    let app = TestApp::start_on(database, |_| {}).await;
+    assert_eq!(
+        app.get(format!("{base}/a1")).await.body["decided_by"],
+        "Ana"
+    );
+    let listed = app.get(base).await.body;
+    let by: Vec<&Value> = listed["interactions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| &i["decided_by"])
+        .collect();
+    assert_eq!(
+        by,
+        [&json!("Ana"), &json!("Bo"), &Value::Null, &Value::Null]
+    );
+}
+
 both_backends!(
+    who_decided_is_kept_with_the_decision,
     result_and_end_event_in_either_order,
     early_events_count_however_the_actor_learned_of_them,
     results_race_end_events,

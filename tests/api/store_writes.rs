@@ -77,6 +77,7 @@ fn interaction(id: &str, position: i64) -> InteractionRow {
         outcome: None,
         result: None,
         completed_by: None,
+        decided_by: None,
         position,
         created_at: 1_700_000_000_002,
         timeout_ms: 30_000,

@@ -75,8 +75,10 @@ def test_two_tabs_racing_one_approval_make_one_decision(make_server, tab):
     server.call("PUT", "/v1/sessions/race", {})
     first = tab(server.base + "/#/approvals", notifications=True)
     second = tab(server.base + "/#/approvals")
-    for page in (first, second):
+    for page, name in ((first, "Ana"), (second, "Bo")):
         expect(page.locator("#live")).to_have_text("live")
+        # Each person says who they are once; the browser keeps it.
+        page.get_by_label("Your name, shown with your decisions").fill(name)
     status, _ = server.call("POST", "/v1/sessions/race/interactions", {
         "interaction_id": "perm-1", "kind": "approval", "timeout_ms": 600000,
         "payload": {"tool_name": "Bash", "tool_input": {"command": "rm -rf build"}}})
@@ -116,8 +118,16 @@ def test_two_tabs_racing_one_approval_make_one_decision(make_server, tab):
         expect(card).to_have_attribute("data-outcome", outcome)
         expect(card.get_by_role("button", name="Approve")).to_be_hidden()
         expect(page.locator("#approval-count")).to_have_text("")
-    expect(winner.locator('article[data-key="race/perm-1"] .status')).to_contain_text(f"{word} here")
-    expect(loser.locator('article[data-key="race/perm-1"] .status')).to_contain_text(f"{word} in another tab")
+    name = "Ana" if winner is first else "Bo"
+    assert interaction["decided_by"] == name, interaction
+    expect(winner.locator('article[data-key="race/perm-1"] .status')).to_contain_text(f"{word} by {name} here")
+    expect(loser.locator('article[data-key="race/perm-1"] .status')).to_contain_text(
+        f"{word} by {name} in another tab")
+    # Who decided is history too: after a reload, and in the name box the name stays.
+    loser.reload()
+    expect(loser.locator('article[data-key="race/perm-1"] .status')).to_contain_text(f"{word} by {name}")
+    expect(loser.get_by_label("Your name, shown with your decisions")).to_have_value(
+        "Bo" if loser is second else "Ana")
 
 
 def test_the_page_reconnects_after_a_restart_without_gaps_or_repeats(make_server, tab):

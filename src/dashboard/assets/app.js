@@ -347,9 +347,11 @@ async function decide(key, decision, reason, always, input) {
   const response = { reason: input ? "answered in the dashboard" : "approved in the dashboard" };
   if (always) response.updated_permissions = [always];
   if (input) response.updated_input = input;
+  // Who decides, as this browser was told (the name box above the inbox).
+  const by = localStorage.getItem("orchestrator-name") || undefined;
   const got = decision === "approve"
-    ? await api("POST", `${base}/resolve`, { response })
-    : await api("POST", `${base}/reject`, { reason: reason || "rejected in the dashboard" });
+    ? await api("POST", `${base}/resolve`, { response, decided_by: by })
+    : await api("POST", `${base}/reject`, { reason: reason || "rejected in the dashboard", decided_by: by });
   // 200: this tab decided. 409: another tab (or the deadline) got there first; the answer
   // carries the interaction as it stands, which is what every tab then shows.
   const interaction = got.status === 200 ? got.body.interaction : got.body?.interaction;
@@ -796,7 +798,8 @@ function outcomeText(key, a) {
   const mine = state.decidedHere.get(key);
   const here = (mine === "approve" && a.outcome === "approved") || (mine === "reject" && a.outcome === "rejected");
   // Decided before this page saw it open: history, said with when it was decided.
-  const where = here ? "here" : state.seenPending.has(key) ? "in another tab" : when(a.completed_at);
+  const place = here ? "here" : state.seenPending.has(key) ? "in another tab" : when(a.completed_at);
+  const where = a.decided_by ? `by ${a.decided_by} ${place}` : place;
   const answers = a.result?.updated_input?.answers;
   if (a.outcome === "approved" && answers && typeof answers === "object") {
     return `Answered ${where}: ${Object.values(answers).join("; ")}`;
@@ -929,8 +932,13 @@ function describe(payload) {
 function approvalsView() {
   const all = [...state.approvals.entries()].sort(([, a], [, b]) =>
     (a.status === "pending" ? 0 : 1) - (b.status === "pending" ? 0 : 1) || b.created_at.localeCompare(a.created_at));
+  // Made once, so typing is not interrupted by live re-renders; kept in this browser.
+  state.nameBox ??= el("input", { id: "decider-name", type: "text", autocomplete: "name", maxlength: "128",
+    value: localStorage.getItem("orchestrator-name") ?? "",
+    oninput: (e) => localStorage.setItem("orchestrator-name", e.target.value.trim()) });
   return [
     el("h2", { text: "Approvals" }),
+    el("p", { class: "decider" }, el("label", { for: "decider-name", text: "Your name, shown with your decisions " }), state.nameBox),
     all.length ? null : el("p", { class: "muted", text: "Nothing to approve." }),
     all.length ? el("p", { class: "shortcuts muted" }, "Keys: ", el("kbd", { text: "j" }), " / ", el("kbd", { text: "k" }),
       " next / previous · ", el("kbd", { text: "a" }), " approve · ", el("kbd", { text: "r" }), " reject") : null,

@@ -113,6 +113,7 @@ mod tests {
             id: InteractionId::parse(id).unwrap(),
             action: Action::Decide(Decision::Resolve {
                 response: JsonText::parse(response.into()).unwrap(),
+                by: None,
             }),
         }
     }
