@@ -2,6 +2,7 @@
 timelines, seq order for events sent out of order, two tabs racing one approval, a server
 restart, and scopes kept apart with auth on."""
 import os
+import re
 import threading
 import time
 
@@ -402,3 +403,52 @@ def test_a_question_the_agent_asks_is_answered_in_the_page(make_server, tab):
     assert decision["updatedInput"] == {"questions": questions, "answers": {
         "Which database should the tests use?": "PostgreSQL",
         "Which checks should run?": "clippy, tests, the browser tests"}}
+
+
+def test_a_sustained_500_events_a_second_across_100_sessions(make_server, tab):
+    """100 agents each sending a batch of 5 events a second for 15 s (500 events/s), the
+    sessions list and the activity view open in two tabs. The end state is asserted; the
+    pages' main-thread time (Chromium's own TaskDuration) is reported, not asserted."""
+    server = make_server()
+    sessions_page = tab(server.base + "/")
+    activity_page = tab(server.base + "/#/activity")
+    for page in (sessions_page, activity_page):
+        expect(page.locator("#live")).to_have_text("live")
+    cdp = {}
+    for name, page in (("sessions", sessions_page), ("activity", activity_page)):
+        cdp[name] = page.context.new_cdp_session(page)
+        cdp[name].send("Performance.enable")
+
+    def busy(name):
+        metrics = cdp[name].send("Performance.getMetrics")["metrics"]
+        return next(m["value"] for m in metrics if m["name"] == "TaskDuration")
+
+    before = {name: busy(name) for name in cdp}
+    seconds = 15
+    started = time.time()
+
+    def agent(n):
+        for second in range(seconds):
+            batch = [event("PreToolUse", data={"tool_name": "Bash", "cwd": f"/w/p{n}",
+                                               "tool_input": {"command": f"step {second}.{k}"}})
+                     for k in range(5)]
+            status, _ = server.call("POST", f"/v1/sessions/load-{n}/events", {"events": batch})
+            assert status == 201
+            time.sleep(max(0.0, started + second + 1 - time.time()))
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in range(100)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    took = time.time() - started
+    rows = sessions_page.locator("#sessions tbody tr")
+    expect(rows).to_have_count(100)
+    for n in (0, 57, 99):
+        expect(sessions_page.locator(f'tr[data-session="load-{n}"] td.events')).to_have_text(str(5 * seconds))
+    expect(activity_page.locator(".activity-chart svg")).to_have_attribute(
+        "aria-label", re.compile(f"^Events per minute over the last 15 minutes: {500 * seconds} in all"))
+    for name in cdp:
+        spent = busy(name) - before[name]
+        print(f"{name} page: {spent:.2f} s of main-thread work in {took:.1f} s "
+              f"({100 * spent / took:.0f} %) for {500 * seconds} events")

@@ -115,9 +115,15 @@ function handle(notification) {
   if (!working) drain();
 }
 
+/// The least time between two batches of notifications, and between two live re-renders: a
+/// busy server's notifications are taken in at most four batches a second, each costing one
+/// read per session it names and one render, however many notifications it holds.
+const LIVE_INTERVAL_MS = 250;
+
 async function drain() {
   working = true;
   while (work.length) {
+    const began = Date.now();
     // Whatever queued while the last batch was applied is applied together: a busy agent's
     // hundred notifications cost one read of its session, not a hundred, and one render.
     const batch = work.splice(0);
@@ -126,9 +132,23 @@ async function drain() {
     } catch (error) {
       console.error(error);
     }
-    render();
+    renderSoon();
+    const rest = LIVE_INTERVAL_MS - (Date.now() - began);
+    if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest));
   }
   working = false;
+}
+
+// Live updates re-render at most every LIVE_INTERVAL_MS; what a person does renders at once.
+let renderTimer = null;
+let renderedAt = 0;
+function renderSoon() {
+  if (renderTimer) return;
+  const wait = Math.max(0, LIVE_INTERVAL_MS - (Date.now() - renderedAt));
+  renderTimer = setTimeout(() => {
+    renderTimer = null;
+    render();
+  }, wait);
 }
 
 /// Applies a batch of notifications: each session they name is read once, the open timeline
@@ -263,8 +283,11 @@ async function loadTimeline(sid) {
 const ACTIVITY_FILTERS = ["q", "tool", "type", "session", "range"];
 const RANGES = { "5": "last 5 minutes", "15": "last 15 minutes", "60": "last hour", "1440": "last day", "": "any time" };
 const ACTIVITY_PAGE = 50;
+/// How many events the live list holds at first; "Show older" adds a page. Live updates
+/// drop the oldest beyond it, so a page left open all day holds a bounded list.
+const ACTIVITY_KEEP = 200;
 
-function activityQuery(filters, after) {
+function activityQuery(filters, after, until) {
   const query = new URLSearchParams({ limit: String(ACTIVITY_PAGE) });
   if (filters.q) query.set("q", filters.q);
   if (filters.tool) query.set("tool", filters.tool);
@@ -272,6 +295,7 @@ function activityQuery(filters, after) {
   if (filters.session) query.set("session_id", filters.session);
   if (filters.range) query.set("since", new Date(Date.now() - Number(filters.range) * 60000).toISOString());
   if (after) query.set("after", after);
+  if (until) query.set("until", until);
   return `/v1/events?${query}`;
 }
 
@@ -287,9 +311,10 @@ async function loadActivity() {
   ]);
   if (state.activity !== a || JSON.stringify(filters) !== JSON.stringify(a.filters)) return;
   if (found.status === 200) {
-    if (!a.loaded) a.next = found.body.next;
+    if (!a.loaded) a.older = Boolean(found.body.next);
     a.loaded = true;
     for (const e of found.body.events) a.events.set(eventKey(e), e);
+    keepNewest(a);
     a.error = "";
   } else {
     a.error = found.body?.detail ?? `search failed (${found.status})`;
@@ -297,13 +322,36 @@ async function loadActivity() {
   if (chart.status === 200) a.chart = chart.body;
 }
 
+const newestFirst = (x, y) => y.received_at.localeCompare(x.received_at) || y.session_id.localeCompare(x.session_id) || y.seq - x.seq;
+
+/// Drops the oldest events beyond what the list keeps.
+function keepNewest(a) {
+  if (a.events.size <= a.keep) return;
+  const kept = [...a.events.values()].sort(newestFirst).slice(0, a.keep);
+  a.events = new Map(kept.map((e) => [eventKey(e), e]));
+  a.older = true;
+}
+
+/// The page of events before the oldest held: those received up to its millisecond (the ones
+/// of that millisecond already held are merged by key, and the cursor walks past them).
 async function loadOlderActivity() {
   const a = state.activity;
-  if (!a.next) return;
-  const got = await api("GET", activityQuery(a.filters, a.next));
-  if (got.status !== 200) return;
-  for (const e of got.body.events) a.events.set(eventKey(e), e);
-  a.next = got.body.next;
+  const oldest = [...a.events.values()].sort(newestFirst).at(-1);
+  const until = oldest ? new Date(Date.parse(oldest.received_at) + 1).toISOString() : undefined;
+  const before = a.events.size;
+  a.keep += ACTIVITY_PAGE;
+  // Many events of one millisecond: the cursor walks past those already held.
+  let after;
+  let got;
+  for (let pages = 0; pages < 20; pages += 1) {
+    got = await api("GET", activityQuery(a.filters, after, until));
+    if (got.status !== 200) return;
+    for (const e of got.body.events) a.events.set(eventKey(e), e);
+    after = got.body.next;
+    if (a.events.size > before || !after) break;
+  }
+  a.older = Boolean(got.body.next);
+  keepNewest(a);
   render();
 }
 
@@ -313,7 +361,7 @@ async function openActivity(params) {
   const same = state.activity && JSON.stringify(state.activity.filters) === JSON.stringify(filters);
   if (!same) {
     const minutes = ["5", "60"].includes(filters.range) ? Number(filters.range) : 15;
-    state.activity = { filters, events: new Map(), next: null, chart: null, minutes, loaded: false, error: "" };
+    state.activity = { filters, events: new Map(), older: false, keep: ACTIVITY_KEEP, chart: null, minutes, loaded: false, error: "" };
     await loadActivity();
   }
 }
@@ -331,7 +379,7 @@ function refreshActivitySoon() {
     } catch (error) {
       console.error(error);
     }
-    if (state.activity) render();
+    if (state.activity) renderSoon();
   }, 1000);
 }
 
@@ -1024,7 +1072,7 @@ function activityView() {
   ];
   const sessions = [...state.sessions.values()].sort((x, y) => y.updated_at.localeCompare(x.updated_at)).map((s) => s.session_id);
   const rows = [...a.events.values()]
-    .sort((x, y) => y.received_at.localeCompare(x.received_at) || y.session_id.localeCompare(x.session_id) || y.seq - x.seq)
+    .sort(newestFirst)
     .map((e) => el("tr", { "data-session": e.session_id, "data-seq": String(e.seq), "data-type": e.event_type },
       el("td", { class: "when", text: new Date(e.received_at).toLocaleTimeString() }),
       el("td", { class: "session" }, el("a", { href: `#/session/${encodeURIComponent(e.session_id)}`, text: sessionName(e.session_id) })),
@@ -1052,11 +1100,12 @@ function activityView() {
       el("thead", {}, el("tr", {}, ...["Time", "Session", "Type", "What happened"].map((h) => el("th", { scope: "col", text: h })))),
       el("tbody", {}, ...rows)),
     rows.length ? null : el("p", { class: "muted", text: !a.loaded ? "Loading…" : filtered ? "No event matches." : "No events yet." }),
-    a.next ? el("p", {}, el("button", { type: "button", id: "older-activity", onclick: loadOlderActivity, text: "Show older events" })) : null,
+    a.older ? el("p", {}, el("button", { type: "button", id: "older-activity", onclick: loadOlderActivity, text: "Show older events" })) : null,
   ];
 }
 
 function render() {
+  renderedAt = Date.now();
   const pending = [...state.approvals.values()].filter((a) => a.status === "pending").length;
   $("#approval-count").textContent = pending ? String(pending) : "";
   const route = hashParts().path;
