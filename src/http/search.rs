@@ -34,6 +34,9 @@ pub struct SearchParams {
     #[param(max_length = 64)]
     tool: Option<String>,
     session_id: Option<String>,
+    /// The session's project: its working directory, exactly as the session's `project`.
+    #[param(max_length = 512)]
+    project: Option<String>,
     /// Received at or after this time (RFC 3339).
     since: Option<String>,
     /// Received before this time (RFC 3339).
@@ -88,8 +91,15 @@ impl SearchParams {
             }
             other => other,
         };
+        let project = match self.project {
+            Some(p) if p.is_empty() || p.len() > 512 => {
+                return Err(bad("project must be 1 to 512 bytes"));
+            }
+            other => other,
+        };
         Ok(SearchFilter {
             text,
+            project,
             event_type: self
                 .event_type
                 .map(|t| EventType::parse(&t).map(EventType::into_string))
@@ -120,7 +130,7 @@ impl SearchParams {
     }
 }
 
-/// `GET /v1/events?q=&event_type=&tool=&session_id=&since=&until=&after=&limit=`.
+/// `GET /v1/events?q=&event_type=&tool=&session_id=&project=&since=&until=&after=&limit=`.
 #[utoipa::path(get, operation_id = "search_events", path = "/v1/events", tag = "events",
     params(SearchParams),
     responses((status = 200, description = "Newest first", body = SearchResults),

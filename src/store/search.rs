@@ -49,6 +49,8 @@ pub struct SearchFilter {
     pub event_type: Option<String>,
     pub tool: Option<String>,
     pub session_id: Option<String>,
+    /// The session's project (its working directory, as its facts say), exactly.
+    pub project: Option<String>,
     /// Received at or after, in ms since the epoch.
     pub since: Option<i64>,
     /// Received before, in ms.
@@ -184,6 +186,14 @@ pub fn find(
             .param(Bind::Text(scope.to_owned()))
             .sql(" AND s.session_id = ")
             .param(Bind::Text(session_id.clone()));
+    }
+    if let Some(project) = &filter.project {
+        q.sql(if q.postgres {
+            " AND (CAST(s.facts AS json) ->> 'project') = "
+        } else {
+            " AND json_extract(s.facts, '$.project') = "
+        })
+        .param(Bind::Text(project.clone()));
     }
     if let Some(since) = filter.since {
         q.sql(" AND es.received_at >= ").param(Bind::BigInt(since));

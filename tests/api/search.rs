@@ -130,6 +130,20 @@ async fn search_text_finds_commands_paths_prompts_and_replies(backend: Backend) 
     assert_eq!(found(&r.body), [("s1".to_owned(), 1)]);
     let r = app.get("/v1/events?session_id=s9").await;
     assert_eq!(found(&r.body), [], "an unknown session has no events");
+    // A project is a session's working directory, as its facts say.
+    let r = app.get("/v1/events?project=/home/dev/acme").await;
+    assert_eq!(
+        found(&r.body),
+        [
+            ("s3".to_owned(), 1),
+            ("s1".to_owned(), 2),
+            ("s1".to_owned(), 1)
+        ]
+    );
+    let r = app.get("/v1/events?project=/home/dev/acme&q=npm").await;
+    assert_eq!(found(&r.body), [("s3".to_owned(), 1)]);
+    let r = app.get("/v1/events?project=acme").await;
+    assert_eq!(found(&r.body), [], "the whole path, not its last part");
     // Time range: all of them were received in the last minute, none in the future.
     let r = app.get("/v1/events?since=2000-01-01T00:00:00Z").await;
     assert_eq!(found(&r.body).len(), 5);
@@ -306,6 +320,8 @@ async fn bad_parameters_are_400_problems(backend: Backend) {
         "/v1/events?event_type=has%20space".into(),
         "/v1/events?tool=".into(),
         format!("/v1/events?tool={}", "t".repeat(65)),
+        "/v1/events?project=".into(),
+        format!("/v1/events?project={}", "p".repeat(513)),
         "/v1/activity?minutes=0".into(),
         "/v1/activity?minutes=61".into(),
         "/v1/activity?minutes=-1".into(),

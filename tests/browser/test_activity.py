@@ -73,6 +73,11 @@ def test_search_and_filters_are_served_by_the_api_and_live_in_the_url(make_serve
     expect(rows(page)).to_have_count(1)
     expect(rows(page).first.locator("summary.summary")).to_have_text("Bash: wc -l notes.md.bak")
     page.get_by_label("Session", exact=True).select_option("")
+    # A project is a working directory; the other session works in /home/dev/other.
+    page.get_by_label("Project").select_option(label="other")
+    expect(rows(page)).to_have_count(1)
+    assert "project=%2Fhome%2Fdev%2Fother" in page.url, page.url
+    page.get_by_label("Project").select_option("")
     page.get_by_label("Tool").select_option("Bash")
     page.get_by_label("Event type").select_option("PostToolUse")
     expect(rows(page)).to_have_count(1)

@@ -278,9 +278,10 @@ async function loadTimeline(sid) {
 
 // ---- activity across sessions -------------------------------------------------------------
 
-/// The activity view's filters, as the URL names them: search text, tool, event type, session
-/// and how far back (minutes; also the chart's window when it is 5, 15 or 60).
-const ACTIVITY_FILTERS = ["q", "tool", "type", "session", "range"];
+/// The activity view's filters, as the URL names them: search text, tool, event type, session,
+/// project (a working directory) and how far back (minutes; also the chart's window when it
+/// is 5, 15 or 60).
+const ACTIVITY_FILTERS = ["q", "tool", "type", "session", "project", "range"];
 const RANGES = { "5": "last 5 minutes", "15": "last 15 minutes", "60": "last hour", "1440": "last day", "": "any time" };
 const ACTIVITY_PAGE = 50;
 /// How many events the live list holds at first; "Show older" adds a page. Live updates
@@ -293,6 +294,7 @@ function activityQuery(filters, after, until) {
   if (filters.tool) query.set("tool", filters.tool);
   if (filters.type) query.set("event_type", filters.type);
   if (filters.session) query.set("session_id", filters.session);
+  if (filters.project) query.set("project", filters.project);
   if (filters.range) query.set("since", new Date(Date.now() - Number(filters.range) * 60000).toISOString());
   if (after) query.set("after", after);
   if (until) query.set("until", until);
@@ -1071,6 +1073,9 @@ function activityView() {
       ...[...new Set(["", ...values, f[name]])].map((v) => el("option", { value: v, selected: v === f[name], text: names[v] ?? (v || "any") }))),
   ];
   const sessions = [...state.sessions.values()].sort((x, y) => y.updated_at.localeCompare(x.updated_at)).map((s) => s.session_id);
+  const paths = [...new Set([...state.sessions.values()].map((s) => s.project).filter((p) => typeof p === "string" && p))].sort();
+  // A project by its directory's name, or its whole path where two share a name.
+  const named = (path) => paths.filter((p) => projectName(p) === projectName(path)).length > 1 ? path : projectName(path);
   const rows = [...a.events.values()]
     .sort(newestFirst)
     .map((e) => el("tr", { "data-session": e.session_id, "data-seq": String(e.seq), "data-type": e.event_type },
@@ -1094,6 +1099,7 @@ function activityView() {
       ...select("tool-filter", "Tool", "tool", tools),
       ...select("kind-filter", "Event type", "type", types),
       ...select("session-filter", "Session", "session", sessions, Object.fromEntries(sessions.map((sid) => [sid, sessionName(sid)]))),
+      ...select("project-filter", "Project", "project", paths, Object.fromEntries(paths.map((p) => [p, named(p)]))),
       ...select("range-filter", "When", "range", Object.keys(RANGES).filter(Boolean), RANGES)),
     a.error ? el("p", { role: "alert", class: "flag", text: a.error }) : null,
     el("table", { id: "activity" },
