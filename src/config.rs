@@ -24,6 +24,9 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// The one scope every request is in when auth is off.
+pub const DEFAULT_SCOPE: &str = "default";
+
 /// Bearer keys and the scope each one opens. Only the keys' SHA-256 digests are kept, and a
 /// presented key is compared with every one of them in constant time, so neither the answer
 /// time nor a memory dump tells a key. Its `Debug` never shows a key.
@@ -65,7 +68,7 @@ impl ApiKeys {
     /// The scopes the keys open, each once; `default` alone when auth is off.
     pub fn scopes(&self) -> Vec<String> {
         if !self.is_enabled() {
-            return vec![crate::http::DEFAULT_SCOPE.to_owned()];
+            return vec![DEFAULT_SCOPE.to_owned()];
         }
         let mut scopes: Vec<String> = self.0.iter().map(|(_, s)| s.clone()).collect();
         scopes.sort();

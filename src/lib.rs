@@ -8,7 +8,6 @@ pub mod claude_code;
 pub mod config;
 pub mod dashboard;
 pub mod domain;
-pub mod error;
 pub mod hook;
 pub mod http;
 pub mod log_limit;

@@ -16,6 +16,8 @@ pub enum SessionError {
     Conflict {
         code: &'static str,
         detail: String,
+        /// The session the interaction belongs to, for the answer that shows it.
+        session_id: String,
         interaction: Box<Interaction>,
     },
     /// The write queue is full; nothing was stored.

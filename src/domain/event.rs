@@ -149,7 +149,7 @@ fn parse_event(fields: Option<Fields>, index: Option<usize>) -> Result<NewEvent,
             )))
         }
     };
-    super::session::check_copied_fields(event_type.as_str(), data).map_err(locate)?;
+    super::copied::check_copied_fields(event_type.as_str(), data).map_err(locate)?;
     let event_id = optional_string(take("event_id"), "event_id")?
         .map(|s| EventId::parse(&s).map_err(locate))
         .transpose()?;

@@ -2,6 +2,7 @@
 //! session's status and side effects. No I/O, no actors; everything here is unit-tested.
 
 pub mod activity;
+pub mod copied;
 pub mod event;
 pub mod ids;
 pub mod interaction;

@@ -37,7 +37,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::auth::CallerScope;
 use super::AppState;
 use crate::config::ScopeLimits;
-use crate::error::ApiError;
+use crate::http::error::{ApiError, EdgeRefusal};
+use actix_web::http::StatusCode;
 
 /// Why a request was not admitted (HTTP 429). Turned into problem JSON at the edge.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -62,13 +63,31 @@ pub enum Throttled {
     Waits { scope: String, limit: usize },
 }
 
-impl Throttled {
-    /// Seconds the client is asked to wait.
-    pub fn retry_after(&self) -> u64 {
-        match self {
+/// 429 problem JSON, with the seconds to wait.
+impl EdgeRefusal for Throttled {
+    fn status(&self) -> StatusCode {
+        StatusCode::TOO_MANY_REQUESTS
+    }
+
+    fn code(&self) -> &'static str {
+        "too_many_requests"
+    }
+
+    fn title(&self) -> &'static str {
+        "Too many requests"
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        Some(match self {
             Self::Bytes { retry_after, .. } | Self::Rate { retry_after, .. } => *retry_after,
             _ => 1,
-        }
+        })
+    }
+}
+
+impl From<Throttled> for ApiError {
+    fn from(throttled: Throttled) -> Self {
+        Self::Refused(Box::new(throttled))
     }
 }
 

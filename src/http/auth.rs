@@ -6,9 +6,8 @@ use std::future::{ready, Ready};
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpMessage, HttpRequest};
 
 use super::AppState;
-use crate::error::ApiError;
-
-pub const DEFAULT_SCOPE: &str = "default";
+use crate::config::DEFAULT_SCOPE;
+use crate::http::error::ApiError;
 
 /// The scope of the caller, from its bearer key.
 #[derive(Clone, Debug)]
@@ -173,7 +172,7 @@ pub struct StreamToken {
 /// caller's scope, for clients (browsers' EventSource) that cannot send `Authorization`.
 #[utoipa::path(post, operation_id = "create_stream_token", path = "/v1/stream-tokens", tag = "notifications",
     responses((status = 201, description = "A token for ?token= on /v1/stream", body = StreamToken),
-        crate::http::openapi::Unauthorized))]
+        crate::http::schemas::Unauthorized))]
 pub async fn create_stream_token(
     scope: CallerScope,
     state: web::Data<AppState>,

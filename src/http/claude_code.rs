@@ -15,7 +15,8 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
-use super::interactions::{find_interaction, wait_for_interaction, InteractionDto};
+use super::dto::InteractionDto;
+use super::interactions::{find_interaction, wait_for_interaction};
 use super::{parse_json, read_body, AppState, CallerScope};
 use crate::actors::commands::{
     ActOnInteraction, Action, AppendEvents, CreateInteraction, EnsureSession, NextCommand,
@@ -29,7 +30,7 @@ use crate::domain::event::parse_body;
 use crate::domain::ids::InteractionId;
 use crate::domain::interaction::{CommandFilter, Decision, Interaction};
 use crate::domain::json::JsonText;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// The hook's settings, in the URL `hook install --transport http` writes.
 #[derive(Debug, Deserialize, IntoParams)]
@@ -82,14 +83,14 @@ impl HookQuery {
 /// `POST /v1/hooks/claude-code?approve=&require_approval=&approval_timeout=&on_timeout=`
 #[utoipa::path(post, operation_id = "claude_code_hook", path = "/v1/hooks/claude-code", tag = "claude-code",
     params(HookQuery),
-    request_body(content = crate::http::openapi::ClaudeCodeHookInput, description = "A Claude Code hook input, as Claude Code sends it (other fields are kept)"),
+    request_body(content = crate::http::schemas::ClaudeCodeHookInput, description = "A Claude Code hook input, as Claude Code sends it (other fields are kept)"),
     responses(
         (status = 200, description = "Stored; the body is the hook's answer for Claude Code (JSON), or empty"),
-        crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::TooLarge,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable
+        crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::TooLarge,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable
     ))]
 pub async fn hook(
     scope: CallerScope,

@@ -22,9 +22,10 @@ use actix_web::middleware::Next;
 use actix_web::{web, ResponseError};
 
 use super::AppState;
-use crate::error::ApiError;
+use crate::http::error::{ApiError, EdgeRefusal};
+use actix_web::http::StatusCode;
 
-/// Why a request was refused before it was routed. Turned into problem JSON at the edge.
+/// Why a request was refused before it was routed. Answered as problem JSON ([`EdgeRefusal`]).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CrossSiteRefusal {
     /// 421.
@@ -38,6 +39,38 @@ pub enum CrossSiteRefusal {
     /// 415.
     #[error("a request body must be sent as Content-Type: application/json, not {0:?}")]
     MediaType(String),
+}
+
+impl EdgeRefusal for CrossSiteRefusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Host(_) => StatusCode::MISDIRECTED_REQUEST,
+            Self::Origin(_) => StatusCode::FORBIDDEN,
+            Self::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Host(_) => "host_not_allowed",
+            Self::Origin(_) => "origin_not_allowed",
+            Self::MediaType(_) => "unsupported_media_type",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::Host(_) => "Misdirected request",
+            Self::Origin(_) => "Forbidden",
+            Self::MediaType(_) => "Unsupported media type",
+        }
+    }
+}
+
+impl From<CrossSiteRefusal> for ApiError {
+    fn from(refusal: CrossSiteRefusal) -> Self {
+        Self::Refused(Box::new(refusal))
+    }
 }
 
 /// Answer headers that apply to every response: the dashboard loads nothing from elsewhere,

@@ -12,22 +12,22 @@ use crate::actors::commands::AppendEvents;
 use crate::domain::event::parse_body;
 use crate::domain::ids::{EventType, InteractionId};
 use crate::domain::time::{format_micros, format_millis};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::store::{self, events::EventFilter, models::EventRow};
 
 /// `POST /v1/sessions/{id}/events`: 201 when something new was stored, 200 when all were
 /// duplicates.
 #[utoipa::path(post, operation_id = "post_events", path = "/v1/sessions/{session_id}/events", tag = "events",
-    params(crate::http::openapi::SessionPath),
-    request_body(content = crate::http::openapi::EventsBody, description = "One event, or {\"events\": [...]}"),
+    params(crate::http::schemas::SessionPath),
+    request_body(content = crate::http::schemas::EventsBody, description = "One event, or {\"events\": [...]}"),
     responses(
         (status = 201, description = "Stored (committed)", body = AppendResponse),
         (status = 200, description = "Every event was a duplicate", body = AppendResponse),
-        crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::TooLarge,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable
+        crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::TooLarge,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable
     ))]
 pub async fn post(
     scope: CallerScope,
@@ -157,12 +157,12 @@ impl TryFrom<EventRow> for EventDto {
 
 /// `GET /v1/sessions/{id}/events?event_type=&interaction_id=&after_seq=&limit=&offset=&order=`.
 #[utoipa::path(get, operation_id = "list_events", path = "/v1/sessions/{session_id}/events", tag = "events",
-    params(crate::http::openapi::SessionPath, ListQuery),
-    responses((status = 200, description = "Ordered by seq", body = EventList), crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable))]
+    params(crate::http::schemas::SessionPath, ListQuery),
+    responses((status = 200, description = "Ordered by seq", body = EventList), crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,

@@ -20,10 +20,10 @@ use std::time::Duration;
 use actix_web::rt::net::TcpStream;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::error::ApiError;
+use crate::http::error::{ApiError, EdgeRefusal};
+use actix_web::http::StatusCode;
 
-/// Why the guard refused a request head. Turned into a problem response at the edge
-/// ([`crate::error::ApiError`]).
+/// Why the guard refused a request head. Answered as problem JSON ([`EdgeRefusal`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     /// 431.
@@ -88,6 +88,49 @@ impl Refusal {
     }
 }
 
+impl EdgeRefusal for Refusal {
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::HeadTooLarge | Self::TooManyHeaders => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Tunnel => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Malformed
+            | Self::BadContentLength
+            | Self::BadTransferEncoding
+            | Self::BadHost => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::HeadTooLarge | Self::TooManyHeaders => "header_fields_too_large",
+            Self::UriTooLong => "uri_too_long",
+            Self::Malformed => "malformed_request",
+            Self::BadContentLength => "bad_content_length",
+            Self::BadTransferEncoding => "bad_transfer_encoding",
+            Self::HeadTimeout => "request_timeout",
+            Self::BadHost => "bad_host",
+            Self::Tunnel => "method_not_allowed",
+        }
+    }
+
+    fn title(&self) -> &'static str {
+        match self {
+            Self::HeadTooLarge | Self::TooManyHeaders => "Request header fields too large",
+            Self::UriTooLong => "URI too long",
+            Self::HeadTimeout => "Request timeout",
+            Self::Tunnel => "Method not allowed",
+            Self::Malformed
+            | Self::BadContentLength
+            | Self::BadTransferEncoding
+            | Self::BadHost => "Bad request",
+        }
+    }
+}
+
 /// The most header fields a request may have.
 pub const MAX_HEADERS: usize = 64;
 /// The largest request head: request line and header fields.
@@ -135,7 +178,7 @@ pub fn configure(cfg: &mut actix_web::web::ServiceConfig, rules: &ConnectionRule
         &rules.refusal_route(),
         actix_web::web::get().to(|refusal: actix_web::web::Path<String>| async move {
             let error = match Refusal::from_slug(&refusal) {
-                Some(refusal) => ApiError::RequestHead(refusal),
+                Some(refusal) => ApiError::Refused(Box::new(refusal)),
                 None => ApiError::RouteNotFound(refusal.into_inner()),
             };
             Err::<actix_web::HttpResponse, _>(error)

@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::{read, AppState};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::store::with_backend;
 
 #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
@@ -29,7 +29,7 @@ pub struct Ready {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
-    responses((status = 200, description = "Database answers, commits go through (none stalled past the database timeout or failed in the last 10 s), write queue below its limit", body = Ready), crate::http::openapi::Unavailable))]
+    responses((status = 200, description = "Database answers, commits go through (none stalled past the database timeout or failed in the last 10 s), write queue below its limit", body = Ready), crate::http::schemas::Unavailable))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     read(&state, |conn| {
         with_backend!(conn, |c| c.batch_execute("SELECT 1"))?;

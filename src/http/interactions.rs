@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
+use super::dto::InteractionDto;
 use super::sessions::find_session;
 use super::{object_fields, page_limit, read, read_body, session_key, AppState, CallerScope};
 use crate::actors::commands::{
@@ -20,60 +20,12 @@ use crate::domain::interaction::{
     parse_timeout_ms, CommandFilter, DecidedBy, Decision, Interaction, InteractionStatus,
 };
 use crate::domain::json::{self, Fields, JsonText};
-use crate::domain::time::format_millis;
 use crate::domain::ValidationError;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::store::{self, models::InteractionRow};
 
 /// The longest `wait` and `commands/next` long-poll.
 const MAX_WAIT_MS: u64 = 60_000;
-
-/// An interaction as the API shows it.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InteractionDto {
-    interaction_id: String,
-    session_id: String,
-    /// `command` for commands; any kind for approvals and questions.
-    kind: String,
-    /// Any JSON, as given.
-    #[schema(value_type = Value)]
-    payload: JsonText,
-    /// `queued`, `pending`, `completed`, `timed_out` or `cancelled`.
-    status: &'static str,
-    /// `ok`, `error`, `approved`, `rejected` or `ended`.
-    outcome: Option<&'static str>,
-    /// The result slot, written once: any JSON.
-    #[schema(value_type = Option<Value>)]
-    result: Option<JsonText>,
-    /// `result`, `event`, `timeout` or `cancel`.
-    completed_by: Option<&'static str>,
-    /// Who approved or rejected it, as the deciding client said.
-    decided_by: Option<String>,
-    created_at: String,
-    deadline: Option<String>,
-    completed_at: Option<String>,
-    event_count: i64,
-}
-
-impl InteractionDto {
-    pub fn new(session_id: &str, i: &Interaction) -> Self {
-        Self {
-            interaction_id: i.id.to_string(),
-            session_id: session_id.to_owned(),
-            kind: i.kind.clone(),
-            payload: i.payload.clone(),
-            status: i.status.as_str(),
-            outcome: i.outcome.map(|o| o.as_str()),
-            result: i.result.clone(),
-            completed_by: i.completed_by.map(|c| c.as_str()),
-            decided_by: i.decided_by.as_ref().map(|d| d.as_str().to_owned()),
-            created_at: format_millis(i.created_at),
-            deadline: i.deadline.map(format_millis),
-            completed_at: i.completed_at.map(format_millis),
-            event_count: i.event_count,
-        }
-    }
-}
 
 /// The answer to result, resolve, reject and cancel.
 #[derive(Debug, Serialize, ToSchema)]
@@ -120,17 +72,17 @@ fn created(session_id: &str, (interaction, created): (Interaction, bool)) -> Htt
 
 /// `POST /v1/sessions/{id}/interactions {"interaction_id"?, "kind", "payload"?, "timeout_ms"?}`
 #[utoipa::path(post, operation_id = "create_interaction", path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
-    params(crate::http::openapi::SessionPath),
-    request_body(content = crate::http::openapi::NewInteractionBody),
+    params(crate::http::schemas::SessionPath),
+    request_body(content = crate::http::schemas::NewInteractionBody),
     responses(
         (status = 201, description = "Created, pending", body = InteractionDto),
         (status = 200, description = "Existed already", body = InteractionDto),
-        crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::TooLarge,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable
+        crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::TooLarge,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable
     ))]
 pub async fn create(
     scope: CallerScope,
@@ -183,17 +135,17 @@ async fn create_interaction(
 
 /// `POST /v1/sessions/{id}/commands {"interaction_id"?, "payload", "timeout_ms"?}`: queued.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/commands", tag = "commands",
-    params(crate::http::openapi::SessionPath),
-    request_body(content = crate::http::openapi::NewCommandBody),
+    params(crate::http::schemas::SessionPath),
+    request_body(content = crate::http::schemas::NewCommandBody),
     responses(
         (status = 201, description = "Queued", body = InteractionDto),
         (status = 200, description = "Existed already", body = InteractionDto),
-        crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::TooLarge,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable
+        crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::TooLarge,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable
     ))]
 pub async fn enqueue_command(
     scope: CallerScope,
@@ -252,15 +204,15 @@ fn wait_duration(value: Option<u64>, default_ms: u64, name: &str) -> Result<Dura
 
 /// `POST /v1/sessions/{id}/commands/next?wait_ms=`: 200 with the command now pending, or 204.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/commands/next", tag = "commands",
-    params(crate::http::openapi::SessionPath, NextQuery),
+    params(crate::http::schemas::SessionPath, NextQuery),
     responses(
         (status = 200, description = "The oldest queued command, now pending", body = InteractionDto),
         (status = 204, description = "None available within wait_ms"),
-        crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable
+        crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable
     ))]
 pub async fn next_command(
     scope: CallerScope,
@@ -307,23 +259,7 @@ async fn act(
         .sessions
         .ask(key, ActOnInteraction { id, action })
         .await;
-    let outcome = match answer.map_err(ApiError::from) {
-        Ok(outcome) => outcome,
-        Err(ApiError::Conflict {
-            code,
-            detail,
-            mut interaction,
-        }) => {
-            // The actor's refusal does not know the path's session id; the body should.
-            interaction["session_id"] = json!(sid);
-            return Err(ApiError::Conflict {
-                code,
-                detail,
-                interaction,
-            });
-        }
-        Err(e) => return Err(e),
-    };
+    let outcome = answer?;
     Ok(HttpResponse::Ok().json(ActionResponse {
         completed_now: outcome.completed_now,
         interaction: InteractionDto::new(&sid, &outcome.interaction),
@@ -332,15 +268,15 @@ async fn act(
 
 /// `POST …/interactions/{iid}/result {"status": "ok"|"error", "output": any}`
 #[utoipa::path(post, operation_id = "post_interaction_result", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/result", tag = "interactions",
-    params(crate::http::openapi::InteractionPath),
-    request_body(content = crate::http::openapi::ResultBody, description = "Result of a command: status ok or error"),
-    responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::Conflict,
-        crate::http::openapi::TooLarge,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable))]
+    params(crate::http::schemas::InteractionPath),
+    request_body(content = crate::http::schemas::ResultBody, description = "Result of a command: status ok or error"),
+    responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::Conflict,
+        crate::http::schemas::TooLarge,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable))]
 pub async fn result(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -371,15 +307,15 @@ pub async fn result(
 
 /// `POST …/interactions/{iid}/resolve {"response": any}`: approved.
 #[utoipa::path(post, operation_id = "resolve_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/resolve", tag = "interactions",
-    params(crate::http::openapi::InteractionPath),
-    request_body(content = crate::http::openapi::ResolveBody, description = "Approve"),
-    responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::Conflict,
-        crate::http::openapi::TooLarge,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable))]
+    params(crate::http::schemas::InteractionPath),
+    request_body(content = crate::http::schemas::ResolveBody, description = "Approve"),
+    responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::Conflict,
+        crate::http::schemas::TooLarge,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable))]
 pub async fn resolve(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -403,15 +339,15 @@ pub async fn resolve(
 
 /// `POST …/interactions/{iid}/reject {"reason": string}`: rejected.
 #[utoipa::path(post, operation_id = "reject_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/reject", tag = "interactions",
-    params(crate::http::openapi::InteractionPath),
-    request_body(content = crate::http::openapi::RejectBody, description = "Reject"),
-    responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::Conflict,
-        crate::http::openapi::TooLarge,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable))]
+    params(crate::http::schemas::InteractionPath),
+    request_body(content = crate::http::schemas::RejectBody, description = "Reject"),
+    responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::Conflict,
+        crate::http::schemas::TooLarge,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable))]
 pub async fn reject(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -448,12 +384,12 @@ fn decided_by(fields: &mut Fields<'_>) -> Result<Option<DecidedBy>, ApiError> {
 
 /// `POST …/interactions/{iid}/cancel`
 #[utoipa::path(post, operation_id = "cancel_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/cancel", tag = "interactions",
-    params(crate::http::openapi::InteractionPath),
-    responses((status = 200, description = "Cancelled (or already cancelled)", body = ActionResponse), crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::Conflict,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable))]
+    params(crate::http::schemas::InteractionPath),
+    responses((status = 200, description = "Cancelled (or already cancelled)", body = ActionResponse), crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::Conflict,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable))]
 pub async fn cancel(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -486,11 +422,11 @@ pub(crate) async fn find_interaction(
 
 /// `GET …/interactions/{iid}`
 #[utoipa::path(get, operation_id = "get_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}", tag = "interactions",
-    params(crate::http::openapi::InteractionPath),
-    responses((status = 200, description = "The interaction", body = InteractionDto), crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable))]
+    params(crate::http::schemas::InteractionPath),
+    responses((status = 200, description = "The interaction", body = InteractionDto), crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable))]
 pub async fn get(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -504,12 +440,12 @@ pub async fn get(
 /// `GET …/interactions/{iid}/wait?timeout_ms=`: as soon as it is no longer queued/pending, or
 /// at the timeout with its current state. The session actor wakes the waiter; nothing polls.
 #[utoipa::path(get, operation_id = "wait_for_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/wait", tag = "interactions",
-    params(crate::http::openapi::InteractionPath, WaitQuery),
-    responses((status = 200, description = "No longer queued/pending, or its state at the timeout", body = InteractionDto), crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable))]
+    params(crate::http::schemas::InteractionPath, WaitQuery),
+    responses((status = 200, description = "No longer queued/pending, or its state at the timeout", body = InteractionDto), crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable))]
 pub async fn wait(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -563,12 +499,12 @@ pub struct ListQuery {
 
 /// `GET /v1/sessions/{id}/interactions?status=&limit=&after=`, in creation order.
 #[utoipa::path(get, operation_id = "list_interactions", path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
-    params(crate::http::openapi::SessionPath, ListQuery),
-    responses((status = 200, description = "In creation order", body = InteractionList), crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable))]
+    params(crate::http::schemas::SessionPath, ListQuery),
+    responses((status = 200, description = "In creation order", body = InteractionList), crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,

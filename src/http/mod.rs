@@ -8,6 +8,8 @@ mod auth;
 pub(crate) mod claude_code;
 pub(crate) mod cross_site;
 mod docs;
+mod dto;
+pub mod error;
 mod events;
 pub(crate) mod guard;
 mod health;
@@ -15,6 +17,7 @@ pub(crate) mod interactions;
 mod notifications;
 pub mod openapi;
 mod query;
+pub mod schemas;
 mod search;
 mod sessions;
 
@@ -22,7 +25,8 @@ use actix_web::{http::header, web, HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 
-pub use auth::{CallerScope, StreamTokens, DEFAULT_SCOPE};
+pub use crate::config::DEFAULT_SCOPE;
+pub use auth::{CallerScope, StreamTokens};
 pub(crate) use query::Query;
 
 use crate::actors::messages::SessionKey;
@@ -30,7 +34,7 @@ use crate::actors::{SessionHandle, Writer};
 use crate::config::{ApiKeys, Limits};
 use crate::domain::ids::SessionId;
 use crate::domain::json::{self, BodyRefusal, Fields};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::store::{DbConnection, DbPool, StoreError};
 
 /// What every handler can reach.

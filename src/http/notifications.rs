@@ -17,7 +17,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{page_limit, read, AppState, CallerScope};
 use crate::domain::ids::SessionId;
 use crate::domain::time::format_millis;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::store::{self, models::NotificationRow};
 
 /// The longest long-poll.
@@ -148,9 +148,9 @@ async fn page(
 /// something newer exists (or the time is up). `next_after` is the id to pass as `after` next
 /// time: the last one returned, or the given `after` when nothing is newer.
 #[utoipa::path(get, operation_id = "list_notifications", path = "/v1/notifications", tag = "notifications", params(ListQuery),
-    responses((status = 200, description = "Oldest first after the cursor", body = NotificationList), crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::Unavailable))]
+    responses((status = 200, description = "Oldest first after the cursor", body = NotificationList), crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::Unavailable))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -209,7 +209,7 @@ pub struct LatestNotification {
 /// changed after it asked.
 #[utoipa::path(get, operation_id = "latest_notification", path = "/v1/notifications/latest", tag = "notifications",
     responses((status = 200, description = "The newest notification id of the scope", body = LatestNotification),
-        crate::http::openapi::Unauthorized, crate::http::openapi::Unavailable))]
+        crate::http::schemas::Unauthorized, crate::http::schemas::Unavailable))]
 pub async fn latest(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -318,8 +318,8 @@ impl StreamState {
 /// ORCH_STREAM_SLOW_MS to accept a page is disconnected and resumes from its last id.
 #[utoipa::path(get, operation_id = "stream_notifications", path = "/v1/stream", tag = "notifications",
     params(StreamQuery, ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this notification id")),
-    responses((status = 200, description = "Server-Sent Events: id = notification id, event = type, data = the notification JSON", content_type = "text/event-stream"), crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized))]
+    responses((status = 200, description = "Server-Sent Events: id = notification id, event = type, data = the notification JSON", content_type = "text/event-stream"), crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized))]
 pub async fn stream(
     super::auth::StreamCaller(scope): super::auth::StreamCaller,
     state: web::Data<AppState>,

@@ -6,7 +6,7 @@ use std::future::{ready, Ready};
 use actix_web::{dev::Payload, FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 /// The query string deserialized into `T`; a bad value is a 400 naming its parameter.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use super::{read, AppState, CallerScope};
 use crate::domain::ids::{EventType, SessionId};
 use crate::domain::search::SearchQuery;
 use crate::domain::time::{format_millis, now_millis, parse_rfc3339_micros};
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::store::search::{self, Cursor, SearchFilter};
 
 /// The most results a page of `GET /v1/events` holds.
@@ -134,9 +134,9 @@ impl SearchParams {
 #[utoipa::path(get, operation_id = "search_events", path = "/v1/events", tag = "events",
     params(SearchParams),
     responses((status = 200, description = "Newest first", body = SearchResults),
-        crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::Unavailable))]
+        crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::Unavailable))]
 pub async fn events(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -198,9 +198,9 @@ pub struct SessionActivity {
 #[utoipa::path(get, operation_id = "activity", path = "/v1/activity", tag = "events",
     params(ActivityParams),
     responses((status = 200, description = "Events per minute", body = Activity),
-        crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::Unavailable))]
+        crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::Unavailable))]
 pub async fn activity(
     scope: CallerScope,
     state: web::Data<AppState>,

@@ -11,7 +11,7 @@ use crate::domain::json::{self, Fields, JsonText};
 use crate::domain::session::{Session, SessionStatus};
 use crate::domain::time::format_millis;
 use crate::domain::ValidationError;
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 use crate::store::sessions::ActivityCursor;
 use crate::store::{self, models::SessionRow};
 
@@ -86,16 +86,16 @@ impl From<&Session> for SessionDto {
 
 /// `PUT /v1/sessions/{id}` `{"metadata": {...}}`: 201 when created now, 200 when it existed.
 #[utoipa::path(put, operation_id = "put_session", path = "/v1/sessions/{session_id}", tag = "sessions",
-    params(crate::http::openapi::SessionPath),
-    request_body(content = Option<crate::http::openapi::PutSessionBody>, description = "Optional body"),
+    params(crate::http::schemas::SessionPath),
+    request_body(content = Option<crate::http::schemas::PutSessionBody>, description = "Optional body"),
     responses(
         (status = 201, description = "Created by this call", body = SessionDto),
         (status = 200, description = "Existed already (metadata unchanged)", body = SessionDto),
-        crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::TooLarge,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable
+        crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::TooLarge,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable
     ))]
 pub async fn put(
     scope: CallerScope,
@@ -129,11 +129,11 @@ pub async fn put(
 
 /// `GET /v1/sessions/{id}`.
 #[utoipa::path(get, operation_id = "get_session", path = "/v1/sessions/{session_id}", tag = "sessions",
-    params(crate::http::openapi::SessionPath),
-    responses((status = 200, description = "The session", body = SessionDto), crate::http::openapi::Unauthorized,
-        crate::http::openapi::NotFound,
-        crate::http::openapi::Invalid,
-        crate::http::openapi::Unavailable))]
+    params(crate::http::schemas::SessionPath),
+    responses((status = 200, description = "The session", body = SessionDto), crate::http::schemas::Unauthorized,
+        crate::http::schemas::NotFound,
+        crate::http::schemas::Invalid,
+        crate::http::schemas::Unavailable))]
 pub async fn get(
     scope: CallerScope,
     state: web::Data<AppState>,
@@ -190,9 +190,9 @@ pub struct ListQuery {
 
 /// `GET /v1/sessions?status=&limit=&after=`: newest activity first.
 #[utoipa::path(get, operation_id = "list_sessions", path = "/v1/sessions", tag = "sessions", params(ListQuery),
-    responses((status = 200, description = "Newest activity first", body = SessionList), crate::http::openapi::BadRequest,
-        crate::http::openapi::Unauthorized,
-        crate::http::openapi::Unavailable))]
+    responses((status = 200, description = "Newest activity first", body = SessionList), crate::http::schemas::BadRequest,
+        crate::http::schemas::Unauthorized,
+        crate::http::schemas::Unavailable))]
 pub async fn list(
     scope: CallerScope,
     state: web::Data<AppState>,

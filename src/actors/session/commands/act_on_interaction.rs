@@ -77,6 +77,7 @@ fn act(planner: &mut Planner<'_>, id: &str, action: Action) -> Result<ActionOutc
             Err(SessionError::Conflict {
                 code,
                 detail,
+                session_id: planner.base.key.session_id.to_string(),
                 interaction: Box::new(interaction),
             })
         }

@@ -1,21 +1,33 @@
 //! The HTTP edge's error type: every failure a request can meet, turned into RFC 9457 problem
 //! JSON with a machine-readable `code` in exactly one place ([`ApiError::error_response`]).
-//! Lower layers have their own error types; they are converted here, not earlier.
+//! Lower layers have their own error types; they are converted here, not earlier. The edge's
+//! own gates (the connection guard, the cross-site checks, admission) each say how their
+//! refusal reads ([`EdgeRefusal`]) beside the rule that refuses.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
+use super::dto::InteractionDto;
 use crate::actors::messages::SessionError;
 use crate::domain::event::BodyError;
 use crate::domain::ValidationError;
-use crate::http::admission::Throttled;
-use crate::http::cross_site::CrossSiteRefusal;
-use crate::http::guard::Refusal;
 use crate::store::StoreError;
 
 /// Seconds a client is asked to wait before retrying a 503.
 const RETRY_AFTER_SECS: u32 = 1;
+
+/// A refusal by one of the edge's gates, as the problem JSON says it: its status, `code` and
+/// title (its message is the detail), and how long to wait before retrying, if at all.
+pub trait EdgeRefusal: std::error::Error + Send + Sync + 'static {
+    fn status(&self) -> StatusCode;
+    fn code(&self) -> &'static str;
+    fn title(&self) -> &'static str;
+    /// Seconds for a `Retry-After` header.
+    fn retry_after(&self) -> Option<u64> {
+        None
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -42,15 +54,10 @@ pub enum ApiError {
     PayloadTooLarge(String),
     #[error("the request body did not arrive within {} ms", .0.as_millis())]
     RequestTimeout(std::time::Duration),
-    /// A request head the connection guard refused, answered in its stead.
-    #[error(transparent)]
-    RequestHead(#[from] Refusal),
-    /// The caller's scope is over one of its limits (see [`crate::http::admission`]).
-    #[error(transparent)]
-    Throttled(#[from] Throttled),
-    /// A request another site's page may not make (see [`crate::http::cross_site`]).
-    #[error(transparent)]
-    CrossSite(#[from] CrossSiteRefusal),
+    /// A gate of the edge refused the request: a request head the connection guard refused,
+    /// a request another site's page may not make, a scope over its limits.
+    #[error("{0}")]
+    Refused(Box<dyn EdgeRefusal>),
     #[error(transparent)]
     Validation(#[from] ValidationError),
     #[error("the write queue is full; retry shortly")]
@@ -71,22 +78,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::RequestTimeout(_) => "request_timeout",
-            Self::RequestHead(refusal) => match refusal {
-                Refusal::HeadTooLarge | Refusal::TooManyHeaders => "header_fields_too_large",
-                Refusal::UriTooLong => "uri_too_long",
-                Refusal::Malformed => "malformed_request",
-                Refusal::BadContentLength => "bad_content_length",
-                Refusal::BadTransferEncoding => "bad_transfer_encoding",
-                Refusal::HeadTimeout => "request_timeout",
-                Refusal::BadHost => "bad_host",
-                Refusal::Tunnel => "method_not_allowed",
-            },
-            Self::CrossSite(refusal) => match refusal {
-                CrossSiteRefusal::Host(_) => "host_not_allowed",
-                CrossSiteRefusal::Origin(_) => "origin_not_allowed",
-                CrossSiteRefusal::MediaType(_) => "unsupported_media_type",
-            },
-            Self::Throttled(_) => "too_many_requests",
+            Self::Refused(refusal) => refusal.code(),
             Self::Validation(_) => "validation_failed",
             Self::Overloaded => "overloaded",
             Self::StorageUnavailable => "storage_unavailable",
@@ -104,21 +96,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => "Method not allowed",
             Self::PayloadTooLarge(_) => "Payload too large",
             Self::RequestTimeout(_) => "Request timeout",
-            Self::RequestHead(refusal) => match refusal {
-                Refusal::HeadTooLarge | Refusal::TooManyHeaders => {
-                    "Request header fields too large"
-                }
-                Refusal::UriTooLong => "URI too long",
-                Refusal::HeadTimeout => "Request timeout",
-                Refusal::Tunnel => "Method not allowed",
-                _ => "Bad request",
-            },
-            Self::CrossSite(refusal) => match refusal {
-                CrossSiteRefusal::Host(_) => "Misdirected request",
-                CrossSiteRefusal::Origin(_) => "Forbidden",
-                CrossSiteRefusal::MediaType(_) => "Unsupported media type",
-            },
-            Self::Throttled(_) => "Too many requests",
+            Self::Refused(refusal) => refusal.title(),
             Self::Validation(_) => "Validation failed",
             Self::Overloaded => "Overloaded",
             Self::StorageUnavailable => "Storage unavailable",
@@ -158,21 +136,7 @@ impl ResponseError for ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::RequestHead(refusal) => match refusal {
-                Refusal::HeadTooLarge | Refusal::TooManyHeaders => {
-                    StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
-                }
-                Refusal::UriTooLong => StatusCode::URI_TOO_LONG,
-                Refusal::HeadTimeout => StatusCode::REQUEST_TIMEOUT,
-                Refusal::Tunnel => StatusCode::METHOD_NOT_ALLOWED,
-                _ => StatusCode::BAD_REQUEST,
-            },
-            Self::CrossSite(refusal) => match refusal {
-                CrossSiteRefusal::Host(_) => StatusCode::MISDIRECTED_REQUEST,
-                CrossSiteRefusal::Origin(_) => StatusCode::FORBIDDEN,
-                CrossSiteRefusal::MediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            },
-            Self::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+            Self::Refused(refusal) => refusal.status(),
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Overloaded | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -185,8 +149,10 @@ impl ResponseError for ApiError {
             Self::Overloaded | Self::StorageUnavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
             }
-            Self::Throttled(throttled) => {
-                response.insert_header((header::RETRY_AFTER, throttled.retry_after().to_string()));
+            Self::Refused(refusal) => {
+                if let Some(seconds) = refusal.retry_after() {
+                    response.insert_header((header::RETRY_AFTER, seconds.to_string()));
+                }
             }
             Self::Unauthorized => {
                 response.insert_header((header::WWW_AUTHENTICATE, "Bearer"));
@@ -237,6 +203,7 @@ impl From<SessionError> for ApiError {
             SessionError::Conflict {
                 code,
                 detail,
+                session_id,
                 interaction,
             } => Self::Conflict {
                 code,
@@ -244,14 +211,11 @@ impl From<SessionError> for ApiError {
                 // Serializing the stored interaction into a tree parses its JSON texts; one
                 // that cannot be parsed (stored before such texts were refused) leaves the
                 // member out rather than failing the answer.
-                interaction: serde_json::to_value(crate::http::interactions::InteractionDto::new(
-                    "",
-                    &interaction,
-                ))
-                .unwrap_or_else(|e| {
-                    log::error!("interaction {} cannot be shown: {e}", interaction.id);
-                    Value::Null
-                }),
+                interaction: serde_json::to_value(InteractionDto::new(&session_id, &interaction))
+                    .unwrap_or_else(|e| {
+                        log::error!("interaction {} cannot be shown: {e}", interaction.id);
+                        Value::Null
+                    }),
             },
             SessionError::Overloaded => Self::Overloaded,
             // The cause was logged where it happened; the client learns only that it may retry.

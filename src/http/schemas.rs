@@ -1,0 +1,232 @@
+//! The shapes the OpenAPI document shows that no handler type writes: the path parameters,
+//! the problem document, the request bodies (read as raw bytes, to give size and shape errors
+//! as problem JSON, so their documented shapes live here) and the error responses handlers
+//! list. The document itself is assembled in `openapi`.
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+
+/// The path of every session resource.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct SessionPath {
+    /// Session id, unique per scope.
+    #[param(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        max_length = 128,
+        min_length = 1
+    )]
+    pub session_id: String,
+}
+
+/// The path of every interaction resource.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct InteractionPath {
+    /// Session id, unique per scope.
+    #[param(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        max_length = 128,
+        min_length = 1
+    )]
+    pub session_id: String,
+    /// Interaction id, unique per session.
+    #[param(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        max_length = 128,
+        min_length = 1
+    )]
+    pub interaction_id: String,
+}
+
+/// An RFC 9457 problem document; every error has this shape.
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`.
+    #[serde(rename = "type")]
+    pub problem_type: String,
+    pub title: String,
+    pub status: u16,
+    /// Machine-readable: bad_request, unauthorized, session_not_found, interaction_not_found,
+    /// not_found, method_not_allowed, already_completed, not_started, payload_too_large,
+    /// validation_failed, overloaded, storage_unavailable.
+    pub code: String,
+    pub detail: String,
+    /// validation_failed: the event's position in the batch.
+    pub index: Option<usize>,
+    /// validation_failed: the offending field.
+    pub field: Option<String>,
+    /// 409: the interaction as it stands.
+    #[schema(value_type = Option<Object>)]
+    pub interaction: Option<Value>,
+}
+
+/// One event as posted.
+#[derive(Serialize, ToSchema)]
+pub struct EventInput {
+    /// 1–64 chars of `A-Z a-z 0-9 . _ : -`, case-sensitive.
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$", min_length = 1, max_length = 64)]
+    pub event_type: String,
+    /// RFC 3339 with offset.
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    /// Stored as given.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+    /// Idempotency key: 1–128 printable ASCII chars.
+    #[schema(pattern = r"^[ -~]{1,128}$", min_length = 1, max_length = 128)]
+    pub event_id: Option<String>,
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
+    pub interaction_id: Option<String>,
+    /// The client's own per-session counter from 0; events are applied in this order.
+    #[schema(minimum = 0, maximum = 9223372036854775805_u64)]
+    pub sequence: Option<u64>,
+}
+
+/// A batch: stored all or nothing.
+#[derive(Serialize, ToSchema)]
+pub struct EventBatch {
+    pub events: Vec<EventInput>,
+}
+
+/// `POST …/events` takes one event or a batch.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum EventsBody {
+    One(EventInput),
+    Batch(EventBatch),
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PutSessionBody {
+    /// Used only when the session is created.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+}
+
+/// A Claude Code hook input, as Claude Code sends it: every field it has is kept (stored as the
+/// event's data); these two are required.
+#[derive(Serialize, ToSchema)]
+pub struct ClaudeCodeHookInput {
+    /// Claude Code's session id (a UUID); another text maps to a stable valid id.
+    #[schema(min_length = 1)]
+    pub session_id: String,
+    /// Becomes the event's type.
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$", min_length = 1, max_length = 64)]
+    pub hook_event_name: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewInteractionBody {
+    /// Server-made UUID when absent.
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
+    pub interaction_id: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$", min_length = 1, max_length = 64)]
+    pub kind: String,
+    /// Any JSON.
+    pub payload: Option<Value>,
+    /// 1 to 86400000; default ORCH_INTERACTION_TIMEOUT_MS.
+    #[schema(minimum = 1, maximum = 86_400_000)]
+    pub timeout_ms: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct NewCommandBody {
+    #[schema(
+        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
+        min_length = 1,
+        max_length = 128
+    )]
+    pub interaction_id: Option<String>,
+    /// Any JSON: the command.
+    pub payload: Value,
+    #[schema(minimum = 1, maximum = 86_400_000)]
+    pub timeout_ms: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ResultBody {
+    /// `ok` or `error`.
+    #[schema(pattern = "^(ok|error)$")]
+    pub status: String,
+    /// Any JSON.
+    pub output: Option<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ResolveBody {
+    /// Any JSON.
+    pub response: Option<Value>,
+    /// Who decides, as the client says (a person's name or handle), shown with the decision.
+    #[schema(min_length = 1, max_length = 128)]
+    pub decided_by: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RejectBody {
+    pub reason: Option<String>,
+    /// Who decides, as the client says (a person's name or handle), shown with the decision.
+    #[schema(min_length = 1, max_length = 128)]
+    pub decided_by: Option<String>,
+}
+
+/// Declares a documented error response: `status`, its description, and the Problem body as
+/// `application/problem+json`. Handlers list the ones they can answer in `responses(...)`.
+macro_rules! problem_response {
+    ($name:ident, $status:literal, $description:literal) => {
+        #[doc = $description]
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                utoipa::openapi::RefOr<utoipa::openapi::response::Response>,
+            > {
+                use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+                let content = ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("Problem")))
+                    .build();
+                let response = ResponseBuilder::new()
+                    .description($description)
+                    .content("application/problem+json", content)
+                    .build();
+                [($status.to_string(), response.into())]
+                    .into_iter()
+                    .collect()
+            }
+        }
+    };
+}
+
+problem_response!(
+    BadRequest,
+    "400",
+    "Malformed JSON, wrong shape or bad query parameter"
+);
+problem_response!(Unauthorized, "401", "Missing or unknown bearer key");
+problem_response!(NotFound, "404", "Not found in the caller's scope");
+problem_response!(
+    Conflict,
+    "409",
+    "Refused by the interaction's state; the body carries it"
+);
+problem_response!(TooLarge, "413", "Body or batch over the limits");
+problem_response!(
+    Invalid,
+    "422",
+    "A field breaks a rule (index and field say where)"
+);
+problem_response!(
+    Unavailable,
+    "503",
+    "Write queue full or storage unavailable; nothing stored, retry after Retry-After"
+);
