@@ -1,0 +1,370 @@
+//! Start-up: the service assembled from its parts and set serving. [`start`] opens the
+//! database (running its migrations), starts the committer and the session registries,
+//! wakes the sessions whose deadlines are due, and serves HTTP behind the connection guard,
+//! the cross-site checks, admission and the request metrics; [`RunningServer`] stops it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_http::HttpService;
+use actix_service::{fn_service, map_config, IntoServiceFactory, ServiceFactoryExt};
+use actix_web::rt::net::TcpStream;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{AppConfig, Server, ServerHandle, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{from_fn, Condition, Logger, Next};
+use actix_web::{web, App};
+
+use crate::actors::{SessionHandle, Writer};
+use crate::config::Config;
+use crate::http::guard::{ConnectionRules, GuardedStream};
+use crate::store::{PoolSettings, StoreError};
+use crate::{actors, config, dashboard, domain, http, metrics, shutdown, store};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("start-up task failed: {0}")]
+    Blocking(String),
+}
+
+/// A running server.
+pub struct RunningServer {
+    /// The address it listens on (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    pub handle: ServerHandle,
+    /// The sessions, for callers that need to reach them directly (tests, diagnostics).
+    pub sessions: SessionHandle,
+    /// The writer, for diagnostics and tests.
+    pub writer: Writer,
+    shutdown: shutdown::ShutdownTrigger,
+    serving: actix_rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// How long requests that are still running may take to finish once the server stops.
+/// Long-lived requests end at once on the stop signal; what remains are writes waiting for
+/// their commit, which the database's own timeouts bound well below this.
+const SHUTDOWN_GRACE_SECS: u64 = 10;
+
+impl RunningServer {
+    /// Runs until the server stops ([`RunningServer::stop`], or a signal under
+    /// [`RunningServer::serve_until_signalled`]).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.serving.await.map_err(std::io::Error::other)?
+    }
+
+    /// Stops gracefully: ends streams and long waits, stops accepting, lets running requests
+    /// finish. Returns once the server has stopped.
+    pub async fn stop(&self) {
+        self.shutdown.trip();
+        self.handle.stop(true).await;
+    }
+
+    /// Serves until SIGTERM or SIGINT, then stops gracefully; a second SIGINT (Ctrl-C) while
+    /// stopping exits at once.
+    pub async fn serve_until_signalled(self) -> std::io::Result<()> {
+        use actix_rt::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let handle = self.handle.clone();
+        let (trigger, mut stopping) = (self.shutdown.clone(), self.shutdown_signal());
+        actix_rt::spawn(async move {
+            tokio::select! {
+                _ = terminate.recv() => log::info!("SIGTERM: stopping"),
+                _ = interrupt.recv() => log::info!("SIGINT: stopping (Ctrl-C again to force)"),
+                _ = stopping.stopping() => {}
+            }
+            trigger.trip();
+            actix_rt::spawn(handle.stop(true));
+            if interrupt.recv().await.is_some() {
+                log::warn!("second SIGINT: exiting without waiting for running requests");
+                std::process::exit(130);
+            }
+        });
+        self.wait().await
+    }
+
+    fn shutdown_signal(&self) -> shutdown::Shutdown {
+        self.shutdown.subscribe()
+    }
+}
+
+/// Migrates the database, starts the actors and the HTTP server, which serves from then on.
+/// Must run inside an actix system.
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    metrics::init();
+    let target = config.database.clone();
+    let read_settings = PoolSettings {
+        max_size: config.db_pool_size,
+        connection_timeout: config.db_timeout,
+    };
+    // Two pools, so that a flood of reads (any tenant's) cannot take the connections that
+    // session actors load with and the committer writes with: those have their own, sized like
+    // the readers' plus the committer's and the checkpointer's.
+    let session_settings = PoolSettings {
+        max_size: config.db_pool_size + 2,
+        connection_timeout: config.db_timeout,
+    };
+    let (pool, session_pool, next_session_key) = web::block(move || {
+        let pool = store::connect(&target, &read_settings)?;
+        let session_pool = store::open_pool(&target, &session_settings)?;
+        let next_session_key =
+            store::with_connection(&session_pool, |conn| Ok(store::sessions::next_key(conn)?))?;
+        Ok::<_, StoreError>((pool, session_pool, next_session_key))
+    })
+    .await
+    .map_err(|e| StartError::Blocking(e.to_string()))??;
+    log::info!("database ready: {}", config.database.describe());
+
+    let (shutdown_trigger, shutdown) = shutdown::channel();
+    let feed = std::sync::Arc::new(store::NotificationFeed::new(
+        config.notification_cache,
+        config.notification_cache_bytes,
+    ));
+    let wal_checkpoints = matches!(config.database, store::DatabaseTarget::Sqlite(_));
+    let writer_settings = config::WriterSettings {
+        commit_timeout: config.db_timeout,
+        ..config.writer.clone()
+    };
+    let writer = Writer::start(
+        session_pool.clone(),
+        writer_settings,
+        feed.clone(),
+        wal_checkpoints,
+    );
+    let session_threads = config.session_threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let sessions = SessionHandle::start(
+        session_pool.clone(),
+        writer.clone(),
+        config.sessions.clone(),
+        std::sync::Arc::new(store::sessions::SessionKeys::starting_at(next_session_key)),
+        session_threads,
+        config.db_timeout,
+    );
+    wake_sessions_with_deadlines(&session_pool, &sessions).await?;
+    let state = web::Data::new(http::AppState {
+        sessions: sessions.clone(),
+        writer: writer.clone(),
+        pool,
+        api_keys: config.api_keys.clone(),
+        limits: config.limits.clone(),
+        db_timeout: config.db_timeout,
+        default_interaction_timeout_ms: config.sessions.default_interaction_timeout_ms,
+        notification_feed: feed,
+        stream_slow_consumer: config.stream_slow_consumer,
+        shutdown,
+        stream_tokens: http::StreamTokens::default(),
+        site_policy: http::cross_site::SitePolicy::new(
+            config.listen,
+            &config.allowed_hosts,
+            &config.allowed_origins,
+        ),
+        admission: http::admission::Admission::new(
+            config.scope_limits.clone(),
+            config.api_keys.scopes(),
+        ),
+        claude_code_joins: Default::default(),
+    });
+
+    let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
+    let connection_rules = Arc::new(ConnectionRules::new(config.limits.body_timeout));
+    let app = {
+        let connection_rules = connection_rules.clone();
+        move || {
+            App::new()
+                .app_data(state.clone())
+                .wrap(from_fn(http::admission::admit))
+                .wrap(from_fn(http::cross_site::enforce))
+                .wrap(from_fn(observe_requests))
+                .wrap(from_fn(http::answer_head_like_get))
+                // Request id, method, path, status and time; never the query string (it may
+                // carry a stream token), other headers (keys) or bodies. Left out when RUST_LOG
+                // would drop its lines: it formats them either way.
+                .wrap(Condition::new(
+                    access_log,
+                    Logger::new("%{x-request-id}o %{method}xi %U %s %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                ))
+                .configure(|cfg| http::guard::configure(cfg, &connection_rules))
+                .configure(dashboard::configure)
+                .configure(http::configure)
+        }
+    };
+    let listener = listen(config.listen).map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let addr = listener.local_addr().unwrap_or(config.listen);
+    // Signals are handled by `serve_until_signalled`, which ends long-lived requests first.
+    let mut builder = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(SHUTDOWN_GRACE_SECS);
+    if let Some(workers) = config.http_workers {
+        builder = builder.workers(workers);
+    }
+    let idle_connections_close = builder.graceful_shutdown_signal();
+    // A client that accepts nothing (its receive window stays shut) is cut off by the kernel
+    // after this long: an SSE consumer that never reads is not polled by actix, so no timer of
+    // ours would see it. Healthy idle connections have nothing unacknowledged and stay.
+    let accept_timeout = config.stream_slow_consumer;
+    let server = builder
+        .listen("orchestrator", listener, move || {
+            let rules = connection_rules.clone();
+            let closing = idle_connections_close.clone();
+            let http = HttpService::build()
+                .graceful_shutdown_signal(move || {
+                    let closing = closing.clone();
+                    async move { closing.notified().await }
+                })
+                // The guard times slow heads out and answers them; the codec's own timer, which
+                // answers with an empty 408, is off.
+                .client_request_timeout(std::time::Duration::ZERO)
+                // As actix-web's own server: a closing connection waits 1 s for the client.
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                // A client that closes its side ends its request: the handler future is
+                // dropped, which releases long waits (interaction waits, commands/next,
+                // long-polls) at once instead of keeping their waiters until they time out.
+                .h1_allow_half_closed(false)
+                .local_addr(addr)
+                // No handler asks for the connection's host or local address (what AppConfig
+                // carries), so the default one serves.
+                .h1(map_config(
+                    app().into_factory().map_err(|e| e.error_response()),
+                    |_| AppConfig::default(),
+                ));
+            fn_service(move |tcp: TcpStream| {
+                // Stream messages and small answers go out at once. With Nagle's algorithm a
+                // message written while the previous one is unacknowledged waited for the
+                // client's delayed ACK: 40 ms added to 1-2% of notifications.
+                if let Err(e) = tcp.set_nodelay(true) {
+                    log::warn!("cannot set TCP_NODELAY: {e}");
+                }
+                if let Err(e) =
+                    socket2::SockRef::from(&tcp).set_tcp_user_timeout(Some(accept_timeout))
+                {
+                    log::warn!("cannot set TCP_USER_TIMEOUT: {e}");
+                }
+                let peer = tcp.peer_addr().ok();
+                std::future::ready(Ok((GuardedStream::new(tcp, rules.clone()), peer)))
+            })
+            .and_then(http)
+        })
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    if !config.api_keys.is_enabled() && !addr.ip().is_loopback() {
+        log::warn!(
+            "listening on {addr}, beyond this machine, with auth off: anyone who can reach it \
+             can read and change every session; set ORCH_API_KEYS"
+        );
+    }
+    let server: Server = server.run();
+    let handle = server.handle();
+    Ok(RunningServer {
+        addr,
+        handle,
+        sessions,
+        writer,
+        shutdown: shutdown_trigger,
+        serving: actix_rt::spawn(server),
+    })
+}
+
+/// A listening socket on `addr`, as actix-web's own server makes it (address reuse, a backlog
+/// of 1024).
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Schedules a wake-up of every session with a pending interaction at its earliest deadline,
+/// so deadlines that passed while the server was down fire now (once: the actor's timeout is a
+/// committed state change) and later ones fire on time. No session is loaded before then.
+async fn wake_sessions_with_deadlines(
+    pool: &store::DbPool,
+    sessions: &SessionHandle,
+) -> Result<(), StartError> {
+    let pool = pool.clone();
+    let deadlines = web::block(move || {
+        store::with_connection(&pool, |conn| {
+            Ok::<_, StoreError>(store::interactions::earliest_deadlines(conn)?)
+        })
+    })
+    .await
+    .map_err(|e| StartError::Blocking(e.to_string()))??;
+    if !deadlines.is_empty() {
+        log::info!(
+            "{} sessions have pending interactions; each wakes at its earliest deadline",
+            deadlines.len()
+        );
+    }
+    for (scope, session_id, deadline) in deadlines {
+        match domain::ids::SessionId::parse(&session_id) {
+            Ok(session_id) => {
+                sessions.wake_at(actors::messages::SessionKey { scope, session_id }, deadline)
+            }
+            Err(e) => log::error!("stored session id {session_id:?} is invalid: {e}"),
+        }
+    }
+    Ok(())
+}
+
+/// Gives every request an id (the caller's `X-Request-Id` when it is sane, else a new one),
+/// echoed in the response and the log line, and counts and times it by route pattern (not by
+/// path: ids would explode the label set).
+async fn observe_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    let started = std::time::Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_owned)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let mut response = next.call(req).await?;
+    let stopping = response
+        .request()
+        .app_data::<web::Data<http::AppState>>()
+        .is_some_and(|state| state.shutdown.is_stopping());
+    if stopping {
+        // An idle kept-alive connection would hold the stop until its keep-alive ends.
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+    }
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static("x-request-id"), value);
+    }
+    let route = response
+        .request()
+        .app_data::<http::RoutePattern>()
+        .map_or("unmatched", |pattern| pattern.0);
+    metrics::HTTP_REQUESTS
+        .with_label_values(&[route, response.status().as_str()])
+        .inc();
+    metrics::HTTP_SECONDS
+        .with_label_values(&[route])
+        .observe(started.elapsed().as_secs_f64());
+    Ok(response)
+}
