@@ -100,6 +100,15 @@ pub struct Shutdown;
 #[rtype(result = "()")]
 pub struct Sweep;
 
+/// How often every live actor is swept: often enough that an idle actor stops within a
+/// quarter of its idle timeout after it, and a stuck write is reported within seconds.
+pub fn sweep_interval(idle_timeout: std::time::Duration) -> std::time::Duration {
+    (idle_timeout / 4).clamp(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(5),
+    )
+}
+
 // ---------------------------------------------------------------------------------------------
 // SessionActor → Registry
 

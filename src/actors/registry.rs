@@ -26,11 +26,11 @@ use actix::prelude::*;
 use tokio::sync::oneshot;
 
 use super::messages::{
-    Deliver, Enqueue, Evict, GetSnapshot, LiveSessionCount, Passivate, PeekSession, SessionKey,
-    SessionStopped, Shutdown, Sweep, Wake, WakeAt,
+    sweep_interval, Deliver, Enqueue, Evict, GetSnapshot, LiveSessionCount, Passivate, PeekSession,
+    SessionKey, SessionStopped, Shutdown, Sweep, Wake, WakeAt,
 };
 use super::session::commands::Queued;
-use super::session::{SessionActor, SessionDeps};
+use super::session::{RegistryLink, SessionActor, SessionDeps};
 use super::writer::Writer;
 use crate::config::SessionSettings;
 use crate::store::sessions::SessionKeys;
@@ -81,15 +81,6 @@ pub struct Registry {
     uses: u64,
 }
 
-/// How often every live actor is swept: often enough that an idle actor stops within a
-/// quarter of its idle timeout after it, and a stuck write is reported within seconds.
-pub fn sweep_interval(idle_timeout: std::time::Duration) -> std::time::Duration {
-    (idle_timeout / 4).clamp(
-        std::time::Duration::from_millis(50),
-        std::time::Duration::from_secs(5),
-    )
-}
-
 impl Registry {
     /// Starts a registry on `arbiter`; the session actors it starts run there too.
     pub fn start(arbiter: &ArbiterHandle, deps: RegistryDeps) -> Addr<Registry> {
@@ -111,9 +102,10 @@ impl Registry {
             });
             Registry {
                 deps: Arc::new(SessionDeps {
-                    // Weak: the registry holds `deps`, and a strong address of itself in them
-                    // would keep it alive forever.
-                    registry: ctx.address().downgrade(),
+                    registry: RegistryLink {
+                        passivate: ctx.address().downgrade().recipient(),
+                        stopped: ctx.address().downgrade().recipient(),
+                    },
                     writer,
                     pool,
                     settings,

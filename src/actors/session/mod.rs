@@ -31,9 +31,8 @@ use tokio::sync::oneshot;
 use super::error::SessionError;
 use super::key::SessionKey;
 use super::messages::{
-    Enqueue, Evict, Passivate, SessionStopped, Shutdown, Sweep, Wake, WriteError,
+    sweep_interval, Enqueue, Evict, Passivate, SessionStopped, Shutdown, Sweep, Wake, WriteError,
 };
-use super::registry::Registry;
 use super::writer::Writer;
 use crate::config::SessionSettings;
 use crate::domain::time::now_millis;
@@ -55,12 +54,19 @@ const STUCK_AFTER: Duration = Duration::from_secs(30);
 /// How soon a deadline is retried when its group could not be committed (queue full).
 const DEADLINE_RETRY: Duration = Duration::from_millis(100);
 
+/// How a session actor reaches its registry: by the two messages it sends it, not by the
+/// registry's type. Weak: the registry holds the deps these are in, and a strong address of
+/// itself there would keep it alive for ever; upgraded for the rare message (a strong
+/// address per actor cost each about 100 bytes).
+pub struct RegistryLink {
+    pub passivate: actix::WeakRecipient<Passivate>,
+    pub stopped: actix::WeakRecipient<SessionStopped>,
+}
+
 /// What every session actor needs from the rest of the system, shared by all of them (one
 /// copy per actor cost about 120 bytes each).
 pub struct SessionDeps {
-    /// Weak: see [`Registry::start`]. Upgraded for the rare message to it (passivate,
-    /// stopped); a strong address per actor cost each about 100 bytes.
-    pub registry: actix::WeakAddr<Registry>,
+    pub registry: RegistryLink,
     pub writer: Writer,
     pub pool: DbPool,
     pub settings: SessionSettings,
@@ -432,7 +438,7 @@ impl SessionActor {
 
     /// [`sweeps_covering`] at this server's sweep interval.
     fn sweeps_covering(&self, span: Duration) -> u32 {
-        let interval = super::registry::sweep_interval(self.deps.settings.idle_timeout);
+        let interval = sweep_interval(self.deps.settings.idle_timeout);
         sweeps_covering(span, interval)
     }
 
@@ -499,7 +505,7 @@ impl Actor for SessionActor {
 /// guarantee that does not rest on that; and nothing of the actor runs after it.
 impl Drop for SessionActor {
     fn drop(&mut self) {
-        let Some(registry) = self.deps.registry.upgrade() else {
+        let Some(registry) = self.deps.registry.stopped.upgrade() else {
             return; // shutting down
         };
         registry.do_send(SessionStopped {
@@ -586,7 +592,7 @@ impl SessionActor {
             return;
         }
         self.passivation_requested = true;
-        let Some(registry) = self.deps.registry.upgrade() else {
+        let Some(registry) = self.deps.registry.passivate.upgrade() else {
             return; // shutting down
         };
         registry.do_send(Passivate {
