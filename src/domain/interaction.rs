@@ -128,19 +128,19 @@ pub enum Decision {
 }
 
 /// Who decided an approval, as the deciding client says (a person's name or handle; the
-/// service cannot check it): 1 to 128 bytes without control characters.
+/// service cannot check it): 1 to 128 characters without control characters, trimmed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecidedBy(String);
 
 impl DecidedBy {
-    pub const MAX_BYTES: usize = 128;
+    pub const MAX_CHARS: usize = 128;
 
     pub fn parse(text: String) -> Result<Self, ValidationError> {
         let trimmed = text.trim();
-        if trimmed.is_empty() || trimmed.len() > Self::MAX_BYTES {
+        if trimmed.is_empty() || trimmed.chars().count() > Self::MAX_CHARS {
             return Err(ValidationError::field(
                 "decided_by",
-                format!("must be 1 to {} bytes", Self::MAX_BYTES),
+                format!("must be 1 to {} characters", Self::MAX_CHARS),
             ));
         }
         if trimmed.chars().any(char::is_control) {
@@ -570,7 +570,10 @@ mod tests {
     #[test]
     fn who_decided_is_a_short_printable_name() {
         assert_eq!(DecidedBy::parse("  Ana  ".into()).unwrap().as_str(), "Ana");
-        assert!(DecidedBy::parse("é".repeat(64)).is_ok());
+        assert!(
+            DecidedBy::parse("é".repeat(128)).is_ok(),
+            "characters, not bytes"
+        );
         for bad in ["", "   ", "a\nb", "\u{7}bell", &"x".repeat(129)] {
             assert!(DecidedBy::parse(bad.to_owned()).is_err(), "{bad:?}");
         }

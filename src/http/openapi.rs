@@ -6,7 +6,10 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::schemas::{EventBatch, EventInput, EventsBody, Problem};
+use super::schemas::{
+    EventBatch, EventInput, EventsBody, Forbidden, Misdirected, Problem, TooManyRequests,
+    UnsupportedMediaType,
+};
 use super::{auth, events, health, interactions, notifications, search, sessions};
 
 #[derive(OpenApi)]
@@ -45,9 +48,47 @@ use super::{auth, events, health, interactions, notifications, search, sessions}
         super::claude_code::hook,
     ),
     components(schemas(Problem, EventsBody, EventInput, EventBatch)),
-    modifiers(&BearerAuth, &InteractionLinks)
+    modifiers(&BearerAuth, &InteractionLinks, &EdgeResponses)
 )]
 pub struct ApiDoc;
+
+/// The answers of the edge's gates, which come before any handler and so are said here once
+/// for every operation they apply to: 421 for every request (the Host check), 429 for every
+/// `/v1` request (admission), 403 for every request that may change something (a foreign
+/// Origin) and 415 for every one that takes a body (it must be JSON).
+struct EdgeResponses;
+
+impl utoipa::Modify for EdgeResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::IntoResponses;
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                (&mut item.get, false),
+                (&mut item.head, false),
+                (&mut item.put, true),
+                (&mut item.post, true),
+                (&mut item.delete, true),
+                (&mut item.patch, true),
+            ];
+            for (operation, changes) in operations {
+                let Some(operation) = operation.as_mut() else {
+                    continue;
+                };
+                let responses = &mut operation.responses.responses;
+                responses.extend(Misdirected::responses());
+                if path.starts_with("/v1/") {
+                    responses.extend(TooManyRequests::responses());
+                }
+                if changes {
+                    responses.extend(Forbidden::responses());
+                }
+                if operation.request_body.is_some() {
+                    responses.extend(UnsupportedMediaType::responses());
+                }
+            }
+        }
+    }
+}
 
 /// OpenAPI links from the responses that create something to the operations on it: a session
 /// (PUT) to what takes its `session_id`, an interaction or command to what takes its

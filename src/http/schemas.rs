@@ -166,16 +166,26 @@ pub struct ResultBody {
 pub struct ResolveBody {
     /// Any JSON.
     pub response: Option<Value>,
-    /// Who decides, as the client says (a person's name or handle), shown with the decision.
-    #[schema(min_length = 1, max_length = 128)]
+    /// Who decides, as the client says (a person's name or handle), shown with the decision:
+    /// 1 to 128 characters, not all spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub decided_by: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 pub struct RejectBody {
     pub reason: Option<String>,
-    /// Who decides, as the client says (a person's name or handle), shown with the decision.
-    #[schema(min_length = 1, max_length = 128)]
+    /// Who decides, as the client says (a person's name or handle), shown with the decision:
+    /// 1 to 128 characters, not all spaces, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub decided_by: Option<String>,
 }
 
@@ -224,6 +234,26 @@ problem_response!(
     Invalid,
     "422",
     "A field breaks a rule (index and field say where)"
+);
+problem_response!(
+    Forbidden,
+    "403",
+    "A page of another origin may not change anything here (ORCH_ALLOWED_ORIGINS)"
+);
+problem_response!(
+    UnsupportedMediaType,
+    "415",
+    "The body is not sent as Content-Type: application/json"
+);
+problem_response!(
+    Misdirected,
+    "421",
+    "The Host is not one this service answers to (ORCH_ALLOWED_HOSTS)"
+);
+problem_response!(
+    TooManyRequests,
+    "429",
+    "The caller's scope is over one of its limits; retry after Retry-After"
 );
 problem_response!(
     Unavailable,

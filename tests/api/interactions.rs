@@ -845,11 +845,11 @@ async fn who_decided_is_kept_with_the_decision(backend: Backend) {
     for (body, detail) in [
         (
             json!({"decided_by": ""}),
-            "decided_by: must be 1 to 128 bytes",
+            "decided_by: must be 1 to 128 characters",
         ),
         (
             json!({"decided_by": "x".repeat(129)}),
-            "decided_by: must be 1 to 128 bytes",
+            "decided_by: must be 1 to 128 characters",
         ),
         (
             json!({"decided_by": "a\nb"}),

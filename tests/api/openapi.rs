@@ -89,6 +89,25 @@ async fn the_served_document_matches_the_checked_in_copy() {
     // Errors are documented as problem JSON.
     let post_events = &paths["/v1/sessions/{session_id}/events"]["post"]["responses"];
     assert!(post_events["422"]["content"]["application/problem+json"].is_object());
+    // The edge's answers are documented where they apply: the Host check everywhere,
+    // admission on /v1, a foreign Origin where something may change, JSON where a body is.
+    for status in ["403", "415", "421", "429"] {
+        assert!(
+            post_events[status]["content"]["application/problem+json"].is_object(),
+            "POST events documents {status}"
+        );
+    }
+    let get_events = &paths["/v1/sessions/{session_id}/events"]["get"]["responses"];
+    assert!(get_events["421"].is_object() && get_events["429"].is_object());
+    assert!(get_events["403"].is_null() && get_events["415"].is_null());
+    let healthz = &paths["/healthz"]["get"]["responses"];
+    assert!(healthz["421"].is_object() && healthz["429"].is_null());
+    let cancel = &paths["/v1/sessions/{session_id}/interactions/{interaction_id}/cancel"]["post"]
+        ["responses"];
+    assert!(
+        cancel["403"].is_object() && cancel["415"].is_null(),
+        "cancel takes no body"
+    );
     let schemas = served["components"]["schemas"].as_object().unwrap();
     for name in [
         "Problem",
