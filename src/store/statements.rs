@@ -52,225 +52,178 @@ struct Table<R: 'static> {
     on_conflict: &'static str,
 }
 
-const SESSION_INSERT: &str = "INSERT INTO sessions (scope, session_id, status, \
-     external_conversation_id, metadata, created_at, updated_at, event_count, last_seq, \
-     interactions_pending, interactions_completed, interactions_timed_out, \
-     interactions_cancelled, session_key, facts)";
-const SESSION_KINDS: &[Kind] = &[
-    Kind::Text,
-    Kind::Text,
-    Kind::Text,
-    Kind::NullableText,
-    Kind::Text,
-    Kind::BigInt,
-    Kind::BigInt,
-    Kind::BigInt,
-    Kind::BigInt,
-    Kind::BigInt,
-    Kind::BigInt,
-    Kind::BigInt,
-    Kind::BigInt,
-    Kind::BigInt,
-    Kind::Text,
-];
+/// One table's writing from one list of its columns, each a field of the row of the same name
+/// with its kind: the INSERT head, the kinds and the values all come from the list, so they
+/// cannot disagree.
+macro_rules! table {
+    (
+        $name:literal, $table:literal, $row:ty,
+        [$first:ident: $first_kind:ident $(, $col:ident: $kind:ident)* $(,)?],
+        $on_conflict:expr
+    ) => {
+        Table::<$row> {
+            name: $name,
+            insert: concat!(
+                "INSERT INTO ", $table, " (", stringify!($first) $(, ", ", stringify!($col))*, ")"
+            ),
+            kinds: &[Kind::$first_kind $(, Kind::$kind)*],
+            values: |r| vec![value!($first_kind, r.$first) $(, value!($kind, r.$col))*],
+            on_conflict: $on_conflict,
+        }
+    };
+}
 
-fn session_values(r: &SessionRow) -> Vec<Value<'_>> {
-    vec![
-        Value::Text(&r.scope),
-        Value::Text(&r.session_id),
-        Value::Text(&r.status),
-        Value::NullableText(r.external_conversation_id.as_deref()),
-        Value::Text(&r.metadata),
-        Value::BigInt(r.created_at),
-        Value::BigInt(r.updated_at),
-        Value::BigInt(r.event_count),
-        Value::BigInt(r.last_seq),
-        Value::BigInt(r.interactions_pending),
-        Value::BigInt(r.interactions_completed),
-        Value::BigInt(r.interactions_timed_out),
-        Value::BigInt(r.interactions_cancelled),
-        Value::BigInt(r.session_key),
-        Value::Text(&r.facts),
-    ]
+/// A row's field as the [`Value`] of its column's kind.
+macro_rules! value {
+    (Text, $field:expr) => {
+        Value::Text(&$field)
+    };
+    (NullableText, $field:expr) => {
+        Value::NullableText($field.as_deref())
+    };
+    (BigInt, $field:expr) => {
+        Value::BigInt($field)
+    };
+    (NullableBigInt, $field:expr) => {
+        Value::NullableBigInt($field)
+    };
+    (Bool, $field:expr) => {
+        Value::Bool($field)
+    };
+}
+
+/// An upsert's conflict clause: on a clash of `keys`, the listed columns take the new values.
+macro_rules! upsert {
+    ([$key:ident $(, $keys:ident)*], [$first:ident $(, $col:ident)* $(,)?]) => {
+        concat!(
+            " ON CONFLICT (", stringify!($key) $(, ", ", stringify!($keys))*, ") DO UPDATE SET ",
+            stringify!($first), " = excluded.", stringify!($first)
+            $(, ", ", stringify!($col), " = excluded.", stringify!($col))*
+        )
+    };
+}
+
+/// The sessions table, inserted or upserted.
+macro_rules! sessions {
+    ($name:literal, $on_conflict:expr) => {
+        table!($name, "sessions", SessionRow, [
+            scope: Text,
+            session_id: Text,
+            status: Text,
+            external_conversation_id: NullableText,
+            metadata: Text,
+            created_at: BigInt,
+            updated_at: BigInt,
+            event_count: BigInt,
+            last_seq: BigInt,
+            interactions_pending: BigInt,
+            interactions_completed: BigInt,
+            interactions_timed_out: BigInt,
+            interactions_cancelled: BigInt,
+            session_key: BigInt,
+            facts: Text,
+        ], $on_conflict)
+    };
 }
 
 /// New sessions: a plain INSERT, so a second creation of one fails the batch loudly.
-const CREATED_SESSIONS: Table<SessionRow> = Table {
-    name: "created_sessions",
-    insert: SESSION_INSERT,
-    kinds: SESSION_KINDS,
-    values: session_values,
-    on_conflict: "",
-};
+const CREATED_SESSIONS: Table<SessionRow> = sessions!("created_sessions", "");
 
 /// Existing sessions: every column but the creation time and the metadata (set once, at
 /// creation; the row carries none) takes the new value.
-const UPDATED_SESSIONS: Table<SessionRow> = Table {
-    name: "updated_sessions",
-    insert: SESSION_INSERT,
-    kinds: SESSION_KINDS,
-    values: session_values,
-    on_conflict: " ON CONFLICT (scope, session_id) DO UPDATE SET status = excluded.status, \
-                  external_conversation_id = excluded.external_conversation_id, \
-                  updated_at = excluded.updated_at, \
-                  event_count = excluded.event_count, last_seq = excluded.last_seq, \
-                  interactions_pending = excluded.interactions_pending, \
-                  interactions_completed = excluded.interactions_completed, \
-                  interactions_timed_out = excluded.interactions_timed_out, \
-                  interactions_cancelled = excluded.interactions_cancelled, \
-                  facts = excluded.facts",
-};
-
-const NEW_EVENTS: Table<EventRow> = Table {
-    name: "new_events",
-    insert: "INSERT INTO events (session_key, seq, event_id, dedup_key, event_type, \
-             occurred_at_us, received_at, interaction_id, sequence, out_of_order, data)",
-    kinds: &[
-        Kind::BigInt,
-        Kind::BigInt,
-        Kind::NullableText,
-        Kind::Text,
-        Kind::Text,
-        Kind::BigInt,
-        Kind::BigInt,
-        Kind::NullableText,
-        Kind::NullableBigInt,
-        Kind::Bool,
-        Kind::Text,
-    ],
-    values: |r| {
-        vec![
-            Value::BigInt(r.session_key),
-            Value::BigInt(r.seq),
-            Value::NullableText(r.event_id.as_deref()),
-            Value::Text(&r.dedup_key),
-            Value::Text(&r.event_type),
-            Value::BigInt(r.occurred_at_us),
-            Value::BigInt(r.received_at),
-            Value::NullableText(r.interaction_id.as_deref()),
-            Value::NullableBigInt(r.sequence),
-            Value::Bool(r.out_of_order),
-            Value::Text(&r.data),
+const UPDATED_SESSIONS: Table<SessionRow> = sessions!(
+    "updated_sessions",
+    upsert!(
+        [scope, session_id],
+        [
+            status,
+            external_conversation_id,
+            updated_at,
+            event_count,
+            last_seq,
+            interactions_pending,
+            interactions_completed,
+            interactions_timed_out,
+            interactions_cancelled,
+            facts,
         ]
-    },
-    on_conflict: "",
-};
+    )
+);
 
-const NEW_SEARCH_ROWS: Table<SearchRow> = Table {
-    name: "new_search_rows",
-    insert: "INSERT INTO event_search (scope, session_key, seq, received_at, event_type, tool, \
-             words)",
-    kinds: &[
-        Kind::Text,
-        Kind::BigInt,
-        Kind::BigInt,
-        Kind::BigInt,
-        Kind::Text,
-        Kind::NullableText,
-        Kind::Text,
-    ],
-    values: |r| {
-        vec![
-            Value::Text(&r.scope),
-            Value::BigInt(r.session_key),
-            Value::BigInt(r.seq),
-            Value::BigInt(r.received_at),
-            Value::Text(&r.event_type),
-            Value::NullableText(r.tool.as_deref()),
-            Value::Text(&r.words),
-        ]
-    },
-    on_conflict: "",
-};
+const NEW_EVENTS: Table<EventRow> = table!("new_events", "events", EventRow, [
+    session_key: BigInt,
+    seq: BigInt,
+    event_id: NullableText,
+    dedup_key: Text,
+    event_type: Text,
+    occurred_at_us: BigInt,
+    received_at: BigInt,
+    interaction_id: NullableText,
+    sequence: NullableBigInt,
+    out_of_order: Bool,
+    data: Text,
+], "");
 
-const INTERACTION_INSERT: &str = "INSERT INTO interactions (scope, session_id, \
-     interaction_id, kind, payload, status, outcome, result, completed_by, position, \
-     created_at, timeout_ms, deadline, completed_at, event_count, decided_by)";
-const INTERACTION_KINDS: &[Kind] = &[
-    Kind::Text,
-    Kind::Text,
-    Kind::Text,
-    Kind::Text,
-    Kind::Text,
-    Kind::Text,
-    Kind::NullableText,
-    Kind::NullableText,
-    Kind::NullableText,
-    Kind::BigInt,
-    Kind::BigInt,
-    Kind::BigInt,
-    Kind::NullableBigInt,
-    Kind::NullableBigInt,
-    Kind::BigInt,
-    Kind::NullableText,
-];
+const NEW_SEARCH_ROWS: Table<SearchRow> = table!("new_search_rows", "event_search", SearchRow, [
+    scope: Text,
+    session_key: BigInt,
+    seq: BigInt,
+    received_at: BigInt,
+    event_type: Text,
+    tool: NullableText,
+    words: Text,
+], "");
 
-fn interaction_values(r: &InteractionRow) -> Vec<Value<'_>> {
-    vec![
-        Value::Text(&r.scope),
-        Value::Text(&r.session_id),
-        Value::Text(&r.interaction_id),
-        Value::Text(&r.kind),
-        Value::Text(&r.payload),
-        Value::Text(&r.status),
-        Value::NullableText(r.outcome.as_deref()),
-        Value::NullableText(r.result.as_deref()),
-        Value::NullableText(r.completed_by.as_deref()),
-        Value::BigInt(r.position),
-        Value::BigInt(r.created_at),
-        Value::BigInt(r.timeout_ms),
-        Value::NullableBigInt(r.deadline),
-        Value::NullableBigInt(r.completed_at),
-        Value::BigInt(r.event_count),
-        Value::NullableText(r.decided_by.as_deref()),
-    ]
+/// The interactions table, inserted or upserted.
+macro_rules! interactions {
+    ($name:literal, $on_conflict:expr) => {
+        table!($name, "interactions", InteractionRow, [
+            scope: Text,
+            session_id: Text,
+            interaction_id: Text,
+            kind: Text,
+            payload: Text,
+            status: Text,
+            outcome: NullableText,
+            result: NullableText,
+            completed_by: NullableText,
+            position: BigInt,
+            created_at: BigInt,
+            timeout_ms: BigInt,
+            deadline: NullableBigInt,
+            completed_at: NullableBigInt,
+            event_count: BigInt,
+            decided_by: NullableText,
+        ], $on_conflict)
+    };
 }
 
-const NEW_INTERACTIONS: Table<InteractionRow> = Table {
-    name: "new_interactions",
-    insert: INTERACTION_INSERT,
-    kinds: INTERACTION_KINDS,
-    values: interaction_values,
-    on_conflict: "",
-};
+const NEW_INTERACTIONS: Table<InteractionRow> = interactions!("new_interactions", "");
 
 /// Changed interactions: what never changes after creation (the payload among it; the row
 /// carries none) stays.
-const CHANGED_INTERACTIONS: Table<InteractionRow> = Table {
-    name: "changed_interactions",
-    insert: INTERACTION_INSERT,
-    kinds: INTERACTION_KINDS,
-    values: interaction_values,
-    on_conflict: " ON CONFLICT (scope, session_id, interaction_id) DO UPDATE SET \
-                  status = excluded.status, outcome = excluded.outcome, \
-                  result = excluded.result, completed_by = excluded.completed_by, \
-                  deadline = excluded.deadline, completed_at = excluded.completed_at, \
-                  event_count = excluded.event_count, decided_by = excluded.decided_by",
-};
-
-const NEW_NOTIFICATIONS: Table<NotificationRow> = Table {
-    name: "new_notifications",
-    insert: "INSERT INTO notifications (id, scope, session_id, kind, at, body)",
-    kinds: &[
-        Kind::BigInt,
-        Kind::Text,
-        Kind::Text,
-        Kind::Text,
-        Kind::BigInt,
-        Kind::Text,
-    ],
-    values: |r| {
-        vec![
-            Value::BigInt(r.id),
-            Value::Text(&r.scope),
-            Value::Text(&r.session_id),
-            Value::Text(&r.kind),
-            Value::BigInt(r.at),
-            Value::Text(&r.body),
+const CHANGED_INTERACTIONS: Table<InteractionRow> = interactions!(
+    "changed_interactions",
+    upsert!(
+        [scope, session_id, interaction_id],
+        [
+            status,
+            outcome,
+            result,
+            completed_by,
+            deadline,
+            completed_at,
+            event_count,
+            decided_by,
         ]
-    },
-    on_conflict: "",
-};
+    )
+);
+
+const NEW_NOTIFICATIONS: Table<NotificationRow> = table!(
+    "new_notifications", "notifications", NotificationRow,
+    [id: BigInt, scope: Text, session_id: Text, kind: Text, at: BigInt, body: Text],
+    ""
+);
 
 /// The rows of one group commit, table by table, borrowed from the writes (which stay with
 /// the committer, to be committed in smaller groups if this one fails).
