@@ -22,7 +22,7 @@ impl FromRequest for CallerScope {
     }
 }
 
-fn scope_of(req: &HttpRequest) -> Result<CallerScope, ApiError> {
+pub(crate) fn scope_of(req: &HttpRequest) -> Result<CallerScope, ApiError> {
     if let Some(scope) = req.extensions().get::<CallerScope>() {
         // Admission found it already (see `super::admission`).
         return Ok(scope.clone());

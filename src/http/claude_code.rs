@@ -10,14 +10,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse, ResponseError};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use utoipa::IntoParams;
 
 use super::dto::InteractionDto;
+use super::extract::Body;
 use super::interactions::{find_interaction, wait_for_interaction};
-use super::{parse_json, read_body, AppState, CallerScope};
+use super::{parse_json, AppState, CallerScope};
 use crate::actors::commands::{
     ActOnInteraction, Action, AppendEvents, CreateInteraction, EnsureSession, NextCommand,
 };
@@ -95,11 +96,9 @@ impl HookQuery {
 pub async fn hook(
     scope: CallerScope,
     state: web::Data<AppState>,
-    req: HttpRequest,
     query: super::Query<HookQuery>,
-    payload: web::Payload,
+    Body(body): Body,
 ) -> Result<HttpResponse, ApiError> {
-    let body = read_body(&req, payload, &state.limits).await?;
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
     let input = HookInput::parse(text)?;

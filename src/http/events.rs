@@ -1,13 +1,14 @@
 //! `/v1/sessions/{id}/events`: append (single or batch) through the session actor, and the
 //! filtered listing read from the database.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
+use super::extract::{Body, SessionRef};
 use super::sessions::find_session;
-use super::{page_limit, parse_json, read, read_body, session_key, AppState, CallerScope};
+use super::{page_limit, parse_json, read, AppState};
 use crate::actors::commands::AppendEvents;
 use crate::domain::event::parse_body;
 use crate::domain::ids::{EventType, InteractionId};
@@ -30,14 +31,10 @@ use crate::store::{self, events::EventFilter, models::EventRow};
         crate::http::schemas::Unavailable
     ))]
 pub async fn post(
-    scope: CallerScope,
+    SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(body): Body,
 ) -> Result<HttpResponse, ApiError> {
-    let key = session_key(&scope, &path)?;
-    let body = read_body(&req, payload, &state.limits).await?;
     let events = parse_body(parse_json(&body)?, state.limits.max_batch_events)?;
     let session_id = key.session_id.to_string();
     let outcome = state.sessions.ask(key, AppendEvents { events }).await?;
@@ -164,12 +161,10 @@ impl TryFrom<EventRow> for EventDto {
         crate::http::schemas::Invalid,
         crate::http::schemas::Unavailable))]
 pub async fn list(
-    scope: CallerScope,
+    SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: super::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = session_key(&scope, &path)?;
     let query = query.into_inner();
     let bad = |what: &str| ApiError::BadRequest(what.to_owned());
     let filter = EventFilter {

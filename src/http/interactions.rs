@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::dto::InteractionDto;
+use super::extract::{Body, InteractionRef, SessionRef};
 use super::sessions::find_session;
-use super::{object_fields, page_limit, read, read_body, session_key, AppState, CallerScope};
+use super::{object_fields, page_limit, read, AppState};
 use crate::actors::commands::{
     ActOnInteraction, Action, CreateInteraction, NextCommand, WaitForInteraction,
 };
@@ -85,14 +86,10 @@ fn created(session_id: &str, (interaction, created): (Interaction, bool)) -> Htt
         crate::http::schemas::Unavailable
     ))]
 pub async fn create(
-    scope: CallerScope,
+    SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(body): Body,
 ) -> Result<HttpResponse, ApiError> {
-    let key = session_key(&scope, &path)?;
-    let body = read_body(&req, payload, &state.limits).await?;
     let mut fields = object_fields(&body)?;
     let id = interaction_id(&mut fields)?;
     let kind = match fields.take("kind").map(json::string) {
@@ -148,14 +145,10 @@ async fn create_interaction(
         crate::http::schemas::Unavailable
     ))]
 pub async fn enqueue_command(
-    scope: CallerScope,
+    SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(body): Body,
 ) -> Result<HttpResponse, ApiError> {
-    let key = session_key(&scope, &path)?;
-    let body = read_body(&req, payload, &state.limits).await?;
     let mut fields = object_fields(&body)?;
     let id = interaction_id(&mut fields)?;
     let Some(command) = fields.take_value("payload").map(JsonText::compact) else {
@@ -215,12 +208,10 @@ fn wait_duration(value: Option<u64>, default_ms: u64, name: &str) -> Result<Dura
         crate::http::schemas::Unavailable
     ))]
 pub async fn next_command(
-    scope: CallerScope,
+    SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: super::Query<NextQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = session_key(&scope, &path)?;
     let wait = wait_duration(query.wait_ms, 0, "wait_ms")?;
     let takes = match query.with_prompt {
         Some(true) => CommandFilter::Prompts,
@@ -237,15 +228,6 @@ pub async fn next_command(
         Some(command) => HttpResponse::Ok().json(InteractionDto::new(&sid, &command)),
         None => HttpResponse::NoContent().finish(),
     })
-}
-
-fn path_keys(
-    scope: &CallerScope,
-    path: &(String, String),
-) -> Result<(SessionKey, InteractionId), ApiError> {
-    let key = session_key(scope, &path.0)?;
-    let id = InteractionId::parse(&path.1)?;
-    Ok((key, id))
 }
 
 async fn act(
@@ -278,14 +260,10 @@ async fn act(
         crate::http::schemas::Invalid,
         crate::http::schemas::Unavailable))]
 pub async fn result(
-    scope: CallerScope,
+    InteractionRef(key, id): InteractionRef,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(body): Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (key, id) = path_keys(&scope, &path)?;
-    let body = read_body(&req, payload, &state.limits).await?;
     let mut fields = object_fields(&body)?;
     let ok = match fields.take("status").map(json::string) {
         Some(Some(s)) if s == "ok" => true,
@@ -317,14 +295,10 @@ pub async fn result(
         crate::http::schemas::Invalid,
         crate::http::schemas::Unavailable))]
 pub async fn resolve(
-    scope: CallerScope,
+    InteractionRef(key, id): InteractionRef,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(body): Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (key, id) = path_keys(&scope, &path)?;
-    let body = read_body(&req, payload, &state.limits).await?;
     let mut fields = object_fields(&body)?;
     let response = any_json(&mut fields, "response");
     let by = decided_by(&mut fields)?;
@@ -349,14 +323,10 @@ pub async fn resolve(
         crate::http::schemas::Invalid,
         crate::http::schemas::Unavailable))]
 pub async fn reject(
-    scope: CallerScope,
+    InteractionRef(key, id): InteractionRef,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(body): Body,
 ) -> Result<HttpResponse, ApiError> {
-    let (key, id) = path_keys(&scope, &path)?;
-    let body = read_body(&req, payload, &state.limits).await?;
     let mut fields = object_fields(&body)?;
     let reason = match fields.take("reason").map(json::string) {
         None => None,
@@ -391,11 +361,9 @@ fn decided_by(fields: &mut Fields<'_>) -> Result<Option<DecidedBy>, ApiError> {
         crate::http::schemas::Invalid,
         crate::http::schemas::Unavailable))]
 pub async fn cancel(
-    scope: CallerScope,
+    InteractionRef(key, id): InteractionRef,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (key, id) = path_keys(&scope, &path)?;
     act(&state, key, id, Action::Cancel).await
 }
 
@@ -428,11 +396,9 @@ pub(crate) async fn find_interaction(
         crate::http::schemas::Invalid,
         crate::http::schemas::Unavailable))]
 pub async fn get(
-    scope: CallerScope,
+    InteractionRef(key, id): InteractionRef,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
-    let (key, id) = path_keys(&scope, &path)?;
     let interaction = find_interaction(&state, &key, &id).await?;
     Ok(HttpResponse::Ok().json(InteractionDto::new(key.session_id.as_str(), &interaction)))
 }
@@ -447,12 +413,10 @@ pub async fn get(
         crate::http::schemas::Invalid,
         crate::http::schemas::Unavailable))]
 pub async fn wait(
-    scope: CallerScope,
+    InteractionRef(key, id): InteractionRef,
     state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
     query: super::Query<WaitQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let (key, id) = path_keys(&scope, &path)?;
     let timeout = wait_duration(query.timeout_ms, 30_000, "timeout_ms")?;
     let sid = key.session_id.to_string();
     let interaction = wait_for_interaction(&state, key, id, timeout).await?;
@@ -506,12 +470,10 @@ pub struct ListQuery {
         crate::http::schemas::Invalid,
         crate::http::schemas::Unavailable))]
 pub async fn list(
-    scope: CallerScope,
+    SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    path: web::Path<String>,
     query: super::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = session_key(&scope, &path)?;
     let query = query.into_inner();
     let limit = page_limit(query.limit)?;
     let status = match query.status.as_deref() {

@@ -11,6 +11,7 @@ mod docs;
 mod dto;
 pub mod error;
 mod events;
+mod extract;
 pub(crate) mod guard;
 mod health;
 pub(crate) mod interactions;
@@ -21,8 +22,7 @@ pub mod schemas;
 mod search;
 mod sessions;
 
-use actix_web::{http::header, web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::value::RawValue;
 
 pub use crate::config::DEFAULT_SCOPE;
@@ -234,41 +234,6 @@ pub async fn answer_head_like_get(
         actix_web::HttpMessage::extensions_mut(&req).insert(HeadRequest);
     }
     next.call(req).await
-}
-
-/// Reads the whole body, refusing more than the body limit (413) before buffering it, and
-/// giving up (408) when it has not all arrived within the body timeout: a client that
-/// trickles its body must not hold a connection, and its memory, for ever.
-pub(crate) async fn read_body(
-    req: &HttpRequest,
-    mut payload: web::Payload,
-    limits: &Limits,
-) -> Result<web::Bytes, ApiError> {
-    let limit = limits.max_body_bytes;
-    let too_large = || ApiError::PayloadTooLarge(format!("the body is over {limit} bytes"));
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
-    }
-    let deadline = tokio::time::Instant::now() + limits.body_timeout;
-    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
-    loop {
-        let chunk = match tokio::time::timeout_at(deadline, payload.next()).await {
-            Ok(Some(chunk)) => chunk,
-            Ok(None) => break,
-            Err(_) => return Err(ApiError::RequestTimeout(limits.body_timeout)),
-        };
-        let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("reading the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
 }
 
 /// Checks a body as JSON and gives its text, borrowed: 400 when it is not JSON or nests too

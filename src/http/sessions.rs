@@ -1,10 +1,11 @@
 //! `/v1/sessions`: create-or-get (PUT), read one, and list by newest activity with a cursor.
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{object_fields, page_limit, read, read_body, session_key, AppState, CallerScope};
+use super::extract::{Body, SessionRef};
+use super::{object_fields, page_limit, read, AppState, CallerScope};
 use crate::actors::commands::EnsureSession;
 use crate::domain::ids::SessionId;
 use crate::domain::json::{self, Fields, JsonText};
@@ -98,14 +99,10 @@ impl From<&Session> for SessionDto {
         crate::http::schemas::Unavailable
     ))]
 pub async fn put(
-    scope: CallerScope,
+    SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    path: web::Path<String>,
-    req: HttpRequest,
-    payload: web::Payload,
+    Body(body): Body,
 ) -> Result<HttpResponse, ApiError> {
-    let key = session_key(&scope, &path)?;
-    let body = read_body(&req, payload, &state.limits).await?;
     // `null` is no body.
     let null_body = body.trim_ascii() == b"null";
     let mut fields = if null_body {
@@ -135,11 +132,9 @@ pub async fn put(
         crate::http::schemas::Invalid,
         crate::http::schemas::Unavailable))]
 pub async fn get(
-    scope: CallerScope,
+    SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let key = session_key(&scope, &path)?;
     let session = find_session(&state, &key.scope, &key.session_id).await?;
     Ok(HttpResponse::Ok().json(SessionDto::from(&session)))
 }
