@@ -14,10 +14,12 @@
 //! (before answering anyone): long-polls and SSE streams wake on it and read the new rows from
 //! memory, instead of polling the database.
 //!
-//! Between commits the committer also fills the full-text search index with what the commits
-//! wrote (`store::search::index_words`): at most every [`SEARCH_INDEX_INTERVAL`] while
-//! commits go on, and whenever the queue runs empty. Batching it this way costs single events
-//! little; indexing inside every small group commit cost them 13-24 %.
+//! The full-text search index is filled off the commit path, in batches
+//! (`store::search::index_words`): on SQLite by the committer between commits (SQLite has one
+//! write lock), at most every [`SEARCH_INDEX_INTERVAL`] while commits go on and whenever the
+//! queue runs empty; on PostgreSQL by a thread of its own, every [`SEARCH_INDEX_INTERVAL`],
+//! in its own transactions, so its work never holds a commit up. Indexing inside every small
+//! group commit cost single events 13-24 %.
 //!
 //! On SQLite a third thread, the checkpointer, copies the WAL into the database file after
 //! commits (at most every [`CHECKPOINT_INTERVAL`]). A commit checkpoints by itself only once
@@ -83,6 +85,8 @@ impl CommitQueue {
 /// its write in the queue and awaits the committer's own answer.
 #[derive(Clone)]
 pub struct Writer {
+    /// PostgreSQL's search indexer runs while a writer handle does.
+    _search_indexer: Option<Arc<SearchIndexer>>,
     committer: Addr<Committer>,
     settings: WriterSettings,
     queue: Arc<CommitQueue>,
@@ -137,6 +141,8 @@ impl Writer {
                 last: Instant::now(),
             }
         });
+        let indexer_pool = pool.clone();
+        let fills_search_index = wal_checkpoints;
         let committer = {
             let (queue, settings) = (queue.clone(), settings.clone());
             SyncArbiter::start(1, move || {
@@ -146,6 +152,7 @@ impl Writer {
                     queue.clone(),
                     &settings,
                     checkpoints.clone(),
+                    fills_search_index,
                 )
             })
         };
@@ -153,6 +160,7 @@ impl Writer {
         // earlier run committed.
         committer.do_send(Drain);
         Writer {
+            _search_indexer: (!wal_checkpoints).then(|| SearchIndexer::start(indexer_pool)),
             committer,
             settings,
             queue,
@@ -266,6 +274,8 @@ pub struct Committer {
     /// Where committed notifications are published.
     feed: Arc<NotificationFeed>,
     checkpoints: Option<Checkpoints>,
+    /// This committer fills the search index (SQLite; PostgreSQL's indexer is a thread).
+    fills_search_index: bool,
     /// Committed rows may be missing from the search index (at start: a previous run may
     /// have stopped before indexing its last commits).
     search_behind: bool,
@@ -310,6 +320,7 @@ impl Committer {
         queue: Arc<CommitQueue>,
         settings: &WriterSettings,
         checkpoints: Option<Checkpoints>,
+        fills_search_index: bool,
     ) -> Self {
         Self {
             pool,
@@ -321,7 +332,8 @@ impl Committer {
             next_notification_id: None,
             feed,
             checkpoints,
-            search_behind: true,
+            fills_search_index,
+            search_behind: fills_search_index,
             last_search_pass: Instant::now(),
             #[cfg(test)]
             panic_next: false,
@@ -494,7 +506,8 @@ impl Committer {
         crate::metrics::COMMIT_SECONDS.observe(started.elapsed().as_secs_f64());
         let committed = result?;
         self.next_notification_id = Some(committed.next_id);
-        self.search_behind |= writes.iter().any(|w| !w.events.is_empty());
+        self.search_behind |=
+            self.fills_search_index && writes.iter().any(|w| !w.events.is_empty());
         self.feed.publish(next, committed.notifications);
         Ok(())
     }
@@ -536,6 +549,58 @@ fn blames_the_writes(error: &StoreError, took: Duration, timeout: Duration) -> b
         "memory",
     ];
     took < timeout / 4 && !environmental.iter().any(|word| message.contains(word))
+}
+
+/// PostgreSQL's search indexer: a thread that fills the full-text index every
+/// [`SEARCH_INDEX_INTERVAL`], pass by pass until it has caught up, in transactions of its own
+/// beside the committer's. It stops when the last writer handle is dropped.
+struct SearchIndexer {
+    stop: Arc<AtomicBool>,
+}
+
+impl SearchIndexer {
+    fn start(pool: DbPool) -> Arc<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("search-indexer".into())
+            .spawn(move || {
+                while !stopped.load(Ordering::Acquire) {
+                    Self::catch_up(&pool, &stopped);
+                    std::thread::sleep(SEARCH_INDEX_INTERVAL);
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("the search indexer did not start ({e}); search text finds nothing new");
+        }
+        Arc::new(Self { stop })
+    }
+
+    fn catch_up(pool: &DbPool, stop: &AtomicBool) {
+        while !stop.load(Ordering::Acquire) {
+            let pass = store::with_connection(pool, |conn| {
+                Ok(store::search::index_words(conn, SEARCH_INDEX_BATCH)?)
+            });
+            match pass {
+                Ok(pass) => {
+                    crate::metrics::SEARCH_INDEX_BEHIND.set(pass.behind);
+                    if pass.behind == 0 {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    crate::log_limited!(log::Level::Warn, "filling the search index failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Drop for SearchIndexer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
 }
 
 /// Runs SQLite WAL checkpoints on their own thread, beside the committer.

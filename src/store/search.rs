@@ -1,8 +1,8 @@
 //! Search across a scope's sessions, from `event_search` (a row per event, written with it):
 //! the newest events matching filters and search text, a page at a time (newest first,
 //! bounded in bytes like every listing), events per minute per session for the activity
-//! chart, and the full-text index's catching up. The full-text index is filled in batches
-//! between commits ([`index_words`]), so search text finds an event shortly after its commit;
+//! chart, and the full-text index's catching up. The full-text index is filled in batches off
+//! the commit path ([`index_words`]), so search text finds an event shortly after its commit;
 //! the other filters see it at once. The text match and the index differ per backend:
 //! SQLite's FTS5 table, PostgreSQL's `tsvector` table with its GIN index.
 
@@ -164,10 +164,10 @@ pub fn find(
         .param(Bind::Text(scope.to_owned()));
     if let Some(text) = &filter.text {
         if q.postgres {
-            q.sql(" AND es.words <> '' AND to_tsvector('simple', es.words) @@ ")
+            q.sql(" AND es.id IN (SELECT id FROM event_words WHERE vector @@ ")
                 .sql("to_tsquery('simple', ")
                 .param(Bind::Text(text.tsquery()))
-                .sql(")");
+                .sql("))");
         } else {
             q.sql(" AND es.rowid IN (SELECT rowid FROM event_words WHERE event_words MATCH ")
                 .param(Bind::Text(text.fts5()))
@@ -328,11 +328,13 @@ pub fn index_words(conn: &mut DbConnection, max_rows: i64) -> QueryResult<IndexP
              WHERE rowid > ? AND rowid <= ? AND words <> ''",
             "UPDATE event_words_indexed SET upto = ?"
         ),
-        // PostgreSQL's GIN index takes new rows in the commit itself, into its pending list.
-        DbConnection::Pg(_) => Ok(IndexPass {
-            taken: 0,
-            behind: 0,
-        }),
+        DbConnection::Pg(c) => pass!(
+            c,
+            "SELECT coalesce(max(id), 0) AS n FROM event_search",
+            "INSERT INTO event_words (id, vector) SELECT id, to_tsvector('simple', words) \
+             FROM event_search WHERE id > $1 AND id <= $2 AND words <> ''",
+            "UPDATE event_words_indexed SET upto = $1"
+        ),
     }
 }
 

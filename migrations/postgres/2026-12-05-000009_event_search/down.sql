@@ -1,1 +1,3 @@
+DROP TABLE event_words_indexed;
+DROP TABLE event_words;
 DROP TABLE event_search;
