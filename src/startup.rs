@@ -107,7 +107,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     };
     // Two pools, so that a flood of reads (any tenant's) cannot take the connections that
     // session actors load with and the committer writes with: those have their own, sized like
-    // the readers' plus the committer's and the checkpointer's.
+    // the readers' plus the committer's and one more: SQLite's checkpointer, or PostgreSQL's
+    // search indexer.
     let session_settings = PoolSettings {
         max_size: config.db_pool_size + 2,
         connection_timeout: config.db_timeout,

@@ -38,6 +38,9 @@ macro_rules! name_type {
 
         impl $name {
             pub const MAX_LEN: usize = $max;
+            /// The rule as a regular expression, for documents that show it (OpenAPI); the
+            /// `.`/`..` rule of path segments is not in it.
+            pub const PATTERN: &str = concat!("^[A-Za-z0-9._:-]{1,", stringify!($max), "}$");
 
             pub fn parse(value: &str) -> Result<Self, ValidationError> {
                 check_name(value, $max, $path_segment)

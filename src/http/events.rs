@@ -92,9 +92,9 @@ pub struct EventList {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
-    #[param(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
+    #[param(value_type = Option<EventType>, inline)]
     event_type: Option<String>,
-    #[param(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
+    #[param(value_type = Option<InteractionId>, inline)]
     interaction_id: Option<String>,
     /// Only events with a greater seq: how a poller asks "what is new".
     #[param(minimum = 0)]

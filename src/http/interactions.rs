@@ -457,7 +457,7 @@ pub struct ListQuery {
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
     /// An interaction id: the page starts after it (`next_after` of the previous page).
-    #[param(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
+    #[param(value_type = Option<InteractionId>, inline)]
     after: Option<String>,
 }
 

@@ -33,7 +33,7 @@ pub struct ListQuery {
     /// Only notifications with a greater id (default 0).
     #[param(minimum = 0)]
     after: Option<i64>,
-    #[param(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
+    #[param(value_type = Option<SessionId>, inline)]
     session_id: Option<String>,
     /// 1 to 1000, default 100.
     #[param(minimum = 1, maximum = 1000)]
@@ -228,7 +228,7 @@ pub struct StreamQuery {
     /// Resume after this id (Last-Event-ID takes precedence).
     #[param(minimum = 0)]
     after: Option<i64>,
-    #[param(pattern = r"^[A-Za-z0-9._:-]{1,128}$")]
+    #[param(value_type = Option<SessionId>, inline)]
     session_id: Option<String>,
     /// A token from `POST /v1/stream-tokens`, instead of an `Authorization` header.
     #[allow(dead_code)]

@@ -7,16 +7,38 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use crate::domain::ids::{EventType, InteractionId, SessionId};
+
+/// The id types document themselves: their rule's pattern and length, from `domain::ids`.
+/// (Request bodies still state them as literals: `#[schema(pattern = ...)]` takes only a
+/// string literal, and inlining a type there wraps it in a one-element `oneOf`.)
+macro_rules! id_schema {
+    ($($id:ty),*) => {
+        $(
+            impl utoipa::PartialSchema for $id {
+                fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                    utoipa::openapi::ObjectBuilder::new()
+                        .schema_type(utoipa::openapi::schema::Type::String)
+                        .pattern(Some(<$id>::PATTERN))
+                        .min_length(Some(1))
+                        .max_length(Some(<$id>::MAX_LEN))
+                        .into()
+                }
+            }
+
+            impl utoipa::ToSchema for $id {}
+        )*
+    };
+}
+
+id_schema!(SessionId, InteractionId, EventType);
+
 /// The path of every session resource.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Path)]
 pub struct SessionPath {
     /// Session id, unique per scope.
-    #[param(
-        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
-        max_length = 128,
-        min_length = 1
-    )]
+    #[param(value_type = SessionId, inline)]
     pub session_id: String,
 }
 
@@ -25,18 +47,10 @@ pub struct SessionPath {
 #[into_params(parameter_in = Path)]
 pub struct InteractionPath {
     /// Session id, unique per scope.
-    #[param(
-        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
-        max_length = 128,
-        min_length = 1
-    )]
+    #[param(value_type = SessionId, inline)]
     pub session_id: String,
     /// Interaction id, unique per session.
-    #[param(
-        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
-        max_length = 128,
-        min_length = 1
-    )]
+    #[param(value_type = InteractionId, inline)]
     pub interaction_id: String,
 }
 

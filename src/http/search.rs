@@ -28,7 +28,7 @@ pub struct SearchParams {
     /// prompt, message or reply (`src/main.rs` as a phrase; the last word as a prefix).
     #[param(max_length = 256)]
     q: Option<String>,
-    #[param(pattern = r"^[A-Za-z0-9._:-]{1,64}$")]
+    #[param(value_type = Option<EventType>, inline)]
     event_type: Option<String>,
     /// The tool an event is about (`data.tool_name`), e.g. `Bash`.
     #[param(max_length = 64)]
