@@ -347,17 +347,8 @@ impl Committer {
             return true;
         }
         self.last_search_pass = Instant::now();
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => {
-                let Ok(mut conn) = self.pool.get() else {
-                    return false;
-                };
-                if store::prepare_writer_connection(&mut conn).is_err() {
-                    return false;
-                }
-                self.conn.insert(conn)
-            }
+        let Ok(conn) = writer_connection(&mut self.conn, &self.pool) else {
+            return false;
         };
         match store::search::index_words(conn, SEARCH_INDEX_BATCH) {
             Ok(pass) => {
@@ -486,14 +477,7 @@ impl Committer {
             }
         }
         self.last_commit = Instant::now();
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => {
-                let mut conn = self.pool.get()?;
-                store::prepare_writer_connection(&mut conn)?;
-                self.conn.insert(conn)
-            }
-        };
+        let conn = writer_connection(&mut self.conn, &self.pool)?;
         let next = match self.next_notification_id {
             Some(next) => next,
             None => store::notifications::max_id(conn)? + 1,
@@ -510,6 +494,21 @@ impl Committer {
             self.fills_search_index && writes.iter().any(|w| !w.events.is_empty());
         self.feed.publish(next, committed.notifications);
         Ok(())
+    }
+}
+
+/// The committer's connection in `slot`, made and prepared for writing when there is none.
+fn writer_connection<'c>(
+    slot: &'c mut Option<PooledConnection>,
+    pool: &DbPool,
+) -> Result<&'c mut PooledConnection, StoreError> {
+    match slot {
+        Some(conn) => Ok(conn),
+        None => {
+            let mut conn = pool.get()?;
+            store::prepare_writer_connection(&mut conn)?;
+            Ok(slot.insert(conn))
+        }
     }
 }
 

@@ -630,11 +630,12 @@ function setParams(updates) {
 
 const SESSION_STATES = ["working", "waiting for you", "stopped", "ended", "gone quiet"];
 
-function filterSelect(id, label, name, values, onchange) {
+/// A labelled filter: "any" and `values` (shown by `names` where given), `current` selected.
+function filterSelect(id, label, current, values, onchange, names = {}) {
   return [
     el("label", { for: id, text: label }),
     el("select", { id, onchange: (e) => onchange(e.target.value) },
-      ...["", ...values].map((v) => el("option", { value: v, selected: v === state.filters[name], text: v || "any" }))),
+      ...[...new Set(["", ...values])].map((v) => el("option", { value: v, selected: v === current, text: names[v] ?? (v || "any") }))),
   ];
 }
 
@@ -671,9 +672,9 @@ function sessionsView() {
       el("td", { text: when(s.updated_at) }, el("div", { class: "muted", text: `started ${when(s.created_at)}` }))));
   return [
     el("div", { class: "toolbar" }, el("h2", { text: "Sessions" }),
-      ...filterSelect("status-filter", "Status", "status", ["active", "idle", "ended"], setFilter("status")),
-      ...filterSelect("state-filter", "State", "state", SESSION_STATES, setFilter("state")),
-      ...filterSelect("project-filter", "Project", "project", projects, setFilter("project")),
+      ...filterSelect("status-filter", "Status", f.status, ["active", "idle", "ended"], setFilter("status")),
+      ...filterSelect("state-filter", "State", f.state, SESSION_STATES, setFilter("state")),
+      ...filterSelect("project-filter", "Project", f.project, projects, setFilter("project")),
       el("label", { for: "find", text: "Find" }), state.findBox),
     el("table", { id: "sessions" },
       el("thead", {}, el("tr", {}, ...["Session", "Project", "State", "Events", "Pending approvals", "Last activity"].map((h) => el("th", { scope: "col", text: h })))),
@@ -1067,11 +1068,8 @@ function activityView() {
   }
   const tools = ["Bash", "Edit", "MultiEdit", "Write", "Read", "Grep", "Glob", "WebFetch", "WebSearch", "Task", "Agent"];
   const types = ["PreToolUse", "PostToolUse", "PostToolUseFailure", "PermissionRequest", "UserPromptSubmit", "Notification", "Stop", "SubagentStart", "SubagentStop", "SessionStart", "SessionEnd"];
-  const select = (id, label, name, values, names = {}) => [
-    el("label", { for: id, text: label }),
-    el("select", { id, onchange: (e) => setFilter(name)(e.target.value) },
-      ...[...new Set(["", ...values, f[name]])].map((v) => el("option", { value: v, selected: v === f[name], text: names[v] ?? (v || "any") }))),
-  ];
+  // A value the address names stays offered even when nothing listed has it.
+  const select = (id, label, name, values, names) => filterSelect(id, label, f[name], [...values, f[name]], setFilter(name), names);
   const sessions = [...state.sessions.values()].sort((x, y) => y.updated_at.localeCompare(x.updated_at)).map((s) => s.session_id);
   const paths = [...new Set([...state.sessions.values()].map((s) => s.project).filter((p) => typeof p === "string" && p))].sort();
   // A project by its directory's name, or its whole path where two share a name.
