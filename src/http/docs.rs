@@ -6,6 +6,10 @@ use actix_web::HttpResponse;
 /// The API reference, as the repository's `docs/api.md`.
 const API_REFERENCE: &str = include_str!("../../docs/api.md");
 
+/// The API reference in Markdown, for the version running.
+#[utoipa::path(get, path = "/docs/api.md", operation_id = "api_reference", tag = "operations",
+    security(()),
+    responses((status = 200, description = "The API reference", content_type = "text/markdown")))]
 pub async fn api_reference() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/markdown; charset=utf-8")

@@ -1,5 +1,5 @@
 //! `GET /openapi.json`: the OpenAPI 3 document, generated from the handlers' `#[utoipa::path]`
-//! attributes, the DTOs' `ToSchema` derives and the shapes in `schemas` (request bodies,
+//! attributes (gathered by the route table, [`super::routes`]), the DTOs' `ToSchema` derives and the shapes in `schemas` (request bodies,
 //! problems, path parameters); everything the server writes is documented by the types that
 //! write it.
 
@@ -10,7 +10,6 @@ use super::schemas::{
     EventBatch, EventInput, EventsBody, Forbidden, Misdirected, Problem, TooManyRequests,
     UnsupportedMediaType,
 };
-use super::{auth, events, health, interactions, notifications, search, sessions};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,36 +18,8 @@ use super::{auth, events, health, interactions, notifications, search, sessions}
         version = "1",
         description = "Coordinates the sessions of AI coding agents: ordered, deduplicated, durable events and exactly-once completions. Errors are application/problem+json (Problem)."
     ),
-    paths(
-        health::healthz,
-        health::readyz,
-        health::metrics,
-        openapi_json,
-        sessions::put,
-        sessions::get,
-        sessions::list,
-        events::post,
-        events::list,
-        search::events,
-        search::activity,
-        interactions::create,
-        interactions::list,
-        interactions::get,
-        interactions::result,
-        interactions::resolve,
-        interactions::reject,
-        interactions::cancel,
-        interactions::wait,
-        interactions::enqueue_command,
-        interactions::next_command,
-        notifications::list,
-        notifications::latest,
-        notifications::stream,
-        auth::create_stream_token,
-        super::claude_code::hook,
-    ),
     components(schemas(Problem, EventsBody, EventInput, EventBatch)),
-    modifiers(&BearerAuth, &InteractionLinks, &EdgeResponses)
+    modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 
@@ -183,9 +154,17 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The document as served.
+/// The document as served: the API's description, every operation of the route table, and
+/// what the modifiers add to the operations.
 pub fn document() -> serde_json::Value {
-    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    use utoipa::Modify;
+    let mut api = ApiDoc::openapi();
+    for operation in super::routes::documents() {
+        api.merge(operation.clone());
+    }
+    EdgeResponses.modify(&mut api);
+    InteractionLinks.modify(&mut api);
+    let mut document = serde_json::to_value(api).unwrap_or_default();
     camel_case_links(&mut document);
     document
 }
