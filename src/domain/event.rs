@@ -1,12 +1,14 @@
 //! Event validation and the dedup key (contract §5). A request body becomes a list of
 //! [`NewEvent`]s only when every event in it is valid; the first invalid one names its index.
 
+use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
 
 use super::ids::{EventId, EventType, InteractionId};
-use super::json::{self, Fields, JsonText};
+use super::json::{self, JsonText};
 use super::time::parse_rfc3339_micros;
 use super::ValidationError;
 
@@ -68,130 +70,180 @@ pub enum BodyError {
     Invalid(ValidationError),
 }
 
-/// Validates a whole body: one event object, or `{"events": [event, ...]}`.
-pub fn parse_body(body: &RawValue, max_batch: usize) -> Result<Vec<NewEvent>, BodyError> {
-    let Some(mut object) = Fields::of(body) else {
-        return Err(BodyError::Shape(
-            "the body must be an event object or {\"events\": [...]}".into(),
-        ));
-    };
-    let Some(events) = object.take("events") else {
-        return parse_event(Some(object), None)
-            .map(|e| vec![e])
-            .map_err(BodyError::Invalid);
-    };
-    let Some(events) = json::elements(events) else {
-        return Err(BodyError::Shape("`events` must be an array".into()));
-    };
-    if events.len() > max_batch {
-        return Err(BodyError::TooMany {
-            count: events.len(),
-            max: max_batch,
-        });
-    }
-    if events.is_empty() {
-        return Err(BodyError::Invalid(ValidationError::field(
-            "events",
-            "must hold at least one event",
-        )));
-    }
-    events
-        .into_iter()
-        .enumerate()
-        .map(|(i, e)| parse_event(Fields::of(e), Some(i)))
-        .collect::<Result<_, _>>()
-        .map_err(BodyError::Invalid)
+/// One event as posted.
+// What the API document shows and what is read; every rule beyond the members' JSON types is
+// checked in its conversion to a `NewEvent`.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EventInput {
+    #[schema(value_type = EventType)]
+    pub event_type: String,
+    /// RFC 3339 with offset.
+    #[schema(format = DateTime)]
+    pub timestamp: String,
+    /// Stored as given.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Box<RawValue>>,
+    /// Idempotency key: 1–128 printable ASCII chars.
+    #[schema(pattern = r"^[ -~]{1,128}$", min_length = 1, max_length = 128)]
+    pub event_id: Option<String>,
+    #[schema(value_type = Option<InteractionId>)]
+    pub interaction_id: Option<String>,
+    /// The client's own per-session counter from 0; events are applied in this order.
+    #[schema(value_type = Option<u64>, minimum = 0, maximum = 9223372036854775805_u64)]
+    pub sequence: Option<serde_json::Number>,
 }
 
-/// Validates one event, given its members (`None` when it is not an object); `index` is its
-/// position when it came in a batch.
-fn parse_event(fields: Option<Fields>, index: Option<usize>) -> Result<NewEvent, ValidationError> {
-    let locate = |mut err: ValidationError| {
-        if let Some(i) = index {
-            err.detail = format!("events[{i}].{}", err.detail);
-        }
-        err.index = Some(index.unwrap_or(0));
-        err
-    };
-    let Some(mut fields) = fields else {
-        return Err(locate(ValidationError {
-            index: None,
-            field: None,
-            detail: "an event must be a JSON object".into(),
-        }));
-    };
-    let mut take = |name: &str| fields.take(name);
+/// A batch: stored all or nothing.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EventBatch {
+    pub events: Vec<EventInput>,
+}
 
-    let required_string = |raw: Option<&RawValue>, name: &str, what: &str| match raw {
-        None => Err(locate(ValidationError::field(name, "is required"))),
-        Some(raw) => json::string(raw).ok_or_else(|| locate(ValidationError::field(name, what))),
-    };
-    let optional_string = |raw: Option<&RawValue>, name: &str| {
-        raw.map(|raw| {
-            json::string(raw)
-                .ok_or_else(|| locate(ValidationError::field(name, "must be a string")))
-        })
-        .transpose()
-    };
+/// `POST …/events` takes one event or a batch.
+#[derive(Debug, ToSchema)]
+#[serde(untagged)]
+pub enum EventsBody {
+    One(EventInput),
+    Batch(EventBatch),
+}
 
-    let event_type = required_string(take("event_type"), "event_type", "must be a string")?;
-    let event_type = EventType::parse(&event_type).map_err(locate)?;
-    let timestamp = required_string(take("timestamp"), "timestamp", "must be an RFC 3339 string")?;
-    let occurred_at_us = parse_rfc3339_micros(&timestamp)
-        .ok_or_else(|| locate(ValidationError::field("timestamp", "not an RFC 3339 time")))?;
-    let data = match take("data") {
-        None => None,
-        Some(raw) if json::is_object(raw) => Some(raw),
-        Some(_) => {
-            return Err(locate(ValidationError::field(
-                "data",
-                "must be a JSON object",
-            )))
+impl EventsBody {
+    /// What the body must be.
+    pub const SHAPE: &str = "an event object or {\"events\": [...]}";
+
+    /// Reads a checked body: a batch when it has `events`, else one event. An error in one
+    /// event names its index (0 for a lone event).
+    pub fn read(body: &RawValue) -> Result<Self, BodyError> {
+        #[derive(Deserialize)]
+        struct Members<'a> {
+            #[serde(borrow)]
+            events: Option<&'a RawValue>,
         }
-    };
-    super::copied::check_copied_fields(event_type.as_str(), data).map_err(locate)?;
-    let event_id = optional_string(take("event_id"), "event_id")?
-        .map(|s| EventId::parse(&s).map_err(locate))
-        .transpose()?;
-    let interaction_id = optional_string(take("interaction_id"), "interaction_id")?
-        .map(|s| InteractionId::parse(&s).map_err(locate))
-        .transpose()?;
-    let sequence = match take("sequence") {
-        None => None,
-        Some(raw) => Some(
-            json::number(raw)
-                .and_then(|v| {
-                    v.as_u64()
-                        .and_then(|n| i64::try_from(n).ok())
-                        .or_else(|| integral(&v).filter(|n| *n >= 0))
+        let shape = || BodyError::Shape(format!("the body must be {}", Self::SHAPE));
+        let members: Members = match body.get().starts_with('{') {
+            true => serde_json::from_str(body.get()).map_err(|_| shape())?,
+            false => return Err(shape()),
+        };
+        let read = |refusal| match refusal {
+            json::ReadRefusal::Shape => shape(),
+            json::ReadRefusal::Invalid(e) => BodyError::Invalid(e),
+        };
+        match members.events {
+            Some(events) => {
+                let Some(elements) = json::elements(events) else {
+                    return Err(BodyError::Shape("`events` must be an array".into()));
+                };
+                // serde would read an event from an array of its members in order too.
+                if let Some(i) = elements.iter().position(|e| !json::is_object(e)) {
+                    return Err(BodyError::Invalid(ValidationError {
+                        index: Some(i),
+                        field: None,
+                        detail: format!("events[{i}]: an event must be a JSON object"),
+                    }));
+                }
+                json::read_as(body).map(Self::Batch).map_err(read)
+            }
+            None => json::read_as(body)
+                .map(Self::One)
+                .map_err(|refusal| match read(refusal) {
+                    BodyError::Invalid(mut e) => {
+                        e.index = Some(0);
+                        BodyError::Invalid(e)
+                    }
+                    other => other,
+                }),
+        }
+    }
+
+    /// The events, validated: all of them, or the first one's error with its index.
+    pub fn into_events(self, max_batch: usize) -> Result<Vec<NewEvent>, BodyError> {
+        match self {
+            Self::One(event) => NewEvent::try_from(event).map(|e| vec![e]).map_err(|mut e| {
+                e.index = Some(0);
+                BodyError::Invalid(e)
+            }),
+            Self::Batch(EventBatch { events }) if events.len() > max_batch => {
+                Err(BodyError::TooMany {
+                    count: events.len(),
+                    max: max_batch,
                 })
-                // The next expected number must fit too.
-                .filter(|n| *n < MAX_SEQUENCE)
-                .ok_or_else(|| {
-                    locate(ValidationError::field(
-                        "sequence",
-                        format!("must be an unsigned integer below {MAX_SEQUENCE}"),
-                    ))
-                })?,
-        ),
-    };
+            }
+            Self::Batch(EventBatch { events }) if events.is_empty() => Err(BodyError::Invalid(
+                ValidationError::field("events", "must hold at least one event"),
+            )),
+            Self::Batch(EventBatch { events }) => events
+                .into_iter()
+                .enumerate()
+                .map(|(i, event)| {
+                    NewEvent::try_from(event).map_err(|mut e| {
+                        e.detail = format!("events[{i}].{}", e.detail);
+                        e.index = Some(i);
+                        BodyError::Invalid(e)
+                    })
+                })
+                .collect(),
+        }
+    }
+}
 
-    let dedup_key = dedup_key(
-        event_id.as_ref(),
-        interaction_id.as_ref(),
-        &event_type,
-        occurred_at_us,
-        data,
-    );
-    Ok(NewEvent {
-        event_type,
-        occurred_at_us,
-        data: data.map(JsonText::compact),
-        event_id,
-        interaction_id,
-        sequence,
-        dedup_key,
-    })
+/// Validates a whole body: one event object, or `{"events": [event, ...]}`.
+pub fn parse_body(body: &RawValue, max_batch: usize) -> Result<Vec<NewEvent>, BodyError> {
+    EventsBody::read(body)?.into_events(max_batch)
+}
+
+impl TryFrom<EventInput> for NewEvent {
+    type Error = ValidationError;
+
+    fn try_from(input: EventInput) -> Result<Self, ValidationError> {
+        let event_type = EventType::parse(&input.event_type)?;
+        let occurred_at_us = parse_rfc3339_micros(&input.timestamp)
+            .ok_or_else(|| ValidationError::field("timestamp", "not an RFC 3339 time"))?;
+        let data = input.data.as_deref();
+        if data.is_some_and(|raw| !json::is_object(raw)) {
+            return Err(ValidationError::field("data", "must be a JSON object"));
+        }
+        super::copied::check_copied_fields(event_type.as_str(), data)?;
+        let event_id = input.event_id.as_deref().map(EventId::parse).transpose()?;
+        let interaction_id = input
+            .interaction_id
+            .as_deref()
+            .map(InteractionId::parse)
+            .transpose()?;
+        let sequence = input.sequence.as_ref().map(sequence).transpose()?;
+        let dedup_key = dedup_key(
+            event_id.as_ref(),
+            interaction_id.as_ref(),
+            &event_type,
+            occurred_at_us,
+            data,
+        );
+        Ok(NewEvent {
+            event_type,
+            occurred_at_us,
+            data: data.map(JsonText::compact),
+            event_id,
+            interaction_id,
+            sequence,
+            dedup_key,
+        })
+    }
+}
+
+/// A client sequence number: an unsigned integer (`5.0` too) below [`MAX_SEQUENCE`], so that
+/// the next expected number still fits.
+fn sequence(number: &serde_json::Number) -> Result<i64, ValidationError> {
+    let value = Value::Number(number.clone());
+    value
+        .as_u64()
+        .and_then(|n| i64::try_from(n).ok())
+        .or_else(|| integral(&value).filter(|n| *n >= 0))
+        .filter(|n| *n < MAX_SEQUENCE)
+        .ok_or_else(|| {
+            ValidationError::field(
+                "sequence",
+                format!("must be an unsigned integer below {MAX_SEQUENCE}"),
+            )
+        })
 }
 
 /// The identity under which an event is stored once per session: its `event_id`, or else a
@@ -348,6 +400,9 @@ mod tests {
         assert_eq!(err.field.as_deref(), Some("timestamp"));
         assert_eq!(err.detail, "events[3].timestamp: not an RFC 3339 time");
         let err = invalid(json!({"events": [ok, 5]}));
+        assert_eq!((err.index, err.field), (Some(1), None));
+        // An event is an object, never an array of its members in order.
+        let err = invalid(json!({"events": [ok, ["x", "2026-11-22T10:00:00Z"]]}));
         assert_eq!((err.index, err.field), (Some(1), None));
     }
 

@@ -4,7 +4,6 @@
 //! written once. These rules are pure and exhaustively unit-tested; the session actor applies
 //! them one at a time, so they hold under any interleaving of callers.
 
-use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::ids::InteractionId;
@@ -134,6 +133,9 @@ pub struct DecidedBy(String);
 
 impl DecidedBy {
     pub const MAX_CHARS: usize = 128;
+    /// The rule as a pattern, for the API document: not all white space, no control
+    /// characters (the length is [`Self::MAX_CHARS`]).
+    pub const PATTERN: &str = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$";
 
     pub fn parse(text: String) -> Result<Self, ValidationError> {
         let trimmed = text.trim();
@@ -189,10 +191,13 @@ impl Decision {
 pub const MAX_TIMEOUT_MS: i64 = 24 * 60 * 60 * 1000;
 
 /// Checks a requested `timeout_ms`.
-pub fn parse_timeout_ms(value: Option<&RawValue>, default_ms: i64) -> Result<i64, ValidationError> {
+pub fn parse_timeout_ms(
+    value: Option<&serde_json::Number>,
+    default_ms: i64,
+) -> Result<i64, ValidationError> {
     match value {
         None => Ok(default_ms),
-        Some(raw) => match super::json::number(raw).and_then(|v| super::event::integral(&v)) {
+        Some(n) => match super::event::integral(&Value::Number(n.clone())) {
             Some(ms) if (1..=MAX_TIMEOUT_MS).contains(&ms) => Ok(ms),
             _ => Err(ValidationError::field(
                 "timeout_ms",
@@ -633,17 +638,15 @@ mod tests {
     #[test]
     fn timeouts_are_validated() {
         assert_eq!(parse_timeout_ms(None, 30_000), Ok(30_000));
-        let raw = |v: Value| serde_json::value::to_raw_value(&v).unwrap();
-        assert_eq!(parse_timeout_ms(Some(&raw(json!(5))), 30_000), Ok(5));
-        for bad in [
-            json!(0),
-            json!(-1),
-            json!(1.5),
-            json!("5"),
-            json!(MAX_TIMEOUT_MS + 1),
-        ] {
+        let number = |v: Value| match v {
+            Value::Number(n) => n,
+            other => panic!("{other} is not a number"),
+        };
+        assert_eq!(parse_timeout_ms(Some(&number(json!(5))), 30_000), Ok(5));
+        assert_eq!(parse_timeout_ms(Some(&number(json!(5.0))), 30_000), Ok(5));
+        for bad in [json!(0), json!(-1), json!(1.5), json!(MAX_TIMEOUT_MS + 1)] {
             assert!(
-                parse_timeout_ms(Some(&raw(bad.clone())), 1).is_err(),
+                parse_timeout_ms(Some(&number(bad.clone())), 1).is_err(),
                 "{bad}"
             );
         }

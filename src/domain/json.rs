@@ -1,7 +1,7 @@
 //! JSON as the service receives and keeps it: as text. A request body is checked in one pass
-//! over its bytes and read through [`Fields`], which borrow each member's text from the body;
-//! nothing builds a tree of the whole document (a parsed `serde_json::Value` takes many times
-//! the size of its text). Payloads, metadata, results and event data are kept as
+//! over its bytes and read as its type by [`read_as`], whose members that may hold any JSON
+//! keep their text; nothing builds a tree of the whole document (a parsed `serde_json::Value`
+//! takes many times the size of its text). [`Fields`] reads stored documents' members. Payloads, metadata, results and event data are kept as
 //! [`JsonText`]: the member's text without insignificant whitespace, exactly as sent
 //! otherwise.
 //!
@@ -143,6 +143,92 @@ pub fn check_body(raw: &RawValue) -> Result<(), BodyRefusal> {
         detail: format!("{field}: {why}"),
         field: Some(field),
     }))
+}
+
+/// Why a checked body could not be read as its type.
+#[derive(Debug, PartialEq)]
+pub enum ReadRefusal {
+    /// The body is another kind of JSON value than the type (HTTP 400).
+    Shape,
+    /// A member is missing, given twice, of the wrong type, or breaks its type's rule (HTTP
+    /// 422, naming it by its path).
+    Invalid(ValidationError),
+}
+
+/// Reads a checked body as `T`. A member at fault is named by its path, with its position
+/// in the first array on that path as the error's `index` (`events[3].timestamp`: index 3,
+/// field `timestamp`), and serde's "invalid type: integer `7`, expected a string" is said
+/// as "must be a string".
+pub fn read_as<T: de::DeserializeOwned>(raw: &RawValue) -> Result<T, ReadRefusal> {
+    let mut reader = serde_json::Deserializer::from_str(raw.get());
+    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let path = e.path().to_string();
+        let message = without_position(e.inner().to_string());
+        member_refusal(&path, &message).map_or(ReadRefusal::Shape, ReadRefusal::Invalid)
+    })
+}
+
+/// serde_json ends a message with where in the text it happened; the path says it better.
+fn without_position(mut message: String) -> String {
+    if let Some(at) = message.rfind(" at line ") {
+        message.truncate(at);
+    }
+    message
+}
+
+/// The member a deserialization error is about, or `None` when it is about the whole body.
+fn member_refusal(path: &str, message: &str) -> Option<ValidationError> {
+    let named = |quote: &str| {
+        message
+            .strip_prefix(quote)
+            .and_then(|rest| rest.strip_suffix('`'))
+    };
+    let within = |name: &str| match path {
+        "." => name.to_owned(),
+        _ => format!("{path}.{name}"),
+    };
+    let (path, why) = if let Some(name) = named("missing field `") {
+        (within(name), "is required".to_owned())
+    } else if let Some(name) = named("duplicate field `") {
+        (within(name), "is given more than once".to_owned())
+    } else if path == "." {
+        return None;
+    } else {
+        (path.to_owned(), must_be(message))
+    };
+    // A member's name; none when the value at fault is an element of an array.
+    let field = path
+        .rsplit('.')
+        .next()
+        .filter(|last| !last.ends_with(']'))
+        .map(str::to_owned);
+    let index = path
+        .split_once('[')
+        .and_then(|(_, rest)| rest.split(']').next())
+        .and_then(|n| n.parse().ok());
+    Some(ValidationError {
+        index,
+        field,
+        detail: format!("{path}: {why}"),
+    })
+}
+
+/// "invalid type: integer `7`, expected a string" as "must be a string", in JSON's words.
+fn must_be(message: &str) -> String {
+    let mismatch = message.starts_with("invalid type") || message.starts_with("invalid value");
+    match message.split_once(", expected ") {
+        Some((_, expected)) if mismatch => {
+            let expected = if expected.starts_with("struct ") || expected == "a map" {
+                "a JSON object"
+            } else if expected == "a sequence" {
+                "a JSON array"
+            } else {
+                expected
+            };
+            format!("must be {expected}")
+        }
+        _ => message.to_owned(),
+    }
 }
 
 /// The members of a JSON object, each still the text it was sent as. A member is parsed only
@@ -579,6 +665,77 @@ impl<'de> Visitor<'de> for FindNul<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    mod read_as {
+        use super::super::{read_as, ReadRefusal};
+        use crate::domain::ValidationError;
+        use serde::Deserialize;
+        use serde_json::value::RawValue;
+
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Item {
+            name: String,
+        }
+
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            items: Vec<Item>,
+            count: Option<u32>,
+        }
+
+        fn read(text: &str) -> Result<Body, ReadRefusal> {
+            read_as(&RawValue::from_string(text.to_owned()).unwrap())
+        }
+
+        fn refusal(index: Option<usize>, field: &str, detail: &str) -> ReadRefusal {
+            ReadRefusal::Invalid(ValidationError {
+                index,
+                field: Some(field.to_owned()),
+                detail: detail.to_owned(),
+            })
+        }
+
+        #[test]
+        fn a_member_at_fault_is_named_by_its_path() {
+            assert!(read(r#"{"items": [{"name": "a"}], "extra": 1}"#).is_ok());
+            assert_eq!(
+                read(r#"{"items": [{"name": "a"}, {"name": 7}]}"#).unwrap_err(),
+                refusal(Some(1), "name", "items[1].name: must be a string")
+            );
+            assert_eq!(
+                read(r#"{"items": [{}]}"#).unwrap_err(),
+                refusal(Some(0), "name", "items[0].name: is required")
+            );
+            assert_eq!(
+                read(r#"{"count": 1}"#).unwrap_err(),
+                refusal(None, "items", "items: is required")
+            );
+            assert_eq!(
+                read(r#"{"items": [], "items": []}"#).unwrap_err(),
+                refusal(None, "items", "items: is given more than once")
+            );
+            assert_eq!(
+                read(r#"{"items": {}}"#).unwrap_err(),
+                refusal(None, "items", "items: must be a JSON array")
+            );
+            assert_eq!(
+                read(r#"{"items": [5]}"#).unwrap_err(),
+                ReadRefusal::Invalid(ValidationError {
+                    index: Some(0),
+                    field: None,
+                    detail: "items[0]: must be a JSON object".into(),
+                })
+            );
+        }
+
+        #[test]
+        fn another_kind_of_value_is_the_wrong_shape() {
+            assert_eq!(read(r#""text""#).unwrap_err(), ReadRefusal::Shape);
+            assert_eq!(read("7").unwrap_err(), ReadRefusal::Shape);
+        }
+    }
     use serde_json::json;
 
     fn raw(value: Value) -> Box<RawValue> {

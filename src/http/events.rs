@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Body, SessionRef};
+use super::extract::{Json, SessionRef};
 use super::sessions::find_session;
-use super::{page_limit, parse_json, read, AppState};
+use super::{page_limit, read, AppState};
 use crate::actors::commands::AppendEvents;
-use crate::domain::event::parse_body;
+use crate::domain::event::EventsBody;
 use crate::domain::ids::{EventType, InteractionId};
 use crate::domain::time::{format_micros, format_millis};
 use crate::http::error::ApiError;
@@ -20,7 +20,7 @@ use crate::store::{self, events::EventFilter, models::EventRow};
 /// duplicates.
 #[utoipa::path(post, operation_id = "post_events", path = "/v1/sessions/{session_id}/events", tag = "events",
     params(crate::http::schemas::SessionPath),
-    request_body(content = crate::http::schemas::EventsBody, description = "One event, or {\"events\": [...]}"),
+    request_body(content = crate::domain::event::EventsBody, description = "One event, or {\"events\": [...]}"),
     responses(
         (status = 201, description = "Stored (committed)", body = AppendResponse),
         (status = 200, description = "Every event was a duplicate", body = AppendResponse),
@@ -33,9 +33,9 @@ use crate::store::{self, events::EventFilter, models::EventRow};
 pub async fn post(
     SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    Body(body): Body,
+    Json(body): Json<EventsBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let events = parse_body(parse_json(&body)?, state.limits.max_batch_events)?;
+    let events = body.into_events(state.limits.max_batch_events)?;
     let session_id = key.session_id.to_string();
     let outcome = state.sessions.ask(key, AppendEvents { events }).await?;
     let body = AppendResponse {

@@ -1,5 +1,6 @@
 //! What handlers take from a request besides its query: the session or interaction its path
-//! names (in the caller's scope, ids checked) and its body (read within the body limits). Said
+//! names (in the caller's scope, ids checked) and its body (read within the body limits, as
+//! bytes or as its type). Said
 //! once here instead of at the top of every handler; a path's refusal (401, 422) comes before
 //! the body is read, as the arguments' order says.
 
@@ -11,8 +12,9 @@ use futures_util::StreamExt;
 use serde::Deserialize;
 
 use super::auth::scope_of;
+use super::bodies::RequestBody;
 use super::error::ApiError;
-use super::{session_key, AppState};
+use super::{parse_json, session_key, AppState};
 use crate::actors::messages::SessionKey;
 use crate::config::Limits;
 use crate::domain::ids::InteractionId;
@@ -80,6 +82,27 @@ impl FromRequest for Body {
                 return Err(ApiError::StorageUnavailable);
             };
             read_body(&req, payload, &state.limits).await.map(Body)
+        })
+    }
+}
+
+/// A request body of type `T`: read as [`Body`] is, checked as JSON by [`parse_json`]
+/// (nesting, NUL, lone surrogates), then read as `T` (see [`RequestBody`]).
+pub struct Json<T>(pub T);
+
+impl<T: RequestBody + 'static> FromRequest for Json<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = Body::from_request(req, payload);
+        Box::pin(async move {
+            let Body(bytes) = body.await?;
+            let text: &[u8] = match T::WHEN_EMPTY {
+                Some(empty) if bytes.iter().all(u8::is_ascii_whitespace) => empty.as_bytes(),
+                _ => &bytes,
+            };
+            T::read(parse_json(text)?).map(Json)
         })
     }
 }

@@ -8,20 +8,17 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::bodies::{NewCommandBody, NewInteractionBody, RejectBody, ResolveBody, ResultBody};
 use super::dto::InteractionDto;
-use super::extract::{Body, InteractionRef, SessionRef};
+use super::extract::{InteractionRef, Json, SessionRef};
 use super::sessions::find_session;
-use super::{object_fields, page_limit, read, AppState};
+use super::{page_limit, read, AppState};
 use crate::actors::commands::{
     ActOnInteraction, Action, CreateInteraction, NextCommand, WaitForInteraction,
 };
 use crate::actors::messages::SessionKey;
-use crate::domain::ids::{EventType, InteractionId};
-use crate::domain::interaction::{
-    parse_timeout_ms, CommandFilter, DecidedBy, Decision, Interaction, InteractionStatus,
-};
-use crate::domain::json::{self, Fields, JsonText};
-use crate::domain::ValidationError;
+use crate::domain::ids::InteractionId;
+use crate::domain::interaction::{CommandFilter, Decision, Interaction, InteractionStatus};
 use crate::http::error::ApiError;
 use crate::store::{self, models::InteractionRow};
 
@@ -44,24 +41,6 @@ pub struct InteractionList {
     next_after: Option<String>,
 }
 
-/// The client's `interaction_id`, or a fresh UUID.
-fn interaction_id(fields: &mut Fields) -> Result<InteractionId, ApiError> {
-    match fields.take("interaction_id") {
-        None => Ok(InteractionId::parse(&uuid::Uuid::new_v4().to_string())?),
-        Some(raw) => match json::string(raw) {
-            Some(s) => Ok(InteractionId::parse(&s)?),
-            None => Err(ValidationError::field("interaction_id", "must be a string").into()),
-        },
-    }
-}
-
-/// A member that may hold any JSON, `null` when absent.
-fn any_json(fields: &mut Fields, name: &str) -> JsonText {
-    fields
-        .take_value(name)
-        .map_or_else(JsonText::null, JsonText::compact)
-}
-
 fn created(session_id: &str, (interaction, created): (Interaction, bool)) -> HttpResponse {
     let dto = InteractionDto::new(session_id, &interaction);
     if created {
@@ -74,7 +53,7 @@ fn created(session_id: &str, (interaction, created): (Interaction, bool)) -> Htt
 /// `POST /v1/sessions/{id}/interactions {"interaction_id"?, "kind", "payload"?, "timeout_ms"?}`
 #[utoipa::path(post, operation_id = "create_interaction", path = "/v1/sessions/{session_id}/interactions", tag = "interactions",
     params(crate::http::schemas::SessionPath),
-    request_body(content = crate::http::schemas::NewInteractionBody),
+    request_body(content = super::bodies::NewInteractionBody),
     responses(
         (status = 201, description = "Created, pending", body = InteractionDto),
         (status = 200, description = "Existed already", body = InteractionDto),
@@ -88,52 +67,26 @@ fn created(session_id: &str, (interaction, created): (Interaction, bool)) -> Htt
 pub async fn create(
     SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    Body(body): Body,
+    Json(body): Json<NewInteractionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut fields = object_fields(&body)?;
-    let id = interaction_id(&mut fields)?;
-    let kind = match fields.take("kind").map(json::string) {
-        Some(Some(k)) => EventType::parse(&k)
-            .map_err(|_| {
-                ValidationError::field("kind", "must be 1-64 chars of A-Z a-z 0-9 . _ : -")
-            })?
-            .into_string(),
-        Some(None) => return Err(ValidationError::field("kind", "must be a string").into()),
-        None => return Err(ValidationError::field("kind", "is required").into()),
-    };
-    let payload = any_json(&mut fields, "payload");
-    create_interaction(&state, key, &mut fields, id, kind, payload, false).await
+    let command = body.into_command(state.default_interaction_timeout_ms)?;
+    create_interaction(&state, key, command).await
 }
 
 /// Creates an interaction (or finds the existing one): 201 or 200 with it.
 async fn create_interaction(
     state: &AppState,
     key: SessionKey,
-    fields: &mut Fields<'_>,
-    id: InteractionId,
-    kind: String,
-    payload: JsonText,
-    queued: bool,
+    command: CreateInteraction,
 ) -> Result<HttpResponse, ApiError> {
-    let timeout_ms = parse_timeout_ms(
-        fields.take("timeout_ms"),
-        state.default_interaction_timeout_ms,
-    )?;
-    let msg = CreateInteraction {
-        id,
-        kind,
-        payload,
-        timeout_ms,
-        queued,
-    };
     let sid = key.session_id.to_string();
-    Ok(created(&sid, state.sessions.ask(key, msg).await?))
+    Ok(created(&sid, state.sessions.ask(key, command).await?))
 }
 
 /// `POST /v1/sessions/{id}/commands {"interaction_id"?, "payload", "timeout_ms"?}`: queued.
 #[utoipa::path(post, path = "/v1/sessions/{session_id}/commands", tag = "commands",
     params(crate::http::schemas::SessionPath),
-    request_body(content = crate::http::schemas::NewCommandBody),
+    request_body(content = super::bodies::NewCommandBody),
     responses(
         (status = 201, description = "Queued", body = InteractionDto),
         (status = 200, description = "Existed already", body = InteractionDto),
@@ -147,23 +100,10 @@ async fn create_interaction(
 pub async fn enqueue_command(
     SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    Body(body): Body,
+    Json(body): Json<NewCommandBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut fields = object_fields(&body)?;
-    let id = interaction_id(&mut fields)?;
-    let Some(command) = fields.take_value("payload").map(JsonText::compact) else {
-        return Err(ValidationError::field("payload", "is required").into());
-    };
-    create_interaction(
-        &state,
-        key,
-        &mut fields,
-        id,
-        "command".into(),
-        command,
-        true,
-    )
-    .await
+    let command = body.into_command(state.default_interaction_timeout_ms)?;
+    create_interaction(&state, key, command).await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -251,7 +191,7 @@ async fn act(
 /// `POST …/interactions/{iid}/result {"status": "ok"|"error", "output": any}`
 #[utoipa::path(post, operation_id = "post_interaction_result", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/result", tag = "interactions",
     params(crate::http::schemas::InteractionPath),
-    request_body(content = crate::http::schemas::ResultBody, description = "Result of a command: status ok or error"),
+    request_body(content = super::bodies::ResultBody, description = "Result of a command: status ok or error"),
     responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::schemas::BadRequest,
         crate::http::schemas::Unauthorized,
         crate::http::schemas::NotFound,
@@ -262,31 +202,15 @@ async fn act(
 pub async fn result(
     InteractionRef(key, id): InteractionRef,
     state: web::Data<AppState>,
-    Body(body): Body,
+    Json(body): Json<ResultBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut fields = object_fields(&body)?;
-    let ok = match fields.take("status").map(json::string) {
-        Some(Some(s)) if s == "ok" => true,
-        Some(Some(s)) if s == "error" => false,
-        None => return Err(ValidationError::field("status", "is required (ok or error)").into()),
-        Some(_) => {
-            return Err(ValidationError::field("status", "must be \"ok\" or \"error\"").into())
-        }
-    };
-    let output = any_json(&mut fields, "output");
-    act(
-        &state,
-        key,
-        id,
-        Action::Decide(Decision::Result { ok, output }),
-    )
-    .await
+    act(&state, key, id, Action::Decide(Decision::try_from(body)?)).await
 }
 
 /// `POST …/interactions/{iid}/resolve {"response": any}`: approved.
 #[utoipa::path(post, operation_id = "resolve_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/resolve", tag = "interactions",
     params(crate::http::schemas::InteractionPath),
-    request_body(content = crate::http::schemas::ResolveBody, description = "Approve"),
+    request_body(content = super::bodies::ResolveBody, description = "Approve"),
     responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::schemas::BadRequest,
         crate::http::schemas::Unauthorized,
         crate::http::schemas::NotFound,
@@ -297,24 +221,15 @@ pub async fn result(
 pub async fn resolve(
     InteractionRef(key, id): InteractionRef,
     state: web::Data<AppState>,
-    Body(body): Body,
+    Json(body): Json<ResolveBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut fields = object_fields(&body)?;
-    let response = any_json(&mut fields, "response");
-    let by = decided_by(&mut fields)?;
-    act(
-        &state,
-        key,
-        id,
-        Action::Decide(Decision::Resolve { response, by }),
-    )
-    .await
+    act(&state, key, id, Action::Decide(Decision::try_from(body)?)).await
 }
 
 /// `POST …/interactions/{iid}/reject {"reason": string}`: rejected.
 #[utoipa::path(post, operation_id = "reject_interaction", path = "/v1/sessions/{session_id}/interactions/{interaction_id}/reject", tag = "interactions",
     params(crate::http::schemas::InteractionPath),
-    request_body(content = crate::http::schemas::RejectBody, description = "Reject"),
+    request_body(content = super::bodies::RejectBody, description = "Reject"),
     responses((status = 200, description = "Accepted", body = ActionResponse), crate::http::schemas::BadRequest,
         crate::http::schemas::Unauthorized,
         crate::http::schemas::NotFound,
@@ -325,31 +240,9 @@ pub async fn resolve(
 pub async fn reject(
     InteractionRef(key, id): InteractionRef,
     state: web::Data<AppState>,
-    Body(body): Body,
+    Json(body): Json<RejectBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut fields = object_fields(&body)?;
-    let reason = match fields.take("reason").map(json::string) {
-        None => None,
-        Some(Some(s)) => Some(s),
-        Some(None) => return Err(ValidationError::field("reason", "must be a string").into()),
-    };
-    let by = decided_by(&mut fields)?;
-    act(
-        &state,
-        key,
-        id,
-        Action::Decide(Decision::Reject { reason, by }),
-    )
-    .await
-}
-
-/// The optional `decided_by` of a resolve or reject.
-fn decided_by(fields: &mut Fields<'_>) -> Result<Option<DecidedBy>, ApiError> {
-    match fields.take("decided_by").map(json::string) {
-        None => Ok(None),
-        Some(Some(name)) => Ok(Some(DecidedBy::parse(name)?)),
-        Some(None) => Err(ValidationError::field("decided_by", "must be a string").into()),
-    }
+    act(&state, key, id, Action::Decide(Decision::try_from(body)?)).await
 }
 
 /// `POST …/interactions/{iid}/cancel`

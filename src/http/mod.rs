@@ -5,6 +5,7 @@
 
 pub(crate) mod admission;
 mod auth;
+mod bodies;
 pub(crate) mod claude_code;
 pub(crate) mod cross_site;
 mod docs;
@@ -36,7 +37,7 @@ use crate::actors::messages::SessionKey;
 use crate::actors::{SessionHandle, Writer};
 use crate::config::{ApiKeys, Limits};
 use crate::domain::ids::SessionId;
-use crate::domain::json::{self, BodyRefusal, Fields};
+use crate::domain::json::{self, BodyRefusal};
 use crate::http::error::ApiError;
 use crate::store::{DbConnection, DbPool, StoreError};
 
@@ -93,15 +94,6 @@ pub(crate) fn parse_json(body: &[u8]) -> Result<&RawValue, ApiError> {
         ))),
         Err(BodyRefusal::Invalid(e)) => Err(e.into()),
     }
-}
-
-/// The members of a JSON object body; an empty body has none.
-pub(crate) fn object_fields(body: &[u8]) -> Result<Fields<'_>, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Fields::none());
-    }
-    Fields::of(parse_json(body)?)
-        .ok_or_else(|| ApiError::BadRequest("the body must be a JSON object".into()))
 }
 
 /// Validates a session id taken from the path.

@@ -6,10 +6,8 @@
 use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
-use super::schemas::{
-    EventBatch, EventInput, EventsBody, Forbidden, Misdirected, Problem, TooManyRequests,
-    UnsupportedMediaType,
-};
+use super::schemas::{Forbidden, Misdirected, Problem, TooManyRequests, UnsupportedMediaType};
+use crate::domain::event::{EventBatch, EventInput, EventsBody};
 
 #[derive(OpenApi)]
 #[openapi(

@@ -1,13 +1,14 @@
 //! The shapes the OpenAPI document shows that no handler type writes: the path parameters,
-//! the problem document, the request bodies (read as raw bytes, to give size and shape errors
-//! as problem JSON, so their documented shapes live here) and the error responses handlers
-//! list. The document itself is assembled in `openapi`.
+//! the problem document, Claude Code's hook input and the error responses handlers list.
+//! (Request bodies are their own types, in `bodies`.) The document itself is assembled in
+//! `openapi`.
 
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::ids::{EventType, InteractionId, SessionId};
+use crate::domain::interaction::DecidedBy;
 
 /// The id types document themselves: their rule's pattern and length, from `domain::ids`.
 /// (Request bodies still state them as literals: `#[schema(pattern = ...)]` takes only a
@@ -32,6 +33,22 @@ macro_rules! id_schema {
 }
 
 id_schema!(SessionId, InteractionId, EventType);
+
+impl utoipa::PartialSchema for DecidedBy {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .description(Some(
+                "1 to 128 characters, not all white space, no control characters",
+            ))
+            .pattern(Some(DecidedBy::PATTERN))
+            .min_length(Some(1))
+            .max_length(Some(DecidedBy::MAX_CHARS))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for DecidedBy {}
 
 /// The path of every session resource.
 #[derive(IntoParams)]
@@ -76,131 +93,18 @@ pub struct Problem {
     pub interaction: Option<Value>,
 }
 
-/// One event as posted.
-#[derive(Serialize, ToSchema)]
-pub struct EventInput {
-    /// 1–64 chars of `A-Z a-z 0-9 . _ : -`, case-sensitive.
-    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$", min_length = 1, max_length = 64)]
-    pub event_type: String,
-    /// RFC 3339 with offset.
-    #[schema(format = DateTime)]
-    pub timestamp: String,
-    /// Stored as given.
-    #[schema(value_type = Option<Object>)]
-    pub data: Option<Value>,
-    /// Idempotency key: 1–128 printable ASCII chars.
-    #[schema(pattern = r"^[ -~]{1,128}$", min_length = 1, max_length = 128)]
-    pub event_id: Option<String>,
-    #[schema(
-        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
-        min_length = 1,
-        max_length = 128
-    )]
-    pub interaction_id: Option<String>,
-    /// The client's own per-session counter from 0; events are applied in this order.
-    #[schema(minimum = 0, maximum = 9223372036854775805_u64)]
-    pub sequence: Option<u64>,
-}
-
-/// A batch: stored all or nothing.
-#[derive(Serialize, ToSchema)]
-pub struct EventBatch {
-    pub events: Vec<EventInput>,
-}
-
-/// `POST …/events` takes one event or a batch.
-#[derive(Serialize, ToSchema)]
-#[serde(untagged)]
-pub enum EventsBody {
-    One(EventInput),
-    Batch(EventBatch),
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PutSessionBody {
-    /// Used only when the session is created.
-    #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
-}
-
 /// A Claude Code hook input, as Claude Code sends it: every field it has is kept (stored as the
 /// event's data); these two are required.
+// Read by `claude_code::input`, which the `hook` client shares, as Claude Code's protocol
+// rather than as a body of this API; this type only documents it.
 #[derive(Serialize, ToSchema)]
 pub struct ClaudeCodeHookInput {
     /// Claude Code's session id (a UUID); another text maps to a stable valid id.
     #[schema(min_length = 1)]
     pub session_id: String,
     /// Becomes the event's type.
-    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$", min_length = 1, max_length = 64)]
+    #[schema(value_type = EventType)]
     pub hook_event_name: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct NewInteractionBody {
-    /// Server-made UUID when absent.
-    #[schema(
-        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
-        min_length = 1,
-        max_length = 128
-    )]
-    pub interaction_id: Option<String>,
-    #[schema(pattern = r"^[A-Za-z0-9._:-]{1,64}$", min_length = 1, max_length = 64)]
-    pub kind: String,
-    /// Any JSON.
-    pub payload: Option<Value>,
-    /// 1 to 86400000; default ORCH_INTERACTION_TIMEOUT_MS.
-    #[schema(minimum = 1, maximum = 86_400_000)]
-    pub timeout_ms: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct NewCommandBody {
-    #[schema(
-        pattern = r"^[A-Za-z0-9._:-]{1,128}$",
-        min_length = 1,
-        max_length = 128
-    )]
-    pub interaction_id: Option<String>,
-    /// Any JSON: the command.
-    pub payload: Value,
-    #[schema(minimum = 1, maximum = 86_400_000)]
-    pub timeout_ms: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ResultBody {
-    /// `ok` or `error`.
-    #[schema(pattern = "^(ok|error)$")]
-    pub status: String,
-    /// Any JSON.
-    pub output: Option<Value>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ResolveBody {
-    /// Any JSON.
-    pub response: Option<Value>,
-    /// Who decides, as the client says (a person's name or handle), shown with the decision:
-    /// 1 to 128 characters, not all spaces, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
-    )]
-    pub decided_by: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RejectBody {
-    pub reason: Option<String>,
-    /// Who decides, as the client says (a person's name or handle), shown with the decision:
-    /// 1 to 128 characters, not all spaces, no control characters.
-    #[schema(
-        min_length = 1,
-        max_length = 128,
-        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
-    )]
-    pub decided_by: Option<String>,
 }
 
 /// Declares a documented error response: `status`, its description, and the Problem body as

@@ -4,14 +4,14 @@ use actix_web::{web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::extract::{Body, SessionRef};
-use super::{object_fields, page_limit, read, AppState, CallerScope};
+use super::bodies::PutSessionBody;
+use super::extract::{Json, SessionRef};
+use super::{page_limit, read, AppState, CallerScope};
 use crate::actors::commands::EnsureSession;
 use crate::domain::ids::SessionId;
-use crate::domain::json::{self, Fields, JsonText};
+use crate::domain::json::JsonText;
 use crate::domain::session::{Session, SessionStatus};
 use crate::domain::time::format_millis;
-use crate::domain::ValidationError;
 use crate::http::error::ApiError;
 use crate::store::sessions::ActivityCursor;
 use crate::store::{self, models::SessionRow};
@@ -88,7 +88,7 @@ impl From<&Session> for SessionDto {
 /// `PUT /v1/sessions/{id}` `{"metadata": {...}}`: 201 when created now, 200 when it existed.
 #[utoipa::path(put, operation_id = "put_session", path = "/v1/sessions/{session_id}", tag = "sessions",
     params(crate::http::schemas::SessionPath),
-    request_body(content = Option<crate::http::schemas::PutSessionBody>, description = "Optional body"),
+    request_body(content = Option<super::bodies::PutSessionBody>, description = "Optional body"),
     responses(
         (status = 201, description = "Created by this call", body = SessionDto),
         (status = 200, description = "Existed already (metadata unchanged)", body = SessionDto),
@@ -101,21 +101,12 @@ impl From<&Session> for SessionDto {
 pub async fn put(
     SessionRef(key): SessionRef,
     state: web::Data<AppState>,
-    Body(body): Body,
+    Json(body): Json<PutSessionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    // `null` is no body.
-    let null_body = body.trim_ascii() == b"null";
-    let mut fields = if null_body {
-        Fields::none()
-    } else {
-        object_fields(&body)?
-    };
-    let metadata = match fields.take("metadata") {
-        None => None,
-        Some(raw) if json::is_object(raw) => Some(JsonText::compact(raw)),
-        Some(_) => return Err(ValidationError::field("metadata", "must be a JSON object").into()),
-    };
-    let outcome = state.sessions.ask(key, EnsureSession { metadata }).await?;
+    let outcome = state
+        .sessions
+        .ask(key, EnsureSession::try_from(body)?)
+        .await?;
     let dto = SessionDto::from(&outcome.session);
     Ok(if outcome.created {
         HttpResponse::Created().json(dto)

@@ -12,6 +12,7 @@ use crate::domain::interaction::{Interaction, InteractionStatus};
 use crate::domain::json::JsonText;
 
 /// Create an interaction (idempotent by id).
+#[derive(Debug)]
 pub(crate) struct CreateInteraction {
     pub id: InteractionId,
     pub kind: String,

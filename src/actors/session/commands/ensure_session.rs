@@ -6,6 +6,7 @@ use crate::domain::json::JsonText;
 use crate::domain::session::Session;
 
 /// Create the session if it does not exist. `metadata` is used only on creation.
+#[derive(Debug)]
 pub(crate) struct EnsureSession {
     pub metadata: Option<JsonText>,
 }
