@@ -14,7 +14,7 @@ pub(crate) mod commands;
 mod group;
 mod interactions;
 mod load;
-mod plan;
+mod overlay;
 mod reorder;
 mod reply;
 mod state;
@@ -41,7 +41,7 @@ use crate::store::DbPool;
 use commands::Queued;
 use group::GroupBuilder;
 use load::LoadedState;
-use plan::Plan;
+use overlay::Plan;
 pub use reorder::ReorderTotals;
 use reorder::{Held, ReorderBuffer};
 use reply::Reply;
@@ -344,16 +344,7 @@ impl SessionActor {
     /// The writer's queue was full: nothing was written, the state stands. Callers get 503;
     /// deadlines that fired in the group are retried shortly.
     fn refused(&mut self, plan: Plan, ctx: &mut Context<Self>) {
-        for reply in plan.replies {
-            reply.fail(SessionError::Overloaded);
-        }
-        for (_, reply) in plan.waits {
-            let _ = reply.send(Err(SessionError::Overloaded));
-        }
-        for request in plan.unserved_next {
-            let _ = request.reply.send(Err(SessionError::Overloaded));
-        }
-        for id in plan.timeouts {
+        for id in plan.effects.fail(&SessionError::Overloaded) {
             self.sync_deadline(&id, DEADLINE_RETRY, ctx);
         }
         self.group_ended(ctx);
@@ -374,22 +365,19 @@ impl SessionActor {
         for op in ops {
             op.fail(error.clone());
         }
-        self.crash_plan_parts(Vec::new(), why, ctx);
+        self.crash_all(why, ctx);
     }
 
     fn crash_plan(&mut self, plan: Plan, why: &str, ctx: &mut Context<Self>) {
-        let error = SessionError::StorageUnavailable(why.to_owned());
-        for (_, reply) in plan.waits {
-            let _ = reply.send(Err(error.clone()));
-        }
-        for request in plan.unserved_next {
-            let _ = request.reply.send(Err(error.clone()));
-        }
-        self.crash_plan_parts(plan.replies, why, ctx);
+        // Its deadlines are the successor's to load again.
+        let _ = plan
+            .effects
+            .fail(&SessionError::StorageUnavailable(why.to_owned()));
+        self.crash_all(why, ctx);
     }
 
     /// Fails everything this actor holds with 503 and stops; a successor reloads the truth.
-    fn crash_plan_parts(&mut self, replies: Vec<Reply>, why: &str, ctx: &mut Context<Self>) {
+    fn crash_all(&mut self, why: &str, ctx: &mut Context<Self>) {
         crate::log_limited!(
             log::Level::Error,
             "session {}/{}: storage failed, restarting the actor: {why}",
@@ -397,9 +385,6 @@ impl SessionActor {
             self.state.key.session_id
         );
         let error = SessionError::StorageUnavailable(why.to_owned());
-        for reply in replies {
-            reply.fail(error.clone());
-        }
         for op in self.queue.drain(..) {
             op.fail(error.clone());
         }

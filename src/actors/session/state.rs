@@ -4,34 +4,29 @@
 //! ([`SessionState::needs`], [`SessionState::absorb`]) and commits the write; nothing here does
 //! I/O or knows of actors, so tests drive it directly (see [`testing`]).
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::cache::DedupCache;
 use super::commands::{serve_waiting_callers, Queued, Wanted};
+use super::interactions::InteractionState;
 use super::interactions::ABSENT_CACHE;
-use super::interactions::{InteractionState, Standing};
 use super::load::{Found, LoadedState, Needs};
-use super::plan::{Committed, Plan, Planner};
+use super::overlay::{Committed, Overlay, Plan};
 use super::reply::{NextRequest, Reply};
 use crate::actors::key::SessionKey;
-use crate::domain::interaction::Interaction;
 use crate::domain::session::Session;
 use crate::store::sessions::SessionKeys;
-
-/// What the planner sees of a session that has no [`InteractionState`].
-static NO_INTERACTIONS: BTreeMap<String, Interaction> = BTreeMap::new();
-static NO_STANDING: Standing = Standing::EMPTY;
 
 /// What a look-up found that the plan of its group needs.
 #[derive(Default)]
 pub(super) struct Lookups {
     /// Dedup keys of the group that the session has stored, with their seqs.
-    stored_keys: HashMap<String, i64>,
+    pub stored_keys: HashMap<String, i64>,
     /// Stored events naming interactions about to be created.
-    event_counts: HashMap<String, i64>,
+    pub event_counts: HashMap<String, i64>,
     /// Stored client sequences behind the expected one, with their events' dedup keys.
-    sequences: HashMap<i64, String>,
+    pub sequences: HashMap<i64, String>,
 }
 
 /// What the actor does once a plan is adopted: answer, wake, park, arm deadlines.
@@ -167,89 +162,78 @@ impl SessionState {
         session_keys: &SessionKeys,
         now: i64,
     ) -> Plan {
-        // Out of the state while the planner reads it; back below if any are still waiting.
+        // Out of the state while the group reads it; back below if any are still waiting.
         let mut parked = self
             .interactions
             .as_deref_mut()
             .and_then(|i| i.next_waiters.take());
-        let inter = self.interactions.as_deref();
-        let mut planner = Planner::new(
-            Committed {
-                key: &self.key,
-                session: self.session.as_ref(),
-                session_key: self.session_key,
-                session_keys,
-                interactions: inter.map_or(&NO_INTERACTIONS, |i| &i.known),
-                standing: inter.map_or(&NO_STANDING, |i| &i.standing),
-                dedup: &self.dedup,
-                next_position: inter.map_or(1, |i| i.next_position),
-                stored_keys: &lookups.stored_keys,
-                event_counts: inter
-                    .and_then(|i| i.orphan_events.as_ref())
-                    .unwrap_or(&lookups.event_counts),
-                next_sequence: self.next_sequence,
-                stored_sequences: &lookups.sequences,
-            },
-            now,
-        );
+        let committed = Committed {
+            state: self,
+            lookups,
+            session_keys,
+        };
+        let mut overlay = Overlay::new(committed, now);
         for op in group {
-            op.plan(&mut planner);
+            op.plan(&mut overlay);
         }
         let mut none_parked = VecDeque::new();
         serve_waiting_callers(
-            &mut planner,
+            &mut overlay,
             parked.as_mut().map_or(&mut none_parked, |p| &mut p.queue),
         );
-        let plan = planner.finish();
+        let plan = overlay.finish();
         if let Some(parked) = parked.filter(|p| !p.queue.is_empty()) {
             self.interactions_mut().next_waiters = Some(parked);
         }
         plan
     }
 
-    /// Adopts a plan whose write has committed (or that had none): the state advances to it.
-    /// Returns what the actor still has to do.
+    /// Adopts a plan whose write has committed (or that had none): the state advances to its
+    /// changes. Returns what the actor still has to do.
     pub fn apply(&mut self, plan: Plan) -> AfterCommit {
-        crate::metrics::DUPLICATES_DROPPED.inc_by(plan.duplicates);
-        for id in &plan.completed {
-            if let Some(i) = plan.interactions.get(id) {
+        let Plan {
+            changes, effects, ..
+        } = plan;
+        crate::metrics::DUPLICATES_DROPPED.inc_by(changes.duplicates);
+        for id in &changes.completed {
+            if let Some(i) = changes.interactions.get(id) {
                 crate::metrics::INTERACTIONS_COMPLETED
                     .with_label_values(&[i.completed_by.map_or("unknown", |c| c.as_str())])
                     .inc();
             }
         }
-        self.session = plan.session;
-        self.session_key = plan.session_key;
+        self.session = changes.session;
+        self.session_key = changes.session_key;
         // In seq order, so the bounded cache keeps the newest keys.
-        let mut new_keys = plan.new_keys;
+        let mut new_keys: Vec<(String, i64)> = changes.new_keys.into_iter().collect();
         new_keys.sort_by_key(|(_, seq)| *seq);
         for (key, seq) in new_keys {
             self.dedup.insert(&key, seq);
         }
-        let touches_interactions = !plan.interactions.is_empty()
-            || !plan.waits.is_empty()
-            || !plan.orphan_events.is_empty();
+        let touches_interactions = !changes.interactions.is_empty()
+            || !effects.waits.is_empty()
+            || !changes.orphan_events.is_empty();
         // Only these can have gained or lost a deadline: the rest were synced when they
         // last changed (or when the actor loaded them).
-        let mut deadlines_to_sync = plan.timeouts;
+        let mut deadlines_to_sync = effects.timeouts;
         if touches_interactions || self.interactions.is_some() {
             let inter = self.interactions_mut();
-            inter.adopt_orphan_events(&plan.created, plan.orphan_events);
-            for (id, interaction) in plan.interactions {
+            inter.adopt_orphan_events(&changes.created, changes.orphan_events);
+            for (id, interaction) in changes.interactions {
                 inter.absent.remove(&id);
                 deadlines_to_sync.push(id);
                 inter.remember(interaction);
             }
-            inter.next_position = plan.next_position;
-            for (id, reply) in plan.waits {
+            inter.next_position = changes.next_position;
+            for (id, reply) in effects.waits {
                 inter.waiters.entry(id).or_default().push(reply);
             }
         }
-        self.next_sequence = plan.next_sequence;
+        self.next_sequence = changes.next_sequence;
         AfterCommit {
-            replies: plan.replies,
-            completed: plan.completed,
-            unserved_next: plan.unserved_next,
+            replies: effects.replies,
+            completed: changes.completed,
+            unserved_next: effects.unserved_next,
             deadlines_to_sync,
         }
     }

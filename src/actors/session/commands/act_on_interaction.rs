@@ -5,7 +5,7 @@
 
 use super::{Answer, Command, Wanted};
 use crate::actors::error::SessionError;
-use crate::actors::session::plan::Planner;
+use crate::actors::session::overlay::Overlay;
 use crate::domain::ids::InteractionId;
 use crate::domain::interaction::{Decision, Interaction, Refusal};
 
@@ -36,16 +36,16 @@ impl Command for ActOnInteraction {
         wanted.interaction(self.id.as_str());
     }
 
-    fn plan(self, planner: &mut Planner<'_>, reply: Answer<ActionOutcome>) {
-        let result = act(planner, self.id.as_str(), self.action);
-        planner.answer(reply, result);
+    fn plan(self, overlay: &mut Overlay<'_>, reply: Answer<ActionOutcome>) {
+        let result = act(overlay, self.id.as_str(), self.action);
+        overlay.answer(reply, result);
     }
 }
 
-fn act(planner: &mut Planner<'_>, id: &str, action: Action) -> Result<ActionOutcome, SessionError> {
-    planner.check_interaction(id)?;
-    let now = planner.now;
-    let Some(i) = planner.interaction_mut(id) else {
+fn act(overlay: &mut Overlay<'_>, id: &str, action: Action) -> Result<ActionOutcome, SessionError> {
+    overlay.check_interaction(id)?;
+    let now = overlay.now;
+    let Some(i) = overlay.interaction_mut(id) else {
         return Err(SessionError::InteractionNotFound(id.to_owned()));
     };
     let result = match action {
@@ -53,14 +53,14 @@ fn act(planner: &mut Planner<'_>, id: &str, action: Action) -> Result<ActionOutc
         Action::Cancel => i.cancel(now),
     };
     let interaction = i.clone();
-    planner.forget_if_unchanged(id);
+    overlay.forget_if_unchanged(id);
     match result {
         Ok(completed_now) => {
             if completed_now {
-                planner.completed_now(id);
+                overlay.completed_now(id);
             }
-            if planner.changed {
-                if let Some(s) = planner.session.as_mut() {
+            if overlay.is_changed() {
+                if let Some(s) = overlay.session_mut() {
                     s.updated_at = now;
                 }
             }
@@ -77,7 +77,7 @@ fn act(planner: &mut Planner<'_>, id: &str, action: Action) -> Result<ActionOutc
             Err(SessionError::Conflict {
                 code,
                 detail,
-                session_id: planner.base.key.session_id.to_string(),
+                session_id: overlay.key().session_id.to_string(),
                 interaction: Box::new(interaction),
             })
         }

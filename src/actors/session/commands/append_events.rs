@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{Answer, Command, Wanted};
 use crate::actors::error::SessionError;
 use crate::actors::key::SessionKey;
-use crate::actors::session::plan::Planner;
+use crate::actors::session::overlay::Overlay;
 use crate::domain::event::NewEvent;
 use crate::domain::search::EventWords;
 use crate::domain::session::{SessionStatus, SideEffect};
@@ -52,33 +52,28 @@ impl Command for AppendEvents {
         }
     }
 
-    fn plan(self, planner: &mut Planner<'_>, reply: Answer<AppendOutcome>) {
-        let result = append(planner, &self.events);
+    fn plan(self, overlay: &mut Overlay<'_>, reply: Answer<AppendOutcome>) {
+        let result = append(overlay, &self.events);
         if let Ok(outcome) = &result {
-            planner.duplicates += outcome.duplicates as u64;
+            overlay.changes.duplicates += outcome.duplicates as u64;
         }
-        planner.answer(reply, result);
+        overlay.answer(reply, result);
     }
 }
 
-fn append(planner: &mut Planner<'_>, events: &[NewEvent]) -> Result<AppendOutcome, SessionError> {
+fn append(overlay: &mut Overlay<'_>, events: &[NewEvent]) -> Result<AppendOutcome, SessionError> {
     let order = application_order(events);
     let mut late = vec![false; events.len()];
-    if let Some(conflict) = check_sequences(planner, events, &order, &mut late) {
+    if let Some(conflict) = check_sequences(overlay, events, &order, &mut late) {
         // Nothing of the request is stored, as for any invalid event.
         return Err(SessionError::Invalid(conflict));
     }
-    planner.ensure_session(None);
+    overlay.ensure_session(None);
     let mut acks: Vec<Option<EventAck>> = vec![None; events.len()];
     let mut accepted = 0;
     for &index in &order {
         let event = &events[index];
-        let known = planner
-            .new_keys
-            .get(&event.dedup_key)
-            .copied()
-            .or_else(|| planner.base.dedup.get(&event.dedup_key))
-            .or_else(|| planner.base.stored_keys.get(&event.dedup_key).copied());
+        let known = overlay.stored_seq(&event.dedup_key);
         if let Some(seq) = known {
             acks[index] = Some(EventAck {
                 seq,
@@ -86,20 +81,22 @@ fn append(planner: &mut Planner<'_>, events: &[NewEvent]) -> Result<AppendOutcom
             });
             continue;
         }
-        let seq = store_one(planner, event, late[index]);
+        let seq = store_one(overlay, event, late[index]);
         acks[index] = Some(EventAck {
             seq,
             duplicate: false,
         });
         accepted += 1;
     }
-    let now = planner.now;
-    let Some(s) = planner.session.as_mut() else {
-        return Err(planner.no_session());
+    let now = overlay.now;
+    if accepted > 0 {
+        overlay.mark_changed();
+    }
+    let Some(s) = overlay.session_mut() else {
+        return Err(overlay.no_session());
     };
     if accepted > 0 {
         s.updated_at = now;
-        planner.changed = true;
     }
     let acks: Vec<EventAck> = acks.into_iter().flatten().collect();
     Ok(AppendOutcome {
@@ -113,9 +110,10 @@ fn append(planner: &mut Planner<'_>, events: &[NewEvent]) -> Result<AppendOutcom
 
 /// Stores one new event: its seq, what it does to the session and to the interaction it
 /// names, its row. Returns its seq.
-fn store_one(planner: &mut Planner<'_>, event: &NewEvent, late: bool) -> i64 {
-    let (key, now) = (planner.base.key, planner.now);
-    let (Some(s), Some(session_key)) = (planner.session.as_mut(), planner.session_key) else {
+fn store_one(overlay: &mut Overlay<'_>, event: &NewEvent, late: bool) -> i64 {
+    let (key, now) = (overlay.key(), overlay.now);
+    let session_key = overlay.changes.session_key;
+    let (Some(s), Some(session_key)) = (overlay.session_mut(), session_key) else {
         return 0;
     };
     s.last_seq += 1;
@@ -126,15 +124,15 @@ fn store_one(planner: &mut Planner<'_>, event: &NewEvent, late: bool) -> i64 {
     if let Some(body) =
         side_effect_notification(key, s.status, &s.external_conversation_id, &effect)
     {
-        planner.notify("session.updated", body);
+        overlay.notify("session.updated", body);
     }
     if ended {
-        planner.cancel_open_questions();
+        overlay.cancel_open_questions();
     }
     if let Some(iid) = &event.interaction_id {
         let iid = iid.as_str();
         let ends = event.event_type.as_str() == "session_end";
-        let ended = match planner.interaction_mut(iid) {
+        let ended = match overlay.interaction_mut(iid) {
             Some(i) => {
                 i.event_count += 1;
                 Some(ends && i.end_by_event(now))
@@ -142,27 +140,18 @@ fn store_one(planner: &mut Planner<'_>, event: &NewEvent, late: bool) -> i64 {
             None => None,
         };
         match ended {
-            Some(true) => planner.completed_now(iid),
+            Some(true) => overlay.completed_now(iid),
             Some(false) => {}
-            None => *planner.orphan_events.entry(iid.to_owned()).or_default() += 1,
+            None => overlay.count_orphan_event(iid),
         }
-        planner.changed = true;
-    }
-    if let Some(sequence) = event.sequence {
-        planner.next_sequence = planner.next_sequence.max(sequence.saturating_add(1));
-        planner
-            .applied_sequences
-            .insert(sequence, event.dedup_key.clone());
+        overlay.mark_changed();
     }
     if late {
         crate::metrics::OUT_OF_ORDER_EVENTS.inc();
     }
-    planner.new_keys.insert(event.dedup_key.clone(), seq);
     let row = event_row(session_key, seq, event, late, now);
-    planner
-        .search_rows
-        .push(search_row(&key.scope, &row, event));
-    planner.rows.push(row);
+    let search = search_row(&key.scope, &row, event);
+    overlay.store_event(row, search, event.sequence);
     seq
 }
 
@@ -176,24 +165,15 @@ fn application_order(events: &[NewEvent]) -> Vec<usize> {
     order
 }
 
-/// Where a sequence behind the expected one stands: stored by this group or before (with its
-/// event's dedup key), or never stored (a late arrival).
-fn holder_of<'p>(planner: &'p Planner<'_>, sequence: i64) -> Option<&'p String> {
-    planner
-        .applied_sequences
-        .get(&sequence)
-        .or_else(|| planner.base.stored_sequences.get(&sequence))
-}
-
 /// Finds an event whose `sequence` is already taken by a different event; `None` when the
 /// request is fine. Also marks which events arrive late (after their gap was given up).
 fn check_sequences(
-    planner: &Planner<'_>,
+    overlay: &Overlay<'_>,
     events: &[NewEvent],
     order: &[usize],
     late: &mut [bool],
 ) -> Option<ValidationError> {
-    let mut next = planner.next_sequence;
+    let mut next = overlay.changes.next_sequence;
     let mut in_request: HashMap<i64, &str> = HashMap::new();
     for &i in order {
         let Some(s) = events[i].sequence else {
@@ -204,7 +184,7 @@ fn check_sequences(
             let holder = in_request
                 .get(&s)
                 .copied()
-                .or_else(|| holder_of(planner, s).map(String::as_str));
+                .or_else(|| overlay.sequence_holder(s));
             match holder {
                 Some(other) if other != key => {
                     return Some(ValidationError {

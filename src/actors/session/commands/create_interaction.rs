@@ -6,7 +6,7 @@ use serde_json::json;
 
 use super::{Answer, Command, Wanted};
 use crate::actors::error::SessionError;
-use crate::actors::session::plan::Planner;
+use crate::actors::session::overlay::Overlay;
 use crate::domain::ids::InteractionId;
 use crate::domain::interaction::{Interaction, InteractionStatus};
 use crate::domain::json::JsonText;
@@ -32,24 +32,23 @@ impl Command for CreateInteraction {
         wanted.creation(self.id.as_str());
     }
 
-    fn plan(self, planner: &mut Planner<'_>, reply: Answer<Created>) {
-        let result = create(planner, self);
-        planner.answer(reply, result);
+    fn plan(self, overlay: &mut Overlay<'_>, reply: Answer<Created>) {
+        let result = create(overlay, self);
+        overlay.answer(reply, result);
     }
 }
 
-fn create(planner: &mut Planner<'_>, msg: CreateInteraction) -> Result<Created, SessionError> {
-    if planner.session.is_none() {
-        return Err(planner.no_session());
+fn create(overlay: &mut Overlay<'_>, msg: CreateInteraction) -> Result<Created, SessionError> {
+    if overlay.session().is_none() {
+        return Err(overlay.no_session());
     }
-    if let Some(existing) = planner.interaction(msg.id.as_str()) {
+    if let Some(existing) = overlay.interaction(msg.id.as_str()) {
         return Ok((existing.clone(), false));
     }
     let id = msg.id.as_str().to_owned();
     // Hooks post events naming an approval before they create it: those count as its own.
-    let prior_events = planner.base.event_counts.get(&id).copied().unwrap_or(0)
-        + planner.orphan_events.remove(&id).unwrap_or(0);
-    let now = planner.now;
+    let prior_events = overlay.take_prior_events(&id);
+    let now = overlay.now;
     let interaction = Interaction {
         id: msg.id,
         kind: msg.kind,
@@ -63,19 +62,18 @@ fn create(planner: &mut Planner<'_>, msg: CreateInteraction) -> Result<Created, 
         result: None,
         completed_by: None,
         decided_by: None,
-        position: planner.next_position,
+        position: overlay.changes.next_position,
         created_at: now,
         timeout_ms: msg.timeout_ms,
         deadline: (!msg.queued).then_some(now + msg.timeout_ms),
         completed_at: None,
         event_count: prior_events,
     };
-    planner.next_position += 1;
-    if let Some(s) = planner.session.as_mut() {
+    if let Some(s) = overlay.session_mut() {
         s.interactions.pending += 1;
         s.updated_at = now;
     }
-    planner.notify(
+    overlay.notify(
         "interaction.created",
         json!({
             "interaction_id": id,
@@ -83,9 +81,7 @@ fn create(planner: &mut Planner<'_>, msg: CreateInteraction) -> Result<Created, 
             "status": interaction.status.as_str(),
         }),
     );
-    planner.touched.insert(id.clone(), interaction.clone());
-    planner.created.push(id);
-    planner.changed = true;
+    overlay.create_interaction(interaction.clone());
     Ok((interaction, true))
 }
 

@@ -1,7 +1,7 @@
 //! `PUT /sessions/{id}`: create the session if it does not exist.
 
 use super::{Answer, Command};
-use crate::actors::session::plan::Planner;
+use crate::actors::session::overlay::Overlay;
 use crate::domain::json::JsonText;
 use crate::domain::session::Session;
 
@@ -22,16 +22,16 @@ impl Command for EnsureSession {
     type Answer = EnsureOutcome;
     const MAY_CREATE: bool = true;
 
-    fn plan(self, planner: &mut Planner<'_>, reply: Answer<EnsureOutcome>) {
-        let created = planner.ensure_session(self.metadata);
-        let result = match &planner.session {
+    fn plan(self, overlay: &mut Overlay<'_>, reply: Answer<EnsureOutcome>) {
+        let created = overlay.ensure_session(self.metadata);
+        let result = match overlay.session() {
             Some(session) => Ok(EnsureOutcome {
                 session: session.clone(),
                 created,
             }),
-            None => Err(planner.no_session()),
+            None => Err(overlay.no_session()),
         };
-        planner.answer(reply, result);
+        overlay.answer(reply, result);
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::{Queued, Step};
 use crate::actors::error::SessionError;
-use crate::actors::session::plan::Planner;
+use crate::actors::session::overlay::Overlay;
 
 /// An interaction's deadline timer fired: time it out if it is still pending.
 pub(in crate::actors::session) fn deadline_passed(id: String) -> Queued {
@@ -20,17 +20,17 @@ struct DeadlinePassed {
 }
 
 impl Step for DeadlinePassed {
-    fn plan(self: Box<Self>, planner: &mut Planner<'_>) {
+    fn plan(self: Box<Self>, overlay: &mut Overlay<'_>) {
         let id = self.id;
-        let now = planner.now;
-        let fired = planner
+        let now = overlay.now;
+        let fired = overlay
             .interaction_mut(&id)
             .is_some_and(|i| i.time_out(now));
         if fired {
-            planner.completed_now(&id);
+            overlay.completed_now(&id);
         }
-        planner.forget_if_unchanged(&id);
-        planner.timeouts.push(id);
+        overlay.forget_if_unchanged(&id);
+        overlay.effects.timeouts.push(id);
     }
 
     /// No caller waits for it; a group that fails re-arms its deadline instead.
@@ -42,8 +42,8 @@ struct GapGivenUp {
 }
 
 impl Step for GapGivenUp {
-    fn plan(self: Box<Self>, planner: &mut Planner<'_>) {
-        planner.next_sequence = planner.next_sequence.max(self.sequence);
+    fn plan(self: Box<Self>, overlay: &mut Overlay<'_>) {
+        overlay.changes.next_sequence = overlay.changes.next_sequence.max(self.sequence);
     }
 
     fn fail(self: Box<Self>, _: SessionError) {}

@@ -22,7 +22,7 @@ use std::collections::HashSet;
 
 use tokio::sync::oneshot;
 
-use super::plan::Planner;
+use super::overlay::Overlay;
 pub(crate) use super::reply::Answer;
 use crate::actors::error::SessionError;
 use crate::domain::event::NewEvent;
@@ -61,7 +61,7 @@ pub(crate) trait Command: Send + Sized + 'static {
     fn wants(&self, _wanted: &mut Wanted) {}
 
     /// Applies the operation to the group's working copy and decides its answer.
-    fn plan(self, planner: &mut Planner<'_>, reply: Answer<Self::Answer>);
+    fn plan(self, overlay: &mut Overlay<'_>, reply: Answer<Self::Answer>);
 }
 
 /// Interactions a group names, collected before its look-up.
@@ -131,8 +131,8 @@ impl Queued {
         self.0.wants(wanted);
     }
 
-    pub(super) fn plan(self, planner: &mut Planner<'_>) {
-        self.0.plan(planner);
+    pub(super) fn plan(self, overlay: &mut Overlay<'_>) {
+        self.0.plan(overlay);
     }
 
     /// Answers its caller with `error` instead; nothing of it was planned.
@@ -147,7 +147,7 @@ trait Step: Send {
         &[]
     }
     fn wants(&self, _wanted: &mut Wanted) {}
-    fn plan(self: Box<Self>, planner: &mut Planner<'_>);
+    fn plan(self: Box<Self>, overlay: &mut Overlay<'_>);
     fn fail(self: Box<Self>, error: SessionError);
 }
 
@@ -165,9 +165,9 @@ impl<C: Command> Step for Asked<C> {
         self.command.wants(wanted);
     }
 
-    fn plan(self: Box<Self>, planner: &mut Planner<'_>) {
+    fn plan(self: Box<Self>, overlay: &mut Overlay<'_>) {
         let Asked { command, reply } = *self;
-        command.plan(planner, reply);
+        command.plan(overlay, reply);
     }
 
     fn fail(self: Box<Self>, error: SessionError) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{Answer, Command};
 use crate::actors::session::interactions::NextWaiter;
-use crate::actors::session::plan::Planner;
+use crate::actors::session::overlay::Overlay;
 use crate::actors::session::reply::NextRequest;
 use crate::domain::interaction::{CommandFilter, Interaction, InteractionStatus};
 
@@ -26,13 +26,13 @@ impl Command for NextCommand {
     const MAY_CREATE: bool = false;
     const WAITS_ITS_OWN_TIME: bool = true;
 
-    fn plan(self, planner: &mut Planner<'_>, reply: Answer<Option<Interaction>>) {
-        if planner.session.is_none() {
-            let error = planner.no_session();
-            return planner.answer(reply, Err(error));
+    fn plan(self, overlay: &mut Overlay<'_>, reply: Answer<Option<Interaction>>) {
+        if overlay.session().is_none() {
+            let error = overlay.no_session();
+            return overlay.answer(reply, Err(error));
         }
         // Served once the whole group is planned: a command created later in the group counts.
-        planner.next_requests.push(NextRequest {
+        overlay.effects.unserved_next.push(NextRequest {
             wait: self.wait,
             takes: self.takes,
             reply,
@@ -45,18 +45,20 @@ impl Command for NextCommand {
 /// one of the queued commands gets the oldest of those it takes. Callers left are the
 /// group's to park or answer.
 pub(in crate::actors::session) fn serve_waiting_callers(
-    planner: &mut Planner<'_>,
+    overlay: &mut Overlay<'_>,
     parked: &mut VecDeque<NextWaiter>,
 ) {
-    if planner.session.is_none() || (parked.is_empty() && planner.next_requests.is_empty()) {
+    if overlay.session().is_none()
+        || (parked.is_empty() && overlay.effects.unserved_next.is_empty())
+    {
         return;
     }
-    let mut fresh: VecDeque<NextRequest> = planner.next_requests.drain(..).collect();
+    let mut fresh: VecDeque<NextRequest> = overlay.effects.unserved_next.drain(..).collect();
     loop {
-        if a_command_is_pending(planner) {
+        if a_command_is_pending(overlay) {
             break;
         }
-        let queued = queued_commands(planner);
+        let queued = queued_commands(overlay);
         if queued.is_empty() {
             break;
         }
@@ -84,40 +86,36 @@ pub(in crate::actors::session) fn serve_waiting_callers(
         let Some(oldest) = oldest_taken_by(takes) else {
             break;
         };
-        let now = planner.now;
-        let Some(command) = planner.interaction_mut(&oldest) else {
+        let now = overlay.now;
+        let Some(command) = overlay.interaction_mut(&oldest) else {
             break;
         };
         command.start(now);
         let command = command.clone();
-        planner.changed = true;
-        planner.answer(reply, Ok(Some(command)));
+        overlay.mark_changed();
+        overlay.answer(reply, Ok(Some(command)));
     }
-    planner.next_requests = fresh.into_iter().collect();
+    overlay.effects.unserved_next = fresh.into_iter().collect();
 }
 
 /// A command of the session is handed out and not finished: committed (and not changed by
 /// this group) or changed by this group.
-fn a_command_is_pending(planner: &Planner<'_>) -> bool {
-    let committed = &planner.base.standing.pending_commands;
-    committed.iter().any(|id| !planner.touched.contains_key(id))
-        || planner
-            .touched
+fn a_command_is_pending(overlay: &Overlay<'_>) -> bool {
+    let committed = &overlay.standing().pending_commands;
+    overlay.unchanged(committed.iter()).next().is_some()
+        || overlay
+            .changes
+            .interactions
             .values()
             .any(|i| i.is_command() && i.status == InteractionStatus::Pending)
 }
 
 /// The queued commands, committed or created by this group, oldest first.
-fn queued_commands<'p>(planner: &'p Planner<'_>) -> Vec<&'p Interaction> {
-    let committed = planner
-        .base
-        .standing
-        .queued_commands
-        .values()
-        .filter(|id| !planner.touched.contains_key(*id))
-        .filter_map(|id| planner.base.interactions.get(id));
-    let this_group = planner
-        .touched
+fn queued_commands<'p>(overlay: &'p Overlay<'_>) -> Vec<&'p Interaction> {
+    let committed = overlay.unchanged(overlay.standing().queued_commands.values());
+    let this_group = overlay
+        .changes
+        .interactions
         .values()
         .filter(|i| i.is_command() && i.status == InteractionStatus::Queued);
     let mut queued: Vec<&Interaction> = committed.chain(this_group).collect();

@@ -2,7 +2,7 @@
 //! releases its successor. Nothing in the service sends it, and it cannot be reached over HTTP.
 
 use super::{Answer, Command};
-use crate::actors::session::plan::Planner;
+use crate::actors::session::overlay::Overlay;
 
 #[doc(hidden)]
 pub(crate) struct PanicForTest;
@@ -11,7 +11,7 @@ impl Command for PanicForTest {
     type Answer = ();
     const MAY_CREATE: bool = true;
 
-    fn plan(self, planner: &mut Planner<'_>, _reply: Answer<()>) {
-        panic!("PanicForTest: session {}", planner.base.key.session_id);
+    fn plan(self, overlay: &mut Overlay<'_>, _reply: Answer<()>) {
+        panic!("PanicForTest: session {}", overlay.key().session_id);
     }
 }

@@ -3,7 +3,7 @@
 //! holds the receiving end, so a caller that goes away releases its place.
 
 use super::{Answer, Command, Wanted};
-use crate::actors::session::plan::Planner;
+use crate::actors::session::overlay::Overlay;
 use crate::domain::ids::InteractionId;
 use crate::domain::interaction::Interaction;
 
@@ -21,11 +21,13 @@ impl Command for WaitForInteraction {
         wanted.interaction(self.id.as_str());
     }
 
-    fn plan(self, planner: &mut Planner<'_>, reply: Answer<Interaction>) {
-        match planner.check_interaction(self.id.as_str()) {
-            Err(e) => planner.answer(reply, Err(e)),
-            Ok(i) if i.status.is_open() => planner.waits.push((self.id.into_string(), reply)),
-            Ok(i) => planner.answer(reply, Ok(i)),
+    fn plan(self, overlay: &mut Overlay<'_>, reply: Answer<Interaction>) {
+        match overlay.check_interaction(self.id.as_str()) {
+            Err(e) => overlay.answer(reply, Err(e)),
+            Ok(i) if i.status.is_open() => {
+                overlay.effects.waits.push((self.id.into_string(), reply))
+            }
+            Ok(i) => overlay.answer(reply, Ok(i)),
         }
     }
 }
