@@ -74,7 +74,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(
         web::PathConfig::default()
             .error_handler(|e, _| ApiError::BadRequest(format!("bad path: {e}")).into()),
-    );
+    )
+    .app_data(web::Data::new(docs::OpenApiDocument(openapi::document())));
     routes::register(cfg);
     cfg.default_service(web::to(|req: HttpRequest| async move {
         Err::<HttpResponse, _>(ApiError::RouteNotFound(req.path().to_owned()))

@@ -1,9 +1,8 @@
-//! `GET /openapi.json`: the OpenAPI 3 document, generated from the handlers' `#[utoipa::path]`
-//! attributes (gathered by the route table, [`super::routes`]), the DTOs' `ToSchema` derives and the shapes in `schemas` (request bodies,
-//! problems, path parameters); everything the server writes is documented by the types that
-//! write it.
+//! The OpenAPI 3 document (served at `/openapi.json` by `docs`), built from the route table's
+//! operations (each handler's `#[utoipa::path]`, see [`super::routes`]), the DTOs' and request
+//! bodies' `ToSchema` derives and the shapes in `schemas` (problems, path parameters);
+//! everything the server reads or writes is documented by the types that do it.
 
-use actix_web::HttpResponse;
 use utoipa::OpenApi;
 
 use super::schemas::{Forbidden, Misdirected, Problem, TooManyRequests, UnsupportedMediaType};
@@ -202,11 +201,4 @@ fn camel_case_links(document: &mut serde_json::Value) {
             }
         }
     }
-}
-
-/// The OpenAPI 3 document of this API.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations", security(()),
-    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json")))]
-pub async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(document())
 }

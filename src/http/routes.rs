@@ -12,7 +12,7 @@ use utoipa::openapi::path::{Operation as DocumentedOperation, PathItem};
 use utoipa::openapi::OpenApi;
 
 use super::error::ApiError;
-use super::{auth, claude_code, docs, events, health, interactions, notifications, openapi};
+use super::{auth, claude_code, docs, events, health, interactions, notifications};
 use super::{search, sessions};
 
 /// One operation: a handler and what its `#[utoipa::path]` says of it.
@@ -47,7 +47,7 @@ fn operations() -> Vec<Operation> {
         operation!(health::healthz),
         operation!(health::readyz),
         operation!(health::metrics),
-        operation!(openapi::openapi_json),
+        operation!(docs::openapi_json),
         operation!(docs::api_reference),
         operation!(sessions::list),
         operation!(sessions::put),

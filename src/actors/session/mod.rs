@@ -41,11 +41,11 @@ use crate::store::DbPool;
 use commands::Queued;
 use group::GroupBuilder;
 use load::LoadedState;
-use overlay::Plan;
+use overlay::{Lookups, Plan};
 pub use reorder::ReorderTotals;
 use reorder::{Held, ReorderBuffer};
 use reply::Reply;
-use state::{Lookups, SessionState};
+use state::SessionState;
 
 /// The most events one group may carry; more wait for the next group.
 const MAX_GROUP_EVENTS: usize = 5000;

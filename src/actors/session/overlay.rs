@@ -12,9 +12,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::json;
 
 use super::cache::DedupCache;
-use super::interactions::Standing;
+use super::interactions::{InteractionState, Standing};
 use super::reply::{Answer, NextRequest, Reply, WaitReply};
-use super::state::{Lookups, SessionState};
 use crate::actors::error::SessionError;
 use crate::actors::key::SessionKey;
 use crate::domain::interaction::{Interaction, InteractionStatus};
@@ -28,39 +27,44 @@ use crate::store::{NewNotification, SessionWrite};
 static NO_INTERACTIONS: BTreeMap<String, Interaction> = BTreeMap::new();
 static NO_STANDING: Standing = Standing::EMPTY;
 
-/// What lies under the overlay: the session's committed state, what the group's look-up
-/// found, and where a session created by the group gets its key.
+/// What a look-up found that the plan of its group needs.
+#[derive(Default)]
+pub(super) struct Lookups {
+    /// Dedup keys of the group that the session has stored, with their seqs.
+    pub stored_keys: HashMap<String, i64>,
+    /// Stored events naming interactions about to be created.
+    pub event_counts: HashMap<String, i64>,
+    /// Stored client sequences behind the expected one, with their events' dedup keys.
+    pub sequences: HashMap<i64, String>,
+}
+
+/// What lies under the overlay: the session's committed state (lent by `SessionState`), what
+/// the group's look-up found, and where a session created by the group gets its key.
 pub(super) struct Committed<'a> {
-    pub state: &'a SessionState,
+    pub key: &'a SessionKey,
+    pub session: Option<&'a Session>,
+    pub session_key: Option<i64>,
+    pub interactions: Option<&'a InteractionState>,
+    pub dedup: &'a DedupCache,
+    /// The client `sequence` expected next.
+    pub next_sequence: i64,
     pub lookups: &'a Lookups,
     pub session_keys: &'a SessionKeys,
 }
 
 impl<'a> Committed<'a> {
     fn interactions(&self) -> &'a BTreeMap<String, Interaction> {
-        self.state
-            .interactions
-            .as_deref()
-            .map_or(&NO_INTERACTIONS, |i| &i.known)
+        self.interactions.map_or(&NO_INTERACTIONS, |i| &i.known)
     }
 
     fn standing(&self) -> &'a Standing {
-        self.state
-            .interactions
-            .as_deref()
-            .map_or(&NO_STANDING, |i| &i.standing)
-    }
-
-    fn dedup(&self) -> &'a DedupCache {
-        &self.state.dedup
+        self.interactions.map_or(&NO_STANDING, |i| &i.standing)
     }
 
     /// Stored events naming interactions that do not exist yet, by id: kept by the session
     /// when it counts them, else from the look-up.
     fn event_counts(&self) -> &'a HashMap<String, i64> {
-        self.state
-            .interactions
-            .as_deref()
+        self.interactions
             .and_then(|i| i.orphan_events.as_ref())
             .unwrap_or(&self.lookups.event_counts)
     }
@@ -145,16 +149,15 @@ pub(crate) struct Overlay<'a> {
 
 impl<'a> Overlay<'a> {
     pub(super) fn new(committed: Committed<'a>, now: i64) -> Self {
-        let state = committed.state;
         let changes = Changes {
-            session: state.session.clone(),
-            session_key: state.session_key,
+            session: committed.session.cloned(),
+            session_key: committed.session_key,
             interactions: HashMap::new(),
             created: Vec::new(),
             completed: Vec::new(),
             orphan_events: HashMap::new(),
-            next_position: state.interactions.as_deref().map_or(1, |i| i.next_position),
-            next_sequence: state.next_sequence,
+            next_position: committed.interactions.map_or(1, |i| i.next_position),
+            next_sequence: committed.next_sequence,
             new_keys: HashMap::new(),
             duplicates: 0,
         };
@@ -172,7 +175,7 @@ impl<'a> Overlay<'a> {
     }
 
     pub(super) fn key(&self) -> &'a SessionKey {
-        &self.committed.state.key
+        self.committed.key
     }
 
     /// The session as the group has it so far.
@@ -222,7 +225,7 @@ impl<'a> Overlay<'a> {
             .new_keys
             .get(dedup_key)
             .copied()
-            .or_else(|| self.committed.dedup().get(dedup_key))
+            .or_else(|| self.committed.dedup.get(dedup_key))
             .or_else(|| self.committed.lookups.stored_keys.get(dedup_key).copied())
     }
 
@@ -400,7 +403,7 @@ impl<'a> Overlay<'a> {
 
     /// The plan: the changes, the write that makes them durable, and the effects.
     pub(super) fn finish(mut self) -> Plan {
-        let creates_session = self.committed.state.session.is_none();
+        let creates_session = self.committed.session.is_none();
         let write = match (
             &self.changes.session,
             self.changes.session_key,
@@ -458,6 +461,7 @@ mod tests {
     use tokio::sync::oneshot;
 
     use super::*;
+    use crate::actors::session::state::SessionState;
     use crate::domain::ids::SessionId;
 
     fn key() -> Arc<SessionKey> {
@@ -499,12 +503,7 @@ mod tests {
         lookups: &'a Lookups,
         keys: &'a SessionKeys,
     ) -> Overlay<'a> {
-        let committed = Committed {
-            state,
-            lookups,
-            session_keys: keys,
-        };
-        Overlay::new(committed, 100)
+        Overlay::new(state.committed(lookups, keys), 100)
     }
 
     fn event_row(seq: i64, dedup_key: &str) -> (EventRow, SearchRow) {

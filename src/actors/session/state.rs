@@ -4,7 +4,7 @@
 //! ([`SessionState::needs`], [`SessionState::absorb`]) and commits the write; nothing here does
 //! I/O or knows of actors, so tests drive it directly (see [`testing`]).
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
 use super::cache::DedupCache;
@@ -12,22 +12,11 @@ use super::commands::{serve_waiting_callers, Queued, Wanted};
 use super::interactions::InteractionState;
 use super::interactions::ABSENT_CACHE;
 use super::load::{Found, LoadedState, Needs};
-use super::overlay::{Committed, Overlay, Plan};
+use super::overlay::{Committed, Lookups, Overlay, Plan};
 use super::reply::{NextRequest, Reply};
 use crate::actors::key::SessionKey;
 use crate::domain::session::Session;
 use crate::store::sessions::SessionKeys;
-
-/// What a look-up found that the plan of its group needs.
-#[derive(Default)]
-pub(super) struct Lookups {
-    /// Dedup keys of the group that the session has stored, with their seqs.
-    pub stored_keys: HashMap<String, i64>,
-    /// Stored events naming interactions about to be created.
-    pub event_counts: HashMap<String, i64>,
-    /// Stored client sequences behind the expected one, with their events' dedup keys.
-    pub sequences: HashMap<i64, String>,
-}
 
 /// What the actor does once a plan is adopted: answer, wake, park, arm deadlines.
 pub(super) struct AfterCommit {
@@ -167,12 +156,7 @@ impl SessionState {
             .interactions
             .as_deref_mut()
             .and_then(|i| i.next_waiters.take());
-        let committed = Committed {
-            state: self,
-            lookups,
-            session_keys,
-        };
-        let mut overlay = Overlay::new(committed, now);
+        let mut overlay = Overlay::new(self.committed(lookups, session_keys), now);
         for op in group {
             op.plan(&mut overlay);
         }
@@ -186,6 +170,24 @@ impl SessionState {
             self.interactions_mut().next_waiters = Some(parked);
         }
         plan
+    }
+
+    /// What a group's overlay reads underneath its changes.
+    pub(super) fn committed<'a>(
+        &'a self,
+        lookups: &'a Lookups,
+        session_keys: &'a SessionKeys,
+    ) -> Committed<'a> {
+        Committed {
+            key: &self.key,
+            session: self.session.as_ref(),
+            session_key: self.session_key,
+            interactions: self.interactions.as_deref(),
+            dedup: &self.dedup,
+            next_sequence: self.next_sequence,
+            lookups,
+            session_keys,
+        }
     }
 
     /// Adopts a plan whose write has committed (or that had none): the state advances to its
