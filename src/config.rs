@@ -131,6 +131,36 @@ pub struct Config {
     pub allowed_origins: Vec<String>,
     /// Per-scope limits.
     pub scope_limits: ScopeLimits,
+    /// This node's place among the nodes on one PostgreSQL database.
+    pub cluster: ClusterSettings,
+}
+
+/// Cluster mode (PostgreSQL; see `crate::cluster`). A single node is a cluster of one.
+#[derive(Clone, Debug)]
+pub struct ClusterSettings {
+    /// Unique among the nodes on one database: 1-64 chars of `A-Z a-z 0-9 . _ : -`.
+    pub node_id: String,
+    /// How the other nodes reach this one; `None`: `http://` and the address it listens on.
+    pub advertise_url: Option<String>,
+    /// How long a partition's lease lasts without renewal (renewed every third of it).
+    pub lease_ttl: Duration,
+}
+
+impl ClusterSettings {
+    /// A node id of its own and the default lease.
+    pub fn new() -> Self {
+        Self {
+            node_id: format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]),
+            advertise_url: None,
+            lease_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Request limits (contract §1).
@@ -248,6 +278,7 @@ impl Config {
             allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
             scope_limits: ScopeLimits::default(),
+            cluster: ClusterSettings::new(),
         }
     }
 
@@ -376,6 +407,15 @@ struct Cli {
     /// (they reload on their next request)
     #[arg(long, env = "ORCH_MAX_LIVE_SESSIONS", default_value_t = 100_000)]
     max_live_sessions: usize,
+    /// This node's id among the nodes on one PostgreSQL database [default: a random one]
+    #[arg(long, env = "ORCH_NODE_ID")]
+    node_id: Option<String>,
+    /// How the other nodes reach this one [default: http:// and the listen address]
+    #[arg(long, env = "ORCH_ADVERTISE_URL")]
+    advertise_url: Option<String>,
+    /// How long a partition's lease lasts without renewal, in ms (at least 300)
+    #[arg(long, env = "ORCH_LEASE_TTL_MS", default_value_t = 10_000)]
+    lease_ttl_ms: u64,
     /// Log filter, env_logger syntax (e.g. info, orchestrator=debug)
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -446,6 +486,7 @@ impl Cli {
             )? as u64,
             queue_wait: Duration::from_millis(self.scope_queue_ms),
         };
+        config.cluster = cluster_settings(self.node_id, self.advertise_url, self.lease_ttl_ms)?;
         if !config.api_keys.is_enabled()
             && !config.listen.ip().is_loopback()
             && !self.allow_insecure
@@ -454,6 +495,43 @@ impl Cli {
         }
         Ok((config, self.log))
     }
+}
+
+/// The cluster settings, checked: a node id of the id alphabet, an `http(s)://` URL, a lease
+/// long enough to be renewed in time.
+fn cluster_settings(
+    node_id: Option<String>,
+    advertise_url: Option<String>,
+    lease_ttl_ms: u64,
+) -> Result<ClusterSettings, ConfigError> {
+    let mut settings = ClusterSettings::new();
+    if let Some(id) = node_id {
+        crate::domain::ids::SessionId::parse(&id)
+            .ok()
+            .filter(|_| id.len() <= 64)
+            .ok_or_else(|| {
+                ConfigError::Invalid(
+                    "ORCH_NODE_ID must be 1-64 chars of A-Z a-z 0-9 . _ : -".into(),
+                )
+            })?;
+        settings.node_id = id;
+    }
+    if let Some(url) = advertise_url {
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        if !scheme_ok || url.len() > 2048 {
+            return Err(ConfigError::Invalid(
+                "ORCH_ADVERTISE_URL must be an http:// or https:// URL".into(),
+            ));
+        }
+        settings.advertise_url = Some(url.trim_end_matches('/').to_owned());
+    }
+    if lease_ttl_ms < 300 {
+        return Err(ConfigError::Invalid(
+            "ORCH_LEASE_TTL_MS must be at least 300".into(),
+        ));
+    }
+    settings.lease_ttl = Duration::from_millis(lease_ttl_ms);
+    Ok(settings)
 }
 
 /// `host:port` where host is an IP address or a name; a name is resolved once, at start-up,
@@ -543,5 +621,41 @@ mod tests {
     fn rejects_zero_limits() {
         assert!(cli(&["--max-batch-events", "0"]).is_err());
         assert!(cli(&["--writer-queue", "0"]).is_err());
+    }
+
+    #[test]
+    fn cluster_settings_are_checked() {
+        let c = cli(&[
+            "--node-id",
+            "node-a",
+            "--advertise-url",
+            "http://10.0.0.5:8080/",
+            "--lease-ttl-ms",
+            "3000",
+        ])
+        .unwrap();
+        assert_eq!(c.cluster.node_id, "node-a");
+        assert_eq!(
+            c.cluster.advertise_url.as_deref(),
+            Some("http://10.0.0.5:8080")
+        );
+        assert_eq!(c.cluster.lease_ttl, Duration::from_millis(3000));
+        let default = cli(&[]).unwrap().cluster;
+        assert!(default.node_id.starts_with("node-") && default.advertise_url.is_none());
+        assert_ne!(
+            default.node_id,
+            cli(&[]).unwrap().cluster.node_id,
+            "random per node"
+        );
+        assert_eq!(default.lease_ttl, Duration::from_secs(10));
+        for bad in [
+            &["--node-id", "a b"][..],
+            &["--node-id", ""],
+            &["--node-id", &"n".repeat(65)],
+            &["--advertise-url", "10.0.0.5:8080"],
+            &["--lease-ttl-ms", "299"],
+        ] {
+            assert!(cli(bad).is_err(), "{bad:?}");
+        }
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod actors;
 pub mod claude_code;
+pub mod cluster;
 pub mod config;
 pub mod dashboard;
 pub mod domain;

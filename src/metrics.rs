@@ -52,6 +52,33 @@ pub static LIVE_SESSION_ACTORS: LazyLock<IntGauge> = LazyLock::new(|| {
         .expect("static metric definition"),
     )
 });
+pub static PARTITIONS_OWNED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new(
+            "orchestrator_partitions_owned",
+            "Session partitions whose lease this node holds (PostgreSQL)",
+        )
+        .expect("static metric definition"),
+    )
+});
+pub static LEASES_TAKEN: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "orchestrator_leases_taken_total",
+        "Partition leases this node took over (each with a new epoch)",
+    )
+});
+pub static LEASES_RENEWED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "orchestrator_leases_renewed_total",
+        "Partition leases this node renewed",
+    )
+});
+pub static LEASES_LOST: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "orchestrator_leases_lost_total",
+        "Partition leases that expired before this node renewed them",
+    )
+});
 pub static SEARCH_INDEX_BEHIND: LazyLock<IntGauge> = LazyLock::new(|| {
     register(
         IntGauge::new(
@@ -240,9 +267,13 @@ pub fn init() {
         &STUCK_SESSIONS,
         &SPLIT_COMMITS,
         &SLOW_STREAMS_DISCONNECTED,
+        &LEASES_TAKEN,
+        &LEASES_RENEWED,
+        &LEASES_LOST,
     ] {
         LazyLock::force(c);
     }
+    LazyLock::force(&PARTITIONS_OWNED);
     LazyLock::force(&HTTP_REQUESTS);
     LazyLock::force(&REORDER_HELD_BYTES);
     for source in ["memory", "database"] {

@@ -16,6 +16,7 @@ use actix_web::middleware::{from_fn, Condition, Logger, Next};
 use actix_web::{web, App};
 
 use crate::actors::{SessionHandle, Writer};
+use crate::cluster::keeper::{LeaseKeeper, Ownership};
 use crate::config::Config;
 use crate::http::guard::{ConnectionRules, GuardedStream};
 use crate::store::{PoolSettings, StoreError};
@@ -33,6 +34,8 @@ pub enum StartError {
     },
     #[error("start-up task failed: {0}")]
     Blocking(String),
+    #[error("cannot join the cluster: {0}")]
+    Cluster(String),
 }
 
 /// A running server.
@@ -46,6 +49,10 @@ pub struct RunningServer {
     pub writer: Writer,
     shutdown: shutdown::ShutdownTrigger,
     serving: actix_rt::task::JoinHandle<std::io::Result<()>>,
+    /// Held while serving a SQLite database; released when the server stops.
+    sqlite_lock: std::sync::Mutex<Option<store::SqliteNodeLock>>,
+    /// This node's leases on a PostgreSQL database; handed back when the server stops.
+    lease_keeper: Option<Arc<LeaseKeeper>>,
 }
 
 /// How long requests that are still running may take to finish once the server stops.
@@ -57,7 +64,10 @@ impl RunningServer {
     /// Runs until the server stops ([`RunningServer::stop`], or a signal under
     /// [`RunningServer::serve_until_signalled`]).
     pub async fn wait(self) -> std::io::Result<()> {
-        self.serving.await.map_err(std::io::Error::other)?
+        let keeper = self.lease_keeper.clone();
+        let served = self.serving.await.map_err(std::io::Error::other);
+        leave_cluster(keeper).await;
+        served?
     }
 
     /// Stops gracefully: ends streams and long waits, stops accepting, lets running requests
@@ -65,6 +75,10 @@ impl RunningServer {
     pub async fn stop(&self) {
         self.shutdown.trip();
         self.handle.stop(true).await;
+        if let Ok(mut lock) = self.sqlite_lock.lock() {
+            lock.take();
+        }
+        leave_cluster(self.lease_keeper.clone()).await;
     }
 
     /// Serves until SIGTERM or SIGINT, then stops gracefully; a second SIGINT (Ctrl-C) while
@@ -96,21 +110,33 @@ impl RunningServer {
     }
 }
 
+/// Hands this node's partitions back, once it no longer serves: the other nodes take them at
+/// once instead of when the leases expire.
+async fn leave_cluster(keeper: Option<Arc<LeaseKeeper>>) {
+    if let Some(keeper) = keeper {
+        let _ = web::block(move || keeper.leave()).await;
+    }
+}
+
 /// Migrates the database, starts the actors and the HTTP server, which serves from then on.
 /// Must run inside an actix system.
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     metrics::init();
     let target = config.database.clone();
+    let sqlite_lock = match &target {
+        store::DatabaseTarget::Sqlite(path) => Some(store::SqliteNodeLock::take(path)?),
+        store::DatabaseTarget::Postgres(_) => None,
+    };
     let read_settings = PoolSettings {
         max_size: config.db_pool_size,
         connection_timeout: config.db_timeout,
     };
     // Two pools, so that a flood of reads (any tenant's) cannot take the connections that
     // session actors load with and the committer writes with: those have their own, sized like
-    // the readers' plus the committer's and one more: SQLite's checkpointer, or PostgreSQL's
-    // search indexer.
+    // the readers' plus the committer's, one for SQLite's checkpointer or PostgreSQL's search
+    // indexer, and one for PostgreSQL's lease keeper.
     let session_settings = PoolSettings {
-        max_size: config.db_pool_size + 2,
+        max_size: config.db_pool_size + 3,
         connection_timeout: config.db_timeout,
     };
     let (pool, session_pool, next_session_key) = web::block(move || {
@@ -152,6 +178,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         config.db_timeout,
     );
     wake_sessions_with_deadlines(&session_pool, &sessions).await?;
+    let ownership = matches!(config.database, store::DatabaseTarget::Postgres(_))
+        .then(|| Arc::new(Ownership::default()));
     let state = web::Data::new(http::AppState {
         sessions: sessions.clone(),
         writer: writer.clone(),
@@ -174,6 +202,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             config.api_keys.scopes(),
         ),
         claude_code_joins: Default::default(),
+        cluster: ownership
+            .clone()
+            .map(|ownership| (ownership, config.cluster.lease_ttl)),
     });
 
     let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);
@@ -269,6 +300,29 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
              can read and change every session; set ORCH_API_KEYS"
         );
     }
+    // A single node on PostgreSQL is a cluster of one: it holds every partition's lease.
+    let lease_keeper = match ownership {
+        None => None,
+        Some(ownership) => {
+            let advertise_url = config
+                .cluster
+                .advertise_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}"));
+            log::info!(
+                "cluster node {} (reached at {advertise_url}), leases of {} ms",
+                config.cluster.node_id,
+                config.cluster.lease_ttl.as_millis()
+            );
+            let (pool, settings) = (session_pool.clone(), config.cluster.clone());
+            let keeper =
+                web::block(move || LeaseKeeper::start(pool, settings, advertise_url, ownership))
+                    .await
+                    .map_err(|e| StartError::Blocking(e.to_string()))?
+                    .map_err(StartError::Cluster)?;
+            Some(Arc::new(keeper))
+        }
+    };
     let server: Server = server.run();
     let handle = server.handle();
     Ok(RunningServer {
@@ -278,6 +332,8 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         writer,
         shutdown: shutdown_trigger,
         serving: actix_rt::spawn(server),
+        sqlite_lock: std::sync::Mutex::new(sqlite_lock),
+        lease_keeper,
     })
 }
 

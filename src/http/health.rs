@@ -29,13 +29,19 @@ pub struct Ready {
 }
 
 #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
-    responses((status = 200, description = "Database answers, commits go through (none stalled past the database timeout or failed in the last 10 s), write queue below its limit", body = Ready), crate::http::schemas::Unavailable))]
+    responses((status = 200, description = "Database answers, commits go through (none stalled past the database timeout or failed in the last 10 s), write queue below its limit; on PostgreSQL, the node renewed its partition leases within their TTL", body = Ready), crate::http::schemas::Unavailable))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     read(&state, |conn| {
         with_backend!(conn, |c| c.batch_execute("SELECT 1"))?;
         Ok(())
     })
     .await?;
+    if let Some((ownership, lease_ttl)) = &state.cluster {
+        if !ownership.is_current(*lease_ttl) {
+            // Its leases may have expired: it cannot say which sessions it may serve.
+            return Err(ApiError::StorageUnavailable);
+        }
+    }
     let load = state.writer.load();
     if load.stalled || load.failing {
         // The database answers reads but cannot commit: stalled, locked, full or gone.

@@ -66,6 +66,11 @@ pub struct AppState {
     pub admission: admission::Admission,
     /// Approvals of PreToolUse for the PermissionRequest that follows (see [`claude_code`]).
     pub claude_code_joins: claude_code::JoinRecords,
+    /// On PostgreSQL: the partitions this node holds, and how long a lease lasts.
+    pub cluster: Option<(
+        std::sync::Arc<crate::cluster::keeper::Ownership>,
+        std::time::Duration,
+    )>,
 }
 
 /// Registers every route (see [`routes`]), the extractor error handlers and the JSON 404

@@ -6,7 +6,9 @@ mod connection;
 pub mod events;
 mod feed;
 pub mod interactions;
+pub mod leases;
 pub mod models;
+mod node_lock;
 pub mod notifications;
 pub mod page;
 pub mod schema;
@@ -24,6 +26,7 @@ pub use connection::{
     DEFAULT_SQLITE_FILE, TRUSTED_AFTER_USE,
 };
 pub use feed::NotificationFeed;
+pub use node_lock::SqliteNodeLock;
 pub use write::{commit_batch, Committed, NewNotification, SessionWrite};
 
 /// Errors of the storage layer.
@@ -46,4 +49,14 @@ pub enum StoreError {
     Corrupt(String),
     #[error("migrations failed: {0}")]
     Migration(String),
+    #[error(
+        "another orchestrator{} is serving the SQLite database {}: SQLite runs as one node \
+         (stop that one, or use PostgreSQL to run several)",
+        holder.map(|pid| format!(" (process {pid})")).unwrap_or_default(),
+        path.display()
+    )]
+    InUse {
+        path: std::path::PathBuf,
+        holder: Option<u32>,
+    },
 }

@@ -32,7 +32,7 @@ pub fn fresh_database(backend: Backend) -> Option<DatabaseTarget> {
     match backend {
         Backend::Sqlite => {
             let path = std::env::temp_dir().join(format!("{name}.db"));
-            for suffix in ["", "-wal", "-shm"] {
+            for suffix in ["", "-wal", "-shm", ".lock"] {
                 let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
             }
             Some(DatabaseTarget::Sqlite(path))
@@ -600,7 +600,7 @@ fn remove_database(database: &DatabaseTarget) {
             // Only files under the temp dir, which this harness named, are removed.
             if path.starts_with(std::env::temp_dir()) {
                 let path: PathBuf = path.clone();
-                for suffix in ["", "-wal", "-shm"] {
+                for suffix in ["", "-wal", "-shm", ".lock"] {
                     let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
                 }
             }

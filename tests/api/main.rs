@@ -3,6 +3,7 @@
 mod common;
 
 mod binary;
+mod cluster;
 mod connections;
 mod cross_site;
 mod deploy;
@@ -26,5 +27,6 @@ mod scopes_and_limits;
 mod search;
 mod sessions;
 mod shutdown;
+mod single_node;
 mod store_writes;
 mod stream_tokens;

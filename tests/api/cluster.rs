@@ -1,0 +1,132 @@
+//! Cluster mode, with real node processes on one PostgreSQL: the partitions' leases spread
+//! over the live nodes, a killed node's partitions are taken over once its leases expire, and a
+//! node that stops cleanly hands its partitions over at once.
+
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+use orchestrator::store::DatabaseTarget;
+
+use crate::common::{fresh_database, Backend, RemoveOnDrop, ServerProcess};
+
+/// Leases in these tests: short, so takeovers are quick, long enough for a loaded machine.
+const LEASE_TTL_MS: u64 = 4000;
+
+fn node(database: &DatabaseTarget, id: &str) -> ServerProcess {
+    let ttl = LEASE_TTL_MS.to_string();
+    ServerProcess::spawn_with(
+        database,
+        &[("ORCH_NODE_ID", id), ("ORCH_LEASE_TTL_MS", ttl.as_str())],
+    )
+}
+
+/// A metric's value in a node's `/metrics`.
+async fn metric(node: &ServerProcess, name: &str) -> f64 {
+    let r = node.http.get("/metrics").await;
+    assert_eq!(r.status, 200);
+    r.text
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+}
+
+async fn owned(nodes: &[&ServerProcess]) -> Vec<u32> {
+    let mut counts = Vec::new();
+    for node in nodes {
+        counts.push(metric(node, "orchestrator_partitions_owned").await as u32);
+    }
+    counts
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// A count from the cluster's tables, read directly.
+fn count(database: &DatabaseTarget, sql: &str) -> i64 {
+    let DatabaseTarget::Postgres(url) = database else {
+        unreachable!("cluster mode runs on PostgreSQL");
+    };
+    let mut conn = PgConnection::establish(url).expect("connect to the test database");
+    let row: Count = diesel::sql_query(sql).get_result(&mut conn).expect(sql);
+    row.n
+}
+
+/// Waits until the nodes hold `expected` partitions each; how long it took.
+async fn until_owned(nodes: &[&ServerProcess], expected: &[u32], within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let counts = owned(nodes).await;
+        if counts == expected {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "the nodes hold {counts:?} partitions, not {expected:?}, after {within:?}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[actix_rt::test]
+async fn partitions_spread_over_the_nodes_and_follow_them_when_they_go() {
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let a = node(&database, "node-a");
+    // A node alone is a cluster of one: it holds every partition before it serves.
+    assert_eq!(owned(&[&a]).await, [256]);
+    let b = node(&database, "node-b");
+    let c = node(&database, "node-c");
+    // 256 over three: the first in id order holds one more.
+    until_owned(&[&a, &b, &c], &[86, 85, 85], Duration::from_secs(20)).await;
+    for n in [&a, &b, &c] {
+        assert_eq!(n.http.get("/readyz").await.status, 200);
+    }
+
+    // SIGKILL: c hands nothing back. Its leases hold until they expire, and nobody takes
+    // them before; then a and b share everything.
+    let taken_before = metric(&a, "orchestrator_leases_taken_total").await;
+    c.kill();
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(*) AS n FROM partition_leases WHERE owner = 'node-c' AND expires_at > now()"
+        ),
+        85
+    );
+    until_owned(&[&a, &b], &[128, 128], Duration::from_secs(30)).await;
+    assert!(metric(&a, "orchestrator_leases_taken_total").await > taken_before);
+    // Every partition that changed hands has a new epoch, so a stale owner's no longer
+    // matches: only those a took first and kept are still at epoch 1.
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(*) AS n FROM partition_leases WHERE epoch = 1 AND owner <> 'node-a'"
+        ),
+        0
+    );
+
+    // SIGTERM: b hands its partitions back as it stops (they are free at once, not when
+    // their leases expire) and leaves; a takes them in its next round.
+    assert!(b.terminate().success());
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(*) AS n FROM partition_leases WHERE owner = 'node-b'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(*) AS n FROM cluster_nodes WHERE node_id = 'node-b'"
+        ),
+        0
+    );
+    until_owned(&[&a], &[256], Duration::from_secs(30)).await;
+    assert_eq!(a.http.get("/readyz").await.status, 200);
+}
