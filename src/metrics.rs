@@ -79,6 +79,12 @@ pub static LEASES_LOST: LazyLock<IntCounter> = LazyLock::new(|| {
         "Partition leases that expired before this node renewed them",
     )
 });
+pub static FENCED_COMMITS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "orchestrator_fenced_commits_total",
+        "Session writes refused at commit: planned under a partition lease this node no longer held",
+    )
+});
 pub static SEARCH_INDEX_BEHIND: LazyLock<IntGauge> = LazyLock::new(|| {
     register(
         IntGauge::new(
@@ -270,6 +276,7 @@ pub fn init() {
         &LEASES_TAKEN,
         &LEASES_RENEWED,
         &LEASES_LOST,
+        &FENCED_COMMITS,
     ] {
         LazyLock::force(c);
     }

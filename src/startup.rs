@@ -166,6 +166,10 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         feed.clone(),
         wal_checkpoints,
     );
+    // On PostgreSQL the node's leases decide which sessions it serves; filled by the lease
+    // keeper before the server serves.
+    let ownership = matches!(config.database, store::DatabaseTarget::Postgres(_))
+        .then(|| Arc::new(Ownership::default()));
     let session_threads = config.session_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
@@ -176,10 +180,43 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         std::sync::Arc::new(store::sessions::SessionKeys::starting_at(next_session_key)),
         session_threads,
         config.db_timeout,
+        ownership.clone().map(|ownership| {
+            Arc::new(crate::cluster::Member {
+                node_id: config.cluster.node_id.as_str().into(),
+                ownership,
+            })
+        }),
     );
+    let listener = listen(config.listen).map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let addr = listener.local_addr().unwrap_or(config.listen);
+    // A single node on PostgreSQL is a cluster of one: it holds every partition's lease.
+    let lease_keeper = match ownership.clone() {
+        None => None,
+        Some(ownership) => {
+            let advertise_url = config
+                .cluster
+                .advertise_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{addr}"));
+            log::info!(
+                "cluster node {} (reached at {advertise_url}), leases of {} ms",
+                config.cluster.node_id,
+                config.cluster.lease_ttl.as_millis()
+            );
+            let (pool, settings) = (session_pool.clone(), config.cluster.clone());
+            let keeper =
+                web::block(move || LeaseKeeper::start(pool, settings, advertise_url, ownership))
+                    .await
+                    .map_err(|e| StartError::Blocking(e.to_string()))?
+                    .map_err(StartError::Cluster)?;
+            Some(Arc::new(keeper))
+        }
+    };
+    // After the first lease round: on PostgreSQL only the sessions this node holds wake here.
     wake_sessions_with_deadlines(&session_pool, &sessions).await?;
-    let ownership = matches!(config.database, store::DatabaseTarget::Postgres(_))
-        .then(|| Arc::new(Ownership::default()));
     let state = web::Data::new(http::AppState {
         sessions: sessions.clone(),
         writer: writer.clone(),
@@ -231,11 +268,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
                 .configure(http::configure)
         }
     };
-    let listener = listen(config.listen).map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    let addr = listener.local_addr().unwrap_or(config.listen);
     // Signals are handled by `serve_until_signalled`, which ends long-lived requests first.
     let mut builder = actix_server::Server::build()
         .disable_signals()
@@ -300,29 +332,6 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
              can read and change every session; set ORCH_API_KEYS"
         );
     }
-    // A single node on PostgreSQL is a cluster of one: it holds every partition's lease.
-    let lease_keeper = match ownership {
-        None => None,
-        Some(ownership) => {
-            let advertise_url = config
-                .cluster
-                .advertise_url
-                .clone()
-                .unwrap_or_else(|| format!("http://{addr}"));
-            log::info!(
-                "cluster node {} (reached at {advertise_url}), leases of {} ms",
-                config.cluster.node_id,
-                config.cluster.lease_ttl.as_millis()
-            );
-            let (pool, settings) = (session_pool.clone(), config.cluster.clone());
-            let keeper =
-                web::block(move || LeaseKeeper::start(pool, settings, advertise_url, ownership))
-                    .await
-                    .map_err(|e| StartError::Blocking(e.to_string()))?
-                    .map_err(StartError::Cluster)?;
-            Some(Arc::new(keeper))
-        }
-    };
     let server: Server = server.run();
     let handle = server.handle();
     Ok(RunningServer {

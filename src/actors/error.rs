@@ -26,6 +26,10 @@ pub enum SessionError {
     /// The database failed or could not be reached; nothing was stored.
     #[error("storage unavailable: {0}")]
     StorageUnavailable(String),
+    /// This node does not hold the lease of the session's partition (any more); nothing was
+    /// stored.
+    #[error("this node does not own the session's partition")]
+    NotOwner,
     /// The request breaks a rule that only the session's state can check.
     #[error(transparent)]
     Invalid(ValidationError),

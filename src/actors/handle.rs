@@ -64,6 +64,7 @@ impl SessionHandle {
         session_keys: Arc<SessionKeys>,
         shards: usize,
         deadline: Duration,
+        cluster: Option<Arc<crate::cluster::Member>>,
     ) -> SessionHandle {
         let generations = Arc::new(AtomicU64::new(1));
         let reorder_total = Arc::new(super::session::ReorderTotals::default());
@@ -81,6 +82,7 @@ impl SessionHandle {
                 max_live: settings.max_live_sessions.div_ceil(shard_count).max(1),
                 reorder_total: reorder_total.clone(),
                 session_keys: session_keys.clone(),
+                cluster: cluster.clone(),
             };
             registries.push(Registry::start(&arbiter.handle(), deps));
             arbiters.push(arbiter);

@@ -152,6 +152,9 @@ pub enum WriteError {
     Overloaded,
     #[error("{0}")]
     Storage(String),
+    /// Planned under a partition lease this node no longer holds at that epoch.
+    #[error("the partition's lease was lost")]
+    Fenced,
 }
 
 /// Writes are waiting in the commit queue and the committer is idle: commit until the queue

@@ -32,6 +32,7 @@ use super::messages::{
 use super::session::commands::Queued;
 use super::session::{RegistryLink, SessionActor, SessionDeps};
 use super::writer::Writer;
+use crate::actors::error::SessionError;
 use crate::config::SessionSettings;
 use crate::store::sessions::SessionKeys;
 use crate::store::DbPool;
@@ -65,11 +66,15 @@ pub struct RegistryDeps {
     pub reorder_total: Arc<super::session::ReorderTotals>,
     /// The keys of new sessions, shared by every shard.
     pub session_keys: Arc<SessionKeys>,
+    /// In cluster mode: this node, whose leases decide which sessions it may start.
+    pub cluster: Option<Arc<crate::cluster::Member>>,
 }
 
 pub struct Registry {
     /// What every session actor shares (one allocation, not a copy per actor).
     deps: Arc<SessionDeps>,
+    /// In cluster mode: whose leases decide which sessions this node may start.
+    cluster: Option<Arc<crate::cluster::Member>>,
     /// Keyed by the same allocation the actor holds as its key: one copy of the key strings
     /// per live session instead of two.
     live: HashMap<Arc<SessionKey>, Live>,
@@ -92,6 +97,7 @@ impl Registry {
             max_live,
             reorder_total,
             session_keys,
+            cluster,
         } = deps;
         Registry::start_in_arbiter(arbiter, move |ctx| {
             ctx.set_mailbox_capacity(0);
@@ -101,6 +107,7 @@ impl Registry {
                 }
             });
             Registry {
+                cluster,
                 deps: Arc::new(SessionDeps {
                     registry: RegistryLink {
                         passivate: ctx.address().downgrade().recipient(),
@@ -172,11 +179,16 @@ impl Registry {
         self.touch(key)
     }
 
-    /// The live actor of `key`, started now if there is none.
-    fn actor_for(&mut self, key: &SessionKey) -> &mut Live {
+    /// The live actor of `key`, started now if there is none; `None` in cluster mode when
+    /// this node does not hold the lease of the session's partition.
+    fn actor_for(&mut self, key: &SessionKey) -> Option<&mut Live> {
         if self.live_actor(key).is_some() {
-            return self.live.get_mut(key).expect("live above");
+            return self.live.get_mut(key);
         }
+        let lease = match &self.cluster {
+            Some(member) => Some(member.claim(key)?),
+            None => None,
+        };
         let generation = self.generations.fetch_add(1, Ordering::Relaxed);
         let key = Arc::new(key.clone());
         let predecessor = self.draining.get_mut(&key).map(|draining| {
@@ -184,7 +196,13 @@ impl Registry {
             draining.release.push(release);
             gone
         });
-        let addr = SessionActor::start(key.clone(), generation, self.deps.clone(), predecessor);
+        let addr = SessionActor::start(
+            key.clone(),
+            generation,
+            self.deps.clone(),
+            predecessor,
+            lease,
+        );
         self.uses += 1;
         self.recency.insert(self.uses, key.clone());
         // Vacant: a connected actor returned above, a stopped one was removed.
@@ -200,7 +218,7 @@ impl Registry {
         if self.live.len() > self.max_live {
             self.ask_oldest_to_leave();
         }
-        self.live.get_mut(&key).expect("inserted above")
+        self.live.get_mut(&key)
     }
 
     fn start_draining(&mut self, key: Arc<SessionKey>, generation: u64) {
@@ -238,7 +256,13 @@ impl Handler<Deliver> for Registry {
                 None => return Err(msg.queued),
             }
         } else {
-            self.actor_for(&msg.key)
+            match self.actor_for(&msg.key) {
+                Some(live) => live,
+                None => {
+                    msg.queued.fail(SessionError::NotOwner);
+                    return Ok(());
+                }
+            }
         };
         live.forwarded += 1;
         // Into the mailbox now, in arrival order; the answer goes straight to the caller.
@@ -285,9 +309,11 @@ impl Registry {
         ctx.run_later(
             std::time::Duration::from_millis(wait),
             move |registry, _| {
-                let live = registry.actor_for(&key);
-                live.forwarded += 1;
-                live.addr.do_send(Wake);
+                // Not held here any more: the partition's owner wakes it.
+                if let Some(live) = registry.actor_for(&key) {
+                    live.forwarded += 1;
+                    live.addr.do_send(Wake);
+                }
             },
         );
     }

@@ -376,6 +376,27 @@ impl Committer {
     ) {
         let started = Instant::now();
         let outcome = self.commit_or_reset(&writes);
+        if let Err(StoreError::Fenced(partitions)) = &outcome {
+            // Those writes are refused alone; the others are committed without them.
+            let (fenced, kept): (Vec<_>, Vec<_>) =
+                writes.into_iter().zip(replies).partition(|(w, _)| {
+                    w.lease
+                        .as_ref()
+                        .is_some_and(|l| partitions.contains(&l.partition))
+                });
+            {
+                let mut state = self.queue.lock();
+                state.in_flight = state.in_flight.saturating_sub(fenced.len());
+            }
+            for (_, reply) in fenced {
+                let _ = reply.send(Err(WriteError::Fenced));
+            }
+            if !kept.is_empty() {
+                let (writes, replies) = kept.into_iter().unzip();
+                self.commit_and_answer(writes, replies);
+            }
+            return;
+        }
         match &outcome {
             Ok(()) => {
                 self.queue.lock().failed_at = None;
@@ -440,7 +461,8 @@ impl Committer {
     /// Commits `writes`; after a failure the next batch starts afresh.
     fn commit_or_reset(&mut self, writes: &[SessionWrite]) -> Result<(), StoreError> {
         let result = self.commit(writes);
-        if result.is_err() {
+        // A fenced batch was rolled back cleanly, before anything was written.
+        if result.is_err() && !matches!(result, Err(StoreError::Fenced(_))) {
             if let Some(conn) = self.conn.as_mut() {
                 conn.mark_failed();
             }

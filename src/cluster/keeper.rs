@@ -93,6 +93,14 @@ impl LeaseKeeper {
         let DbConnection::Pg(pg) = &mut **conn else {
             return Err("cluster mode needs PostgreSQL".into());
         };
+        let ttl_ms = settings.lease_ttl.as_millis() as i64;
+        let resumed = leases::resume(pg, &settings.node_id, ttl_ms).map_err(|e| e.to_string())?;
+        if resumed > 0 {
+            log::info!(
+                "node {} resumed the {resumed} partition leases it held before it restarted",
+                settings.node_id
+            );
+        }
         round(pg, &settings, &advertise_url, &ownership, Instant::now())
             .map_err(|e| e.to_string())?;
         drop(conn);

@@ -6,3 +6,32 @@
 pub mod balance;
 pub mod keeper;
 pub mod partition;
+
+use std::sync::Arc;
+
+use crate::actors::messages::SessionKey;
+use crate::store::LeaseClaim;
+
+/// This node as a member of the cluster: who it is and what it holds.
+pub struct Member {
+    pub node_id: Arc<str>,
+    pub ownership: Arc<keeper::Ownership>,
+}
+
+impl Member {
+    /// The lease under which this node may load and write `key`'s session, when it holds
+    /// the session's partition.
+    pub fn claim(&self, key: &SessionKey) -> Option<LeaseClaim> {
+        let partitions = self.ownership.partitions();
+        if partitions == 0 {
+            return None;
+        }
+        let partition = partition::partition_of(&key.scope, key.session_id.as_str(), partitions);
+        let epoch = self.ownership.epoch_of(partition)?;
+        Some(LeaseClaim {
+            node_id: self.node_id.clone(),
+            partition,
+            epoch,
+        })
+    }
+}

@@ -64,6 +64,9 @@ pub enum ApiError {
     Overloaded,
     #[error("storage is unavailable; retry shortly")]
     StorageUnavailable,
+    /// Another node serves the session (or it is changing hands); nothing was stored.
+    #[error("the session's partition is changing hands; retry shortly")]
+    NotOwner,
 }
 
 impl ApiError {
@@ -82,6 +85,7 @@ impl ApiError {
             Self::Validation(_) => "validation_failed",
             Self::Overloaded => "overloaded",
             Self::StorageUnavailable => "storage_unavailable",
+            Self::NotOwner => "not_owner",
         }
     }
 
@@ -100,6 +104,7 @@ impl ApiError {
             Self::Validation(_) => "Validation failed",
             Self::Overloaded => "Overloaded",
             Self::StorageUnavailable => "Storage unavailable",
+            Self::NotOwner => "Not owner",
         }
     }
 
@@ -138,7 +143,9 @@ impl ResponseError for ApiError {
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Refused(refusal) => refusal.status(),
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Overloaded | Self::StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded | Self::StorageUnavailable | Self::NotOwner => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -146,7 +153,7 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         match self {
-            Self::Overloaded | Self::StorageUnavailable => {
+            Self::Overloaded | Self::StorageUnavailable | Self::NotOwner => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
             }
             Self::Refused(refusal) => {
@@ -220,6 +227,7 @@ impl From<SessionError> for ApiError {
             SessionError::Overloaded => Self::Overloaded,
             // The cause was logged where it happened; the client learns only that it may retry.
             SessionError::StorageUnavailable(_) => Self::StorageUnavailable,
+            SessionError::NotOwner => Self::NotOwner,
             SessionError::Invalid(v) => Self::Validation(v),
         }
     }

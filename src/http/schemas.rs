@@ -81,7 +81,7 @@ pub struct Problem {
     pub status: u16,
     /// Machine-readable: bad_request, unauthorized, session_not_found, interaction_not_found,
     /// not_found, method_not_allowed, already_completed, not_started, payload_too_large,
-    /// validation_failed, overloaded, storage_unavailable.
+    /// validation_failed, overloaded, storage_unavailable, not_owner.
     pub code: String,
     pub detail: String,
     /// validation_failed: the event's position in the batch.

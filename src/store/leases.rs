@@ -97,6 +97,20 @@ pub fn renew(conn: &mut PgConnection, node_id: &str, ttl_ms: i64) -> QueryResult
         .collect())
 }
 
+/// A node starting with an id that still holds leases (it was restarted after a crash, faster
+/// than its leases expire) resumes them at once, each with a new epoch: whatever is left of
+/// its predecessor (a process paused rather than dead) can no longer commit under them.
+pub fn resume(conn: &mut PgConnection, node_id: &str, ttl_ms: i64) -> QueryResult<usize> {
+    diesel::sql_query(
+        "UPDATE partition_leases SET epoch = epoch + 1, \
+         expires_at = now() + $2 * interval '1 millisecond' \
+         WHERE owner = $1 AND expires_at > now()",
+    )
+    .bind::<Text, _>(node_id)
+    .bind::<BigInt, _>(ttl_ms)
+    .execute(conn)
+}
+
 /// Takes `partition` for `node_id` for `ttl_ms` if nobody holds it: its new epoch, or `None`
 /// when another node holds an unexpired lease (or took it first).
 pub fn take(

@@ -27,7 +27,7 @@ pub use connection::{
 };
 pub use feed::NotificationFeed;
 pub use node_lock::SqliteNodeLock;
-pub use write::{commit_batch, Committed, NewNotification, SessionWrite};
+pub use write::{commit_batch, Committed, LeaseClaim, NewNotification, SessionWrite};
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -59,4 +59,8 @@ pub enum StoreError {
         path: std::path::PathBuf,
         holder: Option<u32>,
     },
+    /// Writes planned under partition leases this node no longer holds at that epoch: nothing
+    /// was committed.
+    #[error("partition leases lost: {0:?}")]
+    Fenced(Vec<u32>),
 }

@@ -130,3 +130,98 @@ async fn partitions_spread_over_the_nodes_and_follow_them_when_they_go() {
     until_owned(&[&a], &[256], Duration::from_secs(30)).await;
     assert_eq!(a.http.get("/readyz").await.status, 200);
 }
+
+/// A node paused past its leases (SIGSTOP: a long GC pause, a frozen VM) writes nothing from
+/// its stale memory when it wakes: another node took the partitions over with a new epoch and
+/// wrote, and the woken node's commit is fenced.
+#[actix_rt::test]
+async fn a_node_paused_past_its_lease_writes_nothing_stale_when_it_wakes() {
+    use serde_json::json;
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let event = |n: u32| {
+        json!({"event_type": "tool_use", "timestamp": "2026-12-05T10:00:00Z",
+               "event_id": format!("e{n}")})
+    };
+    let a = node(&database, "node-a");
+    for n in 1..=3 {
+        let r = a.http.post("/v1/sessions/paused/events", event(n)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+
+    a.signal("STOP");
+    // Past a's leases: b starts, finds them expired and takes every partition.
+    actix_rt::time::sleep(Duration::from_millis(LEASE_TTL_MS + 500)).await;
+    let b = node(&database, "node-b");
+    assert_eq!(owned(&[&b]).await, [256]);
+    for n in 4..=6 {
+        let r = b.http.post("/v1/sessions/paused/events", event(n)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        assert_eq!(r.body["last_seq"], n);
+    }
+
+    // a wakes with the session's actor still in memory, at seq 3 under epoch 1.
+    a.signal("CONT");
+    let r = a.http.post("/v1/sessions/paused/events", event(7)).await;
+    assert_eq!(
+        (r.status, r.body["code"].as_str()),
+        (503, Some("not_owner")),
+        "{}",
+        r.text
+    );
+    assert!(r.retry_after.is_some());
+    assert!(metric(&a, "orchestrator_fenced_commits_total").await >= 1.0);
+
+    // What is stored is exactly what was acknowledged, in order.
+    let listed = b.http.get("/v1/sessions/paused/events").await;
+    let ids: Vec<(i64, String)> = listed.body["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["seq"].as_i64().unwrap(),
+                e["event_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: Vec<(i64, String)> = (1..=6).map(|n| (n, format!("e{n}"))).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(
+        b.http.get("/v1/sessions/paused").await.body["event_count"],
+        6
+    );
+}
+
+/// A node restarted after a crash with the same `ORCH_NODE_ID` resumes its partitions at once,
+/// each with a new epoch (so what is left of its predecessor could not commit), instead of
+/// waiting for its old leases to expire.
+#[actix_rt::test]
+async fn a_node_restarted_with_its_id_resumes_its_partitions_at_once() {
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let first = node(&database, "solo");
+    assert_eq!(owned(&[&first]).await, [256]);
+    first.kill();
+    let again = node(&database, "solo");
+    assert_eq!(owned(&[&again]).await, [256], "held before it serves");
+    assert_eq!(
+        count(
+            &database,
+            "SELECT count(*) AS n FROM partition_leases WHERE owner = 'solo' AND epoch = 2"
+        ),
+        256
+    );
+    let r = again
+        .http
+        .post(
+            "/v1/sessions/s/events",
+            serde_json::json!({"event_type": "x", "timestamp": "2026-12-05T10:00:00Z"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+}

@@ -691,6 +691,9 @@ impl ServerProcess {
             .env_remove("ORCH_API_KEYS")
             .env("DATABASE_URL", url)
             .env("ORCH_LISTEN", "127.0.0.1:0")
+            // One node per database unless a test names its nodes: a restarted process is the
+            // same node and resumes its partitions (see `store::leases::resume`).
+            .env("ORCH_NODE_ID", "the-node")
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped());

@@ -108,14 +108,17 @@ pub struct SessionActor {
 }
 
 impl SessionActor {
-    /// Starts the actor for `key`, which loads once `predecessor` (if any) resolves.
+    /// Starts the actor for `key`, which loads once `predecessor` (if any) resolves; in
+    /// cluster mode under `lease`, which its writes are committed under.
     pub fn start(
         key: Arc<SessionKey>,
         generation: u64,
         deps: Arc<SessionDeps>,
         predecessor: Option<oneshot::Receiver<()>>,
+        lease: Option<crate::store::LeaseClaim>,
     ) -> Addr<SessionActor> {
-        let state = SessionState::new(key, deps.settings.dedup_cache);
+        let mut state = SessionState::new(key, deps.settings.dedup_cache);
+        state.lease = lease;
         SessionActor::create(move |ctx| {
             // Unbounded mailbox: a bounded one parks the sender and retries later, which could
             // reorder messages. Load is bounded at the writer queue instead.
@@ -308,6 +311,7 @@ impl SessionActor {
             Ok(ticket) => ticket,
             Err(WriteError::Overloaded) => return self.refused(plan, ctx),
             Err(WriteError::Storage(e)) => return self.crash_plan(plan, &e, ctx),
+            Err(WriteError::Fenced) => return self.fenced(plan, ctx),
         };
         ticket
             .into_actor(self)
@@ -318,6 +322,7 @@ impl SessionActor {
                     actor.committed(plan, ctx);
                 }
                 Ok(Err(WriteError::Overloaded)) => actor.refused(plan, ctx),
+                Ok(Err(WriteError::Fenced)) => actor.fenced(plan, ctx),
                 Ok(Err(WriteError::Storage(e))) => actor.crash_plan(plan, &e, ctx),
                 Err(_) => actor.crash_plan(plan, "the committer dropped the write", ctx),
             })
@@ -384,7 +389,26 @@ impl SessionActor {
             self.state.key.scope,
             self.state.key.session_id
         );
-        let error = SessionError::StorageUnavailable(why.to_owned());
+        self.stop_failing_all(SessionError::StorageUnavailable(why.to_owned()), ctx);
+    }
+
+    /// The group's write was planned under a partition lease this node no longer holds at
+    /// that epoch: nothing was written, and what this actor holds in memory may be stale. Its
+    /// callers get 503 (they retry at the partition's owner) and it stops; a request that
+    /// comes back to this node starts a new actor only under a lease it holds.
+    fn fenced(&mut self, plan: Plan, ctx: &mut Context<Self>) {
+        log::info!(
+            "session {}/{}: its partition's lease was lost; stopping its actor",
+            self.state.key.scope,
+            self.state.key.session_id
+        );
+        crate::metrics::FENCED_COMMITS.inc();
+        let _ = plan.effects.fail(&SessionError::NotOwner);
+        self.stop_failing_all(SessionError::NotOwner, ctx);
+    }
+
+    /// Fails everything this actor holds with `error` and stops.
+    fn stop_failing_all(&mut self, error: SessionError, ctx: &mut Context<Self>) {
         for op in self.queue.drain(..) {
             op.fail(error.clone());
         }

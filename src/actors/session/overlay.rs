@@ -21,7 +21,7 @@ use crate::domain::json::JsonText;
 use crate::domain::session::Session;
 use crate::store::models::{EventRow, InteractionRow, SearchRow, SessionRow};
 use crate::store::sessions::SessionKeys;
-use crate::store::{NewNotification, SessionWrite};
+use crate::store::{LeaseClaim, NewNotification, SessionWrite};
 
 /// What the planner sees of a session that has no interactions in memory.
 static NO_INTERACTIONS: BTreeMap<String, Interaction> = BTreeMap::new();
@@ -50,6 +50,8 @@ pub(super) struct Committed<'a> {
     pub next_sequence: i64,
     pub lookups: &'a Lookups,
     pub session_keys: &'a SessionKeys,
+    /// The partition lease the state was loaded under, in cluster mode.
+    pub lease: Option<&'a LeaseClaim>,
 }
 
 impl<'a> Committed<'a> {
@@ -442,6 +444,7 @@ impl<'a> Overlay<'a> {
                     new_interactions,
                     changed_interactions,
                     notifications: std::mem::take(&mut self.notifications),
+                    lease: self.committed.lease.cloned(),
                 })
             }
             _ => None,

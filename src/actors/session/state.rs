@@ -17,6 +17,7 @@ use super::reply::{NextRequest, Reply};
 use crate::actors::key::SessionKey;
 use crate::domain::session::Session;
 use crate::store::sessions::SessionKeys;
+use crate::store::LeaseClaim;
 
 /// What the actor does once a plan is adopted: answer, wake, park, arm deadlines.
 pub(super) struct AfterCommit {
@@ -41,6 +42,8 @@ pub(super) struct SessionState {
     pub interactions: Option<Box<InteractionState>>,
     /// The client `sequence` expected next (committed).
     pub next_sequence: i64,
+    /// The partition lease this state is loaded and written under, in cluster mode.
+    pub lease: Option<LeaseClaim>,
 }
 
 impl SessionState {
@@ -53,6 +56,7 @@ impl SessionState {
             dedup: DedupCache::new(dedup_capacity),
             interactions: None,
             next_sequence: 0,
+            lease: None,
         }
     }
 
@@ -187,6 +191,7 @@ impl SessionState {
             next_sequence: self.next_sequence,
             lookups,
             session_keys,
+            lease: self.lease.as_ref(),
         }
     }
 

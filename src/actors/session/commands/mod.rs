@@ -136,7 +136,7 @@ impl Queued {
     }
 
     /// Answers its caller with `error` instead; nothing of it was planned.
-    pub(super) fn fail(self, error: SessionError) {
+    pub(crate) fn fail(self, error: SessionError) {
         self.0.fail(error);
     }
 }
