@@ -85,6 +85,18 @@ pub static FENCED_COMMITS: LazyLock<IntCounter> = LazyLock::new(|| {
         "Session writes refused at commit: planned under a partition lease this node no longer held",
     )
 });
+pub static FORWARDED_REQUESTS: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "orchestrator_forwarded_requests_total",
+        "Requests sent on to the node holding their session's partition, and answered",
+    )
+});
+pub static FORWARDS_FAILED: LazyLock<IntCounter> = LazyLock::new(|| {
+    counter(
+        "orchestrator_forwards_failed_total",
+        "Requests whose session's owner could not be reached (answered 503 not_owner)",
+    )
+});
 pub static SEARCH_INDEX_BEHIND: LazyLock<IntGauge> = LazyLock::new(|| {
     register(
         IntGauge::new(
@@ -277,6 +289,8 @@ pub fn init() {
         &LEASES_RENEWED,
         &LEASES_LOST,
         &FENCED_COMMITS,
+        &FORWARDED_REQUESTS,
+        &FORWARDS_FAILED,
     ] {
         LazyLock::force(c);
     }

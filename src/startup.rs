@@ -20,7 +20,7 @@ use crate::cluster::keeper::{LeaseKeeper, Ownership};
 use crate::config::Config;
 use crate::http::guard::{ConnectionRules, GuardedStream};
 use crate::store::{PoolSettings, StoreError};
-use crate::{actors, config, dashboard, domain, http, metrics, shutdown, store};
+use crate::{actors, cluster, config, dashboard, domain, http, metrics, shutdown, store};
 
 /// Why the service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -139,12 +139,23 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         max_size: config.db_pool_size + 3,
         connection_timeout: config.db_timeout,
     };
-    let (pool, session_pool, next_session_key) = web::block(move || {
+    let (pool, session_pool, session_keys) = web::block(move || {
         let pool = store::connect(&target, &read_settings)?;
         let session_pool = store::open_pool(&target, &session_settings)?;
-        let next_session_key =
-            store::with_connection(&session_pool, |conn| Ok(store::sessions::next_key(conn)?))?;
-        Ok::<_, StoreError>((pool, session_pool, next_session_key))
+        let session_keys = store::with_connection(&session_pool, |conn| {
+            Ok::<_, StoreError>(match conn {
+                // Nodes of a cluster take keys in blocks, so that no two give out the same.
+                store::DbConnection::Pg(pg) => {
+                    let (start, end) =
+                        store::leases::reserve_session_keys(pg, cluster::SESSION_KEY_BLOCK)?;
+                    store::sessions::SessionKeys::in_block(start, end)
+                }
+                store::DbConnection::Sqlite(_) => {
+                    store::sessions::SessionKeys::starting_at(store::sessions::next_key(conn)?)
+                }
+            })
+        })?;
+        Ok::<_, StoreError>((pool, session_pool, Arc::new(session_keys)))
     })
     .await
     .map_err(|e| StartError::Blocking(e.to_string()))??;
@@ -177,7 +188,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         session_pool.clone(),
         writer.clone(),
         config.sessions.clone(),
-        std::sync::Arc::new(store::sessions::SessionKeys::starting_at(next_session_key)),
+        session_keys.clone(),
         session_threads,
         config.db_timeout,
         ownership.clone().map(|ownership| {
@@ -207,11 +218,13 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
                 config.cluster.lease_ttl.as_millis()
             );
             let (pool, settings) = (session_pool.clone(), config.cluster.clone());
-            let keeper =
-                web::block(move || LeaseKeeper::start(pool, settings, advertise_url, ownership))
-                    .await
-                    .map_err(|e| StartError::Blocking(e.to_string()))?
-                    .map_err(StartError::Cluster)?;
+            let keys = session_keys.clone();
+            let keeper = web::block(move || {
+                LeaseKeeper::start(pool, settings, advertise_url, ownership, keys)
+            })
+            .await
+            .map_err(|e| StartError::Blocking(e.to_string()))?
+            .map_err(StartError::Cluster)?;
             Some(Arc::new(keeper))
         }
     };
@@ -239,9 +252,11 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             config.api_keys.scopes(),
         ),
         claude_code_joins: Default::default(),
-        cluster: ownership
-            .clone()
-            .map(|ownership| (ownership, config.cluster.lease_ttl)),
+        cluster: ownership.clone().map(|ownership| http::ClusterView {
+            node_id: config.cluster.node_id.clone(),
+            ownership,
+            lease_ttl: config.cluster.lease_ttl,
+        }),
     });
 
     let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);

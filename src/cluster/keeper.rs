@@ -15,6 +15,7 @@ use diesel::pg::PgConnection;
 
 use super::balance;
 use crate::config::ClusterSettings;
+use crate::store::sessions::SessionKeys;
 use crate::store::{leases, DbConnection, DbPool};
 
 /// The partitions this node holds, with their epochs, as of the keeper's last renewal.
@@ -26,6 +27,8 @@ pub struct Ownership {
 #[derive(Default)]
 struct Held {
     partitions: HashMap<u32, i64>,
+    /// Where the other nodes' partitions are served, as of the last round.
+    elsewhere: HashMap<u32, Arc<str>>,
     /// How many partitions there are.
     count: u32,
     /// When the keeper last renewed (its leases hold until a TTL after).
@@ -36,6 +39,17 @@ impl Ownership {
     /// The epoch of `partition` when this node holds it.
     pub fn epoch_of(&self, partition: u32) -> Option<i64> {
         self.read().partitions.get(&partition).copied()
+    }
+
+    /// Where `partition` is served when another node holds it (as of the keeper's last round).
+    pub fn owner_url(&self, partition: u32) -> Option<Arc<str>> {
+        self.read().elsewhere.get(&partition).cloned()
+    }
+
+    /// This node holds every partition.
+    pub fn holds_all(&self) -> bool {
+        let held = self.read();
+        held.count > 0 && held.partitions.len() == held.count as usize
     }
 
     /// How many partitions this node holds.
@@ -59,10 +73,17 @@ impl Ownership {
         self.held.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn publish(&self, partitions: HashMap<u32, i64>, count: u32, renewed_at: Instant) {
+    fn publish(
+        &self,
+        partitions: HashMap<u32, i64>,
+        elsewhere: HashMap<u32, Arc<str>>,
+        count: u32,
+        renewed_at: Instant,
+    ) {
         let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
         *held = Held {
             partitions,
+            elsewhere,
             count,
             renewed_at: Some(renewed_at),
         };
@@ -88,6 +109,7 @@ impl LeaseKeeper {
         settings: ClusterSettings,
         advertise_url: String,
         ownership: Arc<Ownership>,
+        session_keys: Arc<SessionKeys>,
     ) -> Result<Self, String> {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         let DbConnection::Pg(pg) = &mut **conn else {
@@ -101,8 +123,16 @@ impl LeaseKeeper {
                 settings.node_id
             );
         }
-        round(pg, &settings, &advertise_url, &ownership, Instant::now())
-            .map_err(|e| e.to_string())?;
+        let keys = session_keys.as_ref();
+        round(
+            pg,
+            &settings,
+            &advertise_url,
+            &ownership,
+            keys,
+            Instant::now(),
+        )
+        .map_err(|e| e.to_string())?;
         drop(conn);
         let stop = Arc::new(AtomicBool::new(false));
         let node_id = settings.node_id.clone();
@@ -110,7 +140,16 @@ impl LeaseKeeper {
             let (pool, ownership, stop) = (pool.clone(), ownership.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("lease-keeper".into())
-                .spawn(move || keep(&pool, &settings, &advertise_url, &ownership, &stop))
+                .spawn(move || {
+                    keep(
+                        &pool,
+                        &settings,
+                        &advertise_url,
+                        &ownership,
+                        &session_keys,
+                        &stop,
+                    )
+                })
                 .expect("spawn the lease keeper")
         };
         Ok(Self {
@@ -143,8 +182,12 @@ impl LeaseKeeper {
                 self.node_id
             ),
         }
-        self.ownership
-            .publish(HashMap::new(), self.ownership.partitions(), Instant::now());
+        self.ownership.publish(
+            HashMap::new(),
+            HashMap::new(),
+            self.ownership.partitions(),
+            Instant::now(),
+        );
         crate::metrics::PARTITIONS_OWNED.set(0);
     }
 
@@ -178,6 +221,7 @@ fn keep(
     settings: &ClusterSettings,
     advertise_url: &str,
     ownership: &Ownership,
+    session_keys: &SessionKeys,
     stop: &AtomicBool,
 ) {
     let every = settings.lease_ttl / 3;
@@ -196,8 +240,15 @@ fn keep(
             .get()
             .map_err(|e| e.to_string())
             .and_then(|mut conn| match &mut **conn {
-                DbConnection::Pg(pg) => round(pg, settings, advertise_url, ownership, started)
-                    .map_err(|e| e.to_string()),
+                DbConnection::Pg(pg) => round(
+                    pg,
+                    settings,
+                    advertise_url,
+                    ownership,
+                    session_keys,
+                    started,
+                )
+                .map_err(|e| e.to_string()),
                 DbConnection::Sqlite(_) => Err("cluster mode needs PostgreSQL".into()),
             });
         if let Err(e) = round {
@@ -210,14 +261,20 @@ fn keep(
     }
 }
 
-/// One round: alive, renewed, balanced; then published.
+/// One round: alive, renewed, balanced; then published. A block of session keys is reserved
+/// when the node is running low.
 fn round(
     conn: &mut PgConnection,
     settings: &ClusterSettings,
     advertise_url: &str,
     ownership: &Ownership,
+    session_keys: &SessionKeys,
     started: Instant,
 ) -> diesel::QueryResult<()> {
+    if session_keys.wants_block(super::SESSION_KEY_BLOCK) {
+        let (start, end) = leases::reserve_session_keys(conn, super::SESSION_KEY_BLOCK)?;
+        session_keys.add_block(start, end);
+    }
     let me = settings.node_id.as_str();
     let ttl_ms = settings.lease_ttl.as_millis() as i64;
     let count = leases::partitions(conn)?;
@@ -237,7 +294,13 @@ fn round(
         .into_iter()
         .map(|n| n.node_id)
         .collect();
-    let rows: Vec<balance::Lease> = leases::leases(conn)?
+    let stored = leases::leases(conn)?;
+    let elsewhere: HashMap<u32, Arc<str>> = stored
+        .iter()
+        .filter(|l| l.owner.as_deref().is_some_and(|o| o != me))
+        .filter_map(|l| Some((l.partition as u32, Arc::from(l.owner_url.as_deref()?))))
+        .collect();
+    let rows: Vec<balance::Lease> = stored
         .into_iter()
         .map(|l| balance::Lease {
             partition: l.partition as u32,
@@ -259,6 +322,6 @@ fn round(
     }
     crate::metrics::PARTITIONS_OWNED.set(held.len() as i64);
     // The leases renewed in this round hold a TTL after it began.
-    ownership.publish(held, count, started);
+    ownership.publish(held, elsewhere, count, started);
     Ok(())
 }

@@ -3,6 +3,9 @@
 //! row per partition names its owner and an epoch, on the database's clock, and the live
 //! nodes spread the partitions among themselves ([`balance`]). SQLite runs as one node.
 
+/// Session keys a node reserves at a time (see `store::sessions::SessionKeys`).
+pub const SESSION_KEY_BLOCK: i64 = 100_000;
+
 pub mod balance;
 pub mod keeper;
 pub mod partition;

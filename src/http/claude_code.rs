@@ -94,6 +94,7 @@ impl HookQuery {
         crate::http::schemas::Unavailable
     ))]
 pub async fn hook(
+    req: actix_web::HttpRequest,
     scope: CallerScope,
     state: web::Data<AppState>,
     query: super::Query<HookQuery>,
@@ -102,6 +103,14 @@ pub async fn hook(
     let text = std::str::from_utf8(&body)
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
     let input = HookInput::parse(text)?;
+    // In cluster mode the node holding the session answers (the whole hook: its approval
+    // waits on that node's session actor).
+    let session_id = input.session_id.as_str();
+    if let Some(answer) =
+        super::forward::elsewhere(&state, &req, &scope.0, session_id, body.clone()).await?
+    {
+        return Ok(answer);
+    }
     let key = SessionKey {
         scope: scope.0.clone(),
         session_id: input.session_id.clone(),

@@ -153,7 +153,11 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status_code());
         response.insert_header((header::CONTENT_TYPE, "application/problem+json"));
         match self {
-            Self::Overloaded | Self::StorageUnavailable | Self::NotOwner => {
+            Self::NotOwner => {
+                response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
+                response.insert_header((super::forward::NOT_OWNER, "1"));
+            }
+            Self::Overloaded | Self::StorageUnavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
             }
             Self::Refused(refusal) => {

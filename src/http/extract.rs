@@ -110,7 +110,7 @@ impl<T: RequestBody + 'static> FromRequest for Json<T> {
 /// Reads the whole body, refusing more than the body limit (413) before buffering it, and
 /// giving up (408) when it has not all arrived within the body timeout: a client that
 /// trickles its body must not hold a connection, and its memory, for ever.
-async fn read_body(
+pub(super) async fn read_body(
     req: &HttpRequest,
     mut payload: Payload,
     limits: &Limits,

@@ -36,8 +36,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         Ok(())
     })
     .await?;
-    if let Some((ownership, lease_ttl)) = &state.cluster {
-        if !ownership.is_current(*lease_ttl) {
+    if let Some(cluster) = &state.cluster {
+        if !cluster.ownership.is_current(cluster.lease_ttl) {
             // Its leases may have expired: it cannot say which sessions it may serve.
             return Err(ApiError::StorageUnavailable);
         }

@@ -13,6 +13,7 @@ mod dto;
 pub mod error;
 mod events;
 mod extract;
+pub(crate) mod forward;
 pub(crate) mod guard;
 mod health;
 pub(crate) mod interactions;
@@ -66,11 +67,17 @@ pub struct AppState {
     pub admission: admission::Admission,
     /// Approvals of PreToolUse for the PermissionRequest that follows (see [`claude_code`]).
     pub claude_code_joins: claude_code::JoinRecords,
-    /// On PostgreSQL: the partitions this node holds, and how long a lease lasts.
-    pub cluster: Option<(
-        std::sync::Arc<crate::cluster::keeper::Ownership>,
-        std::time::Duration,
-    )>,
+    /// On PostgreSQL: this node's place in the cluster.
+    pub cluster: Option<ClusterView>,
+}
+
+/// What the HTTP layer knows of this node's place in the cluster.
+pub struct ClusterView {
+    pub node_id: String,
+    /// The partitions this node holds, and where the others are served.
+    pub ownership: std::sync::Arc<crate::cluster::keeper::Ownership>,
+    /// How long a lease lasts: renewed less recently than this, the node is not ready.
+    pub lease_ttl: std::time::Duration,
 }
 
 /// Registers every route (see [`routes`]), the extractor error handlers and the JSON 404

@@ -7,6 +7,7 @@
 use std::sync::OnceLock;
 
 use actix_web::http::Method;
+use actix_web::middleware::from_fn;
 use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::openapi::path::{Operation as DocumentedOperation, PathItem};
 use utoipa::openapi::OpenApi;
@@ -177,12 +178,20 @@ fn allow_header<'m>(methods: impl Iterator<Item = &'m Method>) -> String {
 /// and its [`RoutePattern`].
 pub(super) fn register(cfg: &mut web::ServiceConfig) {
     for entry in entries("", paths().iter().collect()) {
+        let per_session = matches!(entry, Entry::Scope(pattern, _) if pattern == SESSION_SCOPE);
         match entry.service("") {
             Service::Resource(resource) => cfg.service(resource),
+            // In cluster mode a session's requests are served by the node that holds it.
+            Service::Scope(scope) if per_session => {
+                cfg.service(scope.wrap(from_fn(super::forward::to_owner)))
+            }
             Service::Scope(scope) => cfg.service(scope),
         };
     }
 }
+
+/// The scope of every per-session route.
+const SESSION_SCOPE: &str = "/v1/sessions/{session_id}";
 
 /// What is registered at one level of the routing tree.
 enum Entry {

@@ -17,13 +17,15 @@ pub struct Node {
 }
 
 /// A partition's lease: its owner while the lease holds (`None` once it expired or was handed
-/// back) and its epoch.
+/// back), where the owner is reached, and its epoch.
 #[derive(Clone, Debug, PartialEq, Eq, QueryableByName)]
 pub struct Lease {
     #[diesel(sql_type = Integer)]
     pub partition: i32,
     #[diesel(sql_type = Nullable<Text>)]
     pub owner: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub owner_url: Option<String>,
     #[diesel(sql_type = BigInt)]
     pub epoch: i64,
 }
@@ -49,6 +51,24 @@ pub fn partitions(conn: &mut PgConnection) -> QueryResult<u32> {
     Ok(row.partitions.max(1) as u32)
 }
 
+/// Reserves the next `size` session keys for one node: `(start, end)`, end exclusive. Never
+/// below one past the highest stored key (sessions made before cluster mode count).
+pub fn reserve_session_keys(conn: &mut PgConnection, size: i64) -> QueryResult<(i64, i64)> {
+    #[derive(QueryableByName)]
+    struct Block {
+        #[diesel(sql_type = BigInt)]
+        start: i64,
+    }
+    let block: Block = diesel::sql_query(
+        "UPDATE cluster_settings SET next_session_key = \
+         greatest(next_session_key, (SELECT coalesce(max(session_key), 0) + 1 FROM sessions)) + $1 \
+         RETURNING next_session_key - $1 AS start",
+    )
+    .bind::<BigInt, _>(size)
+    .get_result(conn)?;
+    Ok((block.start, block.start + size))
+}
+
 /// Says that `node_id` is alive and reached at `advertise_url`.
 pub fn heartbeat(conn: &mut PgConnection, node_id: &str, advertise_url: &str) -> QueryResult<()> {
     diesel::sql_query(
@@ -72,13 +92,32 @@ pub fn live_nodes(conn: &mut PgConnection, ttl_ms: i64) -> QueryResult<Vec<Node>
     .load(conn)
 }
 
-/// Every lease, by partition; the owner only where the lease still holds.
+/// Every lease, by partition; the owner (and its address) only where the lease still holds.
 pub fn leases(conn: &mut PgConnection) -> QueryResult<Vec<Lease>> {
     diesel::sql_query(
-        "SELECT partition, CASE WHEN expires_at > now() THEN owner END AS owner, epoch \
-         FROM partition_leases ORDER BY partition",
+        "SELECT l.partition, CASE WHEN l.expires_at > now() THEN l.owner END AS owner, \
+         CASE WHEN l.expires_at > now() THEN n.advertise_url END AS owner_url, l.epoch \
+         FROM partition_leases l LEFT JOIN cluster_nodes n ON n.node_id = l.owner \
+         ORDER BY l.partition",
     )
     .load(conn)
+}
+
+/// Where `partition` is served now: its owner's address, while its lease holds.
+pub fn owner_url(conn: &mut PgConnection, partition: u32) -> QueryResult<Option<String>> {
+    #[derive(QueryableByName)]
+    struct Url {
+        #[diesel(sql_type = Text)]
+        advertise_url: String,
+    }
+    let rows: Vec<Url> = diesel::sql_query(
+        "SELECT n.advertise_url FROM partition_leases l \
+         JOIN cluster_nodes n ON n.node_id = l.owner \
+         WHERE l.partition = $1 AND l.expires_at > now()",
+    )
+    .bind::<Integer, _>(partition as i32)
+    .load(conn)?;
+    Ok(rows.into_iter().next().map(|u| u.advertise_url))
 }
 
 /// Extends every lease `node_id` still holds by `ttl_ms`; returns them with their epochs. A

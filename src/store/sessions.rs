@@ -1,6 +1,6 @@
 //! Queries on the `sessions` table.
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Mutex;
 
 use diesel::prelude::*;
 
@@ -21,18 +21,67 @@ pub fn find(
         .optional())
 }
 
-/// Hands out the integer keys of new sessions, each once, in increasing order: from one past
-/// the highest stored when the service started. A key given to a session whose creation never
-/// commits is simply never used.
-pub struct SessionKeys(AtomicI64);
+/// Hands out the integer keys of new sessions, each once, in increasing order. A single node
+/// counts from one past the highest stored when it started. In cluster mode keys come in
+/// blocks reserved in the database ([`super::leases::reserve_session_keys`]): the lease keeper
+/// adds a spare block when the current one is half used, so [`SessionKeys::next`] never waits
+/// for the database. A key given to a session whose creation never commits is never used.
+pub struct SessionKeys(Mutex<KeyBlocks>);
+
+struct KeyBlocks {
+    next: i64,
+    /// One past the current block's last key (`i64::MAX`: unbounded).
+    end: i64,
+    /// The block to go on with when the current one is used up.
+    spare: Option<(i64, i64)>,
+}
 
 impl SessionKeys {
+    /// Unbounded, from `next`: one node on its database.
     pub fn starting_at(next: i64) -> Self {
-        Self(AtomicI64::new(next))
+        Self::in_block(next, i64::MAX)
+    }
+
+    /// The block `start..end` (end exclusive), reserved for this node.
+    pub fn in_block(start: i64, end: i64) -> Self {
+        Self(Mutex::new(KeyBlocks {
+            next: start,
+            end,
+            spare: None,
+        }))
     }
 
     pub fn next(&self) -> i64 {
-        self.0.fetch_add(1, Ordering::Relaxed)
+        let mut blocks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if blocks.next >= blocks.end {
+            if let Some((start, end)) = blocks.spare.take() {
+                (blocks.next, blocks.end) = (start, end);
+            } else {
+                // No block was reserved in time (the database is unreachable): go on counting.
+                // Should another node hold these keys, the creation fails at its commit on
+                // the unique key, and is retried; it never mixes two sessions.
+                crate::log_limited!(
+                    log::Level::Warn,
+                    "no block of session keys reserved in time; counting on from {}",
+                    blocks.next
+                );
+            }
+        }
+        let key = blocks.next;
+        blocks.next += 1;
+        key
+    }
+
+    /// Wants another block: no spare one, and at most half of `block_size` left.
+    pub fn wants_block(&self, block_size: i64) -> bool {
+        let blocks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        blocks.spare.is_none() && blocks.end.saturating_sub(blocks.next) <= block_size / 2
+    }
+
+    /// The block to go on with once the current one is used up.
+    pub fn add_block(&self, start: i64, end: i64) {
+        let mut blocks = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        blocks.spare = Some((start, end));
     }
 }
 

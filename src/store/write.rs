@@ -1,12 +1,19 @@
 //! The group-commit transaction: many sessions' writes (session rows, events, notifications)
-//! committed together, all or nothing. Notification ids are assigned here, by the single
-//! committer, so they increase in commit order. The statements themselves are in `statements`.
+//! committed together, all or nothing, with their notifications numbered in commit order. The
+//! statements themselves are in `statements`.
 //!
-//! On PostgreSQL a write made under a partition's lease ([`LeaseClaim`]) is fenced: in the
-//! same transaction, the lease rows of the batch's partitions are read and locked (`FOR
-//! SHARE`, so nobody can take them over until the commit ends), and unless each still names
-//! the writing node, with the epoch the write was planned under and an expiry ahead, nothing is
-//! committed and the stale partitions are named ([`StoreError::Fenced`]).
+//! On PostgreSQL the writes are made under partition leases ([`LeaseClaim`]), by whichever
+//! node of a cluster holds them, and the commit's transaction does two things first:
+//! - Fencing: the lease rows of the batch's partitions are read and locked (`FOR SHARE`, so
+//!   nobody can take them over until the commit ends); unless each still names the writing
+//!   node, with the epoch the write was planned under and an expiry ahead, nothing is committed
+//!   and the stale partitions are named ([`StoreError::Fenced`]).
+//! - Notification ids are taken from the cluster's counter row, which stays locked until the
+//!   commit ends: ids are handed out in commit order across all nodes, without gaps, so a
+//!   reader paging "after N" never skips a row that commits later.
+//!
+//! On SQLite (one node) and for writes without a lease the caller numbers the notifications:
+//! the single committer keeps the next id.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -88,8 +95,43 @@ pub fn commit_batch(
     writes: &[SessionWrite],
     next_notification_id: i64,
 ) -> Result<Committed, StoreError> {
+    let claims: Vec<&LeaseClaim> = writes.iter().filter_map(|w| w.lease.as_ref()).collect();
+    let count = writes
+        .iter()
+        .map(|w| w.notifications.len() as i64)
+        .sum::<i64>();
+    let (notifications, next_id) = match conn {
+        // One statement, its own transaction: one round trip.
+        DbConnection::Pg(pg) if claims.is_empty() => {
+            let numbered = number_notifications(writes, next_notification_id);
+            statements::commit_postgres(pg, &batch_rows(writes, &numbered.0))?;
+            numbered
+        }
+        // A node of a cluster: its leases checked and its notification ids taken in the
+        // commit's transaction (see the module's note).
+        DbConnection::Pg(pg) => pg.transaction(|tx| {
+            let first = check_leases_and_take_ids(tx, &claims, count)?;
+            let numbered = number_notifications(writes, first);
+            statements::commit_postgres(tx, &batch_rows(writes, &numbered.0))?;
+            Ok::<_, StoreError>(numbered)
+        })?,
+        DbConnection::Sqlite(sqlite) => {
+            let numbered = number_notifications(writes, next_notification_id);
+            let rows = batch_rows(writes, &numbered.0);
+            sqlite.transaction(|tx| statements::write_sqlite(tx, &rows))?;
+            numbered
+        }
+    };
+    Ok(Committed {
+        next_id,
+        notifications,
+    })
+}
+
+/// The batch's notifications as rows, numbered from `first`; and the id after the last.
+fn number_notifications(writes: &[SessionWrite], first: i64) -> (Vec<NotificationRow>, i64) {
     let mut notifications = Vec::new();
-    let mut next_id = next_notification_id;
+    let mut next_id = first;
     for write in writes {
         for n in &write.notifications {
             notifications.push(NotificationRow {
@@ -103,6 +145,14 @@ pub fn commit_batch(
             next_id += 1;
         }
     }
+    (notifications, next_id)
+}
+
+/// Every row of the batch, by table.
+fn batch_rows<'a>(
+    writes: &'a [SessionWrite],
+    notifications: &'a [NotificationRow],
+) -> statements::BatchRows<'a> {
     let mut rows = statements::BatchRows {
         notifications: notifications.iter().collect(),
         ..Default::default()
@@ -119,65 +169,64 @@ pub fn commit_batch(
         rows.changed_interactions
             .extend(&write.changed_interactions);
     }
-    let claims: Vec<&LeaseClaim> = writes.iter().filter_map(|w| w.lease.as_ref()).collect();
-    match conn {
-        // One statement, its own transaction: one round trip.
-        DbConnection::Pg(pg) if claims.is_empty() => statements::commit_postgres(pg, &rows)?,
-        DbConnection::Pg(pg) => pg.transaction(|tx| {
-            check_leases(tx, &claims)?;
-            Ok::<_, StoreError>(statements::commit_postgres(tx, &rows)?)
-        })?,
-        DbConnection::Sqlite(sqlite) => {
-            sqlite.transaction(|tx| statements::write_sqlite(tx, &rows))?
-        }
-    }
-    drop(rows);
-    Ok(Committed {
-        next_id,
-        notifications,
-    })
+    rows
 }
 
 #[derive(QueryableByName)]
-struct HeldLease {
-    #[diesel(sql_type = Integer)]
-    partition: i32,
+struct Checked {
     #[diesel(sql_type = BigInt)]
-    epoch: i64,
+    first: i64,
+    #[diesel(sql_type = Array<Integer>)]
+    partitions: Vec<i32>,
+    #[diesel(sql_type = Array<BigInt>)]
+    epochs: Vec<i64>,
 }
 
-/// Checks and locks, in the commit's transaction, the leases `claims` were planned under:
-/// [`StoreError::Fenced`] with the partitions whose lease another node holds, has moved on to
-/// another epoch, or has expired.
-fn check_leases(conn: &mut PgConnection, claims: &[&LeaseClaim]) -> Result<(), StoreError> {
-    let mut by_node: HashMap<&str, Vec<&LeaseClaim>> = HashMap::new();
-    for claim in claims {
-        by_node.entry(&claim.node_id).or_default().push(claim);
-    }
-    let mut fenced = BTreeSet::new();
-    for (node_id, claims) in by_node {
-        let partitions: Vec<i32> = claims.iter().map(|c| c.partition as i32).collect();
-        let held: Vec<HeldLease> = diesel::sql_query(
-            "SELECT partition, epoch FROM partition_leases \
-             WHERE partition = ANY($1) AND owner = $2 AND expires_at > clock_timestamp() \
-             FOR SHARE",
-        )
-        .bind::<Array<Integer>, _>(partitions)
-        .bind::<Text, _>(node_id)
-        .load(conn)?;
-        let held: HashMap<u32, i64> = held
-            .into_iter()
-            .map(|h| (h.partition as u32, h.epoch))
-            .collect();
-        fenced.extend(
-            claims
-                .iter()
-                .filter(|c| held.get(&c.partition) != Some(&c.epoch))
-                .map(|c| c.partition),
-        );
-    }
+/// In one statement of the commit's transaction: checks and locks the leases `claims` were
+/// planned under, and takes `count` notification ids from the cluster's counter (its row stays
+/// locked until the commit ends); the first id. [`StoreError::Fenced`] names the partitions
+/// whose lease another node holds, has moved on to another epoch, or has expired; the
+/// transaction is then rolled back, the counter with it.
+fn check_leases_and_take_ids(
+    conn: &mut PgConnection,
+    claims: &[&LeaseClaim],
+    count: i64,
+) -> Result<i64, StoreError> {
+    // One committer is one node: every claim names it.
+    let node_id = claims.first().map_or("", |c| &*c.node_id);
+    let partitions: Vec<i32> = claims
+        .iter()
+        .map(|c| c.partition as i32)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let checked: Checked = diesel::sql_query(
+        "WITH held AS (SELECT partition, epoch FROM partition_leases \
+           WHERE partition = ANY($1) AND owner = $2 AND expires_at > clock_timestamp() \
+           FOR SHARE), \
+         ids AS (UPDATE cluster_settings SET next_notification_id = next_notification_id + $3 \
+           RETURNING next_notification_id - $3 AS first) \
+         SELECT (SELECT first FROM ids) AS first, \
+           coalesce((SELECT array_agg(partition) FROM held), '{}') AS partitions, \
+           coalesce((SELECT array_agg(epoch) FROM held), '{}') AS epochs",
+    )
+    .bind::<Array<Integer>, _>(partitions)
+    .bind::<Text, _>(node_id)
+    .bind::<BigInt, _>(count)
+    .get_result(conn)?;
+    let held: HashMap<u32, i64> = checked
+        .partitions
+        .iter()
+        .zip(&checked.epochs)
+        .map(|(p, e)| (*p as u32, *e))
+        .collect();
+    let fenced: BTreeSet<u32> = claims
+        .iter()
+        .filter(|c| &*c.node_id != node_id || held.get(&c.partition) != Some(&c.epoch))
+        .map(|c| c.partition)
+        .collect();
     if fenced.is_empty() {
-        Ok(())
+        Ok(checked.first)
     } else {
         Err(StoreError::Fenced(fenced.into_iter().collect()))
     }

@@ -54,6 +54,19 @@ fn count(database: &DatabaseTarget, sql: &str) -> i64 {
     row.n
 }
 
+/// The nodes' warnings and errors, to explain a failing assertion.
+fn print_warnings(nodes: &[&ServerProcess]) {
+    for node in nodes {
+        let log = node.log.lock().unwrap();
+        for line in log
+            .iter()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        {
+            eprintln!("{line}");
+        }
+    }
+}
+
 /// Waits until the nodes hold `expected` partitions each; how long it took.
 async fn until_owned(nodes: &[&ServerProcess], expected: &[u32], within: Duration) -> Duration {
     let started = Instant::now();
@@ -162,19 +175,35 @@ async fn a_node_paused_past_its_lease_writes_nothing_stale_when_it_wakes() {
         assert_eq!(r.body["last_seq"], n);
     }
 
-    // a wakes with the session's actor still in memory, at seq 3 under epoch 1.
+    // a wakes with the session's actor still in memory, at seq 3 under epoch 1. A request that
+    // reaches that actor (one marked as forwarded to a, which a serves itself) has its commit
+    // fenced: 503 not_owner, nothing stored.
     a.signal("CONT");
-    let r = a.http.post("/v1/sessions/paused/events", event(7)).await;
+    let mut fenced = awc::Client::new()
+        .post(format!("{}/v1/sessions/paused/events", a.http.base_url))
+        .insert_header(("x-orchestrator-forwarded", "a-test"))
+        .send_json(&event(7))
+        .await
+        .expect("a answers");
+    let body: serde_json::Value = fenced.json().await.expect("problem JSON");
     assert_eq!(
-        (r.status, r.body["code"].as_str()),
+        (fenced.status().as_u16(), body["code"].as_str()),
         (503, Some("not_owner")),
-        "{}",
-        r.text
+        "{body}"
     );
-    assert!(r.retry_after.is_some());
+    assert!(fenced.headers().contains_key("retry-after"));
     assert!(metric(&a, "orchestrator_fenced_commits_total").await >= 1.0);
+    // The client's retry at a is served by the partition's owner (forwarded, or by a itself
+    // under a new lease with the session loaded afresh): the event follows the six stored.
+    let retried = a.http.post("/v1/sessions/paused/events", event(7)).await;
+    assert_eq!(
+        (retried.status, retried.body["last_seq"].as_i64()),
+        (201, Some(7)),
+        "{}",
+        retried.text
+    );
 
-    // What is stored is exactly what was acknowledged, in order.
+    // What is stored is exactly what was acknowledged, in order, once.
     let listed = b.http.get("/v1/sessions/paused/events").await;
     let ids: Vec<(i64, String)> = listed.body["events"]
         .as_array()
@@ -187,11 +216,11 @@ async fn a_node_paused_past_its_lease_writes_nothing_stale_when_it_wakes() {
             )
         })
         .collect();
-    let expected: Vec<(i64, String)> = (1..=6).map(|n| (n, format!("e{n}"))).collect();
+    let expected: Vec<(i64, String)> = (1..=7).map(|n| (n, format!("e{n}"))).collect();
     assert_eq!(ids, expected);
     assert_eq!(
         b.http.get("/v1/sessions/paused").await.body["event_count"],
-        6
+        7
     );
 }
 
@@ -224,4 +253,130 @@ async fn a_node_restarted_with_its_id_resumes_its_partitions_at_once() {
         )
         .await;
     assert_eq!(r.status, 201, "{}", r.text);
+}
+
+/// Clients spread over three nodes, each request to the next: every node answers for every
+/// session, the node that holds a session's partition doing the work.
+#[actix_rt::test]
+async fn any_node_answers_for_any_session() {
+    use futures_util::future::join_all;
+    use serde_json::json;
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let (a, b, c) = (
+        node(&database, "node-a"),
+        node(&database, "node-b"),
+        node(&database, "node-c"),
+    );
+    until_owned(&[&a, &b, &c], &[86, 85, 85], Duration::from_secs(20)).await;
+    let nodes = [&a, &b, &c];
+
+    // A new session raced from every node is created once, and nobody gets a 503.
+    let puts = (0..30).map(|i| nodes[i % 3].http.put("/v1/sessions/raced", json!({})));
+    let mut statuses: Vec<u16> = join_all(puts).await.iter().map(|r| r.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 201),
+        "{statuses:?}"
+    );
+
+    // Ordered events through every node in turn: stored gap-free, in the client's order.
+    for n in 0..30u32 {
+        let event = json!({"event_type": "step", "timestamp": "2026-12-05T10:00:00Z",
+                           "event_id": format!("e{n}"), "sequence": n});
+        let r = nodes[n as usize % 3]
+            .http
+            .post("/v1/sessions/ordered/events", event)
+            .await;
+        if r.status != 201 {
+            print_warnings(&nodes);
+        }
+        assert_eq!(
+            (r.status, r.body["last_seq"].as_u64()),
+            (201, Some(u64::from(n) + 1)),
+            "{}",
+            r.text
+        );
+    }
+    for n in nodes {
+        let listed = n.http.get("/v1/sessions/ordered/events?limit=100").await;
+        let ids: Vec<&str> = listed.body["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["event_id"].as_str().unwrap())
+            .collect();
+        let expected: Vec<String> = (0..30).map(|n| format!("e{n}")).collect();
+        assert_eq!(ids, expected);
+    }
+
+    // A decision raced from two nodes: one wins, the interaction completes once.
+    let created = a
+        .http
+        .post(
+            "/v1/sessions/raced/interactions",
+            json!({"interaction_id": "ask", "kind": "approval", "payload": {}}),
+        )
+        .await;
+    if created.status != 201 {
+        print_warnings(&nodes);
+    }
+    assert_eq!(created.status, 201, "{}", created.text);
+    let base = "/v1/sessions/raced/interactions/ask";
+    let (resolved, rejected) = tokio::join!(
+        b.http
+            .post(format!("{base}/resolve"), json!({"response": {}})),
+        c.http
+            .post(format!("{base}/reject"), json!({"reason": "no"}))
+    );
+    let outcomes = [&resolved, &rejected];
+    assert!(
+        outcomes.iter().all(|r| r.status == 200 || r.status == 409),
+        "{outcomes:?}"
+    );
+    let winners = outcomes
+        .iter()
+        .filter(|r| r.status == 200 && r.body["completed_now"] == true)
+        .count();
+    assert_eq!(winners, 1, "{outcomes:?}");
+
+    // A write acknowledged by one node is visible through every node at once.
+    for (i, writer) in nodes.iter().enumerate() {
+        let session = format!("/v1/sessions/seen-{i}");
+        let r = writer
+            .http
+            .post(
+                format!("{session}/events"),
+                json!({"event_type": "x", "timestamp": "2026-12-05T10:00:00Z"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        for reader in nodes {
+            let r = reader.http.get(session.clone()).await;
+            assert_eq!((r.status, r.body["event_count"].as_i64()), (200, Some(1)));
+        }
+    }
+
+    // Claude Code's HTTP hook names its session in the body; any node takes it.
+    for (i, n) in nodes.iter().enumerate() {
+        let input = json!({"session_id": "hooked", "hook_event_name": "UserPromptSubmit",
+                           "prompt": format!("step {i}"), "cwd": "/tmp"});
+        let r = n.http.post("/v1/hooks/claude-code", input).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let forwarded: f64 = {
+        let mut total = 0.0;
+        for n in nodes {
+            total += metric(n, "orchestrator_forwarded_requests_total").await;
+        }
+        total
+    };
+    assert!(forwarded > 0.0, "requests were forwarded to their owners");
 }
