@@ -14,6 +14,11 @@ use crate::domain::event::BodyError;
 use crate::domain::ValidationError;
 use crate::store::StoreError;
 
+/// Marks a 503 that means "another node holds the session", so a node that forwarded the
+/// request can tell it from a busy owner (see `super::forward`).
+pub const NOT_OWNER: header::HeaderName =
+    header::HeaderName::from_static("x-orchestrator-not-owner");
+
 /// Seconds a client is asked to wait before retrying a 503.
 const RETRY_AFTER_SECS: u32 = 1;
 
@@ -155,7 +160,7 @@ impl ResponseError for ApiError {
         match self {
             Self::NotOwner => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));
-                response.insert_header((super::forward::NOT_OWNER, "1"));
+                response.insert_header((NOT_OWNER, "1"));
             }
             Self::Overloaded | Self::StorageUnavailable => {
                 response.insert_header((header::RETRY_AFTER, RETRY_AFTER_SECS.to_string()));

@@ -16,7 +16,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
 
 use super::auth::scope_of;
-use super::error::ApiError;
+use super::error::{ApiError, NOT_OWNER};
 use super::AppState;
 use crate::cluster::partition::partition_of;
 
@@ -173,9 +173,6 @@ fn is_not_owner(answer: &HttpResponse) -> bool {
     answer.status() == actix_web::http::StatusCode::SERVICE_UNAVAILABLE
         && answer.headers().contains_key(NOT_OWNER)
 }
-
-/// Marks a 503 that means "not the owner", so a forwarding node can tell it from a busy owner.
-pub const NOT_OWNER: HeaderName = HeaderName::from_static("x-orchestrator-not-owner");
 
 async fn send_to(
     state: &AppState,
