@@ -219,8 +219,9 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             );
             let (pool, settings) = (session_pool.clone(), config.cluster.clone());
             let keys = session_keys.clone();
+            let on_taken = take_over_deadlines(session_pool.clone(), sessions.clone());
             let keeper = web::block(move || {
-                LeaseKeeper::start(pool, settings, advertise_url, ownership, keys)
+                LeaseKeeper::start(pool, settings, advertise_url, ownership, keys, on_taken)
             })
             .await
             .map_err(|e| StartError::Blocking(e.to_string()))?
@@ -379,29 +380,60 @@ async fn wake_sessions_with_deadlines(
     pool: &store::DbPool,
     sessions: &SessionHandle,
 ) -> Result<(), StartError> {
-    let pool = pool.clone();
-    let deadlines = web::block(move || {
-        store::with_connection(&pool, |conn| {
-            Ok::<_, StoreError>(store::interactions::earliest_deadlines(conn)?)
-        })
-    })
-    .await
-    .map_err(|e| StartError::Blocking(e.to_string()))??;
-    if !deadlines.is_empty() {
+    let (pool, sessions) = (pool.clone(), sessions.clone());
+    let woken = web::block(move || wake_pending_deadlines(&pool, &sessions, |_| true))
+        .await
+        .map_err(|e| StartError::Blocking(e.to_string()))??;
+    if woken > 0 {
         log::info!(
-            "{} sessions have pending interactions; each wakes at its earliest deadline",
-            deadlines.len()
+            "{woken} sessions have pending interactions; each wakes at its earliest deadline"
         );
     }
+    Ok(())
+}
+
+/// Has every session with pending interactions that `wanted` picks woken at its earliest
+/// deadline; how many. Blocks on the database.
+fn wake_pending_deadlines(
+    pool: &store::DbPool,
+    sessions: &SessionHandle,
+    wanted: impl Fn(&actors::messages::SessionKey) -> bool,
+) -> Result<usize, StoreError> {
+    let deadlines = store::with_connection(pool, |conn| {
+        Ok::<_, StoreError>(store::interactions::earliest_deadlines(conn)?)
+    })?;
+    let mut woken = 0;
     for (scope, session_id, deadline) in deadlines {
         match domain::ids::SessionId::parse(&session_id) {
             Ok(session_id) => {
-                sessions.wake_at(actors::messages::SessionKey { scope, session_id }, deadline)
+                let key = actors::messages::SessionKey { scope, session_id };
+                if wanted(&key) {
+                    sessions.wake_at(key, deadline);
+                    woken += 1;
+                }
             }
             Err(e) => log::error!("stored session id {session_id:?} is invalid: {e}"),
         }
     }
-    Ok(())
+    Ok(woken)
+}
+
+/// What a node does with partitions it takes over from another: their sessions' pending
+/// deadlines are armed here, as at start-up (the sessions may not be used again soon).
+fn take_over_deadlines(pool: store::DbPool, sessions: SessionHandle) -> cluster::keeper::OnTaken {
+    Arc::new(move |taken: &[u32], partitions: u32| {
+        let taken: std::collections::HashSet<u32> = taken.iter().copied().collect();
+        let in_taken = |key: &actors::messages::SessionKey| {
+            let partition =
+                cluster::partition::partition_of(&key.scope, key.session_id.as_str(), partitions);
+            taken.contains(&partition)
+        };
+        match wake_pending_deadlines(&pool, &sessions, in_taken) {
+            Ok(0) => {}
+            Ok(woken) => log::info!("{woken} sessions taken over have pending deadlines; armed"),
+            Err(e) => log::warn!("deadlines of partitions taken over not armed ({e}); they fire when their sessions are next used"),
+        }
+    })
 }
 
 /// Gives every request an id (the caller's `X-Request-Id` when it is sane, else a new one),

@@ -90,6 +90,9 @@ impl Ownership {
     }
 }
 
+/// Told of the partitions a round took over from other nodes (and how many there are).
+pub type OnTaken = Arc<dyn Fn(&[u32], u32) + Send + Sync>;
+
 /// The running keeper. Dropping it stops the thread without handing anything back (the
 /// leases then expire); [`LeaseKeeper::leave`] hands everything back.
 pub struct LeaseKeeper {
@@ -110,6 +113,7 @@ impl LeaseKeeper {
         advertise_url: String,
         ownership: Arc<Ownership>,
         session_keys: Arc<SessionKeys>,
+        on_taken: OnTaken,
     ) -> Result<Self, String> {
         let mut conn = pool.get().map_err(|e| e.to_string())?;
         let DbConnection::Pg(pg) = &mut **conn else {
@@ -123,16 +127,14 @@ impl LeaseKeeper {
                 settings.node_id
             );
         }
-        let keys = session_keys.as_ref();
-        round(
-            pg,
-            &settings,
-            &advertise_url,
-            &ownership,
-            keys,
-            Instant::now(),
-        )
-        .map_err(|e| e.to_string())?;
+        let parts = Parts {
+            settings: &settings,
+            advertise_url: &advertise_url,
+            ownership: &ownership,
+            session_keys: &session_keys,
+        };
+        // Its sessions' deadlines are armed by start-up, which follows.
+        round(pg, &parts, Instant::now()).map_err(|e| e.to_string())?;
         drop(conn);
         let stop = Arc::new(AtomicBool::new(false));
         let node_id = settings.node_id.clone();
@@ -141,14 +143,13 @@ impl LeaseKeeper {
             std::thread::Builder::new()
                 .name("lease-keeper".into())
                 .spawn(move || {
-                    keep(
-                        &pool,
-                        &settings,
-                        &advertise_url,
-                        &ownership,
-                        &session_keys,
-                        &stop,
-                    )
+                    let parts = Parts {
+                        settings: &settings,
+                        advertise_url: &advertise_url,
+                        ownership: &ownership,
+                        session_keys: &session_keys,
+                    };
+                    keep(&pool, &parts, &on_taken, &stop)
                 })
                 .expect("spawn the lease keeper")
         };
@@ -215,16 +216,17 @@ impl Drop for LeaseKeeper {
     }
 }
 
+/// What a round works with.
+struct Parts<'a> {
+    settings: &'a ClusterSettings,
+    advertise_url: &'a str,
+    ownership: &'a Ownership,
+    session_keys: &'a SessionKeys,
+}
+
 /// The keeper's loop: a round every third of the TTL until told to stop.
-fn keep(
-    pool: &DbPool,
-    settings: &ClusterSettings,
-    advertise_url: &str,
-    ownership: &Ownership,
-    session_keys: &SessionKeys,
-    stop: &AtomicBool,
-) {
-    let every = settings.lease_ttl / 3;
+fn keep(pool: &DbPool, parts: &Parts<'_>, on_taken: &OnTaken, stop: &AtomicBool) {
+    let every = parts.settings.lease_ttl / 3;
     let mut started = Instant::now();
     loop {
         // Parked, so that a stop wakes it at once. (A round was made before the thread.)
@@ -240,37 +242,34 @@ fn keep(
             .get()
             .map_err(|e| e.to_string())
             .and_then(|mut conn| match &mut **conn {
-                DbConnection::Pg(pg) => round(
-                    pg,
-                    settings,
-                    advertise_url,
-                    ownership,
-                    session_keys,
-                    started,
-                )
-                .map_err(|e| e.to_string()),
+                DbConnection::Pg(pg) => round(pg, parts, started).map_err(|e| e.to_string()),
                 DbConnection::Sqlite(_) => Err("cluster mode needs PostgreSQL".into()),
             });
-        if let Err(e) = round {
-            crate::log_limited!(
+        match round {
+            Ok(taken) if !taken.is_empty() => on_taken(&taken, parts.ownership.partitions()),
+            Ok(_) => {}
+            Err(e) => crate::log_limited!(
                 log::Level::Warn,
                 "node {}: lease round failed ({e}); its leases hold until they expire",
-                settings.node_id
-            );
+                parts.settings.node_id
+            ),
         }
     }
 }
 
 /// One round: alive, renewed, balanced; then published. A block of session keys is reserved
-/// when the node is running low.
+/// when the node is running low. Returns the partitions it took.
 fn round(
     conn: &mut PgConnection,
-    settings: &ClusterSettings,
-    advertise_url: &str,
-    ownership: &Ownership,
-    session_keys: &SessionKeys,
+    parts: &Parts<'_>,
     started: Instant,
-) -> diesel::QueryResult<()> {
+) -> diesel::QueryResult<Vec<u32>> {
+    let Parts {
+        settings,
+        advertise_url,
+        ownership,
+        session_keys,
+    } = parts;
     if session_keys.wants_block(super::SESSION_KEY_BLOCK) {
         let (start, end) = leases::reserve_session_keys(conn, super::SESSION_KEY_BLOCK)?;
         session_keys.add_block(start, end);
@@ -308,9 +307,11 @@ fn round(
         })
         .collect();
     let moves = balance::moves(me, &live, &rows, count);
+    let mut taken = Vec::new();
     for partition in moves.take {
         if let Some(epoch) = leases::take(conn, me, partition, ttl_ms)? {
             held.insert(partition, epoch);
+            taken.push(partition);
             crate::metrics::LEASES_TAKEN.inc();
         }
     }
@@ -323,5 +324,5 @@ fn round(
     crate::metrics::PARTITIONS_OWNED.set(held.len() as i64);
     // The leases renewed in this round hold a TTL after it began.
     ownership.publish(held, elsewhere, count, started);
-    Ok(())
+    Ok(taken)
 }

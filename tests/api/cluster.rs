@@ -380,3 +380,42 @@ async fn any_node_answers_for_any_session() {
     };
     assert!(forwarded > 0.0, "requests were forwarded to their owners");
 }
+
+/// A node that takes a partition over arms the pending deadlines of its sessions: an approval
+/// times out on time even though nobody uses its session again.
+#[actix_rt::test]
+async fn deadlines_fire_on_the_node_that_takes_the_partition_over() {
+    use serde_json::json;
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let a = node(&database, "node-a");
+    assert_eq!(
+        a.http.put("/v1/sessions/timed", json!({})).await.status,
+        201
+    );
+    let created = a
+        .http
+        .post(
+            "/v1/sessions/timed/interactions",
+            json!({"interaction_id": "ask", "kind": "approval", "payload": {}, "timeout_ms": 1000}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    // a dies holding the partition; b starts while a's leases still hold, so the deadline
+    // passes before b holds the session (b's start-up wakes only the sessions it holds).
+    a.kill();
+    let b = node(&database, "node-b");
+    until_owned(&[&b], &[256], Duration::from_secs(30)).await;
+    let started = Instant::now();
+    let timed_out = "SELECT count(*) AS n FROM interactions \
+                     WHERE interaction_id = 'ask' AND status = 'timed_out'";
+    while count(&database, timed_out) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the approval's deadline never fired on the node that took its session over"
+        );
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
