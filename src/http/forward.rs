@@ -174,6 +174,7 @@ fn is_not_owner(answer: &HttpResponse) -> bool {
         && answer.headers().contains_key(NOT_OWNER)
 }
 
+/// Sends the request to `owner` once, marked as forwarded, and makes its answer this node's.
 async fn send_to(
     state: &AppState,
     req: &HttpRequest,
@@ -192,11 +193,10 @@ async fn send_to(
         }
     }
     request = request.insert_header((FORWARDED, node_id));
-    let answer = match request.send_body(body).await {
+    let mut answer = match request.send_body(body).await {
         Ok(answer) => answer,
         Err(e) => return unreachable_owner(owner, &e.to_string()),
     };
-    let mut answer = answer;
     let limit = state.limits.max_page_bytes.saturating_mul(2) + 1024 * 1024;
     let bytes = match answer.body().limit(limit).await {
         Ok(bytes) => bytes,
