@@ -53,6 +53,8 @@ pub struct RunningServer {
     sqlite_lock: std::sync::Mutex<Option<store::SqliteNodeLock>>,
     /// This node's leases on a PostgreSQL database; handed back when the server stops.
     lease_keeper: Option<Arc<LeaseKeeper>>,
+    /// Hears of the other nodes' commits (PostgreSQL); stops when the server is dropped.
+    _commit_listener: Option<cluster::listener::CommitListener>,
 }
 
 /// How long requests that are still running may take to finish once the server stops.
@@ -229,6 +231,19 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             Some(Arc::new(keeper))
         }
     };
+    // Readers here wake for the other nodes' commits, and the others for this node's (as long
+    // as it does not hold every partition: then there is nobody to tell).
+    let commit_listener = match (&config.database, &ownership) {
+        (store::DatabaseTarget::Postgres(url), Some(ownership)) => {
+            let ownership = ownership.clone();
+            writer.announce_commits(Arc::new(move || !ownership.holds_all()));
+            Some(cluster::listener::CommitListener::start(
+                url.clone(),
+                feed.clone(),
+            ))
+        }
+        _ => None,
+    };
     // After the first lease round: on PostgreSQL only the sessions this node holds wake here.
     wake_sessions_with_deadlines(&session_pool, &sessions).await?;
     let state = web::Data::new(http::AppState {
@@ -359,6 +374,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         serving: actix_rt::spawn(server),
         sqlite_lock: std::sync::Mutex::new(sqlite_lock),
         lease_keeper,
+        _commit_listener: commit_listener,
     })
 }
 

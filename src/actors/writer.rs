@@ -167,6 +167,12 @@ impl Writer {
         }
     }
 
+    /// In cluster mode: announce each commit that wrote notifications to the other nodes,
+    /// whenever `others_listen` says they may be listening.
+    pub fn announce_commits(&self, others_listen: Announce) {
+        self.committer.do_send(AnnounceCommits(others_listen));
+    }
+
     /// Queues a write for the next commit. The ticket answers after that commit; a full queue
     /// (`Overloaded`) or a lost committer is refused at once. Must run inside an actix
     /// arbiter: waking the committer spawns a watch on it there.
@@ -281,9 +287,28 @@ pub struct Committer {
     search_behind: bool,
     /// When the search index was last filled.
     last_search_pass: Instant,
+    /// Whether other nodes may be listening for this node's commits (cluster mode); then each
+    /// commit that wrote notifications is announced after it (see `store::leases`).
+    announce: Option<Announce>,
     /// Tests: the next commit panics, as a bug in it would.
     #[cfg(test)]
     panic_next: bool,
+}
+
+/// Asked after each commit: may other nodes be listening?
+pub type Announce = Arc<dyn Fn() -> bool + Send + Sync>;
+
+/// From now on, announce commits to the other nodes whenever `when` says they may listen.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct AnnounceCommits(Announce);
+
+impl Handler<AnnounceCommits> for Committer {
+    type Result = ();
+
+    fn handle(&mut self, msg: AnnounceCommits, _: &mut SyncContext<Self>) {
+        self.announce = Some(msg.0);
+    }
 }
 
 impl Actor for Committer {
@@ -335,6 +360,7 @@ impl Committer {
             fills_search_index,
             search_behind: fills_search_index,
             last_search_pass: Instant::now(),
+            announce: None,
             #[cfg(test)]
             panic_next: false,
         }
@@ -514,7 +540,16 @@ impl Committer {
         self.next_notification_id = Some(committed.next_id);
         self.search_behind |=
             self.fills_search_index && writes.iter().any(|w| !w.events.is_empty());
+        let newest = committed.notifications.last().map(|n| n.id);
         self.feed.publish(next, committed.notifications);
+        if let (Some(newest), Some(others_listen)) = (newest, &self.announce) {
+            // A hint, after the commit: a failure costs other nodes' readers a delay, not a row.
+            if let (true, store::DbConnection::Pg(pg)) = (others_listen(), &mut ***conn) {
+                if let Err(e) = store::leases::announce_commit(pg, newest) {
+                    crate::log_limited!(log::Level::Warn, "announcing a commit failed: {e}");
+                }
+            }
+        }
         Ok(())
     }
 }

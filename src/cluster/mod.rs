@@ -8,6 +8,7 @@ pub const SESSION_KEY_BLOCK: i64 = 100_000;
 
 pub mod balance;
 pub mod keeper;
+pub mod listener;
 pub mod partition;
 
 use std::sync::Arc;

@@ -95,6 +95,22 @@ impl NotificationFeed {
         }
     }
 
+    /// Another node committed notifications up to `newest`: readers near the head wake, and
+    /// read those from the database, since this feed does not hold them.
+    pub fn hint(&self, newest: i64) {
+        let holds_it = self.lock().rows.back().is_some_and(|r| r.id >= newest);
+        if !holds_it {
+            self.forget();
+        }
+        self.newest.send_if_modified(|current| {
+            let newer = newest > *current;
+            if newer {
+                *current = newest;
+            }
+            newer
+        });
+    }
+
     /// A commit failed and may or may not have reached the database: the feed no longer knows
     /// the head of the outbox until the next commit.
     pub fn forget(&self) {

@@ -200,3 +200,16 @@ pub fn leave(conn: &mut PgConnection, node_id: &str) -> QueryResult<()> {
         Ok(())
     })
 }
+
+/// The channel a node announces its commits on: the payload is the newest notification id.
+pub const COMMITS_CHANNEL: &str = "orchestrator_commits";
+
+/// Tells the other nodes, after a commit, that notifications up to `newest` exist: a hint that
+/// wakes their long-polls and streams (see `cluster::listener`).
+pub fn announce_commit(conn: &mut PgConnection, newest: i64) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<Text, _>(COMMITS_CHANNEL)
+        .bind::<Text, _>(newest.to_string())
+        .execute(conn)
+        .map(drop)
+}

@@ -54,6 +54,27 @@ fn count(database: &DatabaseTarget, sql: &str) -> i64 {
     row.n
 }
 
+/// Posts as a client does while partitions change hands: again after a 503 `not_owner`, as
+/// its `Retry-After` asks (for at most 20 s).
+async fn post_until_served(
+    node: &ServerProcess,
+    path: &str,
+    body: serde_json::Value,
+) -> crate::common::Resp {
+    let started = Instant::now();
+    loop {
+        let r = node.http.post(path, body.clone()).await;
+        if r.status != 503
+            || r.body["code"] != "not_owner"
+            || started.elapsed() > Duration::from_secs(20)
+        {
+            return r;
+        }
+        assert!(r.retry_after.is_some());
+        actix_rt::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// The nodes' warnings and errors, to explain a failing assertion.
 fn print_warnings(nodes: &[&ServerProcess]) {
     for node in nodes {
@@ -195,7 +216,7 @@ async fn a_node_paused_past_its_lease_writes_nothing_stale_when_it_wakes() {
     assert!(metric(&a, "orchestrator_fenced_commits_total").await >= 1.0);
     // The client's retry at a is served by the partition's owner (forwarded, or by a itself
     // under a new lease with the session loaded afresh): the event follows the six stored.
-    let retried = a.http.post("/v1/sessions/paused/events", event(7)).await;
+    let retried = post_until_served(&a, "/v1/sessions/paused/events", event(7)).await;
     assert_eq!(
         (retried.status, retried.body["last_seq"].as_i64()),
         (201, Some(7)),
@@ -418,4 +439,59 @@ async fn deadlines_fire_on_the_node_that_takes_the_partition_over() {
         );
         actix_rt::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// A long-poll on one node wakes for a commit made on another at once, not when its wait
+/// ends: each node announces its commits, and the others' listeners wake their readers.
+#[actix_rt::test]
+async fn a_long_poll_on_one_node_wakes_for_a_commit_on_another() {
+    use orchestrator::cluster::partition::partition_of;
+    use serde_json::json;
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let (a, b) = (node(&database, "node-a"), node(&database, "node-b"));
+    until_owned(&[&a, &b], &[128, 128], Duration::from_secs(20)).await;
+    // A session that a holds, so that its commit is a's and b's reader must hear of it.
+    let held_by_a = (0..)
+        .map(|i| format!("held-{i}"))
+        .find(|sid| {
+            let partition = partition_of("default", sid, 256);
+            let sql = format!(
+                "SELECT count(*) AS n FROM partition_leases \
+                 WHERE partition = {partition} AND owner = 'node-a'"
+            );
+            count(&database, &sql) == 1
+        })
+        .unwrap();
+    let latest = b.http.get("/v1/notifications/latest").await.body["id"]
+        .as_i64()
+        .unwrap();
+    let started = Instant::now();
+    let (polled, posted) = tokio::join!(
+        b.http
+            .get(format!("/v1/notifications?after={latest}&wait_ms=20000")),
+        async {
+            actix_rt::time::sleep(Duration::from_millis(500)).await;
+            a.http
+                .post(
+                    format!("/v1/sessions/{held_by_a}/events"),
+                    json!({"event_type": "x", "timestamp": "2026-12-05T10:00:00Z"}),
+                )
+                .await
+        }
+    );
+    assert_eq!(posted.status, 201, "{}", posted.text);
+    assert_eq!(polled.status, 200, "{}", polled.text);
+    let heard = polled.body["notifications"].as_array().unwrap();
+    assert!(
+        heard.iter().any(|n| n["session_id"] == held_by_a.as_str()),
+        "{heard:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "woken by the commit, not by the end of its 20 s wait ({:?})",
+        started.elapsed()
+    );
 }
