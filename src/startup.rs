@@ -183,6 +183,13 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     // keeper before the server serves.
     let ownership = matches!(config.database, store::DatabaseTarget::Postgres(_))
         .then(|| Arc::new(Ownership::default()));
+    let member = ownership.clone().map(|ownership| {
+        Arc::new(cluster::Member {
+            node_id: config.cluster.node_id.as_str().into(),
+            ownership,
+            lease_ttl: config.cluster.lease_ttl,
+        })
+    });
     let session_threads = config.session_threads.unwrap_or_else(|| {
         std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
     });
@@ -193,12 +200,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         session_keys.clone(),
         session_threads,
         config.db_timeout,
-        ownership.clone().map(|ownership| {
-            Arc::new(crate::cluster::Member {
-                node_id: config.cluster.node_id.as_str().into(),
-                ownership,
-            })
-        }),
+        member.clone(),
     );
     let listener = listen(config.listen).map_err(|source| StartError::Bind {
         addr: config.listen,
@@ -268,11 +270,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             config.api_keys.scopes(),
         ),
         claude_code_joins: Default::default(),
-        cluster: ownership.clone().map(|ownership| http::ClusterView {
-            node_id: config.cluster.node_id.clone(),
-            ownership,
-            lease_ttl: config.cluster.lease_ttl,
-        }),
+        cluster: member,
     });
 
     let access_log = log::log_enabled!(target: "actix_web::middleware::logger", log::Level::Info);

@@ -16,10 +16,13 @@ use std::sync::Arc;
 use crate::actors::messages::SessionKey;
 use crate::store::LeaseClaim;
 
-/// This node as a member of the cluster: who it is and what it holds.
+/// This node as a member of the cluster: who it is, what it holds (and where the others'
+/// partitions are served), and how long a lease lasts.
 pub struct Member {
     pub node_id: Arc<str>,
     pub ownership: Arc<keeper::Ownership>,
+    /// Renewed less recently than this, the node's leases may have expired: not ready.
+    pub lease_ttl: std::time::Duration,
 }
 
 impl Member {

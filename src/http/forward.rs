@@ -185,7 +185,7 @@ async fn send_to(
         Some(path) => format!("{owner}{path}"),
         None => format!("{owner}{}", req.path()),
     };
-    let node_id = state.cluster.as_ref().map_or("", |c| c.node_id.as_str());
+    let node_id = state.cluster.as_ref().map_or("", |c| &*c.node_id);
     let mut request = CLIENT.with(|client| client.request(req.method().clone(), &target));
     for (name, value) in req.headers() {
         if !NOT_FORWARDED.contains(name) && *name != FORWARDED {

@@ -68,16 +68,7 @@ pub struct AppState {
     /// Approvals of PreToolUse for the PermissionRequest that follows (see [`claude_code`]).
     pub claude_code_joins: claude_code::JoinRecords,
     /// On PostgreSQL: this node's place in the cluster.
-    pub cluster: Option<ClusterView>,
-}
-
-/// What the HTTP layer knows of this node's place in the cluster.
-pub struct ClusterView {
-    pub node_id: String,
-    /// The partitions this node holds, and where the others are served.
-    pub ownership: std::sync::Arc<crate::cluster::keeper::Ownership>,
-    /// How long a lease lasts: renewed less recently than this, the node is not ready.
-    pub lease_ttl: std::time::Duration,
+    pub cluster: Option<std::sync::Arc<crate::cluster::Member>>,
 }
 
 /// Registers every route (see [`routes`]), the extractor error handlers and the JSON 404
