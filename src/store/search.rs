@@ -289,6 +289,14 @@ pub struct IndexPass {
 
 /// Adds to the full-text index the rows committed since the last pass, at most `max_rows`,
 /// in one transaction of its own: the rows, and how far the index has got.
+///
+/// The cursor is `event_search`'s row number, which is safe only because rows are numbered
+/// in commit order: on SQLite and on a single PostgreSQL node one committer writes them; in a
+/// cluster every commit numbers its rows after it has locked the notification counter row
+/// (`store::write`), which it holds until it commits, so a row numbered lower committed first.
+/// On PostgreSQL the pass also locks the cursor row, skipping it when it is locked: with several
+/// nodes one indexes while the others' passes take nothing (and say nothing is behind; the
+/// indexing node reports it).
 pub fn index_words(conn: &mut DbConnection, max_rows: i64) -> QueryResult<IndexPass> {
     fn number<C>(conn: &mut C, sql: &str) -> QueryResult<i64>
     where
@@ -299,9 +307,16 @@ pub fn index_words(conn: &mut DbConnection, max_rows: i64) -> QueryResult<IndexP
         Ok(rows.first().map_or(0, |r| r.n))
     }
     macro_rules! pass {
-        ($c:expr, $top:literal, $insert:literal, $update:literal) => {
+        ($c:expr, $cursor:literal, $top:literal, $insert:literal, $update:literal) => {
             $c.transaction(|tx| {
-                let upto = number(tx, "SELECT upto AS n FROM event_words_indexed")?;
+                let cursor: Vec<Number> = diesel::sql_query($cursor).load(tx)?;
+                let Some(upto) = cursor.first().map(|r| r.n) else {
+                    // Another node's pass holds the cursor.
+                    return Ok(IndexPass {
+                        taken: 0,
+                        behind: 0,
+                    });
+                };
                 let top = number(tx, $top)?;
                 let end = top.min(upto.saturating_add(max_rows));
                 if end > upto {
@@ -323,6 +338,7 @@ pub fn index_words(conn: &mut DbConnection, max_rows: i64) -> QueryResult<IndexP
     match conn {
         DbConnection::Sqlite(c) => pass!(
             c,
+            "SELECT upto AS n FROM event_words_indexed",
             "SELECT coalesce(max(rowid), 0) AS n FROM event_search",
             "INSERT INTO event_words (rowid, words) SELECT rowid, words FROM event_search \
              WHERE rowid > ? AND rowid <= ? AND words <> ''",
@@ -330,6 +346,7 @@ pub fn index_words(conn: &mut DbConnection, max_rows: i64) -> QueryResult<IndexP
         ),
         DbConnection::Pg(c) => pass!(
             c,
+            "SELECT upto AS n FROM event_words_indexed FOR UPDATE SKIP LOCKED",
             "SELECT coalesce(max(id), 0) AS n FROM event_search",
             "INSERT INTO event_words (id, vector) SELECT id, to_tsvector('simple', words) \
              FROM event_search WHERE id > $1 AND id <= $2 AND words <> ''",

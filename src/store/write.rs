@@ -10,7 +10,9 @@
 //!   and the stale partitions are named ([`StoreError::Fenced`]).
 //! - Notification ids are taken from the cluster's counter row, which stays locked until the
 //!   commit ends: ids are handed out in commit order across all nodes, without gaps, so a
-//!   reader paging "after N" never skips a row that commits later.
+//!   reader paging "after N" never skips a row that commits later. The batch's rows are
+//!   written after that, so `event_search` numbers its rows in commit order too, which the
+//!   search indexer's cursor relies on (`store::search::index_words`).
 //!
 //! On SQLite (one node) and for writes without a lease the caller numbers the notifications:
 //! the single committer keeps the next id.

@@ -2,7 +2,7 @@
 //! backends: what search text finds (phrases, prefixes, the words of Claude Code's hook
 //! events), the filters, paging newest first within the byte budget, scopes kept apart, bad
 //! parameters, and the full-text index catching up with commits it has not taken yet, after a
-//! restart too.
+//! restart too, and with one node of a cluster indexing at a time.
 
 use std::time::{Duration, Instant};
 
@@ -429,6 +429,38 @@ async fn the_index_takes_committed_rows_in_passes(backend: Backend) {
     let pass = search::index_words(&mut conn, 10).unwrap();
     assert_eq!((pass.taken, pass.behind), (0, 0), "nothing twice");
     assert_eq!(find(&mut conn, "needle").len(), 5);
+}
+
+/// With several nodes on one PostgreSQL, one indexes at a time: a pass that finds the cursor
+/// locked by another node's pass takes nothing (rather than indexing the same rows twice or
+/// waiting), and the rows are indexed once that pass is done.
+#[actix_rt::test]
+async fn one_node_indexes_at_a_time() {
+    use diesel::connection::Connection;
+    use diesel::RunQueryDsl;
+    let Some(target) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(target.clone());
+    let pool = committed_but_not_indexed(&target, 3);
+    let (mut holder, mut other) = (pool.get().unwrap(), pool.get().unwrap());
+    let store::DbConnection::Pg(holder) = &mut **holder else {
+        unreachable!("a PostgreSQL pool");
+    };
+    holder
+        .transaction(|tx| {
+            diesel::sql_query("SELECT upto FROM event_words_indexed FOR UPDATE").execute(tx)?;
+            let pass = search::index_words(&mut other, 10).unwrap();
+            assert_eq!(
+                (pass.taken, pass.behind),
+                (0, 0),
+                "another pass holds the cursor"
+            );
+            Ok::<_, diesel::result::Error>(())
+        })
+        .unwrap();
+    let pass = search::index_words(&mut other, 10).unwrap();
+    assert_eq!((pass.taken, pass.behind), (3, 0));
 }
 
 async fn a_restarted_server_indexes_what_the_last_run_left(backend: Backend) {
