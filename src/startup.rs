@@ -62,6 +62,13 @@ pub struct RunningServer {
 /// their commit, which the database's own timeouts bound well below this.
 const SHUTDOWN_GRACE_SECS: u64 = 10;
 
+/// Once the server stops, idle connections are closed (a kept-alive one would hold the stop
+/// until its keep-alive ends), but a connection accepted less than this long ago is given the
+/// rest of it first. Its request may already be on the wire, unread: closing the connection
+/// then resets it, and its client cannot tell whether the request was served. Seen under load
+/// in rolling restarts of a cluster (tests/api/cluster/failover.rs).
+const FIRST_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 impl RunningServer {
     /// Runs until the server stops ([`RunningServer::stop`], or a signal under
     /// [`RunningServer::serve_until_signalled`]).
@@ -314,9 +321,15 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
             let rules = connection_rules.clone();
             let closing = idle_connections_close.clone();
             let http = HttpService::build()
+                // Called as a connection is accepted: once the server stops, the connection is
+                // closed when idle, but not before it has had its grace to send a request.
                 .graceful_shutdown_signal(move || {
                     let closing = closing.clone();
-                    async move { closing.notified().await }
+                    let accepted = actix_rt::time::Instant::now();
+                    async move {
+                        closing.notified().await;
+                        actix_rt::time::sleep_until(accepted + FIRST_REQUEST_GRACE).await;
+                    }
                 })
                 // The guard times slow heads out and answers them; the codec's own timer, which
                 // answers with an empty 408, is off.
