@@ -541,7 +541,7 @@ impl Committer {
         self.search_behind |=
             self.fills_search_index && writes.iter().any(|w| !w.events.is_empty());
         let newest = committed.notifications.last().map(|n| n.id);
-        self.feed.publish(next, committed.notifications);
+        self.feed.publish(committed.notifications);
         if let (Some(newest), Some(others_listen)) = (newest, &self.announce) {
             // A hint, after the commit: a failure costs other nodes' readers a delay, not a row.
             if let (true, store::DbConnection::Pg(pg)) = (others_listen(), &mut ***conn) {

@@ -5,7 +5,9 @@
 //! database as before. The feed holds exactly what the database holds above the id it
 //! covers from: rows enter only once committed, in id order, and after a failed commit (which
 //! may still have reached the database) it forgets everything until the next commit tells it
-//! where it stands again.
+//! where it stands again. In a cluster the other nodes' commits are not in it: a commit of
+//! this node's that does not follow on from the last starts it over, and another node's
+//! announced commit ([`NotificationFeed::hint`]) makes it forget what it holds.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -60,11 +62,18 @@ impl NotificationFeed {
         self.newest.subscribe()
     }
 
-    /// Takes one commit's notifications (ids ascending from `first_id`, committed) and wakes
+    /// Takes one commit's notifications (committed, ids ascending and consecutive) and wakes
     /// the watchers. The rows are in the feed before anyone hears of them, so a reader woken
-    /// by this commit finds them.
-    pub fn publish(&self, first_id: i64, rows: Vec<NotificationRow>) {
-        let newest = rows.last().map(|r| r.id);
+    /// by this commit finds them. Where the commit's ids start is read from its rows: in a
+    /// cluster, other nodes' commits take ids between this node's, and a commit whose first
+    /// id does not follow the feed's last starts the feed over.
+    pub fn publish(&self, rows: Vec<NotificationRow>) {
+        let (Some(first_id), Some(newest)) =
+            (rows.first().map(|r| r.id), rows.last().map(|r| r.id))
+        else {
+            // A commit without notifications changes nothing.
+            return;
+        };
         if self.capacity > 0 {
             let mut recent = self.lock();
             let follows_on = recent
@@ -86,13 +95,11 @@ impl NotificationFeed {
                 recent.complete_after = Some(evicted.id);
             }
         }
-        if let Some(newest) = newest {
-            self.newest.send_if_modified(|current| {
-                let newer = newest > *current;
-                *current = (*current).max(newest);
-                newer
-            });
-        }
+        self.newest.send_if_modified(|current| {
+            let newer = newest > *current;
+            *current = (*current).max(newest);
+            newer
+        });
     }
 
     /// Another node committed notifications up to `newest`: readers near the head wake, and
@@ -193,10 +200,11 @@ mod tests {
             None,
             "nothing known yet"
         );
-        feed.publish(
-            11,
-            vec![row(11, "a", "s1"), row(12, "b", "s1"), row(13, "a", "s2")],
-        );
+        feed.publish(vec![
+            row(11, "a", "s1"),
+            row(12, "b", "s1"),
+            row(13, "a", "s2"),
+        ]);
         assert_eq!(*newest.borrow(), 13);
         assert_eq!(
             ids(feed.read("a", 9, None, 10, usize::MAX)),
@@ -231,8 +239,8 @@ mod tests {
     #[test]
     fn evicts_the_oldest_and_then_sends_older_cursors_to_the_database() {
         let feed = NotificationFeed::new(3, 1 << 20);
-        feed.publish(1, vec![row(1, "a", "s"), row(2, "a", "s")]);
-        feed.publish(3, vec![row(3, "a", "s"), row(4, "a", "s")]);
+        feed.publish(vec![row(1, "a", "s"), row(2, "a", "s")]);
+        feed.publish(vec![row(3, "a", "s"), row(4, "a", "s")]);
         assert_eq!(
             ids(feed.read("a", 0, None, 10, usize::MAX)),
             None,
@@ -243,7 +251,7 @@ mod tests {
             Some(vec![2, 3, 4])
         );
         // A commit without notifications changes nothing.
-        feed.publish(5, vec![]);
+        feed.publish(Vec::new());
         assert_eq!(
             ids(feed.read("a", 1, None, 10, usize::MAX)),
             Some(vec![2, 3, 4])
@@ -254,8 +262,8 @@ mod tests {
     fn evicts_the_oldest_beyond_its_bytes() {
         let one = row_bytes(&row(1, "a", "s"));
         let feed = NotificationFeed::new(100, 3 * one);
-        feed.publish(1, vec![row(1, "a", "s"), row(2, "a", "s")]);
-        feed.publish(3, vec![row(3, "a", "s"), row(4, "a", "s")]);
+        feed.publish(vec![row(1, "a", "s"), row(2, "a", "s")]);
+        feed.publish(vec![row(3, "a", "s"), row(4, "a", "s")]);
         assert_eq!(
             ids(feed.read("a", 1, None, 10, usize::MAX)),
             Some(vec![2, 3, 4])
@@ -267,13 +275,13 @@ mod tests {
         );
         let mut large = row(5, "a", "s");
         large.body = "x".repeat(3 * one);
-        feed.publish(5, vec![large]);
+        feed.publish(vec![large]);
         assert_eq!(
             ids(feed.read("a", 4, None, 10, usize::MAX)),
             None,
             "too large to keep"
         );
-        feed.publish(6, vec![row(6, "a", "s")]);
+        feed.publish(vec![row(6, "a", "s")]);
         assert_eq!(ids(feed.read("a", 5, None, 10, usize::MAX)), Some(vec![6]));
     }
 
@@ -282,7 +290,7 @@ mod tests {
         let feed = NotificationFeed::new(100, 1 << 20);
         let mut rows: Vec<_> = (1..=4).map(|id| row(id, "a", "s")).collect();
         rows[0].body = "x".repeat(1000);
-        feed.publish(1, rows);
+        feed.publish(rows);
         let per_row = 2 + crate::store::page::ROW_OVERHEAD as usize;
         assert_eq!(ids(feed.read("a", 0, None, 10, 10)), Some(vec![1]), "alone");
         assert_eq!(
@@ -299,12 +307,12 @@ mod tests {
     fn after_a_failed_commit_it_starts_over_at_the_next_one() {
         let feed = NotificationFeed::new(10, 1 << 20);
         let newest = feed.subscribe();
-        feed.publish(1, vec![row(1, "a", "s")]);
+        feed.publish(vec![row(1, "a", "s")]);
         feed.forget();
         assert_eq!(ids(feed.read("a", 1, None, 10, usize::MAX)), None);
         // The failed commit did reach the database with ids 2 and 3; the committer re-read
         // the highest id and goes on from 4.
-        feed.publish(4, vec![row(4, "a", "s")]);
+        feed.publish(vec![row(4, "a", "s")]);
         assert_eq!(
             ids(feed.read("a", 1, None, 10, usize::MAX)),
             None,
@@ -312,18 +320,42 @@ mod tests {
         );
         assert_eq!(ids(feed.read("a", 3, None, 10, usize::MAX)), Some(vec![4]));
         assert_eq!(*newest.borrow(), 4);
-        // A commit that does not follow on (it cannot happen without `forget`, but the feed
-        // must not serve a gap if it did) also starts over.
-        feed.publish(9, vec![row(9, "a", "s")]);
+        // A commit that does not follow on (another node's took the ids between) also starts
+        // over.
+        feed.publish(vec![row(9, "a", "s")]);
         assert_eq!(ids(feed.read("a", 4, None, 10, usize::MAX)), None);
         assert_eq!(ids(feed.read("a", 8, None, 10, usize::MAX)), Some(vec![9]));
+    }
+
+    /// In a cluster other nodes' commits take ids between this node's: a commit whose first
+    /// id skips past the feed's last does not extend it, or readers would skip the others'.
+    #[test]
+    fn a_commit_after_another_nodes_starts_over() {
+        let feed = NotificationFeed::new(10, 1 << 20);
+        feed.publish(vec![row(1, "a", "s"), row(2, "a", "s")]);
+        // Ids 3 and 4 went to another node's commit.
+        feed.publish(vec![row(5, "a", "s"), row(6, "a", "s")]);
+        assert_eq!(
+            ids(feed.read("a", 2, None, 10, usize::MAX)),
+            None,
+            "3 and 4 are in the database only"
+        );
+        assert_eq!(
+            ids(feed.read("a", 4, None, 10, usize::MAX)),
+            Some(vec![5, 6])
+        );
+        feed.publish(vec![row(7, "a", "s")]);
+        assert_eq!(
+            ids(feed.read("a", 4, None, 10, usize::MAX)),
+            Some(vec![5, 6, 7])
+        );
     }
 
     #[test]
     fn with_no_capacity_every_read_goes_to_the_database_and_watchers_still_wake() {
         let feed = NotificationFeed::new(0, 1 << 20);
         let newest = feed.subscribe();
-        feed.publish(1, vec![row(1, "a", "s")]);
+        feed.publish(vec![row(1, "a", "s")]);
         assert_eq!(ids(feed.read("a", 0, None, 10, usize::MAX)), None);
         assert_eq!(ids(feed.read("a", 1, None, 10, usize::MAX)), None);
         assert_eq!(*newest.borrow(), 1);
