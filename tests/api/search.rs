@@ -20,7 +20,7 @@ fn hook(kind: &str, data: Value) -> Value {
     json!({"event_type": kind, "timestamp": "2026-12-05T10:00:00Z", "data": data})
 }
 
-fn bash(command: &str) -> Value {
+pub(crate) fn bash(command: &str) -> Value {
     hook(
         "PreToolUse",
         json!({"tool_name": "Bash", "cwd": "/home/dev/acme",
@@ -45,7 +45,11 @@ fn found(body: &Value) -> Vec<(String, i64)> {
 
 /// Search text finds an event shortly after its commit (the index is filled between
 /// commits): asks until `expected` results come back, for at most 10 s.
-async fn search_until(app: &crate::common::Client, query: &str, expected: usize) -> Value {
+pub(crate) async fn search_until(
+    app: &crate::common::Client,
+    query: &str,
+    expected: usize,
+) -> Value {
     let started = Instant::now();
     loop {
         let r = app.get(format!("/v1/events?{query}")).await;

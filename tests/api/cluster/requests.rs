@@ -176,3 +176,194 @@ async fn a_long_poll_on_one_node_wakes_for_a_commit_on_another() {
         started.elapsed()
     );
 }
+
+/// Waiters reached through one node hear of decisions and commands made through another: an
+/// interaction wait and a `commands/next` caller, both sent to a node that does not hold the
+/// session (and forwarded to the one that does), return as soon as the decision or the command
+/// lands, not when their waits end.
+#[actix_rt::test]
+async fn waiters_hear_of_decisions_and_commands_made_through_another_node() {
+    use serde_json::json;
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let [a, b, c] = three_nodes(&database).await;
+    let sid = session_held_by(&database, "node-a", "waited");
+    let session = format!("/v1/sessions/{sid}");
+    assert_eq!(b.http.put(session.clone(), json!({})).await.status, 201);
+    let created = c
+        .http
+        .post(
+            format!("{session}/interactions"),
+            json!({"interaction_id": "ask", "kind": "approval", "timeout_ms": 60000}),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.text);
+
+    let started = Instant::now();
+    let (waited, resolved) = tokio::join!(
+        c.http
+            .get(format!("{session}/interactions/ask/wait?timeout_ms=20000")),
+        async {
+            actix_rt::time::sleep(Duration::from_millis(500)).await;
+            b.http
+                .post(
+                    format!("{session}/interactions/ask/resolve"),
+                    json!({"response": {"approved": true}}),
+                )
+                .await
+        }
+    );
+    assert_eq!(resolved.status, 200, "{}", resolved.text);
+    assert_eq!(waited.status, 200, "{}", waited.text);
+    assert_eq!(waited.body["status"], "completed", "{}", waited.text);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the wait ended with the decision, not its timeout ({:?})",
+        started.elapsed()
+    );
+
+    let started = Instant::now();
+    let (next, queued) = tokio::join!(
+        c.http
+            .post(format!("{session}/commands/next?wait_ms=20000"), json!({})),
+        async {
+            actix_rt::time::sleep(Duration::from_millis(500)).await;
+            a.http
+                .post(
+                    format!("{session}/commands"),
+                    json!({"interaction_id": "cmd-1", "payload": {"prompt": "go on"}}),
+                )
+                .await
+        }
+    );
+    assert_eq!(queued.status, 201, "{}", queued.text);
+    assert_eq!(next.status, 200, "{}", next.text);
+    assert_eq!(next.body["interaction_id"], "cmd-1", "{}", next.text);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "commands/next answered with the command, not at the end of its wait ({:?})",
+        started.elapsed()
+    );
+}
+
+/// An SSE stream on one node sees a commit made on another promptly: the committing node
+/// announces it, and the stream's node reads it from the database.
+#[actix_rt::test]
+async fn an_sse_stream_on_one_node_sees_commits_made_on_another() {
+    use serde_json::json;
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let (a, b) = (node(&database, "node-a"), node(&database, "node-b"));
+    until_owned(&[&a, &b], &[128, 128], Duration::from_secs(20)).await;
+    let sid = session_held_by(&database, "node-a", "streamed");
+    let query = format!("?session_id={sid}");
+    let started = Instant::now();
+    let (messages, posted) = tokio::join!(
+        b.http.sse_until(&query, None, |m| m.1 == "events.appended"),
+        async {
+            actix_rt::time::sleep(Duration::from_millis(500)).await;
+            a.http
+                .post(
+                    format!("/v1/sessions/{sid}/events"),
+                    json!({"event_type": "x", "timestamp": "2026-12-05T10:00:00Z"}),
+                )
+                .await
+        }
+    );
+    assert_eq!(posted.status, 201, "{}", posted.text);
+    let kinds: Vec<&str> = messages.iter().map(|m| m.1.as_str()).collect();
+    assert_eq!(kinds, ["session.created", "events.appended"]);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the stream saw the other node's commit after {:?}",
+        started.elapsed()
+    );
+}
+
+/// A follower paging the notifications through every node in turn while writers post through
+/// all three skips nothing: the ids it sees are every id committed, in order, without gaps.
+#[actix_rt::test]
+async fn a_follower_paging_notifications_under_load_skips_nothing() {
+    use super::load::{Load, Nodes};
+    use std::cell::Cell;
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let nodes = three_nodes(&database).await;
+    let urls = Nodes::new(nodes.iter().map(|n| n.http.base_url.clone()));
+    let start = nodes[0].http.get("/v1/notifications/latest").await.body["id"]
+        .as_i64()
+        .unwrap();
+    let last = Cell::new(None::<i64>);
+    let follow = async {
+        let mut seen = Vec::new();
+        let mut after = start;
+        for turn in 0.. {
+            if last.get().is_some_and(|last| after >= last) {
+                return seen;
+            }
+            let r = nodes[turn % 3]
+                .http
+                .get(format!(
+                    "/v1/notifications?after={after}&limit=50&wait_ms=1000"
+                ))
+                .await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            for n in r.body["notifications"].as_array().unwrap() {
+                seen.push(n["id"].as_i64().unwrap());
+            }
+            after = r.body["next_after"].as_i64().unwrap();
+        }
+        unreachable!()
+    };
+    let load = async {
+        let load = Load::start(&urls, "f", 12);
+        actix_rt::time::sleep(Duration::from_secs(5)).await;
+        let written = load.finish().await;
+        let latest = nodes[1].http.get("/v1/notifications/latest").await.body["id"]
+            .as_i64()
+            .unwrap();
+        last.set(Some(latest));
+        written
+    };
+    let (seen, written) = tokio::join!(follow, load);
+    let events: usize = written.iter().map(|w| w.acknowledged.len()).sum();
+    let latest = last.get().unwrap();
+    eprintln!(
+        "the follower saw {} notifications of {events} events",
+        seen.len()
+    );
+    assert!(events > 100, "load ran: {events} events");
+    let expected: Vec<i64> = (start + 1..=latest).collect();
+    assert_eq!(seen, expected, "every id, in order, once");
+}
+
+/// Search text finds the events written through every node: one node fills the index at a
+/// time, and what the others committed is in it.
+#[actix_rt::test]
+async fn search_finds_what_every_node_wrote() {
+    use futures_util::future::join_all;
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let nodes = three_nodes(&database).await;
+    let posts = (0..60).map(|i| {
+        nodes[i % 3].http.post(
+            format!("/v1/sessions/searched-{}/events", i % 12),
+            crate::search::bash(&format!("cargo needle{i}")),
+        )
+    });
+    for r in join_all(posts).await {
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    for n in &nodes {
+        let body = crate::search::search_until(&n.http, "q=cargo&limit=100", 60).await;
+        assert_eq!(body["events"].as_array().unwrap().len(), 60, "{body}");
+    }
+}
