@@ -237,12 +237,18 @@ impl std::ops::Deref for TestApp {
     }
 }
 
-/// An HTTP client bound to one server, with the helpers the tests share.
+/// An HTTP client bound to one server (or spread over several), with the helpers the tests
+/// share.
 pub struct Client {
     pub base_url: String,
     client: awc::Client,
     /// Sent as the bearer key when set.
     pub key: Option<String>,
+    /// The servers requests go to in turn, when more than `base_url`: the nodes of a cluster.
+    spread: Vec<String>,
+    turn: std::cell::Cell<usize>,
+    /// Each request on a connection of its own, not kept alive after it.
+    own_connections: bool,
 }
 
 impl Client {
@@ -263,7 +269,32 @@ impl Client {
             base_url,
             client,
             key: None,
+            spread: Vec::new(),
+            turn: std::cell::Cell::new(0),
+            own_connections: false,
         }
+    }
+
+    /// A client sending each request to the next of `base_urls` in turn, as a round-robin
+    /// proxy in front of a cluster would, each on a connection of its own. Thousands of
+    /// requests at once on a loaded machine otherwise meet the race every kept-alive HTTP/1.1
+    /// connection has: the server closes an idle connection as the client sends on it, and the
+    /// answer is lost (`Connect(Disconnected)`); that is not what the harnesses test.
+    pub fn spread(base_urls: Vec<String>) -> Self {
+        let mut client = Self::new(base_urls[0].clone());
+        client.spread = base_urls;
+        client.own_connections = true;
+        client
+    }
+
+    /// Where a request for `path` goes: the next server in turn.
+    fn url(&self, path: String) -> String {
+        if self.spread.is_empty() {
+            return format!("{}{path}", self.base_url);
+        }
+        let turn = self.turn.get();
+        self.turn.set(turn.wrapping_add(1));
+        format!("{}{path}", self.spread[turn % self.spread.len()])
     }
 }
 
@@ -355,10 +386,13 @@ impl Client {
         body: Option<Vec<u8>>,
         key: Option<&str>,
     ) -> impl std::future::Future<Output = Resp> + '_ {
-        let url = format!("{}{}", self.base_url, path.into());
+        let url = self.url(path.into());
         let key = key.map(str::to_owned).or_else(|| self.key.clone());
         async move {
             let mut req = self.client.request(method, url);
+            if self.own_connections {
+                req = req.force_close();
+            }
             if let Some(key) = key {
                 req = req.insert_header(("Authorization", format!("Bearer {key}")));
             }
@@ -394,7 +428,7 @@ impl Client {
         path: impl Into<String>,
         body: Value,
     ) -> impl std::future::Future<Output = Option<Resp>> + '_ {
-        let url = format!("{}{}", self.base_url, path.into());
+        let url = self.url(path.into());
         async move {
             let mut res = self
                 .client

@@ -6,6 +6,8 @@
 //! passivate and restart. Afterwards a checker verifies the invariants I1–I10 of
 //! docs/architecture.md from the query API and the notifications. (I2 here is "acknowledged
 //! means stored"; surviving a SIGKILL is the crash test's, tests/api/durability.rs.)
+//! It runs against one server on each backend, and across the three nodes of a cluster on one
+//! PostgreSQL (100 sessions per scope there), each request sent to the next node.
 //! A failure prints its seed; `ORCH_RACE_SEED=<seed> cargo test race_harness` replays it.
 
 use std::collections::{HashMap, HashSet};
@@ -15,11 +17,15 @@ use futures_util::future::join_all;
 use orchestrator::config::ApiKeys;
 use serde_json::{json, Value};
 
-use crate::common::{both_backends, Backend, Client, Resp, TestApp};
+use crate::common::{
+    both_backends, fresh_database, Backend, Client, RemoveOnDrop, Resp, ServerProcess, TestApp,
+};
 use crate::interactions::assert_consistent;
 
 /// Sessions per scope; both scopes use the same ids.
 const SESSIONS: usize = 200;
+/// Sessions per scope across a cluster's nodes: three debug servers share two cores.
+const CLUSTER_SESSIONS: usize = 100;
 const SEQUENCED: i64 = 8;
 /// (bearer key, scope); event ids carry the scope so a leak across scopes shows.
 const SCOPES: [(&str, &str); 2] = [("key-red", "red"), ("key-blue", "blue")];
@@ -129,10 +135,10 @@ struct Answers {
 /// Sessions come into being by racing first requests: two PUTs and two events per session,
 /// in both scopes at once. Exactly one creation each (I8) is checked by the notifications
 /// later; here, at most one PUT may be told it created the session.
-async fn create_sessions_by_racing(clients: &[Client], seed: u64) {
+async fn create_sessions_by_racing(clients: &[Client], seed: u64, sessions: usize) {
     let mut first = Vec::new();
     for scope in 0..clients.len() {
-        for s in 0..SESSIONS {
+        for s in 0..sessions {
             for n in 0..2 {
                 first.push((scope, s, n, true));
                 first.push((scope, s, n, false));
@@ -174,7 +180,7 @@ async fn create_sessions_by_racing(clients: &[Client], seed: u64) {
 
     // Two long-lived interactions and one with a short deadline per session.
     let setup = (0..clients.len()).flat_map(|scope| {
-        (0..SESSIONS).map(move |s| {
+        (0..sessions).map(move |s| {
             let client = &clients[scope];
             let short = 50 + (seed.wrapping_mul(s as u64 + 7) % 350) as i64;
             async move {
@@ -503,12 +509,54 @@ async fn check_session(
     open
 }
 
-async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
+/// What the harness runs against: one server in this process, or the nodes of a cluster with
+/// each request sent to the next node.
+enum Service {
+    One(Box<TestApp>),
+    Cluster(Vec<ServerProcess>),
+}
+
+impl Service {
+    fn base_urls(&self) -> Vec<String> {
+        match self {
+            Service::One(app) => vec![app.base_url.clone()],
+            Service::Cluster(nodes) => nodes.iter().map(|n| n.http.base_url.clone()).collect(),
+        }
+    }
+
+    /// Session actors started so far (each generation counts), where the service tells.
+    async fn started_actors(&self) -> Option<u64> {
+        match self {
+            Service::One(app) => Some(app.started_session_actors().await),
+            Service::Cluster(_) => None,
+        }
+    }
+
+    /// Session actors in memory now, over every node.
+    async fn live_actors(&self) -> usize {
+        match self {
+            Service::One(app) => app.live_session_actors().await,
+            Service::Cluster(nodes) => {
+                let mut live = 0.0;
+                for node in nodes {
+                    live += crate::cluster::metric(node, "orchestrator_live_session_actors").await;
+                }
+                live as usize
+            }
+        }
+    }
+}
+
+fn seed() -> u64 {
     let seed: u64 = std::env::var("ORCH_RACE_SEED")
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5EED_2026);
     eprintln!("race harness seed: {seed} (replay with ORCH_RACE_SEED={seed})");
+    seed
+}
+
+async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
     let Some(app) = TestApp::start_with(backend, |c| {
         let keys: Vec<String> = SCOPES.iter().map(|(k, s)| format!("{k}:{s}")).collect();
         c.api_keys = ApiKeys::parse(&keys.join(",")).unwrap();
@@ -524,21 +572,52 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
     else {
         return;
     };
+    run(&Service::One(Box::new(app)), seed(), SESSIONS).await;
+}
+
+/// The harness across three nodes on one PostgreSQL, each client's requests spread over them
+/// in turn: most requests are forwarded to the session's owner, and the notifications are paged
+/// through every node.
+#[actix_rt::test]
+async fn across_nodes() {
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let keys: Vec<String> = SCOPES.iter().map(|(k, s)| format!("{k}:{s}")).collect();
+    let keys = keys.join(",");
+    // As the single server's settings above; actors idle for a second passivate.
+    let settings = [
+        ("ORCH_API_KEYS", keys.as_str()),
+        ("ORCH_REORDER_GAP_MS", "300"),
+        ("ORCH_DB_TIMEOUT_MS", "60000"),
+        ("ORCH_SESSION_IDLE_SECS", "1"),
+    ];
+    let nodes = crate::cluster::three_nodes_with(&database, &settings).await;
+    run(
+        &Service::Cluster(Vec::from(nodes)),
+        seed(),
+        CLUSTER_SESSIONS,
+    )
+    .await;
+}
+
+async fn run(service: &Service, seed: u64, sessions: usize) {
     let clients: Vec<Client> = SCOPES
         .iter()
         .map(|(key, _)| {
-            let mut client = Client::new(app.base_url.clone());
+            let mut client = Client::spread(service.base_urls());
             client.key = Some((*key).to_owned());
             client
         })
         .collect();
     let mut rng = Rng(seed | 1);
 
-    create_sessions_by_racing(&clients, seed).await;
+    create_sessions_by_racing(&clients, seed, sessions).await;
 
     let mut calls = Vec::new();
     for scope in 0..SCOPES.len() {
-        for s in 0..SESSIONS {
+        for s in 0..sessions {
             session_calls(&mut rng, scope, &format!("race-{s}"), &mut calls);
         }
     }
@@ -561,16 +640,18 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
         .await
         .unwrap_or_else(|_| panic!("seed {seed}: requests still open after {RUN_LIMIT:?}"));
 
-    let started = app.started_session_actors().await;
-    let sessions = SESSIONS * SCOPES.len();
+    let all_sessions = sessions * SCOPES.len();
     eprintln!(
-        "race harness: {} requests; {started} session actors started for {sessions} sessions",
+        "race harness: {} requests for {all_sessions} sessions",
         calls.len()
     );
-    assert!(
-        started > sessions as u64,
-        "seed {seed}: no actor was passivated and restarted during the run"
-    );
+    if let Some(started) = service.started_actors().await {
+        eprintln!("race harness: {started} session actors started");
+        assert!(
+            started > all_sessions as u64,
+            "seed {seed}: no actor was passivated and restarted during the run"
+        );
+    }
 
     // Every answer is one the contract allows; nothing 5xx.
     let answers = gather_answers(seed, &calls, &responses);
@@ -581,7 +662,7 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
     let mut with_open_interactions = 0;
     for (scope, (client, answers)) in clients.iter().zip(&answers).enumerate() {
         let tag = SCOPES[scope].1;
-        for s in 0..SESSIONS {
+        for s in 0..sessions {
             let sid = format!("race-{s}");
             if check_session(client, tag, &sid, answers, seed).await {
                 with_open_interactions += 1;
@@ -591,7 +672,7 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
         let listed = client.get("/v1/sessions?limit=1000").await.body;
         assert_eq!(
             listed["sessions"].as_array().unwrap().len(),
-            SESSIONS,
+            sessions,
             "seed {seed}: {tag}"
         );
         let all = client.all_notifications(None).await;
@@ -606,18 +687,18 @@ async fn randomized_interleavings_keep_the_invariants(backend: Backend) {
             .iter()
             .filter(|n| n["type"] == "session.created")
             .count();
-        assert_eq!(created, SESSIONS, "seed {seed}: {tag}");
+        assert_eq!(created, sessions, "seed {seed}: {tag}");
     }
     // I10, memory: once their work is done, actors passivate (idle timeout 100 ms, swept every
     // 50 ms); only a session with an open interaction keeps one, for its deadline. Other tests
     // share the two cores, so the sweeps are given time rather than a tight bound.
-    let mut live = app.live_session_actors().await;
+    let mut live = service.live_actors().await;
     for _ in 0..100 {
         if live <= with_open_interactions {
             break;
         }
         actix_rt::time::sleep(Duration::from_millis(100)).await;
-        live = app.live_session_actors().await;
+        live = service.live_actors().await;
     }
     assert!(
         live <= with_open_interactions,

@@ -44,8 +44,7 @@ pub struct Tally {
     pub acknowledged: u64,
     /// 503 with Retry-After (`not_owner` while partitions change hands, or overloaded).
     pub retry_later: u64,
-    /// No connection could be made (refused, or given up by the connector): the request was
-    /// never sent.
+    /// No connection could be made (refused, timed out): the request was never sent.
     pub not_sent: u64,
     /// Sent, and no answer came back (the node died, or closed the connection).
     pub lost: u64,
@@ -91,7 +90,7 @@ enum Outcome {
 /// One POST on a connection of its own (no kept-alive connection that a stopping node might
 /// close under it), telling a request never sent (no connection) from a lost answer.
 async fn post(client: &awc::Client, url: String, body: &Value) -> Outcome {
-    use awc::error::SendRequestError;
+    use awc::error::{ConnectError, SendRequestError};
     let sent = client
         .post(url)
         .force_close()
@@ -100,7 +99,11 @@ async fn post(client: &awc::Client, url: String, body: &Value) -> Outcome {
         .await;
     let mut answer = match sent {
         Ok(answer) => answer,
-        // Nothing is written before the connection is made.
+        // awc reports a connection closed before the answer came as `Disconnected`; any other
+        // connect error comes before anything is written.
+        Err(SendRequestError::Connect(ConnectError::Disconnected)) => {
+            return Outcome::Lost("closed without an answer".into())
+        }
         Err(SendRequestError::Connect(_)) => return Outcome::NotSent,
         Err(e) => return Outcome::Lost(e.to_string()),
     };

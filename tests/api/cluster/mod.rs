@@ -22,11 +22,15 @@ use crate::common::ServerProcess;
 pub const LEASE_TTL_MS: u64 = 4000;
 
 pub fn node(database: &DatabaseTarget, id: &str) -> ServerProcess {
+    node_with(database, id, &[])
+}
+
+/// [`node`] with more settings.
+pub fn node_with(database: &DatabaseTarget, id: &str, settings: &[(&str, &str)]) -> ServerProcess {
     let ttl = LEASE_TTL_MS.to_string();
-    ServerProcess::spawn_with(
-        database,
-        &[("ORCH_NODE_ID", id), ("ORCH_LEASE_TTL_MS", ttl.as_str())],
-    )
+    let mut env = vec![("ORCH_NODE_ID", id), ("ORCH_LEASE_TTL_MS", ttl.as_str())];
+    env.extend_from_slice(settings);
+    ServerProcess::spawn_with(database, &env)
 }
 
 /// A metric's value in a node's `/metrics`.
@@ -115,11 +119,15 @@ pub async fn until_owned(nodes: &[&ServerProcess], expected: &[u32], within: Dur
 
 /// Three nodes on `database`, once they have spread the partitions over themselves.
 pub async fn three_nodes(database: &DatabaseTarget) -> [ServerProcess; 3] {
-    let nodes = [
-        node(database, "node-a"),
-        node(database, "node-b"),
-        node(database, "node-c"),
-    ];
+    three_nodes_with(database, &[]).await
+}
+
+/// [`three_nodes`] with more settings.
+pub async fn three_nodes_with(
+    database: &DatabaseTarget,
+    settings: &[(&str, &str)],
+) -> [ServerProcess; 3] {
+    let nodes = ["node-a", "node-b", "node-c"].map(|id| node_with(database, id, settings));
     let [a, b, c] = &nodes;
     until_owned(&[a, b, c], &[86, 85, 85], Duration::from_secs(30)).await;
     nodes
