@@ -119,3 +119,80 @@ def wait_for(what, check, timeout=30.0):
         if time.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
+
+
+def partition_of(scope, session_id, partitions=256):
+    """The partition a session belongs to, as the service computes it (src/cluster/partition.rs:
+    FNV-1a over the scope, a zero byte and the session id)."""
+    value = 0xcbf29ce484222325
+    for byte in scope.encode() + b"\0" + session_id.encode():
+        value = ((value ^ byte) * 0x100000001b3) % (1 << 64)
+    return value % partitions
+
+
+class Cluster:
+    """Nodes of one cluster on one PostgreSQL database, named node-1, node-2, ..."""
+
+    def __init__(self, database_url, nodes):
+        self.database_url = database_url
+        self.nodes = nodes
+
+    def owner_of(self, session_id, scope="default"):
+        """The id of the node that holds the session's partition now."""
+        done = subprocess.run(
+            ["psql", "-tA", self.database_url, "-c",
+             f"SELECT owner FROM partition_leases WHERE partition = {partition_of(scope, session_id)}"],
+            check=True, capture_output=True, text=True)
+        return done.stdout.strip()
+
+    def session_held_by(self, node_id):
+        """A new session id (a UUID, as Claude Code's) whose partition `node_id` holds."""
+        while True:
+            candidate = str(uuid.uuid4())
+            if self.owner_of(candidate) == node_id:
+                return candidate
+
+
+def metric(server, name):
+    """A metric's value in a server's /metrics."""
+    with urllib.request.urlopen(server.base + "/metrics", timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(name + " "):
+                return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+@pytest.fixture
+def make_cluster():
+    """make_cluster(n, **env): n nodes on a fresh PostgreSQL database, once each holds its share
+    of the partitions. Skipped without PostgreSQL, failed when it is required."""
+    admin = os.environ.get("ORCH_TEST_POSTGRES_URL")
+    if not admin:
+        if os.environ.get("ORCH_REQUIRE_POSTGRES"):
+            raise RuntimeError("PostgreSQL is required but ORCH_TEST_POSTGRES_URL is not set")
+        pytest.skip("cluster mode needs PostgreSQL (ORCH_TEST_POSTGRES_URL)")
+    made, names = [], []
+
+    def make(n, **env):
+        name = "orch_cluster_" + uuid.uuid4().hex[:12]
+        subprocess.run(["psql", "-q", admin, "-c", f"CREATE DATABASE {name}"], check=True)
+        names.append(name)
+        url = admin.rsplit("/", 1)[0] + "/" + name
+        nodes = []
+        for i in range(1, n + 1):
+            settings = {"ORCH_NODE_ID": f"node-{i}", "ORCH_LEASE_TTL_MS": "4000"}
+            settings.update({k: str(v) for k, v in env.items()})
+            node = Server(url, settings)
+            node.start()
+            made.append(node)
+            nodes.append(node)
+        share = 256 // n
+        wait_for("the partitions to spread over the nodes", lambda: all(
+            metric(node, "orchestrator_partitions_owned") >= share for node in nodes))
+        return Cluster(url, nodes)
+
+    yield make
+    for node in made:
+        node.stop()
+    for name in names:
+        subprocess.run(["psql", "-q", admin, "-c", f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"])
