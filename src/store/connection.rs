@@ -266,13 +266,43 @@ pub fn connect(target: &DatabaseTarget, settings: &PoolSettings) -> Result<DbPoo
             c.run_pending_migrations(SQLITE_MIGRATIONS)
                 .map_err(|e| StoreError::Migration(e.to_string()))?;
         }
-        DbConnection::Pg(c) => {
-            c.run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map_err(|e| StoreError::Migration(e.to_string()))?;
-        }
+        DbConnection::Pg(c) => migrate_postgres(c)?,
     }
     drop(first);
     open_pool(target, settings)
+}
+
+/// The advisory lock the nodes of a cluster take to migrate one at a time ("orchmigr").
+const MIGRATIONS_LOCK: i64 = 0x6f72_6368_6d69_6772;
+
+/// Runs the pending migrations under [`MIGRATIONS_LOCK`]: nodes started together on a new
+/// database would otherwise each create the same tables, and all but one fail to start. A
+/// node that finds the lock taken waits for it (the lock ends with its holder's connection,
+/// also when that node dies), then finds nothing left to do.
+fn migrate_postgres(c: &mut PgConnection) -> Result<(), StoreError> {
+    use diesel::RunQueryDsl;
+    #[derive(diesel::QueryableByName)]
+    struct Taken {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        taken: bool,
+    }
+    let taken: Taken = diesel::sql_query("SELECT pg_try_advisory_lock($1) AS taken")
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATIONS_LOCK)
+        .get_result(c)?;
+    if !taken.taken {
+        log::info!("another node is migrating the database; waiting for it");
+        diesel::sql_query("SELECT pg_advisory_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(MIGRATIONS_LOCK)
+            .execute(c)?;
+    }
+    let migrated = c
+        .run_pending_migrations(POSTGRES_MIGRATIONS)
+        .map(drop)
+        .map_err(|e| StoreError::Migration(e.to_string()));
+    diesel::sql_query("SELECT pg_advisory_unlock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATIONS_LOCK)
+        .execute(c)?;
+    migrated
 }
 
 /// Prepares a database with the migrations older than `version` (e.g. `2026-11-30-000007`): a

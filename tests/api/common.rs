@@ -688,6 +688,48 @@ macro_rules! both_backends {
 }
 pub(crate) use both_backends;
 
+/// A server process started, not yet known to serve.
+pub struct Launched {
+    child: std::process::Child,
+    address: std::sync::mpsc::Receiver<String>,
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Launched {
+    /// Waits until the process serves (it prints its address); fails with its log if it
+    /// exits or takes over a minute.
+    pub fn serving(mut self) -> ServerProcess {
+        let started = std::time::Instant::now();
+        loop {
+            match self.address.recv_timeout(Duration::from_millis(100)) {
+                Ok(addr) => {
+                    return ServerProcess {
+                        child: self.child,
+                        http: Client::new(format!("http://{addr}")),
+                        log: self.log,
+                    }
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    if started.elapsed() < Duration::from_secs(60) =>
+                {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        // Let the log reader take in the last lines.
+                        std::thread::sleep(Duration::from_millis(200));
+                        panic!(
+                            "the server exited ({status}) before serving:\n{}",
+                            self.log.lock().unwrap().join("\n")
+                        );
+                    }
+                }
+                Err(_) => panic!(
+                    "the server did not print its address:\n{}",
+                    self.log.lock().unwrap().join("\n")
+                ),
+            }
+        }
+    }
+}
+
 /// The real `orchestrator` binary on a database, for tests that kill it (SIGKILL) and restart.
 pub struct ServerProcess {
     child: std::process::Child,
@@ -714,6 +756,16 @@ impl ServerProcess {
         env: &[(&str, &str)],
         data_bytes: Option<u64>,
     ) -> ServerProcess {
+        Self::launch(database, env, data_bytes).serving()
+    }
+
+    /// Starts the process without waiting for it to serve: several started at once race
+    /// each other through their start-up.
+    pub fn launch(
+        database: &DatabaseTarget,
+        env: &[(&str, &str)],
+        data_bytes: Option<u64>,
+    ) -> Launched {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
         let url = match database {
@@ -763,12 +815,9 @@ impl ServerProcess {
                 kept.lock().unwrap().push(line);
             }
         });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server printed its address");
-        ServerProcess {
+        Launched {
             child,
-            http: Client::new(format!("http://{addr}")),
+            address: rx,
             log,
         }
     }

@@ -219,3 +219,37 @@ async fn deadlines_fire_on_the_node_that_takes_the_partition_over() {
         actix_rt::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// Nodes started together on a new database all start: one migrates it while the others wait
+/// for it, instead of each creating the same tables and all but one failing.
+#[actix_rt::test]
+async fn nodes_started_together_on_a_new_database_all_serve() {
+    use crate::common::ServerProcess;
+    let Some(database) = fresh_database(Backend::Postgres) else {
+        return;
+    };
+    let _remove = RemoveOnDrop(database.clone());
+    let ttl = LEASE_TTL_MS.to_string();
+    let launched: Vec<_> = ["node-a", "node-b", "node-c"]
+        .into_iter()
+        .map(|id| {
+            ServerProcess::launch(
+                &database,
+                &[("ORCH_NODE_ID", id), ("ORCH_LEASE_TTL_MS", ttl.as_str())],
+                None,
+            )
+        })
+        .collect();
+    let nodes: Vec<ServerProcess> = launched.into_iter().map(|l| l.serving()).collect();
+    let refs: Vec<&ServerProcess> = nodes.iter().collect();
+    let mut counts = owned(&refs).await;
+    let started = Instant::now();
+    while {
+        counts.sort_unstable();
+        counts != [85, 85, 86]
+    } {
+        assert!(started.elapsed() < Duration::from_secs(30), "{counts:?}");
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+        counts = owned(&refs).await;
+    }
+}
