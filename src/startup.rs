@@ -43,6 +43,9 @@ pub struct RunningServer {
     /// The address it listens on (the real port when configured with port 0).
     pub addr: SocketAddr,
     pub handle: ServerHandle,
+    /// The listening socket, shared with the server's accept thread: closed to new
+    /// connections first when the server stops ([`stop_http`]).
+    doorway: Doorway,
     /// The sessions, for callers that need to reach them directly (tests, diagnostics).
     pub sessions: SessionHandle,
     /// The writer, for diagnostics and tests.
@@ -71,6 +74,47 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// longer than an idle connection's keep-alive would have held it anyway.
 const FIRST_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// How long the accept thread and the workers are given, once no new connection can arrive,
+/// to take up the connections the kernel has already completed.
+const QUEUED_CONNECTIONS_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Stops the HTTP server gracefully. actix-server's own stop closes the listening socket while
+/// it stops the workers: the kernel resets the connections not yet accepted, and a worker drops
+/// the ones still queued for it, unserved. A client (or a proxy) that sent its request on one
+/// cannot tell whether it was served; under load behind nginx that was one request in about
+/// every third rolling restart (tests/api/cluster/proxy.rs). So first the listening socket
+/// stops taking new connections: a socket filter drops every packet that reaches it, so a new
+/// client's SYN goes unanswered, its retry a second later is refused, and it knows nothing was
+/// sent. The connections already made are accepted and taken up meanwhile, and only then does
+/// actix-server stop, with every worker finishing its running requests.
+async fn stop_http(handle: ServerHandle, doorway: Doorway) {
+    // Classic BPF, one instruction: return 0, "keep no byte of this packet".
+    const DROP_EVERYTHING: [socket2::SockFilter; 1] = [socket2::SockFilter::new(0x06, 0, 0, 0)];
+    let filtered = match lock(&doorway).as_ref() {
+        Some(socket) => socket.attach_filter(&DROP_EVERYTHING),
+        None => Ok(()),
+    };
+    if let Err(e) = filtered {
+        log::warn!("could not close the listening socket to new connections first: {e}");
+    }
+    actix_rt::time::sleep(QUEUED_CONNECTIONS_GRACE).await;
+    let stopped = handle.stop(true);
+    // The accept thread lets go of its copy as it stops; with this one gone the socket closes,
+    // and new connections are refused at once while the workers finish.
+    lock(&doorway).take();
+    stopped.await;
+}
+
+/// This process's copy of the listening socket (`None` once let go).
+type Doorway = Arc<std::sync::Mutex<Option<socket2::Socket>>>;
+
+fn lock(doorway: &Doorway) -> std::sync::MutexGuard<'_, Option<socket2::Socket>> {
+    // Poisoned only by a panic while held; the socket inside is still good to close.
+    doorway
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl RunningServer {
     /// Runs until the server stops ([`RunningServer::stop`], or a signal under
     /// [`RunningServer::serve_until_signalled`]).
@@ -85,7 +129,7 @@ impl RunningServer {
     /// finish. Returns once the server has stopped.
     pub async fn stop(&self) {
         self.shutdown.trip();
-        self.handle.stop(true).await;
+        stop_http(self.handle.clone(), self.doorway.clone()).await;
         if let Ok(mut lock) = self.sqlite_lock.lock() {
             lock.take();
         }
@@ -98,7 +142,7 @@ impl RunningServer {
         use actix_rt::signal::unix::{signal, SignalKind};
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
-        let handle = self.handle.clone();
+        let (handle, doorway) = (self.handle.clone(), self.doorway.clone());
         let (trigger, mut stopping) = (self.shutdown.clone(), self.shutdown_signal());
         actix_rt::spawn(async move {
             tokio::select! {
@@ -107,7 +151,7 @@ impl RunningServer {
                 _ = stopping.stopping() => {}
             }
             trigger.trip();
-            actix_rt::spawn(handle.stop(true));
+            actix_rt::spawn(stop_http(handle, doorway));
             if interrupt.recv().await.is_some() {
                 log::warn!("second SIGINT: exiting without waiting for running requests");
                 std::process::exit(130);
@@ -216,6 +260,13 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         source,
     })?;
     let addr = listener.local_addr().unwrap_or(config.listen);
+    let doorway = listener
+        .try_clone()
+        .map(|shared| Arc::new(std::sync::Mutex::new(Some(socket2::Socket::from(shared)))))
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
     // A single node on PostgreSQL is a cluster of one: it holds every partition's lease.
     let lease_keeper = match ownership.clone() {
         None => None,
@@ -381,6 +432,7 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     Ok(RunningServer {
         addr,
         handle,
+        doorway,
         sessions,
         writer,
         shutdown: shutdown_trigger,

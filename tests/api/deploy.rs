@@ -1,7 +1,8 @@
 //! deploy/: this machine has no Docker engine (and podman here can neither pull base images nor
 //! run a container), so the compose file and Dockerfile are parsed and checked for what can be
 //! checked without one: the structure operators rely on, that every file they copy is in the
-//! build context, and that the runtime stage has every command it runs. scripts/test builds
+//! build context, and that the runtime stage has every command it runs; the cluster compose file
+//! (three nodes behind a round-robin proxy) likewise. scripts/test builds
 //! the release binary with the Dockerfile's own build command.
 
 use yaml_rust2::{Yaml, YamlLoader};
@@ -305,5 +306,110 @@ fn the_runtime_stage_has_the_commands_it_runs() {
     assert!(
         installed.iter().any(|p| p.starts_with("libpq")),
         "libpq for PostgreSQL"
+    );
+}
+
+/// A service of deploy/cluster.yml with YAML merge keys (`<<: *node`) resolved, as compose
+/// reads it.
+fn merged(y: &Yaml) -> yaml_rust2::yaml::Hash {
+    let mut out = yaml_rust2::yaml::Hash::new();
+    let Some(map) = y.as_hash() else {
+        return out;
+    };
+    if let Some(base) = map.get(&Yaml::String("<<".into())) {
+        out = merged(base);
+    }
+    for (key, value) in map {
+        if key.as_str() == Some("<<") {
+            continue;
+        }
+        let value = if value.as_hash().is_some() {
+            let mut inner = merged(value);
+            if let Some(Yaml::Hash(base)) = out.get(key) {
+                for (k, v) in base {
+                    inner.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            Yaml::Hash(inner)
+        } else {
+            value.clone()
+        };
+        out.insert(key.clone(), value);
+    }
+    out
+}
+
+#[test]
+fn the_cluster_compose_runs_three_nodes_behind_a_round_robin_proxy() {
+    let text_of = |path: &str| std::fs::read_to_string(format!("{ROOT}/deploy/{path}")).unwrap();
+    let doc = YamlLoader::load_from_str(&text_of("cluster.yml"))
+        .expect("valid YAML")
+        .remove(0);
+    let services = &doc["services"];
+    let proxy_conf = text_of("cluster-proxy.conf");
+    let mut urls = Vec::new();
+    let mut ids = Vec::new();
+    for name in ["orchestrator-1", "orchestrator-2", "orchestrator-3"] {
+        let node = Yaml::Hash(merged(&services[name]));
+        assert_eq!(text(&node["build"]["dockerfile"]), "deploy/Dockerfile");
+        assert_eq!(
+            text(&node["depends_on"]["postgres"]["condition"]),
+            "service_healthy"
+        );
+        let env = &node["environment"];
+        urls.push(text(&env["DATABASE_URL"]));
+        ids.push(text(&env["ORCH_NODE_ID"]));
+        assert!(!env["ORCH_API_KEYS"].is_badvalue(), "{name}: keys required");
+        let listen = text(&env["ORCH_LISTEN"]);
+        let port = listen.rsplit(':').next().unwrap();
+        assert_eq!(
+            text(&env["ORCH_ADVERTISE_URL"]),
+            format!("http://{name}:{port}"),
+            "{name}: the others reach it by its service name"
+        );
+        assert!(
+            proxy_conf.contains(&format!("server {name}:{port} max_fails=0;")),
+            "{name} is upstream of the proxy"
+        );
+        assert!(text(&node["healthcheck"]["test"]).contains("/readyz"));
+        assert_eq!(text(&node["stop_signal"]), "SIGTERM");
+        assert!(
+            node["ports"].is_badvalue(),
+            "{name}: reached through the proxy only"
+        );
+    }
+    assert!(urls
+        .iter()
+        .all(|u| u == &urls[0] && u.contains("@postgres:5432/")));
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "each node has its own id: {ids:?}");
+    assert!(text(&services["postgres"]["image"]).starts_with("postgres:"));
+
+    let proxy = &services["proxy"];
+    assert!(text(&proxy["image"]).starts_with("nginx:"));
+    assert!(text(&proxy["volumes"]).contains("./cluster-proxy.conf:/etc/nginx/conf.d/"));
+    for port in proxy["ports"].as_vec().expect("ports") {
+        assert!(text(port).starts_with("127.0.0.1:"), "{}", text(port));
+    }
+    // Round robin (no affinity directive); a refused connection goes to the next node; SSE
+    // is not buffered and long-polls outlive their 60 s wait.
+    for affinity in ["ip_hash", "hash ", "sticky", "least_conn"] {
+        assert!(!proxy_conf.contains(affinity), "{affinity}");
+    }
+    for directive in [
+        "proxy_next_upstream error timeout;",
+        "proxy_buffering off;",
+        "proxy_read_timeout 75s;",
+        "proxy_set_header Host $http_host;",
+    ] {
+        assert!(proxy_conf.contains(directive), "{directive}");
+    }
+    assert!(
+        !proxy_conf.contains("non_idempotent"),
+        "a POST that reached a node is never sent to another"
+    );
+    assert!(
+        !proxy_conf.contains("keepalive "),
+        "no kept-alive upstream connections: a node closing one loses the request sent on it"
     );
 }

@@ -4,11 +4,13 @@
 //! - `requests`: any node answers for any session, and readers and waiters on one node hear
 //!   of commits made on another;
 //! - `failover`: nodes killed or restarted one by one under load lose and double nothing;
+//! - `proxy`: the same behind the round-robin proxy deploy/ ships (nginx);
 //! - the race harness runs across three nodes too (`race_harness::across_nodes`).
 
 mod failover;
 mod load;
 mod ownership;
+mod proxy;
 mod requests;
 
 use std::time::{Duration, Instant};
