@@ -39,9 +39,15 @@ const NOT_FORWARDED: [HeaderName; 8] = [
     header::ACCEPT_ENCODING,
 ];
 
+/// How long an idle connection to another node is kept for reuse: under the nodes' own
+/// keep-alive (actix-http's 5 s), so that a request is not sent on a connection the other node
+/// is closing just then (awc's default is 15 s).
+const IDLE_CONNECTION_KEPT: Duration = Duration::from_secs(4);
+
 thread_local! {
     /// One client per worker thread, so connections to the other nodes are kept and reused.
     static CLIENT: awc::Client = awc::Client::builder()
+        .connector(awc::Connector::new().conn_keep_alive(IDLE_CONNECTION_KEPT))
         .disable_redirects()
         .timeout(FORWARD_TIMEOUT)
         .finish();
