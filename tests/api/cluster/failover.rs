@@ -96,19 +96,7 @@ async fn a_rolling_restart_under_load_fails_nothing() {
         nodes.add(new.http.base_url.clone());
         running.push(new);
         let refs: Vec<&ServerProcess> = running.iter().collect();
-        let mut counts = owned(&refs).await;
-        let settled = Instant::now();
-        while {
-            counts.sort_unstable();
-            counts != [85, 85, 86]
-        } {
-            assert!(
-                settled.elapsed() < Duration::from_secs(30),
-                "{counts:?} after restarting {id}"
-            );
-            actix_rt::time::sleep(Duration::from_millis(100)).await;
-            counts = owned(&refs).await;
-        }
+        until_spread(&refs, Duration::from_secs(30)).await;
         eprintln!(
             "{id} restarted; the partitions spread again {:?} after its stop",
             stopped.elapsed()

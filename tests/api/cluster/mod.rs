@@ -119,6 +119,24 @@ pub async fn until_owned(nodes: &[&ServerProcess], expected: &[u32], within: Dur
     }
 }
 
+/// Waits until three nodes hold 85, 85 and 86 partitions, in any order (which node gets the
+/// extra one depends on who came when); how long it took.
+pub async fn until_spread(nodes: &[&ServerProcess], within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let mut counts = owned(nodes).await;
+        counts.sort_unstable();
+        if counts == [85, 85, 86] {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "the nodes hold {counts:?} partitions after {within:?}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Three nodes on `database`, once they have spread the partitions over themselves.
 pub async fn three_nodes(database: &DatabaseTarget) -> [ServerProcess; 3] {
     three_nodes_with(database, &[]).await

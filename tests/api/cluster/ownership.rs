@@ -242,14 +242,5 @@ async fn nodes_started_together_on_a_new_database_all_serve() {
         .collect();
     let nodes: Vec<ServerProcess> = launched.into_iter().map(|l| l.serving()).collect();
     let refs: Vec<&ServerProcess> = nodes.iter().collect();
-    let mut counts = owned(&refs).await;
-    let started = Instant::now();
-    while {
-        counts.sort_unstable();
-        counts != [85, 85, 86]
-    } {
-        assert!(started.elapsed() < Duration::from_secs(30), "{counts:?}");
-        actix_rt::time::sleep(Duration::from_millis(100)).await;
-        counts = owned(&refs).await;
-    }
+    until_spread(&refs, Duration::from_secs(30)).await;
 }

@@ -151,19 +151,7 @@ async fn a_rolling_restart_behind_the_shipped_proxy_fails_nothing() {
         assert!(old.exited().await.success());
         running.insert(i, node_on(&database, id, ports[i]));
         let refs: Vec<&ServerProcess> = running.iter().collect();
-        let settled = Instant::now();
-        loop {
-            let mut counts = owned(&refs).await;
-            counts.sort_unstable();
-            if counts == [85, 85, 86] {
-                break;
-            }
-            assert!(
-                settled.elapsed() < Duration::from_secs(30),
-                "{counts:?} after restarting {id}"
-            );
-            actix_rt::time::sleep(Duration::from_millis(100)).await;
-        }
+        until_spread(&refs, Duration::from_secs(30)).await;
         actix_rt::time::sleep(Duration::from_secs(1)).await;
     }
     let written = load.finish().await;
