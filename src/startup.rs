@@ -68,10 +68,10 @@ const SHUTDOWN_GRACE_SECS: u64 = 10;
 /// Once the server stops, idle connections are closed (a kept-alive one would hold the stop
 /// until its keep-alive ends), but a connection accepted less than this long ago is given the
 /// rest of it first. Its request may already be on the wire, unread: closing the connection
-/// then resets it, and its client cannot tell whether the request was served. Seen under load
-/// in rolling restarts of a cluster (tests/api/cluster/failover.rs): with 1 s, a machine busy
-/// enough still lost an answer now and then. 5 s is the keep-alive time, so a stop takes no
-/// longer than an idle connection's keep-alive would have held it anyway.
+/// then resets it, and its client cannot tell whether the request was served (on a busy
+/// machine a connection can sit unread for over a second; tests/api/cluster/failover.rs).
+/// 5 s is the keep-alive time, so a stop takes no longer than an idle connection's keep-alive
+/// would have held it anyway.
 const FIRST_REQUEST_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// How long the accept thread and the workers are given, once no new connection can arrive,
@@ -81,8 +81,8 @@ const QUEUED_CONNECTIONS_GRACE: std::time::Duration = std::time::Duration::from_
 /// Stops the HTTP server gracefully. actix-server's own stop closes the listening socket while
 /// it stops the workers: the kernel resets the connections not yet accepted, and a worker drops
 /// the ones still queued for it, unserved. A client (or a proxy) that sent its request on one
-/// cannot tell whether it was served; under load behind nginx that was one request in about
-/// every third rolling restart (tests/api/cluster/proxy.rs). So first the listening socket
+/// cannot tell whether it was served (tests/api/cluster/proxy.rs restarts nodes under load
+/// behind nginx). So first the listening socket
 /// stops taking new connections: a socket filter drops every packet that reaches it, so a new
 /// client's SYN goes unanswered, its retry a second later is refused, and it knows nothing was
 /// sent. The connections already made are accepted and taken up meanwhile, and only then does

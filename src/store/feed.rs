@@ -95,11 +95,7 @@ impl NotificationFeed {
                 recent.complete_after = Some(evicted.id);
             }
         }
-        self.newest.send_if_modified(|current| {
-            let newer = newest > *current;
-            *current = (*current).max(newest);
-            newer
-        });
+        self.advance(newest);
     }
 
     /// Another node committed notifications up to `newest`: readers near the head wake, and
@@ -109,6 +105,11 @@ impl NotificationFeed {
         if !holds_it {
             self.forget();
         }
+        self.advance(newest);
+    }
+
+    /// Makes `newest` the newest committed id, waking the watchers, unless a newer one is known.
+    fn advance(&self, newest: i64) {
         self.newest.send_if_modified(|current| {
             let newer = newest > *current;
             if newer {
